@@ -1,0 +1,6 @@
+"""Session-wide fixtures: the real Temporal dev server and the real local control plane.
+
+Each lives in its own plugin module so the two can evolve independently.
+"""
+
+pytest_plugins = ["tests.testbed.pytest_temporal", "tests.testbed.pytest_cluster"]

@@ -1,0 +1,95 @@
+"""The env contract between the operator (which writes pod env) and the runtime (which reads it).
+
+This module is the single source of truth: the operator's renderer imports `RuntimeSettings`
+and `env_var()` to name variables, so renaming a field here breaks a test, not a cluster. It must
+stay import-light (pydantic only, no temporalio) because the operator imports it too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+ENV_PREFIX = "TWP_"
+
+# Mount paths the operator writes and the runtime reads.
+TLS_MOUNT_PATH = "/etc/temporal/tls"
+TLS_CA_FILE = "ca.crt"
+TLS_CERT_FILE = "tls.crt"
+TLS_KEY_FILE = "tls.key"
+SHM_MOUNT_PATH = "/dev/shm"
+
+# HTTP paths served on the metrics port.
+HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+DEFAULT_METRICS_PORT = 9090
+DEFAULT_GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+def _split_paths(value: object) -> object:
+    """Accept a comma- or newline-separated env string as a list of import paths."""
+    if isinstance(value, str):
+        return [p.strip() for p in value.replace("\n", ",").split(",") if p.strip()]
+    return value
+
+
+ImportPaths = Annotated[list[str], NoDecode]
+
+
+class RuntimeSettings(BaseSettings):
+    """Everything the runtime reads from its environment (all names prefixed with TWP_)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    temporal_address: str = Field(description="Temporal frontend host:port.")
+    temporal_namespace: str = Field(default="default", description="Temporal namespace.")
+    task_queue: str = Field(min_length=1, description="Task queue the worker polls.")
+    workflows: ImportPaths = Field(
+        default_factory=list, description="module:attribute import paths of workflow classes."
+    )
+    activities: ImportPaths = Field(
+        default_factory=list, description="module:attribute import paths of activities."
+    )
+
+    tls_enabled: bool = Field(default=False, description="Connect with TLS.")
+    tls_ca_path: str | None = Field(default=None, description="Server CA bundle (PEM) path.")
+    tls_cert_path: str | None = Field(default=None, description="Client certificate path (mTLS).")
+    tls_key_path: str | None = Field(default=None, description="Client private key path (mTLS).")
+    tls_server_name: str | None = Field(default=None, description="TLS server name override.")
+    api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWP_API_KEY", "TEMPORAL_API_KEY"),
+        description="Temporal Cloud API key (sent as a bearer token; requires TLS).",
+    )
+
+    max_concurrent_activities: int | None = Field(default=None, ge=1)
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    max_activities_per_second: float | None = Field(default=None, gt=0)
+    max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
+    max_cached_workflows: int | None = Field(default=None, ge=0)
+    graceful_shutdown_seconds: float = Field(default=DEFAULT_GRACEFUL_SHUTDOWN_SECONDS, ge=0)
+    resource_tuner_target_memory: float | None = Field(
+        default=None, gt=0, le=1, description="Enable the SDK resource-based tuner (0-1 of memory)."
+    )
+    resource_tuner_target_cpu: float | None = Field(default=None, gt=0, le=1)
+
+    metrics_port: int = Field(default=DEFAULT_METRICS_PORT, ge=1, le=65535)
+    identity: str | None = Field(default=None, description="Worker identity (defaults to pod name).")
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    pool_name: str | None = Field(default=None, description="Owning TemporalWorkerPool name.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    _split_workflows = field_validator("workflows", "activities", mode="before")(_split_paths)
+
+
+def env_var(field: str) -> str:
+    """Return the environment variable name for a `RuntimeSettings` field (raises if unknown)."""
+    if field not in RuntimeSettings.model_fields:
+        raise KeyError(f"RuntimeSettings has no field {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
