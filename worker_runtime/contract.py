@@ -7,11 +7,10 @@ stay import-light (pydantic only, no temporalio) because the operator imports it
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 ENV_PREFIX = "TWP_"
 
@@ -78,14 +77,61 @@ class RuntimeSettings(BaseSettings):
     resource_tuner_target_cpu: float | None = Field(default=None, gt=0, le=1)
 
     metrics_port: int = Field(default=DEFAULT_METRICS_PORT, ge=1, le=65535)
-    identity: str | None = Field(default=None, description="Worker identity (defaults to pod name).")
+    identity: str | None = Field(
+        default=None, description="Worker identity (defaults to pod name)."
+    )
     pod_name: str | None = None
     pod_namespace: str | None = None
     pool_name: str | None = Field(default=None, description="Owning TemporalWorkerPool name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    readiness_probe_seconds: float = Field(
+        default=2.0, gt=0, description="How often /readyz re-checks the Temporal server."
+    )
+    connect_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="Cap of the exponential backoff while unreachable."
+    )
+
+    # Built-in activity packs (read only when the pack is imported).
+    llm_model_path: str | None = Field(
+        default=None, description="Local model folder for worker_runtime.llm.gpu (no download)."
+    )
+    llm_max_new_tokens: int = Field(default=128, ge=1, description="Default generation length.")
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1", description="OpenAI-compatible API base URL."
+    )
+    openai_model: str | None = Field(default=None, description="Default chat model name.")
+    openai_requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side request limit per worker process."
+    )
+    openai_tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side token limit per worker process."
+    )
+    openai_max_retries: int = Field(default=5, ge=0, description="Retries on 429/5xx per call.")
+    openai_timeout_seconds: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+
     _split_workflows = field_validator("workflows", "activities", mode="before")(_split_paths)
+
+    @model_validator(mode="after")
+    def _check_tuner(self) -> RuntimeSettings:
+        """The SDK rejects a tuner combined with fixed slot counts; say so before it does."""
+        mem, cpu = self.resource_tuner_target_memory, self.resource_tuner_target_cpu
+        if (mem is None) != (cpu is None):
+            raise ValueError(
+                f"set both {env_var('resource_tuner_target_memory')} and "
+                f"{env_var('resource_tuner_target_cpu')} to enable the resource-based tuner"
+            )
+        if mem is not None and (
+            self.max_concurrent_activities is not None
+            or self.max_concurrent_workflow_tasks is not None
+        ):
+            raise ValueError(
+                "the resource-based tuner replaces fixed slot counts: unset "
+                f"{env_var('max_concurrent_activities')} and "
+                f"{env_var('max_concurrent_workflow_tasks')}"
+            )
+        return self
 
 
 def env_var(field: str) -> str:

@@ -1,0 +1,48 @@
+"""Pytest plugin: the session-wide real Temporal dev server.
+
+Fixtures:
+    temporal_server (session): a started `tests.testbed.temporal.TemporalDevServer` with
+        `.address` ("127.0.0.1:PORT"), `.namespace` ("default"), `.stop()` and `.start()`
+        (restart on the same port and database file, to simulate an outage).
+        Killed with its whole process group at the end of the session.
+    temporal (function): the same server, guaranteed running when the test starts; use it in
+        tests that stop the server, so a failing outage test cannot leave later tests without
+        a server.
+
+Tests using these fixtures are marked `temporal` automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.testbed.temporal import TemporalDevServer
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
+    """Start one dev server for the whole session (about 2-5 s) and kill it at the end."""
+    server = TemporalDevServer(Path(tmp_path_factory.mktemp("temporal")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def temporal(temporal_server: TemporalDevServer) -> Iterator[TemporalDevServer]:
+    """The session server, restarted before and after the test if a test left it stopped."""
+    temporal_server.ensure_running()
+    yield temporal_server
+    temporal_server.ensure_running()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "temporal_server" in fixtures or "temporal" in fixtures:
+            item.add_marker(pytest.mark.temporal)

