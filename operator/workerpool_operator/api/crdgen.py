@@ -1,0 +1,186 @@
+"""Generate the CustomResourceDefinition from the pydantic models (`make crds`).
+
+Kubernetes wants a *structural* OpenAPI v3.0 schema: no `$ref`, no `anyOf` of types, no nulls,
+boolean `exclusiveMinimum`. Pydantic emits JSON Schema 2020-12, so this module inlines and
+rewrites it. A small converter beats a dependency here: the rules are few and visible, and a
+golden test (tests/unit/test_crd.py) fails when the committed YAML drifts from the models.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workerpool_operator.api import v1alpha1 as api
+
+CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
+_DROP = {"title", "discriminator"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Rewrite one JSON-schema node into a structural schema node (recursively)."""
+    if isinstance(node, list):
+        return [_structural(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").split("/")[-1]]
+        merged = {**target, **node}  # siblings (description, default) win over the definition
+        if "x-kubernetes-validations" in target and "x-kubernetes-validations" in node:
+            merged["x-kubernetes-validations"] = (
+                target["x-kubernetes-validations"] + node["x-kubernetes-validations"]
+            )
+        node = merged
+    if "anyOf" in node:
+        branches = [b for b in node.pop("anyOf") if b != {"type": "null"}]
+        if node.get("x-kubernetes-int-or-string") or node.get(
+            "x-kubernetes-preserve-unknown-fields"
+        ):
+            pattern = next((b["pattern"] for b in branches if "pattern" in b), None)
+            if pattern and "pattern" not in node and node.get("x-kubernetes-int-or-string"):
+                node["pattern"] = pattern
+        elif len(branches) == 1:
+            node = {**branches[0], **node}
+            if "$ref" in node:
+                return _structural(node, defs)
+        else:
+            raise ValueError(f"cannot express anyOf {branches} structurally")
+    if node.get("x-kubernetes-int-or-string") or (
+        node.get("x-kubernetes-preserve-unknown-fields") and node.get("type") != "object"
+    ):
+        node.pop("type", None)
+        node.pop("enum", None)
+    if node.get("default", 0) is None:
+        node.pop("default")
+    if "exclusiveMinimum" in node and not isinstance(node["exclusiveMinimum"], bool):
+        node["minimum"] = node.pop("exclusiveMinimum")
+        node["exclusiveMinimum"] = True
+    if "exclusiveMaximum" in node and not isinstance(node["exclusiveMaximum"], bool):
+        node["maximum"] = node.pop("exclusiveMaximum")
+        node["exclusiveMaximum"] = True
+    if node.get("additionalProperties") is True:
+        del node["additionalProperties"]
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or key == "$defs":
+            continue
+        if key == "properties":
+            out[key] = {k: _structural(v, defs) for k, v in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = _structural(value, defs)
+        else:
+            out[key] = value
+    return out
+
+
+def openapi_schema(model: type[api.Model]) -> dict[str, Any]:
+    """Structural schema of one model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return dict(_structural(raw, raw.get("$defs", {})))
+
+
+def printer_columns() -> list[dict[str, Any]]:
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return [
+        {"name": "Queue", "type": "string", "jsonPath": ".spec.taskQueue"},
+        {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
+        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+        {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog.count"},
+        {"name": "GPU", "type": "integer", "jsonPath": ".spec.gpu.count"},
+        {"name": "Status", "type": "string", "jsonPath": f"{ready}.reason"},
+        {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine",
+         "priority": 1},
+        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
+def crd() -> dict[str, Any]:
+    """The full CustomResourceDefinition object."""
+    spec = openapi_schema(api.TemporalWorkerPoolSpec)
+    spec["description"] = api.TemporalWorkerPoolSpec.__doc__
+    status = openapi_schema(api.TemporalWorkerPoolStatus)
+    status["description"] = api.TemporalWorkerPoolStatus.__doc__
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{api.PLURAL}.{api.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "temporal-workerpools"},
+        },
+        "spec": {
+            "group": api.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": api.KIND,
+                "listKind": f"{api.KIND}List",
+                "plural": api.PLURAL,
+                "singular": api.SINGULAR,
+                "shortNames": api.SHORT_NAMES,
+                "categories": api.CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": api.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": printer_columns(),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (
+                                "A pool of Temporal workers: Deployment, Service, ServiceMonitor, "
+                                "PodDisruptionBudget and backlog autoscaling from one object."
+                            ),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_yaml() -> str:
+    header = "# Generated by `make crds` from workerpool_operator/api/v1alpha1.py. Do not edit.\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (default) or `--check` the CRD file under crds/."""
+    args = sys.argv[1:] if argv is None else argv
+    out_dir = Path(args[-1]) if args and not args[-1].startswith("-") else Path("crds")
+    target = out_dir / CRD_FILE
+    text = render_yaml()
+    if "--check" in args:
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is stale: run `make crds` and commit it", file=sys.stderr)
+            return 1
+        return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Pure renderers: pool spec in, Kubernetes manifests out. No I/O, no kopf, no client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.render.common import Manifest
+from workerpool_operator.render.deployment import render_deployment
+from workerpool_operator.render.observability import (
+    render_pdb,
+    render_service,
+    render_service_monitor,
+)
+
+__all__ = [
+    "Capabilities",
+    "Manifest",
+    "desired_children",
+    "render_deployment",
+    "render_pdb",
+    "render_service",
+    "render_service_monitor",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which optional APIs the cluster serves (found by discovery, passed in to stay pure)."""
+
+    service_monitor: bool = False
+    keda: bool = False
+
+
+def fixed_replicas(pool: TemporalWorkerPool) -> int | None:
+    """Replicas the Deployment gets from the spec, or None when an autoscaler owns them."""
+    if pool.spec.autoscaling is not None:
+        return None
+    return 1 if pool.spec.replicas is None else pool.spec.replicas
+
+
+def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manifest]:
+    """Every child the pool should have right now (autoscaler objects are added by scaling)."""
+    children = [
+        render_deployment(pool, replicas=fixed_replicas(pool)),
+        render_service(pool),
+        render_pdb(pool),
+    ]
+    if caps.service_monitor and pool.spec.metrics.service_monitor.mode() != "Disabled":
+        children.append(render_service_monitor(pool))
+    return children

@@ -1,0 +1,59 @@
+"""Names, labels and owner references shared by every renderer (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+
+MANAGED_BY = "workerpool-operator"
+POOL_LABEL = "workerpools.io/pool"
+TASK_QUEUE_ANNOTATION = "workerpools.io/task-queue"
+COMPONENT = "worker"
+
+Manifest = dict[str, Any]
+
+
+def selector_labels(pool: TemporalWorkerPool) -> dict[str, str]:
+    """Immutable Deployment selector: one label, the pool name."""
+    return {POOL_LABEL: pool.name}
+
+
+def selector_string(pool: TemporalWorkerPool) -> str:
+    """The same selector as a string, for status.selector (scale subresource)."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(pool).items())
+
+
+def labels(pool: TemporalWorkerPool) -> dict[str, str]:
+    """Recommended app.kubernetes.io labels plus the selector label."""
+    return {
+        "app.kubernetes.io/name": "temporal-worker",
+        "app.kubernetes.io/instance": pool.name,
+        "app.kubernetes.io/component": COMPONENT,
+        "app.kubernetes.io/part-of": "temporal-workerpools",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        **selector_labels(pool),
+    }
+
+
+def owner_reference(pool: TemporalWorkerPool) -> dict[str, Any]:
+    """Controller owner reference so the garbage collector removes children with the pool."""
+    return {
+        "apiVersion": pool.api_version,
+        "kind": pool.kind,
+        "name": pool.name,
+        "uid": pool.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def object_meta(pool: TemporalWorkerPool, extra_labels: dict[str, str] | None = None) -> Manifest:
+    """metadata for a child object named after the pool, in its namespace."""
+    return {
+        "name": pool.name,
+        "namespace": pool.namespace,
+        "labels": {**labels(pool), **(extra_labels or {})},
+        "annotations": {TASK_QUEUE_ANNOTATION: pool.spec.task_queue},
+        "ownerReferences": [owner_reference(pool)],
+    }

@@ -1,0 +1,234 @@
+"""Render the workers' Deployment from a pool (pure; golden-tested).
+
+Env variable names come from `worker_runtime.contract`, the one module both sides import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker_runtime import contract
+from worker_runtime.contract import env_var
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.render.common import Manifest, labels, object_meta, selector_labels
+
+CONTAINER = "worker"
+RUNTIME_UID = 10001
+# Extra time on top of the drain so the runtime can shut its client down before SIGKILL.
+TERMINATION_GRACE_MARGIN_SECONDS = 15
+TLS_VOLUME = "temporal-tls"
+
+
+def _env(name: str, value: object) -> dict[str, Any]:
+    return {"name": name, "value": str(value).lower() if isinstance(value, bool) else str(value)}
+
+
+def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
+    """The env contract values for this pool, then the user's env (which wins on a name clash)."""
+    spec = pool.spec
+    conn = spec.connection
+    env: list[dict[str, Any]] = [
+        _env(env_var("temporal_address"), conn.address),
+        _env(env_var("temporal_namespace"), conn.namespace),
+        _env(env_var("task_queue"), spec.task_queue),
+        _env(env_var("workflows"), ",".join(spec.workflows)),
+        _env(env_var("activities"), ",".join(spec.activities)),
+        _env(env_var("metrics_port"), spec.metrics.port),
+        _env(env_var("graceful_shutdown_seconds"), spec.worker.graceful_shutdown_seconds),
+        _env(env_var("pool_name"), pool.name),
+        {"name": env_var("pod_name"), "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {
+            "name": env_var("pod_namespace"),
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+    ]
+    if conn.tls is not None:
+        env.append(_env(env_var("tls_enabled"), True))
+        if conn.tls.secret_name:
+            base = contract.TLS_MOUNT_PATH
+            env += [
+                _env(env_var("tls_ca_path"), f"{base}/{contract.TLS_CA_FILE}"),
+                _env(env_var("tls_cert_path"), f"{base}/{contract.TLS_CERT_FILE}"),
+                _env(env_var("tls_key_path"), f"{base}/{contract.TLS_KEY_FILE}"),
+            ]
+        if conn.tls.server_name:
+            env.append(_env(env_var("tls_server_name"), conn.tls.server_name))
+    if conn.api_key_secret_ref is not None:
+        ref = conn.api_key_secret_ref
+        env.append(
+            {
+                "name": env_var("api_key"),
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
+    tuning = spec.worker
+    for field in (
+        "max_concurrent_activities",
+        "max_concurrent_workflow_tasks",
+        "max_activities_per_second",
+        "max_task_queue_activities_per_second",
+        "max_cached_workflows",
+    ):
+        value = getattr(tuning, field)
+        if value is not None:
+            env.append(_env(env_var(field), value))
+    user = list(spec.env or [])
+    user_names = {e.get("name") for e in user}
+    return [e for e in env if e["name"] not in user_names] + user
+
+
+def _resources(pool: TemporalWorkerPool) -> dict[str, Any]:
+    res = pool.spec.resources
+    requests: dict[str, Any] = dict(res.requests or {}) if res else {}
+    limits: dict[str, Any] = dict(res.limits or {}) if res else {}
+    gpu = pool.spec.gpu
+    if gpu is not None:
+        limits[gpu.resource_name] = gpu.count
+        requests[gpu.resource_name] = gpu.count
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _gpu_tolerations(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
+    gpu = pool.spec.gpu
+    if gpu is None:
+        return []
+    if gpu.tolerations is not None:
+        return list(gpu.tolerations)
+    return [{"key": gpu.resource_name.split("/")[0] + "/gpu", "operator": "Exists"}]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "metrics"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+
+
+def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Manifest:
+    """The workers' Deployment.
+
+    `replicas=None` leaves `spec.replicas` out of the applied fields so an autoscaler (ours with
+    its own field manager, KEDA or HPA) owns it; server-side apply then never fights it.
+    """
+    spec = pool.spec
+    template = spec.template
+    tmeta = template.metadata if template and template.metadata else None
+    port = spec.metrics.port
+
+    pod_labels = {**(tmeta.labels or {} if tmeta else {}), **labels(pool)}
+    pod_annotations = {
+        **(tmeta.annotations or {} if tmeta else {}),
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": contract.METRICS_PATH,
+    }
+
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    tls = spec.connection.tls
+    if tls is not None and tls.secret_name:
+        volumes.append(
+            {"name": TLS_VOLUME, "secret": {"secretName": tls.secret_name, "defaultMode": 0o440}}
+        )
+        mounts.append({"name": TLS_VOLUME, "mountPath": contract.TLS_MOUNT_PATH, "readOnly": True})
+    gpu = spec.gpu
+    if gpu is not None and gpu.shm_size is not None:
+        volumes.append(
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": gpu.shm_size}}
+        )
+        mounts.append({"name": "dshm", "mountPath": contract.SHM_MOUNT_PATH})
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": f"{spec.image.repository}:{spec.image.tag}",
+        "imagePullPolicy": spec.image.pull_policy,
+        "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
+        "env": runtime_env(pool),
+        "startupProbe": _probe(contract.HEALTHZ_PATH, period=2, failures=150),
+        "livenessProbe": _probe(contract.HEALTHZ_PATH, period=10, failures=3),
+        "readinessProbe": _probe(contract.READYZ_PATH, period=5, failures=2),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    if spec.env_from:
+        container["envFrom"] = list(spec.env_from)
+    resources = _resources(pool)
+    if resources:
+        container["resources"] = resources
+
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": spec.worker.graceful_shutdown_seconds
+        + TERMINATION_GRACE_MARGIN_SECONDS,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNTIME_UID,
+            "runAsGroup": RUNTIME_UID,
+            "fsGroup": RUNTIME_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": volumes,
+    }
+    node_selector = {
+        **((template.node_selector or {}) if template else {}),
+        **((gpu.node_selector or {}) if gpu else {}),
+    }
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [*((template.tolerations or []) if template else []), *_gpu_tolerations(pool)]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if gpu is not None and gpu.runtime_class_name:
+        pod_spec["runtimeClassName"] = gpu.runtime_class_name
+    if template is not None:
+        for field, key in (
+            ("affinity", "affinity"),
+            ("topology_spread_constraints", "topologySpreadConstraints"),
+            ("service_account_name", "serviceAccountName"),
+            ("priority_class_name", "priorityClassName"),
+            ("image_pull_secrets", "imagePullSecrets"),
+        ):
+            value = getattr(template, field)
+            if value is not None:
+                pod_spec[key] = value
+
+    rollout = spec.rollout
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(pool)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxSurge": rollout.max_surge if rollout and rollout.max_surge is not None
+                else "25%",
+                "maxUnavailable": rollout.max_unavailable
+                if rollout and rollout.max_unavailable is not None
+                else 0,
+            },
+        },
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+            "spec": pod_spec,
+        },
+    }
+    if replicas is not None:
+        deployment_spec = {"replicas": replicas, **deployment_spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(pool, {"app.kubernetes.io/version": spec.image.tag}),
+        "spec": deployment_spec,
+    }

@@ -1,0 +1,137 @@
+"""Pure status computation: conditions shaped like metav1.Condition, kstatus-compatible."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from workerpool_operator.api import v1alpha1 as api
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """A condition before timestamps are attached."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    previous: Iterable[Mapping[str, Any]],
+    updates: Iterable[ConditionSpec],
+    *,
+    generation: int,
+    now: str,
+) -> list[dict[str, Any]]:
+    """Conditions for `updates`; lastTransitionTime moves only when the status flips."""
+    before = {c.get("type"): c for c in previous}
+    out: list[dict[str, Any]] = []
+    for cond in updates:
+        old = before.get(cond.type)
+        changed = old is None or old.get("status") != cond.status
+        out.append(
+            {
+                "type": cond.type,
+                "status": cond.status,
+                "reason": cond.reason,
+                "message": cond.message,
+                "lastTransitionTime": now if changed else old["lastTransitionTime"],  # type: ignore[index]
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the Deployment says, reduced to what status needs."""
+
+    exists: bool
+    desired: int
+    replicas: int
+    ready: int
+    available: int
+    updated: int
+    current_generation: bool
+    stalled: bool
+    failure: str | None
+
+
+def workload_from_deployment(dep: Mapping[str, Any] | None) -> Workload:
+    if dep is None:
+        return Workload(False, 0, 0, 0, 0, 0, False, False, None)
+    spec = dep.get("spec") or {}
+    st = dep.get("status") or {}
+    conds = {c.get("type"): c for c in st.get("conditions") or []}
+    progressing = conds.get("Progressing") or {}
+    failure = conds.get("ReplicaFailure")
+    return Workload(
+        exists=True,
+        desired=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
+        replicas=int(st.get("replicas") or 0),
+        ready=int(st.get("readyReplicas") or 0),
+        available=int(st.get("availableReplicas") or 0),
+        updated=int(st.get("updatedReplicas") or 0),
+        current_generation=int(st.get("observedGeneration") or 0)
+        >= int((dep.get("metadata") or {}).get("generation") or 0),
+        stalled=progressing.get("reason") == "ProgressDeadlineExceeded",
+        failure=(failure or {}).get("message")
+        if (failure or {}).get("status") == "True"
+        else None,
+    )
+
+
+def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]:
+    """Ready / Progressing / Degraded from the Deployment's own status."""
+    if not w.exists:
+        return [
+            ConditionSpec(api.CONDITION_READY, "False", "ReplicasNotReady", "Deployment not created yet"),
+            ConditionSpec(api.CONDITION_PROGRESSING, "True", "RolloutInProgress", "creating Deployment"),
+            ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected"),
+        ]
+    rolled_out = w.current_generation and w.updated >= w.desired and w.replicas == w.desired
+    if w.stalled:
+        progressing = ConditionSpec(
+            api.CONDITION_PROGRESSING, "False", "RolloutStalled", "progress deadline exceeded"
+        )
+    elif rolled_out:
+        progressing = ConditionSpec(api.CONDITION_PROGRESSING, "False", "RolloutComplete")
+    else:
+        progressing = ConditionSpec(
+            api.CONDITION_PROGRESSING,
+            "True",
+            "RolloutInProgress",
+            f"{w.updated}/{w.desired} updated, {w.replicas} total",
+        )
+    if w.desired == 0 and rolled_out:
+        ready = ConditionSpec(
+            api.CONDITION_READY,
+            "True",
+            "ScaledToZero" if autoscaled else "Available",
+            "no replicas requested",
+        )
+    elif rolled_out and w.available >= w.desired:
+        ready = ConditionSpec(
+            api.CONDITION_READY, "True", "Available", f"{w.ready}/{w.desired} replicas ready"
+        )
+    else:
+        ready = ConditionSpec(
+            api.CONDITION_READY, "False", "ReplicasNotReady", f"{w.ready}/{w.desired} replicas ready"
+        )
+    if w.stalled or w.failure:
+        degraded = ConditionSpec(
+            api.CONDITION_DEGRADED, "True", "RolloutStalled", w.failure or "progress deadline exceeded"
+        )
+    else:
+        degraded = ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected")
+    return [ready, progressing, degraded]
