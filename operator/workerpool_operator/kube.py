@@ -55,6 +55,14 @@ def _same_scalar(want: Any, have: Any) -> bool:
     return False
 
 
+def _list_map_key(items: list[Any]) -> str | None:
+    """The key of a Kubernetes map-list (`name` or `type`), if every entry carries it."""
+    for key in ("name", "type"):
+        if items and all(isinstance(i, Mapping) and key in i for i in items):
+            return key
+    return None
+
+
 def is_subset(want: Any, have: Any) -> bool:
     """True when every field we set is present and equal in the live object (defaults ignored)."""
     if isinstance(want, Mapping):
@@ -62,7 +70,14 @@ def is_subset(want: Any, have: Any) -> bool:
             return False
         return all(k in have and is_subset(v, have[k]) for k, v in want.items())
     if isinstance(want, list):
-        if not isinstance(have, list) or len(want) != len(have):
+        if not isinstance(have, list):
+            return False
+        key = _list_map_key(want)
+        if key is not None and _list_map_key(have) == key:
+            # map-lists (containers, env, conditions...) match by key; others may own entries
+            by_key = {h[key]: h for h in have}
+            return all(w[key] in by_key and is_subset(w, by_key[w[key]]) for w in want)
+        if len(want) != len(have):
             return False
         return all(is_subset(w, h) for w, h in zip(want, have, strict=True))
     return _same_scalar(want, have)
@@ -168,7 +183,11 @@ class Kube:
             "spec": {"replicas": replicas},
         }
         self.dyn.server_side_apply(
-            res, body=body, name=name, namespace=namespace, field_manager=manager,
+            res,
+            body=body,
+            name=name,
+            namespace=namespace,
+            field_manager=manager,
             force_conflicts=True,
         )
         self.writes += 1

@@ -85,9 +85,7 @@ def workload_from_deployment(dep: Mapping[str, Any] | None) -> Workload:
         current_generation=int(st.get("observedGeneration") or 0)
         >= int((dep.get("metadata") or {}).get("generation") or 0),
         stalled=progressing.get("reason") == "ProgressDeadlineExceeded",
-        failure=(failure or {}).get("message")
-        if (failure or {}).get("status") == "True"
-        else None,
+        failure=(failure or {}).get("message") if (failure or {}).get("status") == "True" else None,
     )
 
 
@@ -95,8 +93,12 @@ def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]
     """Ready / Progressing / Degraded from the Deployment's own status."""
     if not w.exists:
         return [
-            ConditionSpec(api.CONDITION_READY, "False", "ReplicasNotReady", "Deployment not created yet"),
-            ConditionSpec(api.CONDITION_PROGRESSING, "True", "RolloutInProgress", "creating Deployment"),
+            ConditionSpec(
+                api.CONDITION_READY, "False", "ReplicasNotReady", "Deployment not created yet"
+            ),
+            ConditionSpec(
+                api.CONDITION_PROGRESSING, "True", "RolloutInProgress", "creating Deployment"
+            ),
             ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected"),
         ]
     rolled_out = w.current_generation and w.updated >= w.desired and w.replicas == w.desired
@@ -126,11 +128,17 @@ def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]
         )
     else:
         ready = ConditionSpec(
-            api.CONDITION_READY, "False", "ReplicasNotReady", f"{w.ready}/{w.desired} replicas ready"
+            api.CONDITION_READY,
+            "False",
+            "ReplicasNotReady",
+            f"{w.ready}/{w.desired} replicas ready",
         )
     if w.stalled or w.failure:
         degraded = ConditionSpec(
-            api.CONDITION_DEGRADED, "True", "RolloutStalled", w.failure or "progress deadline exceeded"
+            api.CONDITION_DEGRADED,
+            "True",
+            "RolloutStalled",
+            w.failure or "progress deadline exceeded",
         )
     else:
         degraded = ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected")

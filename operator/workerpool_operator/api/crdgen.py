@@ -92,8 +92,7 @@ def printer_columns() -> list[dict[str, Any]]:
         {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog.count"},
         {"name": "GPU", "type": "integer", "jsonPath": ".spec.gpu.count"},
         {"name": "Status", "type": "string", "jsonPath": f"{ready}.reason"},
-        {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine",
-         "priority": 1},
+        {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -1,7 +1,8 @@
 """TemporalWorkerPool v1alpha1: the single source of truth for the API.
 
 `make crds` generates `crds/workerpools.io_temporalworkerpools.yaml` from these models
-(see `crdgen.py`); field descriptions become `kubectl explain` text and the `x-kubernetes-validations`
+(see `crdgen.py`); field descriptions become `kubectl explain` text and the
+`x-kubernetes-validations`
 attached here become CEL admission rules. Pure module: no Kubernetes client, no kopf.
 """
 
@@ -36,13 +37,16 @@ def cel(*rules: tuple[str, str]) -> dict[str, Any]:
 
 
 IntOrString = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
+QUANTITY_PATTERN = r"^[0-9.]+([eE][-+]?[0-9]+|[KMGTPE]i?|m|k)?$"
 Quantity = Annotated[
     int | str,
-    Field(json_schema_extra={**INT_OR_STRING, "pattern": r"^[0-9.]+([eE][-+]?[0-9]+|[KMGTPE]i?|m|k)?$"}),
+    Field(json_schema_extra={**INT_OR_STRING, "pattern": QUANTITY_PATTERN}),
 ]
 # Kubernetes objects we pass through verbatim (the API server validates them on the child).
 KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"type": "object", **PRESERVE})]
-KubeObjectList = Annotated[list[dict[str, Any]], Field(json_schema_extra={"items": {"type": "object", **PRESERVE}})]
+KubeObjectList = Annotated[
+    list[dict[str, Any]], Field(json_schema_extra={"items": {"type": "object", **PRESERVE}})
+]
 
 
 class Model(BaseModel):

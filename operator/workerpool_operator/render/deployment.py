@@ -212,7 +212,8 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
         "strategy": {
             "type": "RollingUpdate",
             "rollingUpdate": {
-                "maxSurge": rollout.max_surge if rollout and rollout.max_surge is not None
+                "maxSurge": rollout.max_surge
+                if rollout and rollout.max_surge is not None
                 else "25%",
                 "maxUnavailable": rollout.max_unavailable
                 if rollout and rollout.max_unavailable is not None

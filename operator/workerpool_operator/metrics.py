@@ -1,0 +1,21 @@
+"""The operator's own Prometheus metrics (served by prometheus_client on --metrics-port)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "workerpool_operator_reconciles_total", "Pool reconciliations by result.", ["result"]
+)
+RECONCILE_SECONDS = Histogram(
+    "workerpool_operator_reconcile_duration_seconds",
+    "Time to reconcile one pool (render, apply, status).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WRITES = Counter(
+    "workerpool_operator_writes_total",
+    "Writes to the API server by kind and verb.",
+    ["kind", "verb"],
+)
+ERRORS = Counter("workerpool_operator_errors_total", "Reconcile errors by reason.", ["reason"])
+POOLS = Gauge("workerpool_operator_pools", "TemporalWorkerPools known to the operator.")
