@@ -40,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             start = time.monotonic()
-            kubeconfig = cluster.up(timeout=args.timeout)
+            with cluster.lock():
+                kubeconfig = cluster.up(timeout=args.timeout)
             print(f"cluster ready in {time.monotonic() - start:.1f}s", file=sys.stderr)
             print(f"export KUBECONFIG={kubeconfig}", file=sys.stderr)
             print(kubeconfig)
         elif args.command == "down":
-            cluster.down()
+            with cluster.lock():
+                cluster.down()
             print(f"cluster {cluster.name} removed", file=sys.stderr)
         elif args.command == "status":
             print(cluster.status())

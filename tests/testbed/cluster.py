@@ -9,12 +9,14 @@ schemas. Only containers are simulated: pods on the fake nodes turn Running and 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +213,19 @@ def default_service_account_exists(kubeconfig: str | Path, namespace: str = "def
     return proc.returncode == 0
 
 
+def _pid_alive(name: str) -> bool:
+    """A lease file is named by the pid of its test session; stale ones (crashes) are ignored."""
+    if not name.isdigit():
+        return False
+    try:
+        os.kill(int(name), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LocalCluster:
     """The kwokctl-managed cluster, with every file of kwokctl under the cache folder."""
 
@@ -222,6 +237,53 @@ class LocalCluster:
         self.kwok_workdir = self.cache / "kwok"
         self.cluster_dir = self.kwok_workdir / "clusters" / name
         self.config_file = self.kwok_workdir / f"{name}.kwokctl.yaml"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise up/down across processes (parallel pytest sessions share one cluster)."""
+        self.kwok_workdir.mkdir(parents=True, exist_ok=True)
+        with (self.kwok_workdir / f"{self.name}.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def _leases(self) -> Path:
+        return self.kwok_workdir / f"{self.name}.users"
+
+    @property
+    def _owned_marker(self) -> Path:
+        return self.kwok_workdir / f"{self.name}.started-by-tests"
+
+    def acquire(self) -> Path:
+        """Start or reuse the cluster for one test session and record that this process uses it.
+
+        A cluster started here is marked so that the last session to release it stops it; a
+        cluster someone started by hand (``make cluster-up``) is left running.
+        """
+        with self.lock():
+            started = not self.healthy()
+            kubeconfig = self.up()
+            if started:
+                self._owned_marker.touch()
+            self._leases.mkdir(exist_ok=True)
+            (self._leases / str(os.getpid())).touch()
+            return kubeconfig
+
+    def release(self) -> bool:
+        """Drop this process's lease; stop the cluster if tests started it and no user is left.
+
+        Returns True when the cluster was stopped.
+        """
+        with self.lock():
+            (self._leases / str(os.getpid())).unlink(missing_ok=True)
+            alive = [p for p in self._leases.glob("*") if _pid_alive(p.name)]
+            if alive or not self._owned_marker.exists():
+                return False
+            self.down()
+            return True
 
     @property
     def kubeconfig(self) -> Path:
@@ -387,6 +449,8 @@ class LocalCluster:
 
     def down(self) -> None:
         """Stop every component and delete kwokctl's files; verify no process is left."""
+        self._owned_marker.unlink(missing_ok=True)
+        shutil.rmtree(self._leases, ignore_errors=True)
         if self.exists():
             # kwokctl rejects an empty path here; its own kubeconfig is deleted anyway.
             self._kwokctl("delete", "cluster", "--kubeconfig", str(self.kubeconfig), timeout=120)
