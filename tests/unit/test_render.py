@@ -1,0 +1,213 @@
+"""Renderers: golden output for the samples, and table-driven checks of what users rely on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from worker_runtime.contract import RuntimeSettings, env_var
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.render import Capabilities, desired_children, render_deployment
+from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*-pool.yaml"))
+
+
+def pool(spec: dict[str, Any] | None = None, name: str = "p") -> TemporalWorkerPool:
+    base: dict[str, Any] = {
+        "connection": {"address": "temporal:7233"},
+        "taskQueue": "q",
+        "workflows": ["app.wf:Flow"],
+    }
+    base.update(spec or {})
+    return TemporalWorkerPool.from_body(
+        {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1"}, "spec": base}
+    )
+
+
+def container(p: TemporalWorkerPool) -> dict[str, Any]:
+    dep = render_deployment(p, replicas=1)
+    return dict(dep["spec"]["template"]["spec"]["containers"][0])
+
+
+def env_of(p: TemporalWorkerPool) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(p)["env"]}
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_golden(sample: Path) -> None:
+    doc = yaml.safe_load(sample.read_text())
+    doc["metadata"].update(namespace="default", uid="00000000-0000-0000-0000-000000000001")
+    rendered = desired_children(TemporalWorkerPool.from_body(doc), Capabilities(True, True))
+    text = yaml.safe_dump_all(rendered, sort_keys=True)
+    golden = GOLDEN / f"{sample.stem}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"missing {golden}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == golden.read_text(), f"{golden.name} differs: review, then UPDATE_GOLDEN=1"
+
+
+def test_env_round_trips_through_the_runtime_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the renderer writes is exactly what the runtime's settings model reads."""
+    p = pool(
+        {
+            "activities": ["app.acts:a", "app.acts:b"],
+            "connection": {"address": "t:7233", "namespace": "prod", "tls": {"serverName": "t"}},
+            "worker": {"maxConcurrentActivities": 7, "maxActivitiesPerSecond": 2.5},
+            "metrics": {"port": 9191},
+        }
+    )
+    for name, value in env_of(p).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = RuntimeSettings()
+    assert settings.temporal_namespace == "prod"
+    assert settings.task_queue == "q"
+    assert settings.workflows == ["app.wf:Flow"]
+    assert settings.activities == ["app.acts:a", "app.acts:b"]
+    assert settings.tls_enabled is True
+    assert settings.tls_server_name == "t"
+    assert settings.max_concurrent_activities == 7
+    assert settings.max_activities_per_second == 2.5
+    assert settings.metrics_port == 9191
+    assert settings.graceful_shutdown_seconds == 30
+
+
+def test_api_key_comes_from_secret_and_tls_is_mounted_read_only() -> None:
+    p = pool(
+        {
+            "connection": {
+                "address": "ns.tmprl.cloud:7233",
+                "tls": {"secretName": "temporal-mtls"},
+                "apiKeySecretRef": {"name": "temporal-key", "key": "token"},
+            }
+        }
+    )
+    env = env_of(p)
+    assert env[env_var("api_key")] == {"secretKeyRef": {"name": "temporal-key", "key": "token"}}
+    assert env[env_var("tls_cert_path")] == "/etc/temporal/tls/tls.crt"
+    mounts = {m["name"]: m for m in container(p)["volumeMounts"]}
+    assert mounts["temporal-tls"]["readOnly"] is True
+    assert all("apiKey" not in str(v) or "secretKeyRef" in str(v) for v in env.values())
+
+
+def test_user_env_overrides_contract_without_duplicates() -> None:
+    p = pool({"env": [{"name": env_var("task_queue"), "value": "override"}]})
+    names = [e["name"] for e in container(p)["env"]]
+    assert names.count(env_var("task_queue")) == 1
+    assert env_of(p)[env_var("task_queue")] == "override"
+
+
+@pytest.mark.parametrize(
+    ("spec", "replicas"),
+    [
+        ({}, 1),
+        ({"replicas": 3}, 3),
+        ({"replicas": 0}, 0),
+        ({"autoscaling": {"engine": "Builtin"}}, None),
+        ({"autoscaling": {"engine": "KEDA"}}, None),
+    ],
+)
+def test_replicas_left_to_autoscaler(spec: dict[str, Any], replicas: int | None) -> None:
+    dep = desired_children(pool(spec), Capabilities())[0]
+    assert dep["spec"].get("replicas") == replicas
+
+
+def test_gpu_pool_gets_limits_tolerations_and_shm() -> None:
+    p = pool({"gpu": {"count": 2, "resourceName": "nvidia.com/mig-1g.10gb", "shmSize": "4Gi"}})
+    dep = render_deployment(p, replicas=1)
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/mig-1g.10gb"] == 2
+    assert {"key": "nvidia.com/gpu", "operator": "Exists"} in pod["tolerations"]
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+
+
+def test_cpu_pool_has_no_gpu_bits() -> None:
+    pod = render_deployment(pool(), replicas=1)["spec"]["template"]["spec"]
+    assert "tolerations" not in pod
+    assert "resources" not in pod["containers"][0]
+    assert all(v["name"] != "dshm" for v in pod["volumes"])
+
+
+def test_restricted_security_context_and_probes() -> None:
+    dep = render_deployment(pool({"worker": {"gracefulShutdownSeconds": 120}}), replicas=1)
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] == 120 + TERMINATION_GRACE_MARGIN_SECONDS
+    assert pod["terminationGracePeriodSeconds"] > 120
+
+
+def test_user_labels_annotations_and_template_fields_are_kept() -> None:
+    p = pool(
+        {
+            "template": {
+                "metadata": {"labels": {"team": "ml"}, "annotations": {"a": "b"}},
+                "serviceAccountName": "workers",
+                "priorityClassName": "high",
+                "nodeSelector": {"pool": "x"},
+            }
+        }
+    )
+    tmpl = render_deployment(p, replicas=1)["spec"]["template"]
+    assert tmpl["metadata"]["labels"]["team"] == "ml"
+    assert tmpl["metadata"]["labels"]["workerpools.io/pool"] == "p"
+    assert tmpl["metadata"]["annotations"]["a"] == "b"
+    assert tmpl["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert tmpl["spec"]["serviceAccountName"] == "workers"
+    assert tmpl["spec"]["priorityClassName"] == "high"
+    assert tmpl["spec"]["nodeSelector"] == {"pool": "x"}
+
+
+@pytest.mark.parametrize(
+    ("caps", "enabled", "has_sm"),
+    [
+        (Capabilities(service_monitor=True), "Auto", True),
+        (Capabilities(service_monitor=False), "Auto", False),
+        (Capabilities(service_monitor=True), False, False),
+        (Capabilities(service_monitor=True), True, True),
+    ],
+)
+def test_service_monitor_only_when_crd_present(caps: Capabilities, enabled: Any, has_sm: bool) -> None:
+    kinds = [
+        c["kind"]
+        for c in desired_children(pool({"metrics": {"serviceMonitor": {"enabled": enabled}}}), caps)
+    ]
+    assert ("ServiceMonitor" in kinds) is has_sm
+    assert kinds[:3] == ["Deployment", "Service", "PodDisruptionBudget"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (None, {"maxUnavailable": 1}),
+        ({"minAvailable": "50%"}, {"minAvailable": "50%"}),
+        ({"maxUnavailable": 2}, {"maxUnavailable": 2}),
+    ],
+)
+def test_pdb(budget: dict[str, Any] | None, expected: dict[str, Any]) -> None:
+    spec = {"disruptionBudget": budget} if budget else {}
+    pdb = desired_children(pool(spec), Capabilities())[2]
+    assert {k: v for k, v in pdb["spec"].items() if k != "selector"} == expected
+
+
+def test_children_are_owned_by_the_pool() -> None:
+    for child in desired_children(pool(), Capabilities(service_monitor=True)):
+        (ref,) = child["metadata"]["ownerReferences"]
+        assert ref["uid"] == "uid-1"
+        assert ref["controller"] is True
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "workerpool-operator"
