@@ -16,7 +16,7 @@ from tests.testbed.pytest_cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
 
-# Never pulled: kwok simulates containers, and on kind these pods are only scheduled-checked.
+# kwok never pulls it; on kind (hack/kind-up.sh) a pod may land on the real node and run it.
 IMAGE = "busybox:1.36"
 
 RESTRICTED_POD_SECURITY: dict[str, Any] = {
@@ -32,8 +32,8 @@ RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
 
 def pod_spec(*, restricted: bool = True, **extra: Any) -> dict[str, Any]:
     """Minimal pod spec; restricted=True satisfies the `restricted` Pod Security Standard."""
-    container: dict[str, Any] = {"name": "app", "image": IMAGE}
-    spec: dict[str, Any] = {"containers": [container], **extra}
+    container: dict[str, Any] = {"name": "app", "image": IMAGE, "command": ["sleep", "3600"]}
+    spec: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": 1, **extra}
     if restricted:
         container["securityContext"] = RESTRICTED_CONTAINER_SECURITY
         spec["securityContext"] = RESTRICTED_POD_SECURITY

@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start (or reuse) the cluster; prints the kubeconfig path")
     up.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
-    sub.add_parser("down", help="stop the cluster and delete its files")
+    down = sub.add_parser("down", help="stop the cluster and delete its files")
+    down.add_argument(
+        "--force", action="store_true", help="stop it even while test sessions hold leases"
+    )
     sub.add_parser("status", help="print whether the cluster is up and healthy")
     sub.add_parser("kubeconfig", help="print the kubeconfig path")
     prov = sub.add_parser(
@@ -47,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             print(kubeconfig)
         elif args.command == "down":
             with cluster.lock():
+                users = cluster.live_users()
+                if users and not args.force:
+                    print(
+                        f"error: test sessions {sorted(users)} use the cluster; "
+                        "retry when they finish or pass --force",
+                        file=sys.stderr,
+                    )
+                    return 1
                 cluster.down()
             print(f"cluster {cluster.name} removed", file=sys.stderr)
         elif args.command == "status":
