@@ -39,8 +39,10 @@ def test_schema_is_structural() -> None:
         assert node.get("default", 0) is not None, path
         if "anyOf" in node:  # only the int-or-string idiom is structural
             assert node.get("x-kubernetes-int-or-string"), path
-        typed = "type" in node or node.get("x-kubernetes-int-or-string") or node.get(
-            "x-kubernetes-preserve-unknown-fields"
+        typed = (
+            "type" in node
+            or node.get("x-kubernetes-int-or-string")
+            or node.get("x-kubernetes-preserve-unknown-fields")
         )
         assert typed, f"{path} has no type"
 

@@ -176,13 +176,15 @@ def test_user_labels_annotations_and_template_fields_are_kept() -> None:
 @pytest.mark.parametrize(
     ("caps", "enabled", "has_sm"),
     [
-        (Capabilities(service_monitor=True), "Auto", True),
-        (Capabilities(service_monitor=False), "Auto", False),
+        (Capabilities(service_monitor=True), None, True),
+        (Capabilities(service_monitor=False), None, False),
         (Capabilities(service_monitor=True), False, False),
         (Capabilities(service_monitor=True), True, True),
     ],
 )
-def test_service_monitor_only_when_crd_present(caps: Capabilities, enabled: Any, has_sm: bool) -> None:
+def test_service_monitor_only_when_crd_present(
+    caps: Capabilities, enabled: Any, has_sm: bool
+) -> None:
     kinds = [
         c["kind"]
         for c in desired_children(pool({"metrics": {"serviceMonitor": {"enabled": enabled}}}), caps)

@@ -18,6 +18,7 @@ from workerpool_operator.api import v1alpha1 as api
 
 CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
 _DROP = {"title", "discriminator"}
+NAME_RULE = "self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')"
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -144,6 +145,14 @@ def crd() -> dict[str, Any]:
                                 "PodDisruptionBudget and backlog autoscaling from one object."
                             ),
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": NAME_RULE,
+                                    "message": "metadata.name must be a DNS-1035 label of at most "
+                                    "63 characters (lowercase letters, digits, '-', starting "
+                                    "with a letter): the pool's Service and labels carry it",
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -42,6 +42,8 @@ Quantity = Annotated[
     int | str,
     Field(json_schema_extra={**INT_OR_STRING, "pattern": QUANTITY_PATTERN}),
 ]
+# Nested objects defaulted to {} at admission so their own field defaults show in the API.
+EMPTY_DEFAULT = {"default": {}}
 # Kubernetes objects we pass through verbatim (the API server validates them on the child).
 KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"type": "object", **PRESERVE})]
 KubeObjectList = Annotated[
@@ -251,18 +253,13 @@ class WorkerTuning(Model):
 class ServiceMonitorSpec(Model):
     """prometheus-operator ServiceMonitor for the workers' /metrics."""
 
-    enabled: Literal["Auto", "true", "false"] | bool = Field(
-        default="Auto",
-        json_schema_extra={
-            **PRESERVE,
-            "x-kubernetes-validations": [
-                {
-                    "rule": "type(self) == bool || self in ['Auto', 'true', 'false']",
-                    "message": "metrics.serviceMonitor.enabled must be Auto, true or false",
-                }
-            ],
-        },
-        description="Auto: create it when the ServiceMonitor CRD is installed. true: require it.",
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Unset (default): Auto, create it when the ServiceMonitor CRD is installed and report "
+            "CRDNotInstalled otherwise. true: required, Degraded without the CRD. false: never. "
+            "(A bool-or-string field cannot be type-checked by CEL, hence unset means Auto.)"
+        ),
     )
     interval: str = Field(default="30s", pattern=r"^([0-9]+(ms|s|m|h))+$")
     labels: dict[str, str] | None = Field(
@@ -271,18 +268,18 @@ class ServiceMonitorSpec(Model):
 
     def mode(self) -> Literal["Auto", "Enabled", "Disabled"]:
         """Normalize the bool-or-string field."""
-        if self.enabled in (True, "true"):
-            return "Enabled"
-        if self.enabled in (False, "false"):
-            return "Disabled"
-        return "Auto"
+        if self.enabled is None:
+            return "Auto"
+        return "Enabled" if self.enabled else "Disabled"
 
 
 class MetricsSpec(Model):
     """Where workers serve /metrics, /healthz and /readyz."""
 
     port: int = Field(default=9090, ge=1024, le=65535)
-    service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+    service_monitor: ServiceMonitorSpec = Field(
+        default_factory=ServiceMonitorSpec, json_schema_extra=EMPTY_DEFAULT
+    )
 
 
 class PodMetadata(Model):
@@ -371,7 +368,7 @@ class TemporalWorkerPoolSpec(Model):
             "returning a list of them)."
         ),
     )
-    image: ImageSpec = Field(default_factory=ImageSpec)
+    image: ImageSpec = Field(default_factory=ImageSpec, json_schema_extra=EMPTY_DEFAULT)
     replicas: int | None = Field(
         default=None,
         ge=0,
@@ -380,10 +377,10 @@ class TemporalWorkerPoolSpec(Model):
     autoscaling: AutoscalingSpec | None = None
     resources: ResourceRequirements | None = None
     gpu: GPUSpec | None = None
-    worker: WorkerTuning = Field(default_factory=WorkerTuning)
+    worker: WorkerTuning = Field(default_factory=WorkerTuning, json_schema_extra=EMPTY_DEFAULT)
     env: KubeObjectList | None = Field(default=None, description="Extra container env (EnvVar).")
     env_from: KubeObjectList | None = Field(default=None, description="EnvFromSource list.")
-    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, json_schema_extra=EMPTY_DEFAULT)
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None
     rollout: RolloutSpec | None = None

@@ -1,0 +1,1 @@
+"""Queue-depth autoscaling: pure decision (`decide`), Temporal poller (`backlog`), engine loop."""
