@@ -167,15 +167,12 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
     else:
         direction = "none"
         msg += f": keeping {current}"
-    if final != rec:
-        if capped:
-            msg += f" (capped at {ceiling}: GPU capacity)"
-        elif rec > final and final < min(up) + 1 and policy.scale_up_window and rec > current:
-            msg += f" (wants {rec}; {policy.scale_up_window:g}s scale-up window)"
-        elif rec < final:
-            msg += f" (wants {rec}; {policy.scale_down_window:g}s scale-down window)"
-        elif rec > final:
-            msg += f" (wants {rec}; {policy.scale_up_window:g}s scale-up window)"
+    if capped:
+        msg += f" (wants {rec}; capped at {ceiling}: pods wait for GPUs)"
+    elif rec > final:
+        msg += f" (wants {rec}; {policy.scale_up_window:g}s scale-up window)"
+    elif rec < final:
+        msg += f" (wants {rec}; {policy.scale_down_window:g}s scale-down window)"
     if guarded:
         msg += f"; not scaling to 0: {busy}"
     return Decision(
@@ -192,7 +189,7 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
 def _remember(history: History, now: float, rec: int, backlog: int, policy: Policy) -> History:
     """Append `rec` and drop entries older than the longest window."""
     keep = max(policy.scale_up_window, policy.scale_down_window)
-    recs = tuple((t, r) for t, r in history.recommendations if now - t < keep) + ((now, rec),)
+    recs = (*((t, r) for t, r in history.recommendations if now - t < keep), (now, rec))
     return History(recommendations=recs, last_backlog=backlog)
 
 
