@@ -494,6 +494,7 @@ class LocalCluster:
         wait_until(lambda: not self.processes(), timeout=30, what="cluster processes to exit")
         if self.cluster_dir.exists():
             shutil.rmtree(self.cluster_dir)
+        self.config_file.unlink(missing_ok=True)
 
     def status(self) -> str:
         """One-line human summary for the CLI."""
