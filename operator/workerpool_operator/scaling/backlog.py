@@ -1,0 +1,308 @@
+"""Temporal task-queue backlog poller for the Builtin engine (Temporal I/O only, no Kubernetes).
+
+One `temporalio.client.Client` per distinct connection (address, namespace, TLS material, API
+key), and at most one round of calls per (address, namespace, task queue) per poll interval
+however many pools share the queue: requesters inside the freshness window get the cached
+reading, and concurrent requesters await the same in-flight fetch.
+
+A round is `DescribeTaskQueue(report_stats=True)` for the workflow and the activity task queue
+(in parallel) plus, when some pool may scale to zero, one visibility count of the running
+workflows on the queue (the zero guard's signal, see docs/autoscaling.md).
+
+The server computes the stats at most every ~5 s and serves a cached copy in between, so polling
+faster than that cannot see a change sooner (measured in bench/bench_autoscaling.py), and polling
+at exactly 5 s can land on the cached copy and see the change a whole period late. `poll_period`
+therefore never polls faster than `MIN_POLL_SECONDS`, a little above the server's cache.
+
+Failures come back as a `Reading` with `error` set (the decision then keeps the replicas); the
+queue is retried with exponential backoff and recovers by itself when Temporal is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter as CallCounter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, TLSConfig
+
+from workerpool_operator.scaling.decide import Backlog
+
+log = logging.getLogger(__name__)
+
+# The server recomputes task-queue stats at most this often (dev server and cloud: ~5 s).
+SERVER_STATS_CACHE_SECONDS = 5.0
+# Never poll faster than this: a little above the server's cache so each poll sees fresh stats.
+MIN_POLL_SECONDS = SERVER_STATS_CACHE_SECONDS + 0.25
+RPC_TIMEOUT_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 60.0
+
+TEMPORAL_CALLS = Counter(
+    "workerpool_temporal_calls_total",
+    "Calls the autoscaler made to Temporal, by method and result.",
+    ["method", "result"],
+)
+
+
+def poll_period(interval_seconds: float) -> float:
+    """Seconds between polls for a pool asking for `interval_seconds` (see module docstring)."""
+    return max(float(interval_seconds), MIN_POLL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach one Temporal namespace; secrets are passed in (the reconciler reads them)."""
+
+    address: str
+    namespace: str = "default"
+    tls: bool = False
+    server_root_ca: bytes | None = None
+    client_cert: bytes | None = None
+    client_key: bytes | None = field(default=None, repr=False)
+    server_name: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    def tls_config(self) -> bool | TLSConfig:
+        if not self.tls:
+            return False
+        if not (self.server_root_ca or self.client_cert or self.server_name):
+            return True  # system roots
+        return TLSConfig(
+            server_root_ca_cert=self.server_root_ca,
+            client_cert=self.client_cert,
+            client_private_key=self.client_key,
+            domain=self.server_name,
+        )
+
+
+@dataclass(frozen=True)
+class TypeStats:
+    """Stats of one task queue type (workflow or activity)."""
+
+    backlog: int
+    age_seconds: float
+    add_rate: float
+    dispatch_rate: float
+    pollers: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One poll round's result: either `backlog` or `error`."""
+
+    backlog: Backlog | None
+    error: str | None
+    observed_at: float  # wall clock (epoch seconds) when the round finished
+    fetched_at: float  # poller clock (monotonic) when the round started
+    workflow: TypeStats | None = None
+    activity: TypeStats | None = None
+
+
+QueueKey = tuple[str, str, str]
+ConnectFn = Callable[..., Awaitable[Client]]
+
+
+@dataclass
+class _Entry:
+    last: Reading | None = None
+    inflight: asyncio.Task[Reading] | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    count_running: bool = False
+
+
+def _quote(value: str) -> str | None:
+    """A visibility-query string literal, or None when the name cannot be quoted safely."""
+    if "'" in value or "\\" in value:
+        return None
+    return f"'{value}'"
+
+
+class BacklogPoller:
+    """Shared across every pool of one operator process (put one in kopf's memo)."""
+
+    def __init__(
+        self,
+        *,
+        rpc_timeout: float = RPC_TIMEOUT_SECONDS,
+        backoff_max: float = BACKOFF_MAX_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        connect: ConnectFn = Client.connect,
+    ) -> None:
+        self._rpc_timeout = timedelta(seconds=rpc_timeout)
+        self._backoff_max = backoff_max
+        self._clock = clock
+        self._wall = wall
+        self._connect = connect
+        self._clients: dict[Connection, Client] = {}
+        self._client_lock = asyncio.Lock()
+        self._entries: dict[QueueKey, _Entry] = {}
+        self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
+
+    async def observe(
+        self,
+        conn: Connection,
+        task_queue: str,
+        *,
+        max_age: float = MIN_POLL_SECONDS,
+        count_running: bool = False,
+    ) -> Reading:
+        """The queue's backlog, fetched at most once per `max_age` across all callers.
+
+        A reading younger than `max_age` minus a small tolerance (so a caller looping at
+        `max_age` does not just miss it) is returned from the cache.
+        """
+        key = (conn.address, conn.namespace, task_queue)
+        entry = self._entries.setdefault(key, _Entry())
+        if count_running and not entry.count_running:
+            entry.count_running = True
+            entry.last = None  # the cached reading lacks the count: fetch now
+        if entry.inflight is not None:
+            return await asyncio.shield(entry.inflight)
+        now = self._clock()
+        last = entry.last
+        if last is not None:
+            tolerance = min(1.0, 0.2 * max_age)
+            if now - last.fetched_at < max_age - tolerance:
+                return last
+            if last.error is not None and now < entry.retry_at:
+                return last
+        entry.inflight = asyncio.create_task(self._round(conn, task_queue, entry, key))
+        return await asyncio.shield(entry.inflight)
+
+    async def close(self) -> None:
+        """Drop clients and cancel in-flight rounds (the SDK closes connections on drop)."""
+        for entry in self._entries.values():
+            if entry.inflight is not None:
+                entry.inflight.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await entry.inflight
+        self._entries.clear()
+        self._clients.clear()
+
+    async def _client(self, conn: Connection) -> Client:
+        async with self._client_lock:
+            found = self._clients.get(conn)
+            if found is None:
+                # lazy: connecting happens on the first call, so an unreachable server surfaces
+                # as a call error (with backoff) instead of blocking the operator's startup.
+                found = await self._connect(
+                    conn.address,
+                    namespace=conn.namespace,
+                    tls=conn.tls_config(),
+                    api_key=conn.api_key,
+                    lazy=True,
+                    identity="workerpool-operator-autoscaler",
+                )
+                self._clients[conn] = found
+            return found
+
+    async def _round(
+        self, conn: Connection, task_queue: str, entry: _Entry, key: QueueKey
+    ) -> Reading:
+        started = self._clock()
+        try:
+            reading = await self._fetch(conn, task_queue, entry.count_running, key, started)
+        except asyncio.CancelledError:
+            entry.inflight = None
+            raise
+        except Exception as exc:  # any failure becomes data: the decision holds replicas
+            entry.failures += 1
+            delay = min(MIN_POLL_SECONDS * 2 ** (entry.failures - 1), self._backoff_max)
+            entry.retry_at = started + delay
+            message = f"{type(exc).__name__}: {exc}".strip()
+            if entry.failures == 1:
+                log.warning("Temporal poll of %s failed: %s", key, message)
+            reading = Reading(None, message[:500], self._wall(), started)
+        else:
+            if entry.failures:
+                log.info("Temporal poll of %s recovered after %d failures", key, entry.failures)
+            entry.failures = 0
+        entry.last = reading
+        entry.inflight = None
+        return reading
+
+    async def _fetch(
+        self, conn: Connection, task_queue: str, count_running: bool, key: QueueKey, started: float
+    ) -> Reading:
+        client = await self._client(conn)
+
+        async def describe(kind: TaskQueueType.ValueType) -> TypeStats:
+            self.calls[key] += 1
+            try:
+                resp = await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=conn.namespace,
+                        task_queue=TaskQueue(
+                            name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+                        ),
+                        task_queue_type=kind,
+                        report_stats=True,
+                    ),
+                    timeout=self._rpc_timeout,
+                )
+            except Exception:
+                TEMPORAL_CALLS.labels("DescribeTaskQueue", "error").inc()
+                raise
+            TEMPORAL_CALLS.labels("DescribeTaskQueue", "ok").inc()
+            s = resp.stats
+            return TypeStats(
+                backlog=int(s.approximate_backlog_count),
+                age_seconds=s.approximate_backlog_age.ToTimedelta().total_seconds(),
+                add_rate=float(s.tasks_add_rate),
+                dispatch_rate=float(s.tasks_dispatch_rate),
+                pollers=len(resp.pollers),
+            )
+
+        async def running() -> int | None:
+            quoted = _quote(task_queue)
+            if not count_running or quoted is None:
+                return None
+            self.calls[key] += 1
+            try:
+                result = await client.count_workflows(
+                    f"TaskQueue={quoted} AND ExecutionStatus='Running'",
+                    rpc_timeout=self._rpc_timeout,
+                )
+            except Exception:
+                TEMPORAL_CALLS.labels("CountWorkflowExecutions", "error").inc()
+                raise
+            TEMPORAL_CALLS.labels("CountWorkflowExecutions", "ok").inc()
+            return int(result.count)
+
+        wf, act, n_running = await asyncio.gather(
+            describe(TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+            describe(TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+            running(),
+        )
+        backlog = Backlog(
+            count=wf.backlog + act.backlog,
+            age_seconds=max(wf.age_seconds, act.age_seconds),
+            add_rate=wf.add_rate + act.add_rate,
+            dispatch_rate=wf.dispatch_rate + act.dispatch_rate,
+            pollers=max(wf.pollers, act.pollers),
+            running_workflows=n_running,
+        )
+        return Reading(backlog, None, self._wall(), started, workflow=wf, activity=act)
+
+    def debug_state(self) -> dict[str, Any]:
+        """Cache state per queue, for logs and tests."""
+        return {
+            "/".join(k): {
+                "failures": e.failures,
+                "error": e.last.error if e.last else None,
+                "backlog": e.last.backlog.count if e.last and e.last.backlog else None,
+            }
+            for k, e in self._entries.items()
+        }

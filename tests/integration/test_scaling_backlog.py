@@ -1,0 +1,90 @@
+"""The backlog poller against the real Temporal dev server (no mocks of Temporal)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.client import Client
+
+from tests.testbed.temporal import TemporalDevServer
+from workerpool_operator.scaling.backlog import BacklogPoller, Connection
+
+
+async def start_workflows(address: str, queue: str, n: int) -> Client:
+    client = await Client.connect(address)
+    for i in range(n):
+        await client.start_workflow("NobodyPollsThis", id=f"{queue}-{i}", task_queue=queue)
+    return client
+
+
+async def wait_backlog(poller: BacklogPoller, conn: Connection, queue: str, want: int) -> int:
+    """Poll until Temporal reports `want` (its stats lag a few seconds behind)."""
+    count = -1
+    for _ in range(60):
+        reading = await poller.observe(conn, queue, max_age=0.5, count_running=True)
+        if reading.backlog is not None:
+            count = reading.backlog.count
+            if count == want:
+                return count
+        await asyncio.sleep(0.5)
+    return count
+
+
+async def test_backlog_of_unpolled_queue(temporal_server: TemporalDevServer) -> None:
+    queue = f"bp-{uuid.uuid4().hex[:8]}"
+    conn = Connection(temporal_server.address, temporal_server.namespace)
+    poller = BacklogPoller()
+    try:
+        await start_workflows(temporal_server.address, queue, 7)
+        assert await wait_backlog(poller, conn, queue, 7) == 7
+        reading = await poller.observe(conn, queue, max_age=0.5, count_running=True)
+        assert reading.error is None
+        assert reading.backlog is not None
+        assert reading.backlog.running_workflows == 7
+        assert reading.backlog.pollers == 0
+        assert reading.workflow is not None
+        assert reading.workflow.backlog == 7
+    finally:
+        await poller.close()
+
+
+async def test_concurrent_requesters_share_one_round(temporal_server: TemporalDevServer) -> None:
+    queue = f"bp-{uuid.uuid4().hex[:8]}"
+    conn = Connection(temporal_server.address, temporal_server.namespace)
+    poller = BacklogPoller()
+    try:
+        readings = await asyncio.gather(
+            *(poller.observe(conn, queue, max_age=30) for _ in range(20))
+        )
+        key = (conn.address, conn.namespace, queue)
+        assert poller.calls[key] == 2  # workflow + activity describe, once for 20 pools
+        assert all(r is readings[0] for r in readings)
+        # inside the window: served from the cache, no new call
+        await poller.observe(conn, queue, max_age=30)
+        assert poller.calls[key] == 2
+    finally:
+        await poller.close()
+
+
+async def test_outage_is_an_error_reading_then_recovers(temporal: TemporalDevServer) -> None:
+    queue = f"bp-{uuid.uuid4().hex[:8]}"
+    conn = Connection(temporal.address, temporal.namespace)
+    poller = BacklogPoller(rpc_timeout=2.0, backoff_max=1.0)
+    try:
+        first = await poller.observe(conn, queue, max_age=0.1)
+        assert first.error is None
+        temporal.stop()
+        failed = await poller.observe(conn, queue, max_age=0.1)
+        assert failed.backlog is None
+        assert failed.error
+        temporal.start()
+        for _ in range(120):
+            reading = await poller.observe(conn, queue, max_age=0.1)
+            if reading.error is None:
+                break
+            await asyncio.sleep(0.5)
+        assert reading.error is None
+        assert reading.backlog is not None
+    finally:
+        await poller.close()
