@@ -26,6 +26,12 @@ CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
 POOL = (api.GROUP, api.VERSION, api.PLURAL)
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account, else $KUBECONFIG as set when the operator starts."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     """Annotation-only bookkeeping (our status schema is typed) and warnings-only kopf Events."""

@@ -1,0 +1,242 @@
+"""The operator, run for real (kopf KopfRunner) against the real kube-apiserver and kwok nodes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def pool_doc(name: str = "orders", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalWorkerPool",
+        "metadata": {"name": name},
+        "spec": {
+            "connection": {"address": "temporal.temporal.svc:7233"},
+            "taskQueue": "orders",
+            "workflows": ["app.workflows:OrderWorkflow"],
+            "activities": ["app.activities:charge"],
+            **spec,
+        },
+    }
+
+
+def condition(kube: Any, ns: str, name: str, ctype: str) -> dict[str, Any]:
+    status = kube.get("twp", name, namespace=ns).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+
+def wait_ready(kube: Any, ns: str, name: str, ready: int) -> None:
+    def probe() -> bool:
+        st = kube.get("twp", name, namespace=ns).get("status") or {}
+        cond = condition(kube, ns, name, "Ready")
+        return cond.get("status") == "True" and st.get("readyReplicas") == ready
+
+    kube.wait_for(probe, what=f"pool {name} Ready with {ready} ready replicas", timeout=120)
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """kubectl's table by header offsets (empty cells stay empty instead of shifting columns)."""
+    header, *rows = text.splitlines()
+    cells = list(re.finditer(r"\S+", header))
+    names = [m.group() for m in cells]
+    starts = [m.start() for m in cells]
+    bounds = [*starts[1:], None]
+    return [
+        {n: row[a:b].strip() for n, a, b in zip(names, starts, bounds, strict=True)} for row in rows
+    ]
+
+
+def env_of(dep: dict[str, Any]) -> dict[str, str]:
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_pool_becomes_children_and_ready(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc(replicas=2), namespace=namespace)
+    for kind in ("deployment", "service", "poddisruptionbudget", "servicemonitor"):
+        kube_cluster.wait_for(
+            lambda k=kind: kube_cluster.exists(k, "orders", namespace=namespace),
+            what=f"{kind} orders created",
+        )
+    dep = kube_cluster.get("deployment", "orders", namespace=namespace)
+    assert dep["spec"]["replicas"] == 2
+    assert env_of(dep)["TWP_TASK_QUEUE"] == "orders"
+    owner = dep["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == (
+        "TemporalWorkerPool",
+        "orders",
+        True,
+    )
+    wait_ready(kube_cluster, namespace, "orders", 2)
+
+    pool = kube_cluster.get("twp", "orders", namespace=namespace)
+    assert pool["status"]["observedGeneration"] == pool["metadata"]["generation"]
+    assert pool["status"]["selector"] == "workerpools.io/pool=orders"
+    assert condition(kube_cluster, namespace, "orders", "ServiceMonitorReady")["status"] == "True"
+    assert condition(kube_cluster, namespace, "orders", "Degraded")["status"] == "False"
+
+    table = kube_cluster.kubectl("get", "workerpools", "-n", namespace)
+    assert table.split("\n")[0].split() == [
+        "NAME",
+        "QUEUE",
+        "DESIRED",
+        "READY",
+        "BACKLOG",
+        "GPU",
+        "STATUS",
+        "AGE",
+    ]
+    (row,) = parse_table(table)
+    assert row["NAME"] == "orders"
+    assert row["QUEUE"] == "orders"
+    assert (row["DESIRED"], row["READY"], row["STATUS"]) == ("2", "2", "Available")
+    assert row["GPU"] == ""
+    assert row["BACKLOG"] == ""
+    wide = kube_cluster.kubectl("get", "twp", "-o", "wide", "-n", namespace)
+    (wide_row,) = parse_table(wide)
+    assert wide_row["MESSAGE"] == "2/2 replicas ready"
+
+    # kubectl wait works on the Ready condition (what Argo CD/Flux health checks build on)
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Ready", "twp/orders", "-n", namespace, "--timeout=30s"
+    )
+
+
+def test_edit_rolls_out_and_scale_subresource(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc(replicas=1), namespace=namespace)
+    wait_ready(kube_cluster, namespace, "orders", 1)
+    kube_cluster.kubectl(
+        "patch",
+        "twp",
+        "orders",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"image": {"tag": "0.2.0"}, "taskQueue": "orders-v2"}}),
+    )
+
+    def rolled() -> bool:
+        dep = kube_cluster.get("deployment", "orders", namespace=namespace)
+        image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        return image.endswith(":0.2.0") and env_of(dep)["TWP_TASK_QUEUE"] == "orders-v2"
+
+    kube_cluster.wait_for(rolled, what="Deployment rolled to the edited spec")
+
+    kube_cluster.kubectl("scale", "twp/orders", "--replicas=3", "-n", namespace)
+    kube_cluster.wait_for(
+        lambda: (
+            kube_cluster.get("deployment", "orders", namespace=namespace)["spec"]["replicas"] == 3
+        ),
+        what="kubectl scale on the pool reaches the Deployment",
+    )
+    wait_ready(kube_cluster, namespace, "orders", 3)
+
+
+def test_drift_is_repaired(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc(), namespace=namespace)
+    wait_ready(kube_cluster, namespace, "orders", 1)
+
+    uid = kube_cluster.get("service", "orders", namespace=namespace)["metadata"]["uid"]
+    kube_cluster.delete("service", "orders", namespace=namespace)
+    kube_cluster.wait_for(
+        lambda: (
+            kube_cluster.exists("service", "orders", namespace=namespace)
+            and kube_cluster.get("service", "orders", namespace=namespace)["metadata"]["uid"] != uid
+        ),
+        what="deleted Service restored",
+    )
+
+    kube_cluster.kubectl(
+        "set", "env", "deployment/orders", "-n", namespace, "TWP_TASK_QUEUE=hijacked"
+    )
+    kube_cluster.wait_for(
+        lambda: (
+            env_of(kube_cluster.get("deployment", "orders", namespace=namespace))["TWP_TASK_QUEUE"]
+            == "orders"
+        ),
+        what="edited Deployment env restored",
+    )
+
+    kube_cluster.kubectl("delete", "pdb", "orders", "-n", namespace)
+    kube_cluster.wait_for(
+        lambda: kube_cluster.exists("pdb", "orders", namespace=namespace), what="PDB restored"
+    )
+
+
+def test_idle_resync_writes_nothing(kube_cluster: Any, namespace: str) -> None:
+    """After convergence, several resync periods (3 s in tests) change no resourceVersion."""
+    kube_cluster.apply(pool_doc(), namespace=namespace)
+    wait_ready(kube_cluster, namespace, "orders", 1)
+    kinds = ["twp", "deployment", "service", "pdb", "servicemonitor"]
+
+    def versions() -> dict[str, str]:
+        return {
+            k: kube_cluster.get(k, "orders", namespace=namespace)["metadata"]["resourceVersion"]
+            for k in kinds
+        }
+
+    kube_cluster.wait_for(lambda: versions() == versions(), what="settled")
+    before = versions()
+    time.sleep(10)  # > 3 resync periods; not a timing assertion: we assert on writes
+    assert versions() == before
+
+
+def test_service_monitor_toggle_prunes(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc(), namespace=namespace)
+    kube_cluster.wait_for(
+        lambda: kube_cluster.exists("servicemonitor", "orders", namespace=namespace),
+        what="ServiceMonitor created (Auto, CRD installed)",
+    )
+    kube_cluster.kubectl(
+        "patch",
+        "twp",
+        "orders",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"metrics": {"serviceMonitor": {"enabled": false}}}}',
+    )
+    kube_cluster.wait_for(
+        lambda: not kube_cluster.exists("servicemonitor", "orders", namespace=namespace),
+        what="ServiceMonitor removed when disabled",
+    )
+    kube_cluster.wait_for(
+        lambda: (
+            condition(kube_cluster, namespace, "orders", "ServiceMonitorReady").get("reason")
+            == "Disabled"
+        ),
+        what="ServiceMonitorReady=False/Disabled",
+    )
+
+
+def test_deleting_the_pool_removes_children(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc(), namespace=namespace)
+    kube_cluster.wait_for(
+        lambda: kube_cluster.exists("deployment", "orders", namespace=namespace),
+        what="Deployment created",
+    )
+    kube_cluster.delete("twp", "orders", namespace=namespace)
+    for kind in ("deployment", "service", "pdb", "servicemonitor"):
+        kube_cluster.wait_for(
+            lambda k=kind: not kube_cluster.exists(k, "orders", namespace=namespace),
+            what=f"{kind} garbage-collected with the pool",
+            timeout=90,
+        )
+
+
+def test_gpu_pool_lands_on_gpu_nodes(kube_cluster: Any, namespace: str) -> None:
+    kube_cluster.apply(pool_doc("llm", gpu={"count": 2}, replicas=2), namespace=namespace)
+    wait_ready(kube_cluster, namespace, "llm", 2)
+    pods = kube_cluster.get("pods", namespace=namespace, selector="workerpools.io/pool=llm")
+    for pod in pods["items"]:
+        node = kube_cluster.get("node", pod["spec"]["nodeName"])
+        assert node["metadata"]["labels"].get("nvidia.com/gpu.present") == "true"
