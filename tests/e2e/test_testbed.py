@@ -281,3 +281,43 @@ def test_local_bed_nodes(kube_cluster: KubeCluster) -> None:
             if gpu
             else not taints
         )
+
+
+def test_hpa_controller_enforces_min_replicas(kube_cluster: KubeCluster, namespace: str) -> None:
+    """The HPA controller runs: it raises a Deployment to minReplicas (no metrics needed)."""
+    kube = kube_cluster
+    dep = deployment("scaled", replicas=1)
+    dep["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "100m"}}
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "scaled"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+            "minReplicas": 2,
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 50},
+                    },
+                }
+            ],
+        },
+    }
+    kube.apply([dep, hpa], namespace=namespace)
+
+    def ready_replicas() -> int:
+        status = kube.get("deployment", "scaled", namespace=namespace).get("status", {})
+        return int(status.get("readyReplicas", 0))
+
+    kube.wait_for(lambda: ready_replicas() == 2, what="HPA to scale deployment scaled to 2")
+    assert kube.get("deployment", "scaled", namespace=namespace)["spec"]["replicas"] == 2
+    kube.wait_for(
+        lambda: (
+            kube.get("hpa", "scaled", namespace=namespace)["status"].get("desiredReplicas") == 2
+        ),
+        what="HPA status desiredReplicas=2",
+    )
