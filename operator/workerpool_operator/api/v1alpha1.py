@@ -494,6 +494,13 @@ REASONS: dict[str, str] = {
     "TemporalUnavailable": "DescribeTaskQueue failed; replicas are held.",
     "InsufficientGPU": "Pods are Pending for lack of schedulable GPUs.",
     "GPUsScheduled": "Every GPU pod found a node.",
+    "CredentialsUnavailable": (
+        "A Secret named in spec.connection (TLS or API key) is missing or lacks a key; the "
+        "Builtin autoscaler cannot reach Temporal and holds replicas."
+    ),
+    # Events on the pool (Builtin autoscaler); the message says why, e.g. "backlog 37 over 4 x 5"
+    "ScaledUp": "Event: the Builtin autoscaler raised the Deployment's replicas.",
+    "ScaledDown": "Event: the Builtin autoscaler lowered the Deployment's replicas.",
     # Degraded
     "AsExpected": "Nothing is wrong.",
 }
