@@ -498,6 +498,10 @@ REASONS: dict[str, str] = {
         "A Secret named in spec.connection (TLS or API key) is missing or lacks a key; the "
         "Builtin autoscaler cannot reach Temporal and holds replicas."
     ),
+    "ResourceRequestsMissing": (
+        "HPA engine: a utilization target has no matching spec.resources.requests entry, so "
+        "the HPA cannot compute a percentage and does not scale."
+    ),
     # Events on the pool (Builtin autoscaler); the message says why, e.g. "backlog 37 over 4 x 5"
     "ScaledUp": "Event: the Builtin autoscaler raised the Deployment's replicas.",
     "ScaledDown": "Event: the Builtin autoscaler lowered the Deployment's replicas.",

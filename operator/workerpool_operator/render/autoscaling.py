@@ -1,22 +1,35 @@
 """Autoscaling children (KEDA ScaledObject + TriggerAuthentication, or HPA) and their conditions.
 
-Pure. The Builtin engine renders no child: the operator's scaler writes Deployment replicas.
+Pure. The Builtin engine renders no child and no condition: the operator's scaler
+(`scaling/autoscaler.py`) writes Deployment replicas and owns the AutoscalingReady,
+BacklogAvailable and GPUCapacityAvailable conditions with its own field manager.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.render.common import Manifest
+from worker_runtime import contract
+from workerpool_operator.api.v1alpha1 import (
+    CONDITION_AUTOSCALING,
+    AutoscalingSpec,
+    TemporalWorkerPool,
+)
+from workerpool_operator.render.common import Manifest, object_meta
 from workerpool_operator.status import ConditionSpec
+
+KEDA_API = "keda.sh/v1alpha1"
+HPA_API = "autoscaling/v2"
 
 # Kinds this module may render; the reconciler prunes those no longer desired.
 OPTIONAL_KINDS: list[tuple[str, str]] = [
-    ("keda.sh/v1alpha1", "ScaledObject"),
-    ("keda.sh/v1alpha1", "TriggerAuthentication"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    (KEDA_API, "ScaledObject"),
+    (KEDA_API, "TriggerAuthentication"),
+    (HPA_API, "HorizontalPodAutoscaler"),
 ]
+# KEDA's temporal scaler reads both queue types; ours sums the same two.
+KEDA_QUEUE_TYPES = "workflow,activity"
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,172 @@ class AutoscalingPlan:
     conditions: list[ConditionSpec] = field(default_factory=list)
 
 
+def _target_ref(pool: TemporalWorkerPool) -> dict[str, str]:
+    """The pool's Deployment, which has the pool's name."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": pool.name}
+
+
+def _behavior(spec: AutoscalingSpec) -> dict[str, Any]:
+    """HPA behavior carrying the pool's stabilization windows (same meaning in every engine)."""
+    return {
+        "scaleUp": {"stabilizationWindowSeconds": spec.scale_up_stabilization_seconds},
+        "scaleDown": {"stabilizationWindowSeconds": spec.scale_down_stabilization_seconds},
+    }
+
+
+def _keda_auth_refs(pool: TemporalWorkerPool) -> list[dict[str, str]]:
+    """secretTargetRef entries: mTLS material from the TLS Secret, the API key from its ref."""
+    conn = pool.spec.connection
+    refs: list[dict[str, str]] = []
+    if conn.tls is not None and conn.tls.secret_name:
+        name = conn.tls.secret_name
+        refs += [
+            {"parameter": "ca", "name": name, "key": contract.TLS_CA_FILE},
+            {"parameter": "cert", "name": name, "key": contract.TLS_CERT_FILE},
+            {"parameter": "key", "name": name, "key": contract.TLS_KEY_FILE},
+        ]
+    if conn.api_key_secret_ref is not None:
+        ref = conn.api_key_secret_ref
+        refs.append({"parameter": "apiKey", "name": ref.name, "key": ref.key})
+    return refs
+
+
+def render_trigger_authentication(pool: TemporalWorkerPool) -> Manifest | None:
+    """KEDA TriggerAuthentication for the pool's Secrets, or None when it connects in clear."""
+    refs = _keda_auth_refs(pool)
+    if not refs:
+        return None
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "TriggerAuthentication",
+        "metadata": object_meta(pool),
+        "spec": {"secretTargetRef": refs},
+    }
+
+
+def render_scaled_object(pool: TemporalWorkerPool, *, authenticated: bool) -> Manifest:
+    """KEDA ScaledObject with the `temporal` trigger (metadata names as in KEDA >= 2.17)."""
+    spec = pool.spec.autoscaling or AutoscalingSpec(engine="KEDA")
+    conn = pool.spec.connection
+    metadata: dict[str, str] = {
+        "endpoint": conn.address,
+        "namespace": conn.namespace,
+        "taskQueue": pool.spec.task_queue,
+        "queueTypes": KEDA_QUEUE_TYPES,
+        "targetQueueSize": str(spec.target_backlog_per_replica),
+        "activationTargetQueueSize": str(spec.activation_backlog),
+    }
+    if conn.tls is not None and conn.tls.server_name:
+        metadata["tlsServerName"] = conn.tls.server_name
+    trigger: dict[str, Any] = {"type": "temporal", "metadata": metadata}
+    if authenticated:
+        trigger["authenticationRef"] = {"name": pool.name}
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "ScaledObject",
+        "metadata": object_meta(pool),
+        "spec": {
+            "scaleTargetRef": _target_ref(pool),
+            "minReplicaCount": spec.min_replicas,
+            "maxReplicaCount": spec.max_replicas,
+            "pollingInterval": spec.poll_interval_seconds,
+            # KEDA's wait before the last replica goes (scale to zero); the HPA window covers >0.
+            "cooldownPeriod": spec.scale_down_stabilization_seconds,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior(spec)}},
+            "triggers": [trigger],
+        },
+    }
+
+
+def render_hpa(pool: TemporalWorkerPool) -> Manifest:
+    """autoscaling/v2 HorizontalPodAutoscaler on average CPU and/or memory utilization."""
+    spec = pool.spec.autoscaling or AutoscalingSpec(engine="HPA")
+    metrics: list[dict[str, Any]] = []
+    for resource, target in (("cpu", spec.cpu_utilization), ("memory", spec.memory_utilization)):
+        if target is not None:
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": resource,
+                        "target": {"type": "Utilization", "averageUtilization": target},
+                    },
+                }
+            )
+    return {
+        "apiVersion": HPA_API,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(pool),
+        "spec": {
+            "scaleTargetRef": _target_ref(pool),
+            "minReplicas": max(spec.min_replicas, 1),
+            "maxReplicas": spec.max_replicas,
+            "metrics": metrics,
+            "behavior": _behavior(spec),
+        },
+    }
+
+
+def _missing_requests(pool: TemporalWorkerPool, spec: AutoscalingSpec) -> list[str]:
+    """Resources with a utilization target but no request: the HPA cannot compute a percent."""
+    requests = (pool.spec.resources.requests or {}) if pool.spec.resources else {}
+    wanted = [
+        name
+        for name, target in (("cpu", spec.cpu_utilization), ("memory", spec.memory_utilization))
+        if target is not None
+    ]
+    return [name for name in wanted if name not in requests]
+
+
 def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> AutoscalingPlan:
-    """Children and conditions for the pool's autoscaling engine (filled in by the scaling work)."""
-    return AutoscalingPlan()
+    """Children and AutoscalingReady for KEDA and HPA; nothing for Builtin or fixed replicas."""
+    spec = pool.spec.autoscaling
+    if spec is None or spec.engine == "Builtin":
+        return AutoscalingPlan()
+    if spec.engine == "KEDA":
+        if not keda_installed:
+            return AutoscalingPlan(
+                conditions=[
+                    ConditionSpec(
+                        CONDITION_AUTOSCALING,
+                        "False",
+                        "CRDNotInstalled",
+                        "keda.sh/v1alpha1 ScaledObject CRD is not installed: install KEDA "
+                        "(>= 2.17 for the temporal scaler) or set autoscaling.engine: Builtin",
+                    )
+                ]
+            )
+        auth = render_trigger_authentication(pool)
+        # The TriggerAuthentication first: KEDA resolves it when the ScaledObject appears.
+        children = [] if auth is None else [auth]
+        children.append(render_scaled_object(pool, authenticated=auth is not None))
+        message = f"KEDA ScaledObject {pool.name} scales the Deployment on the task-queue backlog"
+        tls = pool.spec.connection.tls
+        if tls is not None and not _keda_auth_refs(pool):
+            message += (
+                "; note: without a tls.secretName or API key KEDA's temporal scaler connects "
+                "without TLS"
+            )
+        return AutoscalingPlan(
+            children=children,
+            conditions=[ConditionSpec(CONDITION_AUTOSCALING, "True", "Created", message)],
+        )
+    # HPA
+    hpa = render_hpa(pool)
+    missing = _missing_requests(pool, spec)
+    if missing:
+        condition = ConditionSpec(
+            CONDITION_AUTOSCALING,
+            "False",
+            "ResourceRequestsMissing",
+            f"the HPA needs spec.resources.requests.{' and '.join(missing)} to compute "
+            "utilization; it will not scale until they are set",
+        )
+    else:
+        condition = ConditionSpec(
+            CONDITION_AUTOSCALING,
+            "True",
+            "Created",
+            f"HorizontalPodAutoscaler {pool.name} scales the Deployment on resource utilization",
+        )
+    return AutoscalingPlan(children=[hpa], conditions=[condition])
