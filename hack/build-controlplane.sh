@@ -50,6 +50,18 @@ GO
   log "kubernetes built in $(( $(date +%s) - start )) s"
 fi
 
+# kubectl at the server's version: tests and kwokctl take it from PATH, and a fresh machine
+# has none (or one too old).
+if need kubectl; then
+  start=$(date +%s)
+  cd "$cache/build/kubernetes-$KUBERNETES_VERSION"
+  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  pkg=k8s.io/component-base/version
+  ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$bin/" k8s.io/kubernetes/cmd/kubectl
+  log "kubectl built in $(( $(date +%s) - start )) s"
+fi
+
 if need etcd; then
   start=$(date +%s)
   work="$cache/build/etcd-$ETCD_VERSION"

@@ -505,3 +505,17 @@ class LocalCluster:
             f"cluster {self.name}: {state}, {len(self.processes())} processes, "
             f"kubeconfig {self.kubeconfig}"
         )
+
+
+def use_built_binaries() -> None:
+    """Put the pinned binaries first on PATH, so kubectl matches the server (v1.34).
+
+    A fresh machine may have no kubectl at all; hack/build-controlplane.sh builds one.
+    """
+    bin_dir = str(cache_root() / "k8s" / read_versions()["KUBERNETES_VERSION"] / "bin")
+    path = os.environ.get("PATH", "")
+    if os.path.isdir(bin_dir) and not path.startswith(bin_dir + os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + path
+
+
+use_built_binaries()

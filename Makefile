@@ -1,0 +1,112 @@
+# Temporal worker pools operator. `make help` lists the verbs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Extras installed for development and tests: llm brings torch + transformers for the GPU pack.
+EXTRAS ?= dev,llm
+PYTEST_ARGS ?=
+IMG_TAG ?= 0.1.0
+comma := ,
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with the project and test dependencies
+
+##@ Build
+
+.PHONY: crds
+crds: venv ## Generate crds/ from the pydantic API model
+	$(PY) -m workerpool_operator.api.crdgen crds
+
+.PHONY: controlplane
+controlplane: ## Build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok, kubectl; fetch upstream CRDs
+	bash hack/build-controlplane.sh
+	bash hack/fetch-crds.sh
+
+.PHONY: docker-build
+docker-build: venv ## Build the operator, runtime and runtime-gpu images (base image made with debootstrap)
+	bash hack/build-base-image.sh
+	bash hack/build-images.sh
+
+##@ Check
+
+.PHONY: lint
+lint: venv ## ruff, ruff format --check, mypy --strict, CRD drift
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m workerpool_operator.api.crdgen --check crds
+
+.PHONY: setup
+setup: venv controlplane ## Everything the tests need: venv, control plane, Docker engine and base image
+	bash hack/setup-docker.sh
+
+.PHONY: test
+test: setup ## All tests: unit, integration and e2e on the local control plane, runtime on the Temporal dev server, images
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: unit
+unit: venv ## Fast tests only (no cluster, no Temporal server)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: e2e
+e2e: venv controlplane ## Integration and e2e tests (local cluster, or TWP_E2E_KUBECONFIG)
+	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: venv controlplane ## Benchmarks: operator, runtime throughput, autoscaler latency (tables + bench-results/)
+	mkdir -p bench-results
+	$(PY) -m bench.bench_operator
+	$(PY) -m bench.bench_runtime
+	$(PY) -m bench.bench_autoscaling
+
+##@ Run
+
+.PHONY: run
+run: venv controlplane ## Local demo: cluster + Temporal dev server + operator + sample pools (Ctrl-C stops all)
+	$(PY) -m hack.run_local $(RUN_ARGS)
+
+.PHONY: cluster-up
+cluster-up: venv controlplane ## Start (or reuse) the local kwok cluster; prints the kubeconfig path
+	$(PY) -m tests.testbed up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the local cluster and remove its files
+	$(PY) -m tests.testbed down
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster with the same CRDs and fake GPU nodes (needs Docker)
+	bash hack/kind-up.sh
+
+##@ Deploy (current kubectl context)
+
+.PHONY: install
+install: ## Install the CRD into the cluster
+	kubectl apply --server-side -k crds
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD (and every pool with it)
+	kubectl delete -k crds --ignore-not-found
+
+.PHONY: deploy
+deploy: ## Install CRD, RBAC and the operator Deployment (kubectl apply -k manifests)
+	kubectl apply --server-side -k manifests
+
+.PHONY: undeploy
+undeploy: ## Remove the operator, RBAC and CRD
+	kubectl delete -k manifests --ignore-not-found
