@@ -106,6 +106,9 @@ CASES = [
         1,
         History(last_backlog=12),
     ),
+    # operator restart: the empty history counts the current replicas (as the HPA does)
+    Case("restart does not scale down at once", obs(5, 0, pollers=5), Policy(min_replicas=0), 5),
+    Case("restart still scales up at once", obs(1, 30), Policy(min_replicas=0), 6),
     # Temporal errors: hold
     Case("error holds current", obs(4, None, error="unavailable"), FLAT, 4),
     Case("error holds zero", obs(0, None, error="unavailable"), FLAT, 0),
@@ -174,7 +177,8 @@ def test_zero_only_after_window_of_idle() -> None:
         d = decide(Observation(current, reading), history, policy, now=t)
         history, current = d.history, d.replicas
         got.append(d.replicas)
-    assert got == [1, 1, 1, 1, 0]
+    # the window starts seeded with the current 2, then holds the guarded 1 for 30 s
+    assert got == [2, 2, 2, 1, 0]
 
 
 def test_error_keeps_history_for_recovery() -> None:

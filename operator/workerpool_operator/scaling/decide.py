@@ -13,7 +13,9 @@ Rules, in order:
 5. Zero guard: from >0 replicas never recommend 0 while the queue shows work (backlog, recent
    add/dispatch rate, running workflows on the queue, or in-flight tasks the workers report).
 6. Stabilization with HPA semantics: the result is at least the LOWEST recommendation of the
-   scale-up window and at most the HIGHEST recommendation of the scale-down window.
+   scale-up window and at most the HIGHEST recommendation of the scale-down window. As in the
+   HPA, an empty history is seeded with the current replicas, so an operator restart does not
+   scale down before a full window has passed.
 7. Capacity ceiling (GPU pods Pending for lack of GPUs): never raise above it.
 """
 
@@ -138,6 +140,11 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
                 recommendation=0,
                 backlog=count,
             )
+
+    if not history.recommendations:
+        # Like the HPA: the first decision (operator start, new pool) counts the current
+        # replicas as a recommendation, so a restart never scales down before a full window.
+        history = replace(history, recommendations=((now, current),))
 
     guarded = False
     busy = busy_reason(observation, reading)
