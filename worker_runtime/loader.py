@@ -82,8 +82,8 @@ def _expand(obj: Any, path: str, env: str, check: Callable[[Any], bool], kind: s
         items = produced if isinstance(produced, list | tuple) else [produced]
     else:
         raise ConfigError(
-            f"{env}: {path!r} is not a {kind} (nor a list of them, nor a no-argument function "
-            f"returning a list) — decorate it with {_decorator(kind)}"
+            f"{env}: {path!r} is not {_article(kind)} (nor a list of them, nor a no-argument "
+            f"function returning a list) — decorate it with {_decorator(kind)}"
         )
     out: list[Any] = []
     for item in items:
@@ -93,10 +93,14 @@ def _expand(obj: Any, path: str, env: str, check: Callable[[Any], bool], kind: s
             out.append(item)
         else:
             raise ConfigError(
-                f"{env}: {path!r} yielded {item!r}, which is not a {kind} — decorate it with "
-                f"{_decorator(kind)}"
+                f"{env}: {path!r} yielded {item!r}, which is not {_article(kind)} — decorate it "
+                f"with {_decorator(kind)}"
             )
     return out
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _decorator(kind: str) -> str:

@@ -24,7 +24,7 @@ from prometheus_client import (
 from worker_runtime import __version__
 
 # `*_created` series double the output and no dashboard uses them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)

@@ -38,6 +38,18 @@ def temporal_cli() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the server if the test process dies without running teardown."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setsid()
+
+
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
@@ -95,7 +107,7 @@ class TemporalDevServer:
         log = self.log_file.open("ab")
         try:
             self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
             )
         finally:
             log.close()

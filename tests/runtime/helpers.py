@@ -1,0 +1,127 @@
+"""Run `python -m worker_runtime` as a real subprocess, the way a pod runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.testbed.temporal import TemporalDevServer, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.runtime.app"
+
+
+def unique_queue(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def base_env(server: TemporalDevServer | None, task_queue: str, **extra: str) -> dict[str, str]:
+    """Inherited env minus any TWP_* of the caller, plus the settings a pool would get."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWP_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env["TWP_TEMPORAL_ADDRESS"] = server.address if server else "127.0.0.1:1"
+    env["TWP_TASK_QUEUE"] = task_queue
+    env["TWP_WORKFLOWS"] = f"{APP}:GreetWorkflow,{APP}:SquareWorkflow"
+    env["TWP_ACTIVITIES"] = f"{APP}:all_activities"
+    env["TWP_METRICS_PORT"] = str(free_port())
+    env.update(extra)
+    return env
+
+
+def run_once(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the runtime to completion (config errors, --check)."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker_runtime", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+class RuntimeProcess:
+    """A running runtime; output goes to a file so a full pipe can never block it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = int(env["TWP_METRICS_PORT"])
+        self.log_path = log_path
+        log = log_path.open("wb")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker_runtime"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            log.close()
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def get(self, path: str) -> httpx.Response | None:
+        """GET a path on the metrics port; None while nothing listens."""
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                return await client.get(self.url(path))
+        except httpx.TransportError:
+            return None
+
+    async def wait_status(self, path: str, status: int, wait_s: float = 120) -> None:
+        """Wait until `path` answers `status` (fails with the runtime's log otherwise)."""
+        deadline = time.monotonic() + wait_s
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"runtime exited {self.proc.returncode}:\n{self.output}")
+            resp = await self.get(path)
+            last = None if resp is None else (resp.status_code, resp.text)
+            if resp is not None and resp.status_code == status:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{path} never returned {status} (last {last}):\n{self.output}")
+
+    async def metrics(self) -> str:
+        resp = await self.get("/metrics")
+        assert resp is not None, "metrics port not listening"
+        assert resp.status_code == 200, resp.text
+        return resp.text
+
+    async def wait_exit(self, wait_s: float = 180) -> int:
+        deadline = time.monotonic() + wait_s
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"runtime did not exit:\n{self.output}")
+            await asyncio.sleep(0.2)
+        return self.proc.returncode
+
+    async def terminate(self, wait_s: float = 180) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return await self.wait_exit(wait_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of all samples of one metric name across label sets."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
