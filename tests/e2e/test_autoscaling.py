@@ -1,0 +1,383 @@
+"""Queue-depth autoscaling end to end: real kube-apiserver (kwok nodes), real Temporal dev server.
+
+The Builtin engine (`run_autoscaler`, the body of the operator's kopf daemon) runs in the test's
+event loop against a pool created from the generated CRD; its Deployment is rendered by the
+operator's own renderer. Workers are real `python -m worker_runtime` processes (kwok pods run no
+containers). KEDA and HPA objects rendered by `plan_autoscaling` are applied to the API server
+with the upstream CRDs the test bed installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from tests.testbed.pytest_cluster import KubeCluster
+from tests.testbed.temporal import TemporalDevServer, free_port
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.kube import Kube
+from workerpool_operator.render.autoscaling import plan_autoscaling
+from workerpool_operator.render.deployment import render_deployment
+from workerpool_operator.scaling.autoscaler import run_autoscaler
+from workerpool_operator.scaling.backlog import BacklogPoller
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
+APP = "tests.e2e.scaling_app"
+WAIT_S = 240.0  # generous: a shared 2-core machine; bounds a wait, never asserted on
+
+
+@pytest.fixture(scope="module")
+def crd(kube_cluster: KubeCluster) -> None:
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/temporalworkerpools.workerpools.io",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def kube(kube_cluster: KubeCluster, crd: None) -> Kube:
+    return Kube(kube_cluster.api_client())
+
+
+def create_pool(
+    cluster: KubeCluster, kube: Kube, namespace: str, name: str, spec: dict[str, Any]
+) -> api.TemporalWorkerPool:
+    """Create the pool through the API (CRD validation applies) and its Deployment."""
+    doc = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"workflows": [f"{APP}:ShortWorkflow"], **spec},
+    }
+    cluster.apply(doc)
+    body = kube.get(api.API_VERSION, api.KIND, namespace, name)
+    assert body is not None
+    return api.TemporalWorkerPool.from_body(body)
+
+
+def apply_deployment(kube: Kube, pool: api.TemporalWorkerPool) -> None:
+    """The Deployment as the reconciler renders it for an autoscaled pool (no spec.replicas)."""
+    kube.apply(render_deployment(pool, replicas=None))
+
+
+@contextlib.asynccontextmanager
+async def autoscaler(kube: Kube, namespace: str, name: str) -> AsyncIterator[None]:
+    """run_autoscaler as the kopf daemon runs it, stopped through its `stopped` flag."""
+    poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
+    stopped = asyncio.Event()
+
+    def body() -> dict[str, Any]:
+        return kube.get(api.API_VERSION, api.KIND, namespace, name) or {}
+
+    task = asyncio.create_task(run_autoscaler(kube, body, poller, stopped))
+    try:
+        yield
+    finally:
+        stopped.set()
+        await asyncio.wait_for(task, timeout=60)
+        await poller.close()
+
+
+async def eventually(probe: Callable[[], bool], what: str, wait_s: float = WAIT_S) -> None:
+    """Poll a blocking probe in a thread (the autoscaler keeps running meanwhile)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(probe):
+            return
+        await asyncio.sleep(1.0)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
+    return int(cluster.get("deployment", name, namespace=ns)["spec"].get("replicas", 1))
+
+
+def pool_status(cluster: KubeCluster, ns: str, name: str) -> dict[str, Any]:
+    return dict(cluster.get("twp", name, namespace=ns).get("status") or {})
+
+
+def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
+    conds = pool_status(cluster, ns, name).get("conditions") or []
+    return next((c for c in conds if c["type"] == ctype), {})
+
+
+def events(cluster: KubeCluster, ns: str, name: str) -> list[dict[str, Any]]:
+    items = cluster.get("events", namespace=ns)["items"]
+    return [e for e in items if e["involvedObject"].get("name") == name]
+
+
+@contextlib.contextmanager
+def workers(server: TemporalDevServer, queue: str, n: int, logs: Path) -> Iterator[None]:
+    """n real runtime processes, as the pool's pods would run them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWP_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        TWP_TEMPORAL_ADDRESS=server.address,
+        TWP_TEMPORAL_NAMESPACE=server.namespace,
+        TWP_TASK_QUEUE=queue,
+        TWP_WORKFLOWS=f"{APP}:ShortWorkflow,{APP}:WaitForSignalWorkflow",
+        TWP_ACTIVITIES=f"{APP}:short_work",
+        TWP_LOG_FORMAT="text",
+        TWP_GRACEFUL_SHUTDOWN_SECONDS="2",
+    )
+    procs = []
+    for i in range(n):
+        with (logs / f"worker-{i}.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker_runtime"],
+                    env={**env, "TWP_METRICS_PORT": str(free_port())},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    try:
+        yield
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
+
+
+async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
+    kube_cluster: KubeCluster,
+    kube: Kube,
+    namespace: str,
+    temporal: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    queue = f"as-{uuid.uuid4().hex[:8]}"
+    name = "orders"
+    pool = create_pool(
+        kube_cluster,
+        kube,
+        namespace,
+        name,
+        {
+            "connection": {"address": temporal.address, "namespace": temporal.namespace},
+            "taskQueue": queue,
+            "autoscaling": {
+                "engine": "Builtin",
+                "minReplicas": 0,
+                "maxReplicas": 5,
+                "targetBacklogPerReplica": 2,
+                "pollIntervalSeconds": 1,
+                "scaleDownStabilizationSeconds": 10,
+            },
+        },
+    )
+    apply_deployment(kube, pool)
+    assert replicas(kube_cluster, namespace, name) == 1  # the API server's default
+
+    async with autoscaler(kube, namespace, name):
+        # an idle queue: down to zero once the window has passed
+        await eventually(
+            lambda: replicas(kube_cluster, namespace, name) == 0, "idle pool scaled to 0"
+        )
+        ready = condition(kube_cluster, namespace, name, "AutoscalingReady")
+        assert (ready["status"], ready["reason"]) == ("True", "BacklogPolled")
+
+        # 10 workflows nobody polls: ceil(10 / 2) = 5 replicas
+        client = await Client.connect(temporal.address, namespace=temporal.namespace)
+        waiter = await client.start_workflow(
+            "WaitForSignalWorkflow", id=f"{queue}-wait", task_queue=queue
+        )
+        for i in range(9):
+            await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
+        await eventually(
+            lambda: replicas(kube_cluster, namespace, name) == 5, "scale-up to 5 on backlog 10"
+        )
+        status = pool_status(kube_cluster, namespace, name)
+        assert status["desiredReplicas"] == 5
+        assert status["backlog"]["count"] >= 9
+        assert "observedAt" in status["backlog"]
+        assert "lastScaleTime" in status
+        scaled_up = [e for e in events(kube_cluster, namespace, name) if e["reason"] == "ScaledUp"]
+        assert any("-> 5" in e["message"] and "backlog" in e["message"] for e in scaled_up)
+
+        with workers(temporal, queue, 2, tmp_path):
+            # workers drain the short workflows; one workflow keeps running: 1 replica, not 0
+            def guarded() -> bool:
+                msg = condition(kube_cluster, namespace, name, "AutoscalingReady").get("message")
+                return (
+                    replicas(kube_cluster, namespace, name) == 1
+                    and "not scaling to 0" in (msg or "")
+                    and "workflows running" in (msg or "")
+                )
+
+            await eventually(guarded, "drained pool held at 1 by the running workflow")
+
+            # Temporal goes away: replicas are held and the conditions say why
+            await asyncio.to_thread(temporal.stop)
+            await eventually(
+                lambda: (
+                    condition(kube_cluster, namespace, name, "BacklogAvailable").get("reason")
+                    == "TemporalUnavailable"
+                ),
+                "BacklogAvailable=False/TemporalUnavailable",
+            )
+            assert replicas(kube_cluster, namespace, name) == 1
+            ready = condition(kube_cluster, namespace, name, "AutoscalingReady")
+            assert (ready["status"], ready["reason"]) == ("False", "TemporalUnavailable")
+            assert "holding 1" in ready["message"]
+
+            # back: polling recovers by itself
+            await asyncio.to_thread(temporal.start)
+            await eventually(
+                lambda: (
+                    condition(kube_cluster, namespace, name, "BacklogAvailable").get("status")
+                    == "True"
+                ),
+                "BacklogAvailable=True after the restart",
+            )
+
+            # the last workflow ends: now the pool is idle and may go to zero
+            client = await Client.connect(temporal.address, namespace=temporal.namespace)
+            await client.get_workflow_handle(waiter.id).terminate("test done")
+            await eventually(
+                lambda: replicas(kube_cluster, namespace, name) == 0, "idle pool scaled to 0"
+            )
+        reasons = {e["reason"] for e in events(kube_cluster, namespace, name)}
+        assert {"ScaledUp", "ScaledDown"} <= reasons
+
+
+async def test_gpu_pool_does_not_pile_up_pending_pods(
+    kube_cluster: KubeCluster, kube: Kube, namespace: str, temporal_server: TemporalDevServer
+) -> None:
+    queue = f"gpu-{uuid.uuid4().hex[:8]}"
+    name = "llm"
+    pool = create_pool(
+        kube_cluster,
+        kube,
+        namespace,
+        name,
+        {
+            "connection": {"address": temporal_server.address},
+            "taskQueue": queue,
+            # 8 GPUs per pod: a whole test-bed GPU node each (two nodes of 8)
+            "gpu": {"count": 8},
+            "autoscaling": {
+                "engine": "Builtin",
+                "minReplicas": 1,
+                "maxReplicas": 8,
+                "targetBacklogPerReplica": 1,
+                "scaleDownStabilizationSeconds": 600,
+            },
+        },
+    )
+    apply_deployment(kube, pool)
+    client = await Client.connect(temporal_server.address)
+
+    async with autoscaler(kube, namespace, name):
+        for i in range(3):
+            await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name, "GPUCapacityAvailable").get("reason")
+                == "InsufficientGPU"
+            ),
+            "GPUCapacityAvailable=False/InsufficientGPU",
+        )
+        gpu = condition(kube_cluster, namespace, name, "GPUCapacityAvailable")
+        assert gpu["status"] == "False"
+        assert "nvidia.com/gpu" in gpu["message"]
+        held = replicas(kube_cluster, namespace, name)
+
+        # much more backlog: the scaler would want 8, but pods already wait for GPUs
+        for i in range(3, 8):
+            await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
+        await eventually(
+            lambda: (
+                "capped at"
+                in condition(kube_cluster, namespace, name, "AutoscalingReady").get("message", "")
+                and "wants 8"
+                in condition(kube_cluster, namespace, name, "AutoscalingReady").get("message", "")
+            ),
+            "scale-up capped by GPU capacity",
+        )
+        assert replicas(kube_cluster, namespace, name) == held
+
+
+def contains(want: Any, have: Any) -> bool:
+    """Every field we rendered is in the stored object (the server may add defaults)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and contains(v, have[k]) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(want) == len(have)
+            and all(contains(w, h) for w, h in zip(want, have, strict=True))
+        )
+    return bool(want == have)
+
+
+def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
+    kube_cluster: KubeCluster, kube: Kube, namespace: str
+) -> None:
+    assert kube.served("keda.sh/v1alpha1", "ScaledObject"), "test bed installs KEDA's CRDs"
+    cases = {
+        "keda-cloud": {
+            "connection": {
+                "address": "prod.a1b2c.tmprl.cloud:7233",
+                "namespace": "prod.a1b2c",
+                "tls": {},
+                "apiKeySecretRef": {"name": "temporal-cloud"},
+            },
+            "autoscaling": {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 20},
+        },
+        "keda-mtls": {
+            "connection": {"address": "temporal:7233", "tls": {"secretName": "temporal-mtls"}},
+            "autoscaling": {"engine": "KEDA", "activationBacklog": 3},
+        },
+        "hpa": {
+            "connection": {"address": "temporal:7233"},
+            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+            "autoscaling": {"engine": "HPA", "cpuUtilization": 70, "memoryUtilization": 80},
+        },
+    }
+    for name, spec in cases.items():
+        pool = create_pool(kube_cluster, kube, namespace, name, {"taskQueue": name, **spec})
+        plan = plan_autoscaling(pool, keda_installed=True)
+        assert plan.children
+        for child in plan.children:
+            kube.apply(child)  # raises on a schema rejection
+            live = kube.get(
+                child["apiVersion"], child["kind"], namespace, child["metadata"]["name"]
+            )
+            assert live is not None
+            assert contains(child["spec"], live["spec"])  # stored as rendered, nothing pruned
+
+    so = kube_cluster.get("scaledobject", "keda-cloud", namespace=namespace)
+    (trigger,) = so["spec"]["triggers"]
+    assert trigger["type"] == "temporal"
+    assert trigger["metadata"]["taskQueue"] == "keda-cloud"
+    auth = kube_cluster.get("triggerauthentication", "keda-mtls", namespace=namespace)
+    params = {r["parameter"] for r in auth["spec"]["secretTargetRef"]}
+    assert params == {"ca", "cert", "key"}
+    hpa = kube_cluster.get("hpa", "hpa", namespace=namespace)
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
