@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not args.verbose:
+        # kopf logs every successful handler/timer run at INFO: per pool per resync, pure noise.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_http_server(args.metrics_port)
     logging.getLogger(__name__).info(
         "starting workerpool-operator", extra={"clusterwide": clusterwide, "namespaces": namespaces}

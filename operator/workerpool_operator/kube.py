@@ -56,6 +56,10 @@ def _same_scalar(want: Any, have: Any) -> bool:
     return False
 
 
+# The API server drops empty optional fields (`value: ""` in an EnvVar, say): missing == empty.
+_OMITTED_WHEN_EMPTY: tuple[Any, ...] = ("", None, {}, [])
+
+
 def _list_map_key(items: list[Any]) -> str | None:
     """The key of a Kubernetes map-list (`name` or `type`), if every entry carries it."""
     for key in ("name", "type"):
@@ -69,7 +73,10 @@ def is_subset(want: Any, have: Any) -> bool:
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return False
-        return all(k in have and is_subset(v, have[k]) for k, v in want.items())
+        return all(
+            is_subset(v, have[k]) if k in have else v in _OMITTED_WHEN_EMPTY
+            for k, v in want.items()
+        )
     if isinstance(want, list):
         if not isinstance(have, list):
             return False

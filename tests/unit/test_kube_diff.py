@@ -15,6 +15,8 @@ from workerpool_operator.kube import is_subset, up_to_date, with_hash
         ({"a": 1}, {"a": 1, "b": 2}, True),  # server defaults are ignored
         ({"a": 1}, {"a": 2}, False),  # edited by someone else
         ({"a": 1}, {}, False),  # deleted field
+        ({"name": "X", "value": ""}, {"name": "X"}, True),  # server omits empty strings
+        ({"a": []}, {}, True),
         ({"m": "1024Mi"}, {"m": "1Gi"}, True),  # canonicalized quantity
         ({"gpu": 2}, {"gpu": "2"}, True),
         ({"cpu": "500m"}, {"cpu": "0.5"}, True),
