@@ -18,6 +18,8 @@ from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kube import Kube
 from workerpool_operator.reconciler import Reconciler
 from workerpool_operator.render.common import MANAGED_BY
+from workerpool_operator.scaling.autoscaler import run_autoscaler
+from workerpool_operator.scaling.backlog import BacklogPoller
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     if "kube" not in memo:
         memo.kube = Kube()
     memo.reconciler = Reconciler(memo.kube)
+    if "poller" not in memo:
+        memo.poller = BacklogPoller()  # one per process: coalesces polls across pools
 
 
 @kopf.index(*POOL)
@@ -74,6 +78,18 @@ def resync_pool(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
 def forget_pool(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """Children go with the pool through ownerReferences; only local state is dropped."""
     memo.reconciler.forget(str(namespace), name)
+
+
+def builtin_engine(spec: kopf.Spec, **_: Any) -> bool:
+    """Pools whose replicas the operator's own scaler owns."""
+    autoscaling = spec.get("autoscaling")
+    return autoscaling is not None and autoscaling.get("engine", "Builtin") == "Builtin"
+
+
+@kopf.daemon(*POOL, when=builtin_engine, cancellation_timeout=10)
+async def autoscale(body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """The Builtin engine: poll backlog, decide, write replicas (stops when the engine changes)."""
+    await run_autoscaler(memo.kube, lambda: body, memo.poller, stopped)
 
 
 def _owner(body: kopf.Body) -> str | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
 
 GROUP = "workerpools.io"
 VERSION = "v1alpha1"
@@ -43,7 +44,7 @@ Quantity = Annotated[
     Field(json_schema_extra={**INT_OR_STRING, "pattern": QUANTITY_PATTERN}),
 ]
 # Nested objects defaulted to {} at admission so their own field defaults show in the API.
-EMPTY_DEFAULT = {"default": {}}
+EMPTY_DEFAULT: JsonDict = {"default": {}}
 # Kubernetes objects we pass through verbatim (the API server validates them on the child).
 KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"type": "object", **PRESERVE})]
 KubeObjectList = Annotated[

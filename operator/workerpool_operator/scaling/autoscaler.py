@@ -232,7 +232,8 @@ async def step(
             conn,
             pool.spec.task_queue,
             max_age=poll_period(spec.poll_interval_seconds),
-            count_running=policy.min_replicas == 0 and bool(pool.spec.workflows),
+            # the guard's count only matters on the way to zero (visibility is rate limited)
+            count_running=policy.min_replicas == 0 and current > 0 and bool(pool.spec.workflows),
         )
         observation = Observation(
             current,

@@ -6,13 +6,16 @@ however many pools share the queue: requesters inside the freshness window get t
 reading, and concurrent requesters await the same in-flight fetch.
 
 A round is `DescribeTaskQueue(report_stats=True)` for the workflow and the activity task queue
-(in parallel) plus, when some pool may scale to zero, one visibility count of the running
-workflows on the queue (the zero guard's signal, see docs/autoscaling.md).
+(in parallel) plus, only when a caller is about to consider scaling to zero, a visibility count
+of the running workflows on the queue (the zero guard's signal, see docs/autoscaling.md), at
+most once per `COUNT_MAX_AGE_SECONDS`: visibility APIs have a low per-namespace rate limit
+(the dev server answers "namespace rate limit exceeded" well before DescribeTaskQueue does).
+A failed count does not fail the reading: scale-up still works, and the guard treats the count
+as unknown (busy).
 
-The server computes the stats at most every ~5 s and serves a cached copy in between, so polling
-faster than that cannot see a change sooner (measured in bench/bench_autoscaling.py), and polling
-at exactly 5 s can land on the cached copy and see the change a whole period late. `poll_period`
-therefore never polls faster than `MIN_POLL_SECONDS`, a little above the server's cache.
+The server recomputes task-queue stats at most every ~5 s and serves a cached copy in between,
+so a change becomes visible 0-5 s after it happens however fast one polls: polling faster than
+~1 s buys nothing (see bench/bench_autoscaling.py for measured numbers).
 
 Failures come back as a `Reading` with `error` set (the decision then keeps the replicas); the
 queue is retried with exponential backoff and recovers by itself when Temporal is back.
@@ -40,10 +43,12 @@ from workerpool_operator.scaling.decide import Backlog
 
 log = logging.getLogger(__name__)
 
-# The server recomputes task-queue stats at most this often (dev server and cloud: ~5 s).
+# The server recomputes task-queue stats at most this often (dev server: ~5 s).
 SERVER_STATS_CACHE_SECONDS = 5.0
-# Never poll faster than this: a little above the server's cache so each poll sees fresh stats.
-MIN_POLL_SECONDS = SERVER_STATS_CACHE_SECONDS + 0.25
+# Polling faster than this cannot see a change sooner (the server's cache dominates).
+MIN_POLL_SECONDS = 1.0
+# The running-workflow count (zero guard) is refreshed at most this often per queue.
+COUNT_MAX_AGE_SECONDS = 15.0
 RPC_TIMEOUT_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 60.0
 
@@ -57,6 +62,10 @@ TEMPORAL_CALLS = Counter(
 def poll_period(interval_seconds: float) -> float:
     """Seconds between polls for a pool asking for `interval_seconds` (see module docstring)."""
     return max(float(interval_seconds), MIN_POLL_SECONDS)
+
+
+class TemporalCallError(Exception):
+    """One RPC failed; the message names it (which matters for rate limits)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,9 @@ class _Entry:
     inflight: asyncio.Task[Reading] | None = None
     failures: int = 0
     retry_at: float = 0.0
-    count_running: bool = False
+    count: int | None = None
+    count_at: float = -1e9
+    count_failed: bool = False
 
 
 def _quote(value: str) -> str | None:
@@ -165,20 +176,18 @@ class BacklogPoller:
         """
         key = (conn.address, conn.namespace, task_queue)
         entry = self._entries.setdefault(key, _Entry())
-        if count_running and not entry.count_running:
-            entry.count_running = True
-            entry.last = None  # the cached reading lacks the count: fetch now
         if entry.inflight is not None:
             return await asyncio.shield(entry.inflight)
         now = self._clock()
         last = entry.last
+        want_count = count_running and now - entry.count_at >= COUNT_MAX_AGE_SECONDS
         if last is not None:
             tolerance = min(1.0, 0.2 * max_age)
-            if now - last.fetched_at < max_age - tolerance:
+            if now - last.fetched_at < max_age - tolerance and not want_count:
                 return last
             if last.error is not None and now < entry.retry_at:
                 return last
-        entry.inflight = asyncio.create_task(self._round(conn, task_queue, entry, key))
+        entry.inflight = asyncio.create_task(self._round(conn, task_queue, entry, key, want_count))
         return await asyncio.shield(entry.inflight)
 
     async def close(self) -> None:
@@ -209,11 +218,11 @@ class BacklogPoller:
             return found
 
     async def _round(
-        self, conn: Connection, task_queue: str, entry: _Entry, key: QueueKey
+        self, conn: Connection, task_queue: str, entry: _Entry, key: QueueKey, want_count: bool
     ) -> Reading:
         started = self._clock()
         try:
-            reading = await self._fetch(conn, task_queue, entry.count_running, key, started)
+            reading = await self._fetch(conn, task_queue, entry, want_count, key, started)
         except asyncio.CancelledError:
             entry.inflight = None
             raise
@@ -234,7 +243,13 @@ class BacklogPoller:
         return reading
 
     async def _fetch(
-        self, conn: Connection, task_queue: str, count_running: bool, key: QueueKey, started: float
+        self,
+        conn: Connection,
+        task_queue: str,
+        entry: _Entry,
+        want_count: bool,
+        key: QueueKey,
+        started: float,
     ) -> Reading:
         client = await self._client(conn)
 
@@ -252,9 +267,9 @@ class BacklogPoller:
                     ),
                     timeout=self._rpc_timeout,
                 )
-            except Exception:
+            except Exception as exc:
                 TEMPORAL_CALLS.labels("DescribeTaskQueue", "error").inc()
-                raise
+                raise TemporalCallError(f"DescribeTaskQueue: {exc}") from exc
             TEMPORAL_CALLS.labels("DescribeTaskQueue", "ok").inc()
             s = resp.stats
             return TypeStats(
@@ -265,26 +280,28 @@ class BacklogPoller:
                 pollers=len(resp.pollers),
             )
 
-        async def running() -> int | None:
+        async def count() -> None:
             quoted = _quote(task_queue)
-            if not count_running or quoted is None:
-                return None
+            if not want_count or quoted is None:
+                return
             self.calls[key] += 1
             try:
                 result = await client.count_workflows(
                     f"TaskQueue={quoted} AND ExecutionStatus='Running'",
                     rpc_timeout=self._rpc_timeout,
                 )
-            except Exception:
+            except Exception as exc:  # degrade: the guard treats the count as unknown
                 TEMPORAL_CALLS.labels("CountWorkflowExecutions", "error").inc()
-                raise
+                log.warning("running-workflow count for %s failed: %s", key, exc)
+                entry.count_failed = True
+                return
             TEMPORAL_CALLS.labels("CountWorkflowExecutions", "ok").inc()
-            return int(result.count)
+            entry.count, entry.count_at, entry.count_failed = int(result.count), started, False
 
-        wf, act, n_running = await asyncio.gather(
+        wf, act, _ = await asyncio.gather(
             describe(TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
             describe(TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-            running(),
+            count(),
         )
         backlog = Backlog(
             count=wf.backlog + act.backlog,
@@ -292,7 +309,8 @@ class BacklogPoller:
             add_rate=wf.add_rate + act.add_rate,
             dispatch_rate=wf.dispatch_rate + act.dispatch_rate,
             pollers=max(wf.pollers, act.pollers),
-            running_workflows=n_running,
+            running_workflows=entry.count,
+            running_unknown=entry.count_failed,
         )
         return Reading(backlog, None, self._wall(), started, workflow=wf, activity=act)
 

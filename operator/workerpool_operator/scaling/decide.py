@@ -39,7 +39,8 @@ class Backlog:
     add_rate: float = 0.0
     dispatch_rate: float = 0.0
     pollers: int = 0
-    running_workflows: int | None = None  # visibility count; None when not asked / failed
+    running_workflows: int | None = None  # visibility count; None when never asked
+    running_unknown: bool = False  # the count was asked for and failed: assume busy
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def busy_reason(obs: Observation, backlog: Backlog) -> str | None:
         return f"{obs.in_flight} tasks in flight on workers"
     if backlog.running_workflows:
         return f"{backlog.running_workflows} workflows running on the queue"
+    if backlog.running_unknown:
+        return "running-workflow count unavailable"
     if backlog.dispatch_rate > 0 or backlog.add_rate > 0:
         return (
             f"tasks still moving (add {backlog.add_rate:.2f}/s, "
