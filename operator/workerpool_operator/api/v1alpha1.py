@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 GROUP = "workerpools.io"
 VERSION = "v1alpha1"
