@@ -30,6 +30,7 @@ from tests.testbed.temporal import free_port
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
 CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
+NAME_JSONPATH = "jsonpath={.object.metadata.name}{'\\n'}"
 CHILD_KINDS = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
@@ -61,7 +62,7 @@ class ChildWatcher:
         for (_, kind), plural in CHILD_KINDS.items():
             proc = subprocess.Popen(
                 ["kubectl", "--kubeconfig", kubeconfig, "get", plural, "-n", namespace,
-                 "--watch", "--output-watch-events", "-o", "jsonpath={.object.metadata.name}{'\\n'}"],
+                 "--watch", "--output-watch-events", "-o", NAME_JSONPATH],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             )  # fmt: skip
             self.procs.append(proc)
@@ -125,9 +126,9 @@ def run(pools: int, resync: float, idle_periods: int) -> dict[str, Any]:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=2)
                 break
-            except OSError:
+            except OSError as err:
                 if time.monotonic() > deadline or operator.poll() is not None:
-                    raise RuntimeError("operator did not become live; see operator-bench.log")
+                    raise RuntimeError("operator not live; see operator-bench.log") from err
                 time.sleep(0.5)
         watcher = ChildWatcher(kubeconfig, namespace)
         time.sleep(2)  # watches established
