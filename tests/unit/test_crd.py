@@ -85,3 +85,10 @@ def test_every_reason_is_documented_and_valid() -> None:
         api.Condition(
             type="Ready", status="True", reason=reason, last_transition_time="2026-01-01T00:00:00Z"
         )
+
+
+def test_every_reason_is_in_the_api_docs() -> None:
+    """Reasons are API: docs/api.md must list each one the operator can set."""
+    docs = (ROOT / "docs" / "api.md").read_text()
+    missing = [r for r in api.REASONS if f"`{r}`" not in docs]
+    assert missing == []
