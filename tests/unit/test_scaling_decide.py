@@ -83,6 +83,7 @@ CASES = [
         Policy(activation_backlog=3, min_replicas=0, scale_down_window=0),
         1,
     ),
+    Case("guard: count failed, assume busy", obs(1, 0, running_unknown=True), FLAT, 1),
     Case("guard does not wake a pool at zero", obs(0, 0, running_workflows=3), FLAT, 0),
     # idle reset: the server reports 0 for an unloaded queue
     Case(
