@@ -45,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def writes_total(metrics_port: int) -> float:
-    """Sum of workerpool_operator_writes_total over all labels."""
+    """Sum of workerpool_operator_writes_total over all labels (the operator watches one ns)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     pattern = r"^workerpool_operator_writes_total\{[^}]*\} ([0-9.e+]+)$"

@@ -22,6 +22,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from kubernetes.utils.quantity import parse_quantity
 
+from workerpool_operator import metrics
+
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "workerpool-operator"
@@ -118,7 +120,12 @@ class Kube:
         self.dyn = DynamicClient(self.api)
         self._lock = threading.Lock()
         self._missing: dict[tuple[str, str], float] = {}
-        self.writes = 0  # requests that wrote (apply, status, delete): benchmarks read it
+        self.writes = 0  # write requests sent (apply, status, delete, event)
+
+    def _wrote(self, namespace: str, kind: str, verb: str) -> None:
+        with self._lock:
+            self.writes += 1
+        metrics.WRITES.labels(namespace, kind, verb).inc()
 
     def resource(self, api_version: str, kind: str) -> Any | None:
         """The API resource, or None when the cluster does not serve it (CRD not installed)."""
@@ -176,7 +183,7 @@ class Kube:
             field_manager=manager,
             force_conflicts=True,
         )
-        self.writes += 1
+        self._wrote(meta["namespace"], desired["kind"], "apply")
         log.info("applied %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         return True
 
@@ -199,7 +206,7 @@ class Kube:
             field_manager=manager,
             force_conflicts=True,
         )
-        self.writes += 1
+        self._wrote(namespace, kind, "scale")
 
     def apply_status(
         self,
@@ -230,7 +237,7 @@ class Kube:
             field_manager=manager,
             force_conflicts=True,
         )
-        self.writes += 1
+        self._wrote(namespace, kind, "status")
         return True
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
@@ -242,7 +249,7 @@ class Kube:
             self.dyn.delete(res, name=name, namespace=namespace)
         except NotFoundError:
             return False
-        self.writes += 1
+        self._wrote(namespace, kind, "delete")
         return True
 
     def list(
@@ -287,4 +294,4 @@ class Kube:
         }
         res = self.resource("v1", "Event")
         self.dyn.create(res, body=body, namespace=meta["namespace"])
-        self.writes += 1
+        self._wrote(meta["namespace"], "Event", "create")

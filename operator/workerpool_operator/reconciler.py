@@ -59,37 +59,66 @@ def service_monitor_condition(pool: api.TemporalWorkerPool, caps: Capabilities) 
 
 
 @dataclass
+class _Slot:
+    """Per-pool coalescing state: one reconcile runs, later requests fold into one rerun."""
+
+    running: bool = False
+    pending: bool = False
+
+
+@dataclass
 class Reconciler:
     kube: Kube
-    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _slots: dict[tuple[str, str], _Slot] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def _lock(self, key: tuple[str, str]) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
 
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
-            self._locks.pop((namespace, name), None)
+            self._slots.pop((namespace, name), None)
 
     def reconcile(self, body: Mapping[str, Any]) -> int:
-        """Converge one pool; returns the number of writes it made (0 when all was current)."""
+        """Converge one pool; returns the number of writes it made (0 when all was current).
+
+        Events come in bursts (a new pool's children each fire one), and the timer and pool
+        handlers may overlap: while one reconcile of a pool runs, further requests only mark it
+        dirty and return, and the running one goes round once more with a freshly read pool.
+        """
         meta = body.get("metadata", {})
         key = (str(meta.get("namespace")), str(meta.get("name")))
         if meta.get("deletionTimestamp"):
             return 0
-        start = time.perf_counter()
+        with self._guard:
+            slot = self._slots.setdefault(key, _Slot())
+            if slot.running:
+                slot.pending = True
+                metrics.RECONCILES.labels("coalesced").inc()
+                return 0
+            slot.running = True
         before = self.kube.writes
-        with self._lock(key):
-            try:
-                self._reconcile(body)
-                metrics.RECONCILES.labels("success").inc()
-            except Exception:
-                metrics.RECONCILES.labels("error").inc()
-                raise
-            finally:
-                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - start)
+        current: Mapping[str, Any] | None = body
+        try:
+            while current is not None:
+                self._reconcile_once(current)
+                with self._guard:
+                    rerun, slot.pending = slot.pending, False
+                # Bodies left behind may carry a status older than what we just wrote: reread.
+                current = self.kube.get(api.API_VERSION, api.KIND, *key) if rerun else None
+        finally:
+            with self._guard:
+                slot.running = False
+                slot.pending = False
         return self.kube.writes - before
+
+    def _reconcile_once(self, body: Mapping[str, Any]) -> None:
+        start = time.perf_counter()
+        try:
+            self._reconcile(body)
+            metrics.RECONCILES.labels("success").inc()
+        except Exception:
+            metrics.RECONCILES.labels("error").inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - start)
 
     def _status(
         self,
@@ -109,10 +138,9 @@ class Reconciler:
         }
         # Compare against the live status with our own timestamps, so an unchanged pool is not
         # rewritten just because the clock moved.
-        if self.kube.apply_status(
+        self.kube.apply_status(
             api.API_VERSION, api.KIND, meta["namespace"], meta["name"], status, live
-        ):
-            metrics.WRITES.labels(api.KIND, "status").inc()
+        )
 
     def _reconcile(self, body: Mapping[str, Any]) -> None:
         try:
@@ -149,8 +177,7 @@ class Reconciler:
         failure: str | None = None
         for child in children:
             try:
-                if self.kube.apply(child):
-                    metrics.WRITES.labels(child["kind"], "apply").inc()
+                self.kube.apply(child)
             except ApiException as exc:
                 failure = f"{child['kind']} {pool.name}: {exc.status} {exc.reason}: {exc.body}"
                 metrics.ERRORS.labels("ApplyFailed").inc()
@@ -164,7 +191,6 @@ class Reconciler:
             owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
             if any(o.get("uid") == pool.uid for o in owners):
                 self.kube.delete(api_version, kind, pool.namespace, pool.name)
-                metrics.WRITES.labels(kind, "delete").inc()
 
         deployment = self.kube.get("apps/v1", "Deployment", pool.namespace, pool.name)
         workload = workload_from_deployment(deployment)

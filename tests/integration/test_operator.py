@@ -171,14 +171,18 @@ def test_drift_is_repaired(kube_cluster: Any, namespace: str) -> None:
     )
 
 
-def writes_so_far() -> float:
-    """The in-process operator's own write counter (every apply, status patch, delete)."""
+def writes_so_far(namespace: str) -> float:
+    """The in-process operator's write requests into one namespace (apply, status, delete)."""
     from prometheus_client import REGISTRY
 
     total = 0.0
     for metric in REGISTRY.collect():
         if metric.name == "workerpool_operator_writes":
-            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+            total += sum(
+                s.value
+                for s in metric.samples
+                if s.name.endswith("_total") and s.labels.get("namespace") == namespace
+            )
     return total
 
 
@@ -201,10 +205,10 @@ def test_idle_resync_writes_nothing(kube_cluster: Any, namespace: str) -> None:
         }
 
     kube_cluster.wait_for(lambda: versions() == versions(), what="settled")
-    before, writes_before = versions(), writes_so_far()
+    before, writes_before = versions(), writes_so_far(namespace)
     time.sleep(10)  # > 3 resync periods; not a timing assertion: we assert on writes
     assert versions() == before
-    assert writes_so_far() == writes_before
+    assert writes_so_far(namespace) == writes_before
 
 
 def test_service_monitor_toggle_prunes(kube_cluster: Any, namespace: str) -> None:

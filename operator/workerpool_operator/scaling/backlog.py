@@ -14,8 +14,11 @@ A failed count does not fail the reading: scale-up still works, and the guard tr
 as unknown (busy).
 
 The server recomputes task-queue stats at most every ~5 s and serves a cached copy in between,
-so a change becomes visible 0-5 s after it happens however fast one polls: polling faster than
-~1 s buys nothing (see bench/bench_autoscaling.py for measured numbers).
+so a change becomes visible 0-5 s after it happens however fast one polls. Polling at a period
+p < 5 s sees fresh stats only every ceil(5 / p) * p seconds (p = 4 s: every 8 s), and polling at
+exactly 5 s phase-locks with the cache and now and then sees a change a whole period late. So
+the engine polls every max(pollIntervalSeconds, 5.25 s): every poll then gets freshly computed
+stats, the fewest calls for the best latency (see bench/bench_autoscaling.py for the numbers).
 
 Failures come back as a `Reading` with `error` set (the decision then keeps the replicas); the
 queue is retried with exponential backoff and recovers by itself when Temporal is back.
@@ -45,8 +48,8 @@ log = logging.getLogger(__name__)
 
 # The server recomputes task-queue stats at most this often (dev server: ~5 s).
 SERVER_STATS_CACHE_SECONDS = 5.0
-# Polling faster than this cannot see a change sooner (the server's cache dominates).
-MIN_POLL_SECONDS = 1.0
+# Never poll faster: just above the server's cache, so every poll sees freshly computed stats.
+MIN_POLL_SECONDS = SERVER_STATS_CACHE_SECONDS + 0.25
 # The running-workflow count (zero guard) is refreshed at most this often per queue.
 COUNT_MAX_AGE_SECONDS = 15.0
 RPC_TIMEOUT_SECONDS = 5.0
