@@ -94,14 +94,23 @@ async def autoscaler(kube: Kube, namespace: str, name: str) -> AsyncIterator[Non
         await poller.close()
 
 
-async def eventually(probe: Callable[[], bool], what: str, wait_s: float = WAIT_S) -> None:
-    """Poll a blocking probe in a thread (the autoscaler keeps running meanwhile)."""
+async def eventually(
+    probe: Callable[[], bool],
+    what: str,
+    wait_s: float = WAIT_S,
+    state: Callable[[], Any] | None = None,
+) -> None:
+    """Poll a blocking probe in a thread (the autoscaler keeps running meanwhile).
+
+    On timeout the failure shows `state()` (e.g. the pool's status) to say what was seen.
+    """
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if await asyncio.to_thread(probe):
             return
         await asyncio.sleep(1.0)
-    pytest.fail(f"timed out waiting for {what}")
+    seen = await asyncio.to_thread(state) if state is not None else None
+    pytest.fail(f"timed out waiting for {what}; last seen: {seen}")
 
 
 def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
@@ -277,8 +286,9 @@ async def test_gpu_pool_does_not_pile_up_pending_pods(
         {
             "connection": {"address": temporal_server.address},
             "taskQueue": queue,
-            # 8 GPUs per pod: a whole test-bed GPU node each (two nodes of 8)
-            "gpu": {"count": 8},
+            # 9 GPUs per pod: more than any test-bed GPU node has (8), so every pod stays
+            # Pending whatever other tests run on the shared cluster
+            "gpu": {"count": 9},
             "autoscaling": {
                 "engine": "Builtin",
                 "minReplicas": 1,
@@ -317,6 +327,10 @@ async def test_gpu_pool_does_not_pile_up_pending_pods(
                 in condition(kube_cluster, namespace, name, "AutoscalingReady").get("message", "")
             ),
             "scale-up capped by GPU capacity",
+            state=lambda: (
+                replicas(kube_cluster, namespace, name),
+                pool_status(kube_cluster, namespace, name),
+            ),
         )
         assert replicas(kube_cluster, namespace, name) == held
 

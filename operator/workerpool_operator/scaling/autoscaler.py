@@ -362,3 +362,22 @@ async def run_autoscaler(
             for gauge in (BACKLOG, DESIRED):
                 with contextlib.suppress(KeyError):
                     gauge.remove(ns, name)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(_release_if_switched, kube, body_getter())
+
+
+def _release_if_switched(kube: Kube, body: Mapping[str, Any]) -> None:
+    """The pool left the Builtin engine: drop our status fields and conditions.
+
+    Applying an empty status with our field manager removes exactly what this manager owned.
+    Not on operator shutdown or pool deletion: the status stays true until we run again.
+    """
+    meta = body.get("metadata") or {}
+    if not meta.get("name") or meta.get("deletionTimestamp"):
+        return
+    autoscaling = (body.get("spec") or {}).get("autoscaling") or {}
+    if autoscaling and autoscaling.get("engine", "Builtin") == "Builtin":
+        return
+    kube.apply_status(
+        api.API_VERSION, api.KIND, meta["namespace"], meta["name"], {}, None, manager=MANAGER
+    )
