@@ -39,9 +39,9 @@ controlplane: ## Build (or reuse) kube-apiserver, controller-manager, scheduler,
 	bash hack/fetch-crds.sh
 
 .PHONY: docker-build
-docker-build: venv ## Build the operator, runtime and runtime-gpu images (base image made with debootstrap)
-	bash hack/build-base-image.sh
-	bash hack/build-images.sh
+docker-build: venv ## Build the operator, runtime and runtime-gpu images offline (IMAGES= to pick; debootstrap base)
+	bash hack/setup-docker.sh
+	PYTHON=$(PY) IMG_TAG=$(IMG_TAG) bash hack/build-images.sh $(IMAGES)
 
 ##@ Check
 
