@@ -14,8 +14,8 @@ RECONCILE_SECONDS = Histogram(
 )
 WRITES = Counter(
     "workerpool_operator_writes_total",
-    "Writes to the API server by kind and verb.",
-    ["kind", "verb"],
+    "Writes to the API server by namespace, kind and verb (counted in kube.py, the one writer).",
+    ["namespace", "kind", "verb"],
 )
 ERRORS = Counter("workerpool_operator_errors_total", "Reconcile errors by reason.", ["reason"])
 POOLS = Gauge("workerpool_operator_pools", "TemporalWorkerPools known to the operator.")
