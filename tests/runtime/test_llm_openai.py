@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -28,7 +29,9 @@ class FakeAPI:
     seen: list[tuple[float, dict[str, Any], str]] = field(default_factory=list)
 
 
-@pytest.fixture
+# The fake server must run on the test's own loop (async fixtures default to the session loop
+# here, see pyproject): on another loop nobody would answer and the test would hang.
+@pytest_asyncio.fixture(loop_scope="function")
 async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeAPI]:
     state = FakeAPI()
 
