@@ -46,4 +46,7 @@ USER root
 COPY build/wheelhouse/runtime-gpu /tmp/wheels
 RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,llm]' \
     && rm -rf /tmp/wheels
+# Pods run with a read-only root filesystem and /tmp as their only scratch space; weights come
+# from a mounted volume (TWP_LLM_MODEL_PATH), never from a hub at run time.
+ENV HF_HOME=/tmp/huggingface HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 USER 10001:10001

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from examples.gpu_llm_job.activities import Notification, notify
-    from worker_runtime.llm.gpu import LLMRequest, LLMResult
+    from worker_runtime.llm.types import LLMRequest, LLMResult
 
 GPU_ACTIVITY = "RunLLMOnGPU"
 CANCELLABLE_STAGES = ("queued", "generating")

@@ -5,8 +5,9 @@ the right hardware or quota:
 
 - default queue (the workflow's own, e.g. `orders` in cpu-pool.yaml): `prepare_prompt`, plain
   CPU work — TWP_ACTIVITIES=examples.three_queues.activities:default_activities
-- `ml`: "RunLLMOnGPU" on a GPU pool — TWP_ACTIVITIES=examples.three_queues.activities:ml_activities
-  (the built-in `worker_runtime.llm.gpu:run_llm_on_gpu`)
+- ml (`llm-gpu` in gpu-llm-pool.yaml): "RunLLMOnGPU" on a GPU pool —
+  TWP_ACTIVITIES=examples.three_queues.activities:ml_activities
+  (the built-in `worker_runtime.llm.gpu:run_llm_on_gpu`, on the worker-runtime-gpu image)
 - `openai`: "OpenAIChat" on a rate-limited pool —
   TWP_ACTIVITIES=examples.three_queues.activities:openai_activities
   (the built-in `worker_runtime.llm.openai:openai_chat`)

@@ -44,7 +44,7 @@ def default_activities() -> list[Callable[..., Any]]:
 
 
 def ml_activities() -> list[Callable[..., Any]]:
-    """The `ml` (GPU) pool: the built-in "RunLLMOnGPU" (torch is imported on first call only)."""
+    """The ML (GPU) pool: the built-in "RunLLMOnGPU" (needs the worker-runtime-gpu image)."""
     from worker_runtime.llm.gpu import run_llm_on_gpu
 
     return [run_llm_on_gpu]

@@ -15,8 +15,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from examples.three_queues.activities import PreparedPrompt, prepare_prompt
-    from worker_runtime.llm.gpu import LLMRequest, LLMResult
-    from worker_runtime.llm.openai import ChatRequest, ChatResult
+    from worker_runtime.llm.types import ChatRequest, ChatResult, LLMRequest, LLMResult
 
 GPU_ACTIVITY = "RunLLMOnGPU"
 OPENAI_ACTIVITY = "OpenAIChat"
@@ -67,7 +66,7 @@ class Step:
 @dataclass
 class RouterResult:
     prompt: str
-    generated: str  # from the ml queue
+    generated: str  # from the ML (GPU) queue
     answer: str  # from the openai queue
     steps: list[Step] = field(default_factory=list)
 

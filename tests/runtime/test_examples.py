@@ -37,7 +37,7 @@ from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env, metric_sum, unique_queue
 from tests.testbed.temporal import TemporalDevServer
 from worker_runtime.llm import now_iso
-from worker_runtime.llm.gpu import LLMRequest, LLMResult
+from worker_runtime.llm.types import LLMRequest, LLMResult
 
 THIS = "tests.runtime.test_examples"
 STANDIN_TOKEN_SECONDS = 0.1

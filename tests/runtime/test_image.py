@@ -160,6 +160,20 @@ def test_runtime_image_hosts_the_code_the_sample_pools_name(images: None) -> Non
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_gpu_pack_on_the_cpu_image_fails_the_check_naming_the_gpu_image(images: None) -> None:
+    """A GPU pool pointed at the CPU image must crash-loop with the fix, not fail every task."""
+    env = {
+        env_var("temporal_address"): "127.0.0.1:1",
+        env_var("task_queue"): "llm-gpu",
+        env_var("activities"): "worker_runtime.llm.gpu:activities",
+    }
+    flags = [f"--env={k}={v}" for k, v in env.items()]
+    out = docker("run", "--rm", *flags, RUNTIME, "--check")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "TWP_ACTIVITIES: cannot import 'worker_runtime.llm.gpu:activities'" in out.stderr
+    assert "workerpools/worker-runtime-gpu" in out.stderr
+
+
 def test_runtime_image_leaves_gpu_libraries_to_the_gpu_image(images: None) -> None:
     """The CPU image stays small: torch comes only with worker-runtime-gpu."""
     out = docker("run", "--rm", "--entrypoint", "python3", RUNTIME, "-c", "import torch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,22 @@ def test_cancellation_stops_generation(model_dir: Path) -> None:
         env.run(gpu.run_llm_on_gpu, req)
     # Stopped mid-way: never reported completion.
     assert "done" not in [b["stage"] for b in beats]
+
+
+def test_heartbeats_while_a_slow_model_loads(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big weights load for minutes; the heartbeat timeout must not fire meanwhile."""
+    real_load = gpu.load_model
+
+    def slow_load(path: str) -> Any:
+        time.sleep(3.5)
+        return real_load(path)
+
+    monkeypatch.setattr(gpu, "load_model", slow_load)
+    beats: list[Any] = []
+    req = gpu.LLMRequest(prompt="hi", model_path=str(model_dir), max_new_tokens=2)
+    _env(beats).run(gpu.run_llm_on_gpu, req)
+    loading = [b for b in beats if b["stage"] == "loading"]
+    assert len(loading) >= 3  # one at start, then about one a second
+    assert beats[-1]["stage"] == "done"

@@ -9,6 +9,8 @@ blocks the event loop that heartbeats and polls.
 
 from __future__ import annotations
 
+import contextvars
+import importlib.util
 import os
 import threading
 import time
@@ -20,33 +22,17 @@ from temporalio.exceptions import ApplicationError
 
 from worker_runtime import metrics
 from worker_runtime.llm import now_iso, setting
+from worker_runtime.llm.types import LLMRequest, LLMResult
+
+if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+    # Fail at import, so `--check` and startup say so, not every activity attempt later.
+    raise ImportError(
+        "worker_runtime.llm.gpu needs torch and transformers (the `llm` extra): run this pool "
+        "on the workerpools/worker-runtime-gpu image"
+    )
 
 BACKEND = "gpu"
 _HEARTBEAT_EVERY_S = 1.0
-
-
-@dataclass
-class LLMRequest:
-    """Activity input. `max_new_tokens` defaults to TWP_LLM_MAX_NEW_TOKENS."""
-
-    prompt: str
-    model_path: str | None = None
-    max_new_tokens: int | None = None
-    temperature: float = 0.0  # 0 = greedy (deterministic)
-    seed: int | None = None
-
-
-@dataclass
-class LLMResult:
-    """Activity output: text plus what dashboards and billing want to know."""
-
-    output: str
-    tokens: int  # generated (completion) tokens
-    prompt_tokens: int
-    latency: float  # seconds spent generating (model load excluded)
-    gpu: str | None  # CUDA device name, None when it ran on CPU
-    device: str
-    model_path: str
 
 
 @dataclass
@@ -125,7 +111,30 @@ def _stopping_criteria(prompt_len: int, max_new: int) -> Any:
     return Progress()
 
 
-@activity.defn(name="RunLLMOnGPU")
+def _load_with_heartbeats(path: str) -> _Loaded:
+    """Load (or reuse) the model, heartbeating meanwhile: a large model can take minutes to
+    load, far longer than a heartbeat timeout."""
+    _beat(0, "loading", f"loading model from {path}")
+    done = threading.Event()
+    ctx = contextvars.copy_context()  # the activity context, for heartbeats from this thread
+
+    def beat() -> None:
+        while not done.wait(_HEARTBEAT_EVERY_S):
+            ctx.run(_beat, 0, "loading", f"loading model from {path}")
+
+    beater = threading.Thread(target=beat, name="llm-load-heartbeat", daemon=True)
+    beater.start()
+    try:
+        return load_model(path)
+    finally:
+        done.set()
+        beater.join()
+
+
+# no_thread_cancel_exception: cancellation is honoured by the stopping criteria between tokens;
+# the SDK's default (raising CancelledError asynchronously in this thread) could land inside
+# torch or a lock and leave the process wedged.
+@activity.defn(name="RunLLMOnGPU", no_thread_cancel_exception=True)
 def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
     """Generate text for `req.prompt`; heartbeats progress and honours cancellation."""
     path = req.model_path or setting("llm_model_path")
@@ -136,8 +145,7 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
             non_retryable=True,
         )
     max_new = req.max_new_tokens or int(setting("llm_max_new_tokens"))
-    _beat(0, "loading", f"loading model from {path}")
-    loaded = load_model(path)
+    loaded = _load_with_heartbeats(path)
     import torch
 
     if req.seed is not None:

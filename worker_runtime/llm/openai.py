@@ -12,7 +12,6 @@ import asyncio
 import email.utils
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,31 +21,10 @@ from temporalio.exceptions import ApplicationError
 
 from worker_runtime import metrics
 from worker_runtime.llm import now_iso, setting
+from worker_runtime.llm.types import ChatRequest, ChatResult
 
 BACKEND = "openai"
 API_KEY_ENV = "OPENAI_API_KEY"
-
-
-@dataclass
-class ChatRequest:
-    """Activity input; `model` defaults to TWP_OPENAI_MODEL."""
-
-    messages: list[dict[str, str]]
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ChatResult:
-    output: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    tokens: int
-    latency: float
-    attempts: int  # HTTP attempts inside this activity attempt (429/5xx retries)
 
 
 class TokenBucket:
