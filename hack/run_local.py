@@ -41,6 +41,11 @@ def samples(address: str) -> list[dict[str, Any]]:
     for path in sorted(SAMPLES.glob("*-pool.yaml")):
         doc = yaml.safe_load(path.read_text())
         doc["spec"]["connection"]["address"] = address
+        # kwok pods run no containers, and the demo has no model store: a PVC the sample names
+        # would keep its pods unschedulable, so the demo swaps it for an emptyDir.
+        for volume in (doc["spec"].get("template") or {}).get("volumes") or []:
+            if volume.pop("persistentVolumeClaim", None) is not None:
+                volume["emptyDir"] = {}
         docs.append(doc)
     return docs
 

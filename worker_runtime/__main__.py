@@ -14,7 +14,13 @@ import os
 import sys
 
 from worker_runtime import __version__
-from worker_runtime.config import EXIT_CONFIG, ConfigError, default_identity, load_settings
+from worker_runtime.config import (
+    EXIT_CONFIG,
+    ConfigError,
+    default_identity,
+    load_settings,
+    tls_material,
+)
 from worker_runtime.loader import load_user_code
 
 log = logging.getLogger("worker_runtime")
@@ -39,6 +45,8 @@ def run(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         settings = load_settings()
+        if settings.tls_enabled:
+            tls_material(settings)  # unreadable TLS files are configuration errors (exit 2)
     except ConfigError as err:
         print(f"worker-runtime: invalid configuration:\n{err}", file=sys.stderr)
         return EXIT_CONFIG

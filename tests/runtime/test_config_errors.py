@@ -6,6 +6,10 @@ runtime must fail (or, with --check, succeed) before it ever connects.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from tests.runtime.helpers import APP, base_env, run_once
 
 
@@ -92,3 +96,30 @@ def test_check_still_reports_bad_import() -> None:
     result = run_once(base_env(None, "q", TWP_WORKFLOWS=f"{APP}:Nope"), "--check")
     assert result.returncode == 2
     assert f"'{APP}:Nope'" in result.stderr
+
+
+def test_unreadable_tls_file_is_a_config_error_even_with_check() -> None:
+    """A missing CA file is caught by --check and at start, with exit 2, not a traceback."""
+    env = base_env(None, "q", TWP_TLS_ENABLED="true", TWP_TLS_CA_PATH="/nonexistent/ca.crt")
+    for args in (("--check",), ()):
+        result = run_once(env, *args)
+        assert result.returncode == 2, result.stderr
+        assert "TWP_TLS_CA_PATH: cannot read /nonexistent/ca.crt" in result.stderr
+        assert "mount the file" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_tls_secret_without_ca_uses_system_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator mounts the pool's Secret; a kubernetes.io/tls Secret has no ca.crt."""
+    from worker_runtime import config
+    from worker_runtime.contract import RuntimeSettings
+
+    (tmp_path / "tls.crt").write_bytes(b"CERT")
+    (tmp_path / "tls.key").write_bytes(b"KEY")
+    monkeypatch.setattr(config, "TLS_MOUNT_PATH", str(tmp_path))
+    settings = RuntimeSettings(temporal_address="t:7233", task_queue="q", tls_enabled=True)
+    assert config.tls_material(settings) == (None, b"CERT", b"KEY")
+    (tmp_path / "ca.crt").write_bytes(b"CA")
+    assert config.tls_material(settings) == (b"CA", b"CERT", b"KEY")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from worker_runtime.contract import RuntimeSettings, env_var
+from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
 from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
@@ -91,9 +91,13 @@ def test_api_key_comes_from_secret_and_tls_is_mounted_read_only() -> None:
     )
     env = env_of(p)
     assert env[env_var("api_key")] == {"secretKeyRef": {"name": "temporal-key", "key": "token"}}
-    assert env[env_var("tls_cert_path")] == "/etc/temporal/tls/tls.crt"
+    assert env[env_var("tls_enabled")] == "true"
+    # No explicit file paths: the runtime uses what the mounted Secret holds, so a Secret
+    # without ca.crt (a public CA, e.g. Temporal Cloud) falls back to the system roots.
+    assert not {env_var(f) for f in ("tls_ca_path", "tls_cert_path", "tls_key_path")} & set(env)
     mounts = {m["name"]: m for m in container(p)["volumeMounts"]}
     assert mounts["temporal-tls"]["readOnly"] is True
+    assert mounts["temporal-tls"]["mountPath"] == TLS_MOUNT_PATH
     assert all("apiKey" not in str(v) or "secretKeyRef" in str(v) for v in env.values())
 
 
@@ -213,3 +217,22 @@ def test_children_are_owned_by_the_pool() -> None:
         assert ref["uid"] == "uid-1"
         assert ref["controller"] is True
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "workerpool-operator"
+
+
+def test_user_volumes_are_added_after_the_operators_own() -> None:
+    """Model weights come from a user volume; tmp, TLS and /dev/shm stay where they were."""
+    p = pool(
+        {
+            "connection": {"address": "t:7233", "tls": {"secretName": "mtls"}},
+            "gpu": {"count": 1},
+            "template": {
+                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "w"}}],
+                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+            },
+        }
+    )
+    pod = render_deployment(p, replicas=1)["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "temporal-tls", "dshm", "models"]
+    assert pod["volumes"][-1]["persistentVolumeClaim"] == {"claimName": "w"}
+    mounts = {m["name"]: m for m in container(p)["volumeMounts"]}
+    assert mounts["models"] == {"name": "models", "mountPath": "/models", "readOnly": True}

@@ -299,6 +299,20 @@ class PodTemplateSpec(Model):
     service_account_name: str | None = None
     priority_class_name: str | None = None
     image_pull_secrets: KubeObjectList | None = None
+    volumes: KubeObjectList | None = Field(
+        default=None,
+        description=(
+            "Extra pod volumes (core/v1 Volume), e.g. a PersistentVolumeClaim holding model "
+            "weights for worker_runtime.llm.gpu. Names tmp, dshm and temporal-tls are taken."
+        ),
+    )
+    volume_mounts: KubeObjectList | None = Field(
+        default=None,
+        description=(
+            "Mounts of `volumes` into the worker container (core/v1 VolumeMount), e.g. "
+            "{name: models, mountPath: /models, readOnly: true}."
+        ),
+    )
 
 
 class DisruptionBudgetSpec(Model):

@@ -44,13 +44,9 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
     ]
     if conn.tls is not None:
         env.append(_env(env_var("tls_enabled"), True))
-        if conn.tls.secret_name:
-            base = contract.TLS_MOUNT_PATH
-            env += [
-                _env(env_var("tls_ca_path"), f"{base}/{contract.TLS_CA_FILE}"),
-                _env(env_var("tls_cert_path"), f"{base}/{contract.TLS_CERT_FILE}"),
-                _env(env_var("tls_key_path"), f"{base}/{contract.TLS_KEY_FILE}"),
-            ]
+        # The Secret is mounted at contract.TLS_MOUNT_PATH and the runtime uses whichever of
+        # ca.crt / tls.crt / tls.key it holds: no explicit paths, so a Secret without ca.crt
+        # (server signed by a public CA) falls back to the system roots instead of crashing.
         if conn.tls.server_name:
             env.append(_env(env_var("tls_server_name"), conn.tls.server_name))
     if conn.api_key_secret_ref is not None:
@@ -144,6 +140,10 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": gpu.shm_size}}
         )
         mounts.append({"name": "dshm", "mountPath": contract.SHM_MOUNT_PATH})
+    if template is not None:
+        # The user's own volumes (model weights, config): after ours, so ours never move.
+        volumes += template.volumes or []
+        mounts += template.volume_mounts or []
 
     container: dict[str, Any] = {
         "name": CONTAINER,
