@@ -44,7 +44,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        # ensure_ascii=False: `kubectl logs` shows the messages' "—" as is, not as \u2014.
+        return json.dumps(out, default=str, ensure_ascii=False)
 
 
 def setup_logging(level: str, fmt: str, context: dict[str, str | None]) -> None:
