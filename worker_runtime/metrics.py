@@ -73,7 +73,7 @@ LLM_SECONDS = Histogram(
 )
 LLM_REQUESTS = Counter(
     "twp_llm_requests",
-    "LLM calls by backend, model and outcome (ok, error, rate_limited).",
+    "LLM calls by backend, model and outcome (ok, error, rate_limited, cancelled).",
     ["backend", "model", "outcome"],
     registry=REGISTRY,
 )

@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from tests.runtime.tiny_model import save_tiny_model
+from worker_runtime import metrics
 from worker_runtime.llm import gpu
 
 pytestmark = pytest.mark.llm
@@ -75,6 +76,8 @@ def test_missing_model_is_non_retryable(tmp_path: Path) -> None:
         _env([]).run(gpu.run_llm_on_gpu, req)
     assert info.value.non_retryable
     assert "TWP_LLM_MODEL_PATH" in str(info.value)
+    labels = {"backend": "gpu", "model": "absent", "outcome": "error"}
+    assert metrics.REGISTRY.get_sample_value("twp_llm_requests_total", labels) == 1
 
 
 def test_cancellation_stops_generation(model_dir: Path) -> None:

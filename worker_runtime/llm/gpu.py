@@ -145,7 +145,12 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
             non_retryable=True,
         )
     max_new = req.max_new_tokens or int(setting("llm_max_new_tokens"))
-    loaded = _load_with_heartbeats(path)
+    model_label = os.path.basename(path.rstrip("/")) or path
+    try:
+        loaded = _load_with_heartbeats(path)
+    except ApplicationError:
+        metrics.LLM_REQUESTS.labels(BACKEND, model_label, "error").inc()
+        raise
     import torch
 
     if req.seed is not None:
@@ -171,10 +176,10 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
     latency = time.monotonic() - start
     if activity.is_cancelled():
         _beat(0, "cancelled", "generation stopped on cancellation")
+        metrics.LLM_REQUESTS.labels(BACKEND, model_label, "cancelled").inc()
         raise _cancelled()
     new_ids = out[0][prompt_len:]
     text = loaded.tokenizer.decode(new_ids, skip_special_tokens=True)
-    model_label = os.path.basename(path.rstrip("/")) or path
     metrics.record_llm(BACKEND, model_label, prompt_len, len(new_ids), latency)
     metrics.LLM_REQUESTS.labels(BACKEND, model_label, "ok").inc()
     _beat(100, "done", f"{len(new_ids)} tokens in {latency:.2f}s")
