@@ -147,17 +147,20 @@ def keda_model() -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-autoscaling-") as tmp:
-        server = TemporalDevServer(Path(tmp))
-        server.start()
-        try:
-            client = await Client.connect(server.address)
-            rows = []
-            for period in args.periods:
+    rows = []
+    for period in args.periods:
+        # A fresh server per period: each trial leaves workflows nobody polls, and the fast
+        # periods' calls used to push later periods into the namespace's rate limit, so a
+        # period's result depended on the ones measured before it.
+        with tempfile.TemporaryDirectory(prefix="bench-autoscaling-") as tmp:
+            server = TemporalDevServer(Path(tmp))
+            server.start()
+            try:
+                client = await Client.connect(server.address)
                 print(f"period {period:g}s: {args.trials} trials...", file=sys.stderr, flush=True)
                 rows.append(await run_period(server, client, period, args.trials, args.parallel))
-        finally:
-            server.stop()
+            finally:
+                server.stop()
     return {
         "workflows_per_trial": WORKFLOWS_PER_TRIAL,
         "engine_default_period_s": poll_period(AutoscalingSpec().poll_interval_seconds),
