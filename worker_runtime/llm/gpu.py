@@ -63,6 +63,10 @@ def load_model(path: str) -> _Loaded:
             return _models[path]
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # tqdm bars would interleave non-JSON lines with the runtime's JSON logs.
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call,unused-ignore]
 
         device, gpu = pick_device()
         try:
