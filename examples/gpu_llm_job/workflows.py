@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from examples.gpu_llm_job.activities import Notification, notify
-    from worker_runtime.llm.types import LLMRequest, LLMResult
+    from worker_runtime.llm.types import GPU_NON_RETRYABLE_ERRORS, LLMRequest, LLMResult
 
 GPU_ACTIVITY = "RunLLMOnGPU"
 CANCELLABLE_STAGES = ("queued", "generating")
@@ -24,7 +24,7 @@ CANCELLABLE_STAGES = ("queued", "generating")
 # Three tries on another GPU (OOM, reclaimed node); a missing model will not appear on retry.
 GPU_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1),
-    maximum_attempts=3, non_retryable_error_types=["ModelNotFound", "ModelNotConfigured"],
+    maximum_attempts=3, non_retryable_error_types=GPU_NON_RETRYABLE_ERRORS,
 )  # fmt: skip
 # Notification channels have outages; retry for a while, but never lose the result over it.
 NOTIFY_RETRY = RetryPolicy(

@@ -15,7 +15,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from examples.three_queues.activities import PreparedPrompt, prepare_prompt
-    from worker_runtime.llm.types import ChatRequest, ChatResult, LLMRequest, LLMResult
+    from worker_runtime.llm.types import (
+        GPU_NON_RETRYABLE_ERRORS,
+        ChatRequest,
+        ChatResult,
+        LLMRequest,
+        LLMResult,
+    )
 
 GPU_ACTIVITY = "RunLLMOnGPU"
 OPENAI_ACTIVITY = "OpenAIChat"
@@ -29,7 +35,7 @@ CPU_RETRY = RetryPolicy(
 # reclaimed) might, on another GPU.
 GPU_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1),
-    maximum_attempts=3, non_retryable_error_types=["ModelNotFound", "ModelNotConfigured"],
+    maximum_attempts=3, non_retryable_error_types=GPU_NON_RETRYABLE_ERRORS,
 )  # fmt: skip
 # The activity already retries 429/5xx itself (honouring Retry-After); this covers what is left.
 OPENAI_RETRY = RetryPolicy(

@@ -10,7 +10,6 @@ blocks the event loop that heartbeats and polls.
 from __future__ import annotations
 
 import contextvars
-import importlib.util
 import os
 import threading
 import time
@@ -18,18 +17,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from worker_runtime import metrics
 from worker_runtime.llm import now_iso, setting
-from worker_runtime.llm.types import LLMRequest, LLMResult
+from worker_runtime.llm.types import (
+    GPU_MODEL_NOT_CONFIGURED,
+    GPU_MODEL_NOT_FOUND,
+    LLMRequest,
+    LLMResult,
+)
 
-if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+try:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
+    from transformers.utils import logging as hf_logging
+except ImportError as err:
     # Fail at import, so `--check` and startup say so, not every activity attempt later.
     raise ImportError(
         "worker_runtime.llm.gpu needs torch and transformers (the `llm` extra): run this pool "
-        "on the workerpools/worker-runtime-gpu image"
-    )
+        f"on the workerpools/worker-runtime-gpu image ({err})"
+    ) from err
 
 BACKEND = "gpu"
 _HEARTBEAT_EVERY_S = 1.0
@@ -49,8 +57,6 @@ _lock = threading.Lock()
 
 def pick_device() -> tuple[str, str | None]:
     """CUDA when a GPU is visible, else CPU (so the same image also runs on CPU nodes)."""
-    import torch
-
     if torch.cuda.is_available():
         return "cuda", str(torch.cuda.get_device_name(0))
     return "cpu", None
@@ -61,10 +67,6 @@ def load_model(path: str) -> _Loaded:
     with _lock:
         if path in _models:
             return _models[path]
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         # tqdm bars would interleave non-JSON lines with the runtime's JSON logs.
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call,unused-ignore]
 
@@ -80,7 +82,7 @@ def load_model(path: str) -> _Loaded:
             raise ApplicationError(
                 f"cannot load model from {path!r}: {err} — mount the model folder and set "
                 "TWP_LLM_MODEL_PATH (no download happens at run time)",
-                type="ModelNotFound",
+                type=GPU_MODEL_NOT_FOUND,
                 non_retryable=True,
             ) from None
         model.to(device)
@@ -98,7 +100,6 @@ def _beat(percent: int, stage: str, message: str) -> None:
 
 def _stopping_criteria(prompt_len: int, max_new: int) -> Any:
     """Heartbeat progress per token (throttled) and stop generating once cancelled."""
-    from transformers import StoppingCriteria
 
     class Progress(StoppingCriteria):  # type: ignore[misc,unused-ignore]  # Any without torch
         def __init__(self) -> None:
@@ -145,7 +146,7 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
     if not path:
         raise ApplicationError(
             "no model: set TWP_LLM_MODEL_PATH or pass model_path",
-            type="ModelNotConfigured",
+            type=GPU_MODEL_NOT_CONFIGURED,
             non_retryable=True,
         )
     max_new = req.max_new_tokens or int(setting("llm_max_new_tokens"))
@@ -155,8 +156,6 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
     except ApplicationError:
         metrics.LLM_REQUESTS.labels(BACKEND, model_label, "error").inc()
         raise
-    import torch
-
     if req.seed is not None:
         torch.manual_seed(req.seed)
     inputs = loaded.tokenizer(req.prompt, return_tensors="pt").to(loaded.device)
@@ -181,7 +180,7 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
     if activity.is_cancelled():
         _beat(0, "cancelled", "generation stopped on cancellation")
         metrics.LLM_REQUESTS.labels(BACKEND, model_label, "cancelled").inc()
-        raise _cancelled()
+        raise CancelledError("RunLLMOnGPU cancelled")
     new_ids = out[0][prompt_len:]
     text = loaded.tokenizer.decode(new_ids, skip_special_tokens=True)
     metrics.record_llm(BACKEND, model_label, prompt_len, len(new_ids), latency)
@@ -196,12 +195,6 @@ def run_llm_on_gpu(req: LLMRequest) -> LLMResult:
         device=loaded.device,
         model_path=path,
     )
-
-
-def _cancelled() -> BaseException:
-    from temporalio.exceptions import CancelledError
-
-    return CancelledError("RunLLMOnGPU cancelled")
 
 
 # What a pool lists: TWP_ACTIVITIES=worker_runtime.llm.gpu:activities

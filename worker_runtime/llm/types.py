@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Error types RunLLMOnGPU raises non-retryable: a missing model will not appear on retry. Retry
+# policies name them in `non_retryable_error_types` too, so a retry is never even scheduled.
+GPU_MODEL_NOT_FOUND = "ModelNotFound"
+GPU_MODEL_NOT_CONFIGURED = "ModelNotConfigured"
+GPU_NON_RETRYABLE_ERRORS = (GPU_MODEL_NOT_FOUND, GPU_MODEL_NOT_CONFIGURED)
+
 
 @dataclass
 class LLMRequest:
