@@ -62,7 +62,7 @@ from temporalio.runtime import Runtime, TelemetryConfig
 
 from bench.runtime_app import NoopLanes
 from tests.runtime.helpers import base_env
-from tests.testbed.temporal import TemporalDevServer
+from tests.testbed.temporal import TemporalDevServer, die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
@@ -89,15 +89,6 @@ def machine_cpu() -> tuple[float, float]:
     return total - idle, total
 
 
-def _worker_preexec() -> None:
-    """Own session (signals go to the worker only); SIGKILL it if this benchmark dies first."""
-    os.setsid()
-    with contextlib.suppress(OSError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class WorkerProcess:
     """One worker subprocess; output goes to a file so a full pipe can never slow it down."""
 
@@ -108,7 +99,7 @@ class WorkerProcess:
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_worker_preexec,
+                preexec_fn=die_with_parent,
             )  # fmt: skip
 
     def check_alive(self) -> None:
@@ -256,8 +247,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 server.address, namespace=server.namespace, runtime=runtime
             )
             # The dev server is one process; its CPU shows which side of the wire is the limit.
-            assert server._proc is not None
-            server_pid = server._proc.pid
+            assert server.pid is not None
+            server_pid = server.pid
             run_id = uuid.uuid4().hex[:6]
             for side in SIDES:
                 env = base_env(

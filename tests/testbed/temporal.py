@@ -46,8 +46,8 @@ def temporal_cli() -> str:
 _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="temporal-spawn")
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL the server if the test process dies without running teardown."""
+def die_with_parent() -> None:
+    """preexec_fn: own session, and (Linux) SIGKILL if the forking thread dies without teardown."""
     try:
         import ctypes
 
@@ -91,6 +91,11 @@ class TemporalDevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server process (benchmarks read its CPU time); None while stopped."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -116,7 +121,7 @@ class TemporalDevServer:
         try:
             self._proc = _SPAWNER.submit(
                 subprocess.Popen,
-                cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
             ).result()  # fmt: skip
         finally:
             log.close()
