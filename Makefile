@@ -83,11 +83,11 @@ run: venv controlplane ## Local demo: cluster + Temporal dev server + operator +
 
 .PHONY: cluster-up
 cluster-up: venv controlplane ## Start (or reuse) the local kwok cluster; prints the kubeconfig path
-	$(PY) -m tests.testbed up
+	$(PY) -m testbed up
 
 .PHONY: cluster-down
 cluster-down: venv ## Stop the local cluster and remove its files
-	$(PY) -m tests.testbed down
+	$(PY) -m testbed down
 
 .PHONY: kind-up
 kind-up: ## Create a kind cluster with the same CRDs and fake GPU nodes (needs Docker)

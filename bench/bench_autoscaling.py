@@ -35,7 +35,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from tests.testbed.temporal import TemporalDevServer
+from testbed.temporal import TemporalDevServer
 from workerpool_operator.api.v1alpha1 import AutoscalingSpec
 from workerpool_operator.scaling.backlog import (
     COUNT_MAX_AGE_SECONDS,

@@ -24,8 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.testbed.cluster import LocalCluster, install_crds, kubectl
-from tests.testbed.temporal import free_port
+from testbed.cluster import LocalCluster, install_crds, kubectl
+from testbed.temporal import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"

@@ -4,11 +4,11 @@ Both run against one real Temporal dev server (`temporal server start-dev`), in 
 
 Two worker subprocesses run side by side for the whole run, each polling its own task queue:
   - runtime: `python -m worker_runtime`, configured by TWP_* env exactly as a pool's pod is
-    (tests.runtime.helpers.base_env), so its metrics interceptor, Prometheus telemetry,
+    (testbed.runtime.runtime_env), so its metrics interceptor, Prometheus telemetry,
     readiness probe and JSON logging are all inside the measurement;
   - bare: this module with `--bare-worker`: `Client.connect` + `Worker`, nothing else, reading
     the same env (same interpreter, same user code, same slot settings, default SDK runtime).
-Both host only bench.runtime_app:NoopLanes and tests.runtime.app:noop.
+Both host only bench.runtime_app:NoopLanes and bench.runtime_app:noop.
 
 A round starts `--workflows` NoopLanes workflows on one side's queue, each running
 `--activities` no-op activities over `--lanes` back-to-back chains (workflows x lanes activities
@@ -61,13 +61,13 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
 from bench.runtime_app import NoopLanes
-from tests.runtime.helpers import base_env
-from tests.testbed.temporal import TemporalDevServer, die_with_parent
+from testbed.runtime import runtime_env
+from testbed.temporal import TemporalDevServer, die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
 WORKFLOW_PATH = "bench.runtime_app:NoopLanes"
-ACTIVITY_PATH = "tests.runtime.app:noop"
+ACTIVITY_PATH = "bench.runtime_app:noop"
 SIDES = ("runtime", "bare")
 GOAL_RATIO = 0.95
 SHM = Path("/dev/shm")
@@ -251,12 +251,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             server_pid = server.pid
             run_id = uuid.uuid4().hex[:6]
             for side in SIDES:
-                env = base_env(
-                    server,
-                    f"bench-{side}-{run_id}",
-                    TWP_WORKFLOWS=WORKFLOW_PATH,
-                    TWP_ACTIVITIES=ACTIVITY_PATH,
-                    **slots,
+                env = runtime_env(
+                    server, f"bench-{side}-{run_id}", WORKFLOW_PATH, ACTIVITY_PATH, **slots
                 )
                 log = RESULTS / f"runtime-bench-{side}.log"
                 workers[side] = WorkerProcess(side, argv[side], env, log)
@@ -348,7 +344,7 @@ async def bare_worker() -> int:
     """What a user writes without the runtime: connect, Worker with the same slots, run."""
     from temporalio.worker import Worker
 
-    from tests.runtime.app import noop
+    from bench.runtime_app import noop
 
     env = os.environ
     stop = asyncio.Event()

@@ -1,6 +1,6 @@
 """Benchmark user code: one workflow that keeps a fixed number of no-op activities in flight.
 
-Both workers in bench.bench_runtime host exactly this workflow and tests.runtime.app's `noop`
+Both workers in bench.bench_runtime host exactly this workflow and its own `noop`
 activity, so the only difference between them is the runtime itself. Lanes (each one running
 its share of activities back to back) keep the in-flight count steady instead of gathering in
 batches, which would leave the worker idle while each batch's slowest activity finishes.
@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
 
-with workflow.unsafe.imports_passed_through():
-    from tests.runtime.app import noop
+
+@activity.defn
+async def noop() -> None:
+    """Does nothing: what is measured is the runtime around it."""
 
 
 @workflow.defn

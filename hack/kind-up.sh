@@ -67,7 +67,7 @@ k apply --server-side --force-conflicts -k "$kwokdir/kustomize/stage/fast" >&2
 k -n kube-system rollout status deployment/kwok-controller --timeout=180s >&2
 
 log "installing third-party CRDs and fake nodes"
-(cd "$root" && "$python" -m tests.testbed provision --kubeconfig "$kubeconfig" --fake-nodes)
+(cd "$root" && "$python" -m testbed provision --kubeconfig "$kubeconfig" --fake-nodes)
 
 log "ready: kubectl --kubeconfig $kubeconfig get nodes"
 printf 'export TWP_E2E_KUBECONFIG=%s\n' "$kubeconfig"

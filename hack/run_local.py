@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from tests.testbed.cluster import LocalCluster, cache_root, install_crds, kubectl
-from tests.testbed.temporal import TemporalDevServer
+from testbed.cluster import LocalCluster, cache_root, install_crds, kubectl
+from testbed.temporal import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "workerpools-demo"

@@ -3,4 +3,4 @@
 Each lives in its own plugin module so the two can evolve independently.
 """
 
-pytest_plugins = ["tests.testbed.pytest_temporal", "tests.testbed.pytest_cluster"]
+pytest_plugins = ["testbed.pytest_temporal", "testbed.pytest_cluster"]

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.testbed.pytest_cluster import KubeCluster
-from tests.testbed.temporal import TemporalDevServer, free_port
+from testbed.pytest_cluster import KubeCluster
+from testbed.temporal import TemporalDevServer, free_port
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kube import Kube
 from workerpool_operator.render.autoscaling import plan_autoscaling

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.testbed.temporal import free_port
+from testbed.temporal import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_NS = "workerpools-system"

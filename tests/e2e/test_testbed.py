@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.testbed.cluster import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, POOL_LABEL
-from tests.testbed.pytest_cluster import KubeCluster
+from testbed.cluster import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, POOL_LABEL
+from testbed.pytest_cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import uuid
 
 from temporalio.client import Client
 
-from tests.testbed.temporal import TemporalDevServer
+from testbed.temporal import TemporalDevServer
 from workerpool_operator.scaling.backlog import BacklogPoller, Connection
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from testbed.temporal import TemporalDevServer
 from tests.runtime.helpers import RuntimeProcess
-from tests.testbed.temporal import TemporalDevServer
 
 SpawnRuntime = Callable[[dict[str, str]], RuntimeProcess]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.testbed.temporal import TemporalDevServer, free_port
+from testbed.runtime import runtime_env
+from testbed.temporal import TemporalDevServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.runtime.app"
@@ -24,18 +25,10 @@ def unique_queue(prefix: str) -> str:
 
 
 def base_env(server: TemporalDevServer | None, task_queue: str, **extra: str) -> dict[str, str]:
-    """Inherited env minus any TWP_* of the caller, plus the settings a pool would get."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWP_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep
-    )
-    env["TWP_TEMPORAL_ADDRESS"] = server.address if server else "127.0.0.1:1"
-    env["TWP_TASK_QUEUE"] = task_queue
-    env["TWP_WORKFLOWS"] = f"{APP}:GreetWorkflow,{APP}:SquareWorkflow"
-    env["TWP_ACTIVITIES"] = f"{APP}:all_activities"
-    env["TWP_METRICS_PORT"] = str(free_port())
-    env.update(extra)
-    return env
+    """The pod's environment for the test app's workflows and activities."""
+    workflows = extra.pop("TWP_WORKFLOWS", f"{APP}:GreetWorkflow,{APP}:SquareWorkflow")
+    activities = extra.pop("TWP_ACTIVITIES", f"{APP}:all_activities")
+    return runtime_env(server, task_queue, workflows, activities, **extra)
 
 
 def run_once(

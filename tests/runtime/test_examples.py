@@ -33,9 +33,9 @@ from temporalio.client import Client, WorkflowHandle
 from examples.gpu_llm_job.client import job_status
 from examples.gpu_llm_job.workflows import JobStatus, LLMJobInput, LLMJobResult, LLMJobWorkflow
 from examples.three_queues.workflows import RouterInput, RouterWorkflow
+from testbed.temporal import TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env, metric_sum, unique_queue
-from tests.testbed.temporal import TemporalDevServer
 from worker_runtime.llm import now_iso
 from worker_runtime.llm.types import LLMRequest, LLMResult
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from testbed.temporal import TemporalDevServer, free_port
 from tests.runtime.helpers import REPO_ROOT, metric_sum, unique_queue
-from tests.testbed.temporal import TemporalDevServer, free_port
 from worker_runtime.contract import env_var
 
 pytestmark = pytest.mark.docker

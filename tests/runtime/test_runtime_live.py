@@ -15,9 +15,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from testbed.temporal import TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env, metric_sum, unique_queue
-from tests.testbed.temporal import TemporalDevServer
 
 
 async def test_runs_workflows_serves_metrics_and_exits_cleanly(

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.testbed.cluster import (
+from testbed.cluster import (
     LocalCluster,
     TestbedError,
     api_ready,

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 CLUSTER_NAME = "workerpools"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"
 FETCH_CRDS = REPO_ROOT / "hack" / "fetch-crds.sh"
 BINARIES = (
@@ -454,7 +454,7 @@ class LocalCluster:
                 raise TestbedError(
                     f"cluster {self.name} is unhealthy or outdated but test sessions "
                     f"{sorted(users)} still use it; let them finish or run "
-                    "`python -m tests.testbed down --force`"
+                    "`python -m testbed down --force`"
                 )
             self.down()
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)

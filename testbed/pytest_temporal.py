@@ -1,7 +1,7 @@
 """Pytest plugin: the session-wide real Temporal dev server.
 
 Fixtures:
-    temporal_server (session): a started `tests.testbed.temporal.TemporalDevServer` with
+    temporal_server (session): a started `testbed.temporal.TemporalDevServer` with
         `.address` ("127.0.0.1:PORT"), `.namespace` ("default"), `.stop()` and `.start()`
         (restart on the same port and database file, to simulate an outage).
         Killed with its whole process group at the end of the session.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed.temporal import TemporalDevServer
+from testbed.temporal import TemporalDevServer
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""CLI for the local test bed: ``python -m tests.testbed up|down|status|kubeconfig|provision``.
+"""CLI for the local test bed: ``python -m testbed up|down|status|kubeconfig|provision``.
 
 The Makefile targets call this, so developers and the pytest plugin share one launcher.
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from tests.testbed.cluster import (
+from testbed.cluster import (
     LocalCluster,
     TestbedError,
     install_crds,
@@ -19,7 +19,7 @@ from tests.testbed.cluster import (
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the subcommand and run it; exit status 1 with a readable message on failure."""
-    parser = argparse.ArgumentParser(prog="python -m tests.testbed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start (or reuse) the cluster; prints the kubeconfig path")
     up.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
