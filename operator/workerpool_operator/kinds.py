@@ -1,0 +1,171 @@
+"""The one registry of the kinds the operator reads and writes (pure data, no I/O).
+
+Everything that lists kinds derives from here: the watch-fed caches (which informers run, with
+which label selector), pruning (children the pool no longer wants), the RBAC in manifests/ and
+the chart (`python -m workerpool_operator.rbac`), and the docs table in docs/design.md. A test
+fails when the RBAC grants more or less than this registry needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workerpool_operator.api import v1alpha1 as api
+
+MANAGED_BY = "workerpool-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+# Only Secrets carrying this label are ever read or cached (see docs/security.md).
+CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
+# Pods of GPU pools carry this label, so the Pod cache holds only what GPU capacity needs.
+GPU_POD_LABEL = "workerpools.io/gpu"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One API kind: where it lives, and the verbs the operator's code uses on it."""
+
+    api_version: str
+    kind: str
+    plural: str
+    verbs: tuple[str, ...]
+    namespaced: bool = True
+    # Served only when this CRD is installed (discovered by watching CRDs, not by polling).
+    crd: str | None = None
+    # Server-side label selector of the watch, if any (keeps the cache to what we need).
+    selector: str | None = None
+    why: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.api_version, self.kind)
+
+
+# Children: rendered per pool, named after it, controller-owned by it, pruned when unwanted.
+# get: one read when a child is missing from the cache, to tell "absent" from "foreign object".
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+_CHILD = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", CHILD_VERBS, selector=_CHILD)
+SERVICE = Kind("v1", "Service", "services", CHILD_VERBS, selector=_CHILD)
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", CHILD_VERBS, selector=_CHILD)
+SERVICE_MONITOR = Kind(
+    "monitoring.coreos.com/v1",
+    "ServiceMonitor",
+    "servicemonitors",
+    CHILD_VERBS,
+    crd="servicemonitors.monitoring.coreos.com",
+    selector=_CHILD,
+)
+SCALED_OBJECT = Kind(
+    "keda.sh/v1alpha1",
+    "ScaledObject",
+    "scaledobjects",
+    CHILD_VERBS,
+    crd="scaledobjects.keda.sh",
+    selector=_CHILD,
+)
+TRIGGER_AUTH = Kind(
+    "keda.sh/v1alpha1",
+    "TriggerAuthentication",
+    "triggerauthentications",
+    CHILD_VERBS,
+    crd="triggerauthentications.keda.sh",
+    selector=_CHILD,
+)
+HPA = Kind(
+    "autoscaling/v2",
+    "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers",
+    CHILD_VERBS,
+    selector=_CHILD,
+)
+
+CHILDREN: tuple[Kind, ...] = (
+    DEPLOYMENT,
+    SERVICE,
+    PDB,
+    SERVICE_MONITOR,
+    SCALED_OBJECT,
+    TRIGGER_AUTH,
+    HPA,
+)
+
+POOL = Kind(
+    api.API_VERSION,
+    api.KIND,
+    api.PLURAL,
+    ("list", "watch", "patch"),
+    why="pools are watched; patch drops the finalizer of versions before 0.2",
+)
+POOL_STATUS = Kind(
+    api.API_VERSION,
+    api.KIND,
+    f"{api.PLURAL}/status",
+    ("patch",),
+    why="status is server-side applied",
+)
+SECRET = Kind(
+    "v1",
+    "Secret",
+    "secrets",
+    ("list", "watch"),
+    selector=f"{CREDENTIALS_LABEL}=true",
+    why="Temporal credentials for the scaler, only Secrets that opted in by label",
+)
+POD = Kind(
+    "v1",
+    "Pod",
+    "pods",
+    ("list", "watch"),
+    selector=f"{GPU_POD_LABEL}=true",
+    why="Pending GPU pods (GPUCapacityAvailable)",
+)
+NAMESPACE = Kind(
+    "v1",
+    "Namespace",
+    "namespaces",
+    ("list", "watch"),
+    namespaced=False,
+    why="pools in a terminating namespace are left alone",
+)
+CRD = Kind(
+    "apiextensions.k8s.io/v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    ("list", "watch"),
+    namespaced=False,
+    why="optional children (ServiceMonitor, KEDA) appear and vanish with their CRDs",
+)
+EVENT = Kind("v1", "Event", "events", ("create",), why="Events on pools")
+LEASE = Kind(
+    "coordination.k8s.io/v1",
+    "Lease",
+    "leases",
+    ("get", "create", "update"),
+    why="leader election, in the operator's own namespace only",
+)
+
+WATCHED: tuple[Kind, ...] = (*CHILDREN, SECRET, POD, NAMESPACE, CRD)
+# Cluster-wide rules (ClusterRole, or a Role per watched namespace for namespaced kinds).
+CLUSTER_RULE_KINDS: tuple[Kind, ...] = (POOL, POOL_STATUS, *CHILDREN, SECRET, POD, EVENT)
+CLUSTER_ONLY_KINDS: tuple[Kind, ...] = (NAMESPACE, CRD)
+# Rules in the operator's own namespace only.
+OWN_NAMESPACE_KINDS: tuple[Kind, ...] = (LEASE,)
+
+BY_KEY: dict[tuple[str, str], Kind] = {k.key: k for k in (*WATCHED, POOL, EVENT, LEASE)}
+
+
+def child(api_version: str, kind: str) -> Kind:
+    """The registered child kind for a rendered manifest; KeyError names an unregistered one."""
+    found = BY_KEY.get((api_version, kind))
+    if found is None or found not in CHILDREN:
+        raise KeyError(f"{api_version} {kind} is not a registered child kind")
+    return found
