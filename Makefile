@@ -46,11 +46,12 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 ##@ Check
 
 .PHONY: lint
-lint: venv ## ruff, ruff format --check, mypy --strict, CRD drift
+lint: venv ## ruff, ruff format --check, mypy --strict, CRD and Kubernetes-schema drift
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m workerpool_operator.api.crdgen --check crds
+	$(PY) -m hack.k8s_schemas --check
 
 .PHONY: setup
 setup: venv controlplane ## Everything the tests need: venv, control plane, Docker engine and base image

@@ -76,6 +76,172 @@ CASES = [
     ("negative-replicas", with_spec(replicas=-1), "spec.replicas"),
     ("name-too-long", {**VALID, "metadata": {"name": "p" * 64}}, "DNS-1035 label"),
     ("name-starts-with-digit", {**VALID, "metadata": {"name": "1pool"}}, "DNS-1035 label"),
+    # issue 9: typed pod fields (upstream Kubernetes schema) and the CEL rules on top of them
+    ("address-port-99999", with_spec(connection={"address": "t:99999"}), "port from 1 to 65535"),
+    ("address-port-0", with_spec(connection={"address": "t:0"}), "port from 1 to 65535"),
+    ("env-name-not-a-string", with_spec(env=[{"name": ["x"]}]), "spec.env[0].name"),
+    ("env-without-name", with_spec(env=[{"value": "x"}]), "spec.env[0].name"),
+    (
+        "env-reserved-twp",
+        with_spec(env=[{"name": "TWP_TASK_QUEUE", "value": "other"}]),
+        "spec.env must not set the TWP_* variables",
+    ),
+    (
+        "env-duplicate-name",
+        with_spec(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "spec.env[1]",
+    ),
+    (
+        "env-from-twp-prefix",
+        with_spec(envFrom=[{"prefix": "TWP_", "configMapRef": {"name": "c"}}]),
+        "spec.envFrom[].prefix must not start with TWP_",
+    ),
+    ("cpu-1.2.3", with_spec(resources={"requests": {"cpu": "1.2.3"}}), "spec.resources.requests"),
+    (
+        "memory-negative",
+        with_spec(resources={"limits": {"memory": "-1Gi"}}),
+        "must not be negative",
+    ),
+    (
+        "requests-over-limits",
+        with_spec(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}),
+        "resources.requests must not exceed resources.limits",
+    ),
+    (
+        "toleration-bogus-operator",
+        with_spec(template={"tolerations": [{"key": "k", "operator": "Maybe"}]}),
+        "template.tolerations[].operator must be Exists or Equal",
+    ),
+    (
+        "gpu-toleration-bogus-effect",
+        with_spec(gpu={"count": 1, "tolerations": [{"operator": "Exists", "effect": "Never"}]}),
+        "gpu.tolerations[].effect",
+    ),
+    (
+        "toleration-seconds-string",
+        with_spec(template={"tolerations": [{"key": "k", "tolerationSeconds": "ten"}]}),
+        "tolerationSeconds",
+    ),
+    ("affinity-not-an-object", with_spec(template={"affinity": {"nodeAffinity": "x"}}), "affinity"),
+    (
+        "rollout-both-zero",
+        with_spec(rollout={"maxSurge": 0, "maxUnavailable": 0}),
+        "must not both be 0",
+    ),
+    (
+        "rollout-percent-zero",
+        with_spec(rollout={"maxSurge": "0%", "maxUnavailable": 0}),
+        "must not both be 0",
+    ),
+    (
+        "gpu-rollout-unavailable-zero",
+        with_spec(gpu={"count": 1}, rollout={"maxUnavailable": 0}),
+        "on GPU pools maxSurge defaults to 0",
+    ),
+    ("rollout-surge-garbage", with_spec(rollout={"maxSurge": "lots"}), "rollout.maxSurge"),
+    (
+        "rollout-unavailable-150",
+        with_spec(rollout={"maxUnavailable": "150%"}),
+        "rollout.maxUnavailable must be",
+    ),
+    (
+        "pdb-150-percent",
+        with_spec(disruptionBudget={"minAvailable": "150%"}),
+        "percentage from 0% to 100%",
+    ),
+    ("pdb-negative", with_spec(disruptionBudget={"maxUnavailable": -1}), "disruptionBudget"),
+    ("replicas-100000", with_spec(replicas=100000), "spec.replicas"),
+    ("replicas-over-limit", with_spec(replicas=101), "replica limit"),
+    (
+        "max-replicas-over-limit",
+        with_spec(autoscaling={"maxReplicas": 500}),
+        "autoscaling.maxReplicas is above the pool's replica limit",
+    ),
+    (
+        "replicas-over-raised-limit",
+        with_spec(replicas=300, replicaLimit=200),
+        "replica limit",
+    ),
+    ("replica-limit-too-high", with_spec(replicaLimit=20000), "spec.replicaLimit"),
+    (
+        "image-tag-in-repository",
+        with_spec(image={"repository": "img:v2"}),
+        "image.repository must not contain a tag",
+    ),
+    (
+        "image-digest-in-repository",
+        with_spec(image={"repository": "x@sha256:" + "a" * 64}),
+        "image.repository must not contain a digest",
+    ),
+    (
+        "image-uppercase-repository",
+        with_spec(image={"repository": "Team/Worker"}),
+        "image.repository must be an image name",
+    ),
+    ("image-tag-dot", with_spec(image={"tag": ".v1"}), "image.tag must be a tag"),
+    ("image-tag-too-long", with_spec(image={"tag": "v" * 129}), "spec.image.tag"),
+    ("image-digest-short", with_spec(image={"digest": "sha256:abc"}), "image.digest must be"),
+    ("queue-with-quote", with_spec(taskQueue="it's"), "must not contain a quote"),
+    ("queue-with-backslash", with_spec(taskQueue="a\\b"), "must not contain a quote"),
+    ("queue-with-newline", with_spec(taskQueue="a\nb"), "must not contain a quote"),
+    ("queue-sys", with_spec(taskQueue="/_sys/q"), "Temporal reserves"),
+    (
+        "volume-reserved-name",
+        with_spec(template={"volumes": [{"name": "tmp", "emptyDir": {}}]}),
+        "the names tmp, dshm and temporal-tls belong to the operator",
+    ),
+    (
+        "volume-mount-reserved-path",
+        with_spec(
+            template={
+                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/etc/temporal/tls/ca.crt"}],
+            }
+        ),
+        "mount paths /tmp, /dev/shm and /etc/temporal/tls",
+    ),
+    (
+        "volume-mount-reserved-tmp",
+        with_spec(
+            template={
+                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/tmp/"}],
+            }
+        ),
+        "mount paths /tmp, /dev/shm and /etc/temporal/tls",
+    ),
+    (
+        "volume-mount-unknown-volume",
+        with_spec(template={"volumeMounts": [{"name": "models", "mountPath": "/models"}]}),
+        "must name one of template.volumes",
+    ),
+    (
+        "volume-mount-without-path",
+        with_spec(
+            template={"volumes": [{"name": "w", "emptyDir": {}}], "volumeMounts": [{"name": "w"}]}
+        ),
+        "mountPath",
+    ),
+    (
+        "pod-label-value-invalid",
+        with_spec(template={"metadata": {"labels": {"team": "a b"}}}),
+        "spec.template.metadata.labels.team",
+    ),
+    (
+        "node-selector-value-too-long",
+        with_spec(template={"nodeSelector": {"pool": "x" * 64}}),
+        "spec.template.nodeSelector.pool",
+    ),
+    (
+        "tls-secret-name-invalid",
+        with_spec(connection={"address": "t:7233", "tls": {"secretName": "Bad_Name"}}),
+        "connection.tls.secretName must be a Kubernetes object name",
+    ),
+    (
+        "service-account-invalid",
+        with_spec(template={"serviceAccountName": "a b"}),
+        "template.serviceAccountName must be a Kubernetes object name",
+    ),
 ]
 
 
@@ -110,8 +276,48 @@ def test_rejected_with_readable_message(
             autoscaling={"engine": "KEDA", "minReplicas": 0, "maxReplicas": 3},
             gpu={"count": 2, "resourceName": "nvidia.com/mig-1g.10gb"},
         ),
+        with_spec(image={"repository": "registry.example.com:5000/team/worker", "tag": "_v" * 40}),
+        with_spec(image={"repository": "worker", "digest": "sha256:" + "0" * 64}),
+        with_spec(env=[{"name": "TWP_LOG_LEVEL", "value": "DEBUG"}, {"name": "A", "value": "1"}]),
+        with_spec(replicas=150, replicaLimit=200),
+        with_spec(gpu={"count": 1}, rollout={"maxSurge": 1}),
+        with_spec(disruptionBudget={"maxUnavailable": "100%"}),
+        with_spec(
+            connection={"address": "[::1]:65535"},
+            resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 1}},
+            template={
+                "tolerations": [{"operator": "Exists"}],
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "k", "operator": "In", "values": ["v"]}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "w"}}],
+                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+            },
+        ),
     ],
-    ids=["minimal", "sm-true", "sm-false", "cloud-gpu-keda"],
+    ids=[
+        "minimal",
+        "sm-true",
+        "sm-false",
+        "cloud-gpu-keda",
+        "registry-port-long-tag",
+        "digest",
+        "runtime-env",
+        "raised-replica-limit",
+        "gpu-surge",
+        "pdb-100-percent",
+        "typed-pod-fields",
+    ],
 )
 def test_valid_pools_admitted_with_defaults(
     kube_cluster: Any, crd_installed: str, namespace: str, doc: dict[str, Any]

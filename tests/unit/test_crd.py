@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from workerpool_operator.api import crdgen
@@ -92,3 +94,69 @@ def test_every_reason_is_in_the_api_docs() -> None:
     docs = (ROOT / "docs" / "api.md").read_text()
     missing = [r for r in api.REASONS if f"`{r}`" not in docs]
     assert missing == []
+
+
+def _field(*path: str) -> dict[str, Any]:
+    node = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for name in path:
+        node = node["items"] if name == "[]" else node["properties"][name]
+    return dict(node)
+
+
+def test_k8s_schemas_are_current() -> None:
+    """api/k8s_schemas.json is what hack/k8s_schemas.py extracts from the bed's Kubernetes."""
+    from hack import k8s_schemas
+
+    version = k8s_schemas.kubernetes_version()
+    directory = k8s_schemas.spec_dir(version)
+    if directory is None:
+        pytest.skip(f"k8s.io/kubernetes@{version} not in the Go module cache (make controlplane)")
+    fresh = k8s_schemas.render(k8s_schemas.extract(directory, version))
+    assert k8s_schemas.OUT.read_text() == fresh, "run `python -m hack.k8s_schemas` and commit"
+    assert crdgen.k8s_schemas()["source"] == f"k8s.io/kubernetes@{version} api/openapi-spec/v3"
+
+
+def test_pod_fields_carry_the_upstream_kubernetes_schema() -> None:
+    """What a pool passes into pods is typed as in core/v1, not free-form objects."""
+    env = _field("env")
+    assert env["items"]["required"] == ["name"]
+    assert env["x-kubernetes-list-map-keys"] == ["name"]
+    assert env["items"]["properties"]["valueFrom"]["properties"]["secretKeyRef"]
+    volumes = _field("template", "volumes", "[]")
+    assert {"persistentVolumeClaim", "emptyDir", "secret", "configMap"} <= set(
+        volumes["properties"]
+    )
+    assert _field("template", "tolerations", "[]")["properties"]["tolerationSeconds"] == {
+        "format": "int64",
+        "type": "integer",
+    }
+    affinity = _field("template", "affinity")
+    assert set(affinity["properties"]) == {"nodeAffinity", "podAffinity", "podAntiAffinity"}
+    assert _field("template", "topologySpreadConstraints", "[]")["required"]
+    cpu = _field("resources", "requests")["additionalProperties"]
+    assert cpu["x-kubernetes-int-or-string"] is True
+    assert "pattern" in cpu
+    assert _field("rollout", "maxSurge")["x-kubernetes-int-or-string"] is True
+    assert _field("disruptionBudget", "minAvailable")["x-kubernetes-int-or-string"] is True
+    # our description and rules sit on top of the upstream schema
+    assert "TWP_" in env["description"]
+    assert any("TWP_" in r["message"] for r in env["x-kubernetes-validations"])
+
+
+def test_every_list_and_map_under_a_cel_rule_is_bounded() -> None:
+    """Unbounded lists and maps make the API server's CEL cost estimate explode."""
+    spec = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for name in ("env", "envFrom"):
+        assert spec["properties"][name]["maxItems"]
+    for name in ("volumes", "volumeMounts", "tolerations", "topologySpreadConstraints"):
+        assert spec["properties"]["template"]["properties"][name]["maxItems"]
+
+
+CRD_SIZE_LIMIT = 256 * 1024
+
+
+def test_crd_stays_small() -> None:
+    """Far below the API server's 3 MiB request and etcd's 1.5 MiB value limits, and under the
+    256 KiB that `kubectl apply` without --server-side can store in its annotation."""
+    size = len(json.dumps(crdgen.crd(), separators=(",", ":")))
+    assert size < CRD_SIZE_LIMIT, f"CRD is {size} bytes"

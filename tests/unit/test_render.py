@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ import pytest
 import yaml
 
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
-from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
+from workerpool_operator.render.common import label_value
 from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,11 +103,43 @@ def test_api_key_comes_from_secret_and_tls_is_mounted_read_only() -> None:
     assert all("apiKey" not in str(v) or "secretKeyRef" in str(v) for v in env.values())
 
 
-def test_user_env_overrides_contract_without_duplicates() -> None:
+def test_user_env_sets_runtime_settings_the_operator_does_not_write() -> None:
+    p = pool(
+        {"env": [{"name": env_var("log_level"), "value": "DEBUG"}, {"name": "A", "value": "1"}]}
+    )
+    assert env_of(p)[env_var("log_level")] == "DEBUG"
+    assert env_of(p)["A"] == "1"
+
+
+def test_reserved_env_from_a_pool_stored_before_the_rule_is_ignored() -> None:
+    """Admission refuses spec.env TWP_TASK_QUEUE; an older stored pool still polls its queue."""
     p = pool({"env": [{"name": env_var("task_queue"), "value": "override"}]})
     names = [e["name"] for e in container(p)["env"]]
     assert names.count(env_var("task_queue")) == 1
-    assert env_of(p)[env_var("task_queue")] == "override"
+    assert env_of(p)[env_var("task_queue")] == "q"
+
+
+def test_every_env_var_the_operator_writes_is_reserved() -> None:
+    """RESERVED_ENV_NAMES (what admission refuses in spec.env) covers the renderer's output."""
+    p = pool(
+        {
+            "connection": {
+                "address": "t:7233",
+                "tls": {"secretName": "s", "serverName": "t"},
+                "apiKeySecretRef": {"name": "k"},
+            },
+            "worker": {
+                "maxConcurrentActivities": 1,
+                "maxConcurrentWorkflowTasks": 2,
+                "maxActivitiesPerSecond": 1.0,
+                "maxTaskQueueActivitiesPerSecond": 1.0,
+                "maxCachedWorkflows": 0,
+            },
+        }
+    )
+    written = set(env_of(p))
+    assert written <= set(RESERVED_ENV_NAMES)
+    assert all(name[len("TWP_") :].lower() in RuntimeSettings.model_fields for name in written)
 
 
 @pytest.mark.parametrize(
@@ -208,7 +242,89 @@ def test_service_monitor_only_when_crd_present(
 def test_pdb(budget: dict[str, Any] | None, expected: dict[str, Any]) -> None:
     spec = {"disruptionBudget": budget} if budget else {}
     pdb = desired_children(pool(spec), Capabilities())[2]
+    expected = {**expected, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
     assert {k: v for k, v in pdb["spec"].items() if k != "selector"} == expected
+
+
+def test_pdb_lets_unready_workers_be_evicted() -> None:
+    """issue 9: with Temporal down every worker is unready; drains must not hang on the PDB."""
+    pdb = desired_children(pool(), Capabilities())[2]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, {"maxSurge": "25%", "maxUnavailable": 0}),
+        ({"gpu": {"count": 1}}, {"maxSurge": 0, "maxUnavailable": 1}),
+        ({"gpu": {"count": 1}, "rollout": {"maxSurge": 1}}, {"maxSurge": 1, "maxUnavailable": 1}),
+        (
+            {"gpu": {"count": 1}, "rollout": {"maxSurge": 1, "maxUnavailable": 0}},
+            {"maxSurge": 1, "maxUnavailable": 0},
+        ),
+        ({"rollout": {"maxUnavailable": "50%"}}, {"maxSurge": "25%", "maxUnavailable": "50%"}),
+    ],
+    ids=["cpu-default", "gpu-default", "gpu-surge", "gpu-explicit", "cpu-unavailable"],
+)
+def test_rollout_defaults_gpu_pools_roll_in_place(
+    spec: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """issue 9: a GPU surge pod on a full GPU node pool stays Pending forever."""
+    dep = render_deployment(pool(spec), replicas=1)
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": expected}
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("image", "reference"),
+    [
+        ({}, "workerpools/worker-runtime:0.1.0"),
+        ({"repository": "r.example.com:5000/w", "tag": "v2"}, "r.example.com:5000/w:v2"),
+        ({"repository": "w", "digest": DIGEST}, f"w@{DIGEST}"),
+        ({"repository": "w", "tag": "v2", "digest": DIGEST}, f"w@{DIGEST}"),
+    ],
+)
+def test_image_reference_tag_or_digest(image: dict[str, Any], reference: str) -> None:
+    """issue 9: a digest renders as repository@digest, never repository@digest:tag."""
+    assert container(pool({"image": image}))["image"] == reference
+
+
+LABEL = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.1.0", "v" * 63, "v" * 64, "x" * 128, "_private", "__", "v1_", DIGEST, "-", ".a.", ""],
+)
+def test_label_value_is_always_valid(value: str) -> None:
+    out = label_value(value)
+    assert len(out) <= 63
+    assert LABEL.match(out), out
+    if len(value) <= 63 and LABEL.match(value):
+        assert out == value  # valid values are kept as they are
+    else:
+        assert out != value
+
+
+def test_label_value_keeps_distinct_inputs_distinct() -> None:
+    assert label_value("x" * 64) != label_value("x" * 65)
+    assert label_value("_a") != label_value("-a")
+    assert label_value("x" * 100) == label_value("x" * 100)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [{"tag": "t" * 128}, {"tag": "_dev"}, {"repository": "w", "digest": DIGEST}],
+    ids=["tag-128", "tag-underscore", "digest"],
+)
+def test_version_label_is_a_valid_label_value(image: dict[str, Any]) -> None:
+    """issue 9: the image tag went into app.kubernetes.io/version and broke the Deployment."""
+    dep = render_deployment(pool({"image": image}), replicas=1)
+    version = dep["metadata"]["labels"]["app.kubernetes.io/version"]
+    assert len(version) <= 63
+    assert LABEL.match(version)
 
 
 def test_children_are_owned_by_the_pool() -> None:

@@ -8,6 +8,9 @@ golden test (tests/unit/test_crd.py) fails when the committed YAML drifts from t
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,46 @@ import yaml
 from workerpool_operator.api import v1alpha1 as api
 
 CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
+# Upstream Kubernetes schemas of pod fields, extracted by hack/k8s_schemas.py (generated file).
+K8S_SCHEMAS = Path(__file__).with_name("k8s_schemas.json")
 _DROP = {"title", "discriminator"}
+# What a field marked with `k8s_field()` keeps of its own schema on top of the upstream one.
+_K8S_KEEP = ("description", "default", "maxItems", "maxProperties")
+
+
+@functools.cache
+def k8s_schemas() -> dict[str, Any]:
+    """The generated file: {"source": ..., "fields": {name: structural schema}}."""
+    data: dict[str, Any] = json.loads(K8S_SCHEMAS.read_text())
+    return data
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """`overlay` merged into `base`, nested dicts merged key by key."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _k8s_field(node: dict[str, Any]) -> dict[str, Any]:
+    """The upstream schema for a `k8s_field()` node, plus the node's description and rules."""
+    name = node["x-k8s-field"]
+    fields = k8s_schemas()["fields"]
+    if name not in fields:
+        raise KeyError(f"{name} is not in {K8S_SCHEMAS.name}: add it to hack/k8s_schemas.py")
+    out: dict[str, Any] = _merge(copy.deepcopy(fields[name]), node.get("x-k8s-overlay") or {})
+    for key in _K8S_KEEP:
+        if node.get(key) is not None:
+            out[key] = node[key]
+    rules = node.get("x-kubernetes-validations")
+    if rules:
+        out["x-kubernetes-validations"] = out.get("x-kubernetes-validations", []) + rules
+    return out
+
+
 NAME_RULE = "self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')"
 
 
@@ -28,6 +70,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    if "x-k8s-field" in node:
+        return _k8s_field(node)
     if "$ref" in node:
         target = defs[node.pop("$ref").split("/")[-1]]
         merged = {**target, **node}  # siblings (description, default) win over the definition

@@ -14,6 +14,8 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from worker_runtime.contract import ENV_PREFIX, SHM_MOUNT_PATH, TLS_MOUNT_PATH
+
 GROUP = "workerpools.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -26,6 +28,41 @@ CATEGORIES = ["temporal"]
 DEFAULT_IMAGE_REPOSITORY = "workerpools/worker-runtime"
 DEFAULT_IMAGE_TAG = "0.1.0"
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+# Safety cap on spec.replicas and autoscaling.maxReplicas unless spec.replicaLimit raises it.
+DEFAULT_REPLICA_LIMIT = 100
+MAX_REPLICA_LIMIT = 10000
+
+# RuntimeSettings fields the operator writes into every pod from the pool spec (the env contract,
+# worker_runtime/contract.py). `spec.env` must not set them: a stale copy would make the worker
+# poll another queue or serve probes on another port. The runtime's other TWP_* settings (log
+# level, OpenAI and LLM pack options, ...) are the user's to set through spec.env.
+RESERVED_ENV_FIELDS = (
+    "temporal_address",
+    "temporal_namespace",
+    "task_queue",
+    "workflows",
+    "activities",
+    "metrics_port",
+    "graceful_shutdown_seconds",
+    "pool_name",
+    "pod_name",
+    "pod_namespace",
+    "tls_enabled",
+    "tls_server_name",
+    "tls_ca_path",
+    "tls_cert_path",
+    "tls_key_path",
+    "api_key",
+    "max_concurrent_activities",
+    "max_concurrent_workflow_tasks",
+    "max_activities_per_second",
+    "max_task_queue_activities_per_second",
+    "max_cached_workflows",
+)
+RESERVED_ENV_NAMES = tuple(f"{ENV_PREFIX}{f.upper()}" for f in RESERVED_ENV_FIELDS)
+# Volumes and mount paths the renderer adds to every pod (scratch /tmp, GPU /dev/shm, TLS Secret).
+RESERVED_VOLUMES = ("tmp", "dshm", "temporal-tls")
+RESERVED_MOUNT_PATHS = ("/tmp", SHM_MOUNT_PATH, TLS_MOUNT_PATH)
 
 # Schema markers understood by crdgen (kept as json_schema_extra so pydantic stays the source).
 PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
@@ -37,8 +74,39 @@ def cel(*rules: tuple[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
 
 
+def k8s_field(
+    name: str,
+    *rules: tuple[str, str],
+    max_items: int | None = None,
+    max_properties: int | None = None,
+    overlay: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Mark a field as typed by the upstream Kubernetes schema `name` (see k8s_schemas.json).
+
+    crdgen replaces the field's schema with the one extracted from the Kubernetes OpenAPI of the
+    version the test bed runs (hack/k8s_schemas.py), keeping this field's description, `rules`
+    (CEL for what OpenAPI cannot say) and the size bounds that keep CEL cost estimates finite.
+    `overlay` is merged into the upstream schema (nested dicts merge): only for bounds that the
+    Kubernetes API enforces in Go but not in its OpenAPI, such as a label value's grammar.
+    """
+    extra: dict[str, Any] = {"x-k8s-field": name}
+    if overlay:
+        extra["x-k8s-overlay"] = overlay
+    if rules:
+        extra.update(cel(*rules))
+    if max_items is not None:
+        extra["maxItems"] = max_items
+    if max_properties is not None:
+        extra["maxProperties"] = max_properties
+    return extra
+
+
 IntOrString = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
-QUANTITY_PATTERN = r"^[0-9.]+([eE][-+]?[0-9]+|[KMGTPE]i?|m|k)?$"
+# The resource.Quantity grammar (the same pattern the extracted Kubernetes schema carries).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 Quantity = Annotated[
     int | str,
     Field(json_schema_extra={**INT_OR_STRING, "pattern": QUANTITY_PATTERN}),
@@ -67,22 +135,118 @@ class Model(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+# --- grammar shared by several fields ---------------------------------------------------------
+
+
+def cel_strings(values: tuple[str, ...]) -> str:
+    """A CEL list literal of strings."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+# distribution/reference: [host[:port]/]path, path components lowercase; no tag, no digest.
+_DOMAIN_PART = r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*"
+IMAGE_REPOSITORY = rf"^({_DOMAIN_PART}(\.{_DOMAIN_PART})*(:[0-9]+)?/)?{_PATH_PART}(/{_PATH_PART})*$"
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
+PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ADDRESS = rf"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?):{PORT}$"
+PERCENT_UP_TO_100 = r"^(100|[1-9]?[0-9])%$"
+
+
+def name_field(what: str, **kwargs: Any) -> Any:
+    """A Kubernetes object name (DNS-1123 subdomain) with a message naming `what`."""
+    return Field(
+        min_length=1,
+        max_length=253,
+        json_schema_extra=cel(
+            (
+                f"self.matches(r'{DNS_SUBDOMAIN}')",
+                f"{what} must be a Kubernetes object name: lowercase letters, digits, '-' and "
+                "'.', starting and ending with a letter or digit",
+            )
+        ),
+        **kwargs,
+    )
+
+
+# A label value as the API server checks it, as a schema of the map's values (no CEL cost: CEL
+# over map keys of unbounded length exceeds the API server's cost budget, so keys are not checked).
+LABEL_VALUES: dict[str, Any] = {
+    "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+}
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
+
+
+def int_or_percent(what: str, *, up_to_100: bool) -> tuple[str, str]:
+    """CEL: a non-negative count or a percentage (bounded to 100% where Kubernetes bounds it)."""
+    if up_to_100:
+        return (
+            f"type(self) == int ? self >= 0 : self.matches(r'{PERCENT_UP_TO_100}')",
+            f"{what} must be a pod count (>= 0) or a percentage from 0% to 100%, e.g. 1 or 25%",
+        )
+    return (
+        "type(self) == int ? self >= 0 : self.matches(r'^[0-9]{1,9}%$')",
+        f"{what} must be a pod count (>= 0) or a percentage, e.g. 1 or 25%",
+    )
+
+
+def toleration_rules(what: str) -> tuple[tuple[str, str], ...]:
+    """What core/v1 validation checks on tolerations but OpenAPI cannot express."""
+    return (
+        (
+            "self.all(t, !has(t.operator) || t.operator in ['Exists', 'Equal'])",
+            f"{what}[].operator must be Exists or Equal",
+        ),
+        (
+            "self.all(t, !has(t.effect) || "
+            "t.effect in ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'])",
+            f"{what}[].effect must be NoSchedule, PreferNoSchedule, NoExecute or empty (all)",
+        ),
+        (
+            "self.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || "
+            "t.value == '')",
+            f"{what}[]: operator Exists matches any value; remove value or use operator Equal",
+        ),
+        (
+            "self.all(t, (has(t.key) && t.key != '') || (has(t.operator) && "
+            "t.operator == 'Exists'))",
+            f"{what}[]: an empty key matches every taint only with operator Exists",
+        ),
+    )
+
+
 # --- connection -----------------------------------------------------------------------------
 
 
 class SecretKeyRef(Model):
     """A key inside a Secret in the pool's namespace."""
 
-    name: str = Field(min_length=1, description="Name of the Secret in the pool's namespace.")
-    key: str = Field(default="api-key", min_length=1, description="Key inside the Secret.")
+    name: str = name_field(
+        "connection.apiKeySecretRef.name", description="Name of the Secret in the pool's namespace."
+    )
+    key: str = Field(
+        default="api-key",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key inside the Secret (letters, digits, '-', '_', '.').",
+    )
 
 
 class TLSSpec(Model):
     """TLS towards the Temporal frontend. An empty `tls: {}` means TLS with the system CA roots."""
 
-    secret_name: str | None = Field(
+    secret_name: str | None = name_field(
+        "connection.tls.secretName",
         default=None,
-        min_length=1,
         description=(
             "Secret (type kubernetes.io/tls or Opaque) mounted read-only into the workers. Keys: "
             "`tls.crt` and `tls.key` (client certificate for mTLS) and optional `ca.crt` (private "
@@ -90,7 +254,9 @@ class TLSSpec(Model):
         ),
     )
     server_name: str | None = Field(
-        default=None, description="Override the TLS server name (SNI) checked on the certificate."
+        default=None,
+        max_length=253,
+        description="Override the TLS server name (SNI) checked on the certificate.",
     )
 
 
@@ -100,9 +266,9 @@ class ConnectionSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                r"self.address.matches('^(\\[[0-9a-fA-F:.]+\\]|[^:/\\s\\[\\]]+):[0-9]{1,5}$')",
-                "connection.address must be host:port without a scheme, e.g. "
-                "temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
+                f"self.address.matches(r'{ADDRESS}')",
+                "connection.address must be host:port with a port from 1 to 65535 and no scheme, "
+                "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
             ),
             (
                 "!has(self.apiKeySecretRef) || has(self.tls)",
@@ -112,8 +278,12 @@ class ConnectionSpec(Model):
         )
     )
 
-    address: str = Field(description="Temporal frontend gRPC endpoint as host:port.")
-    namespace: str = Field(default="default", min_length=1, description="Temporal namespace.")
+    address: str = Field(
+        max_length=512, description="Temporal frontend gRPC endpoint as host:port."
+    )
+    namespace: str = Field(
+        default="default", min_length=1, max_length=1000, description="Temporal namespace."
+    )
     tls: TLSSpec | None = Field(default=None, description="Enable TLS; see TLSSpec.")
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -125,11 +295,71 @@ class ConnectionSpec(Model):
 
 
 class ImageSpec(Model):
-    """Container image of the workers; defaults to the shared worker runtime image."""
+    """Container image of the workers; defaults to the shared worker runtime image.
 
-    repository: str = Field(default=DEFAULT_IMAGE_REPOSITORY, min_length=1)
-    tag: str = Field(default=DEFAULT_IMAGE_TAG, min_length=1)
+    Rendered as `repository:tag`, or `repository@digest` when `digest` is set (the tag is then
+    not used: a digest names exactly one image).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!self.repository.contains('@')",
+                "image.repository must not contain a digest: put it in image.digest "
+                "(sha256:<64 hex digits>) and keep only the name in image.repository",
+            ),
+            (
+                "!self.repository.matches(':[^/]*$')",
+                "image.repository must not contain a tag: put it in image.tag, e.g. "
+                "repository: registry.example.com/team/worker and tag: v2",
+            ),
+            (
+                "self.repository.contains('@') || self.repository.matches(':[^/]*$') || "
+                f"self.repository.matches(r'{IMAGE_REPOSITORY}')",
+                "image.repository must be an image name: lowercase path components separated by "
+                "'/', optionally after a registry host[:port], e.g. "
+                "registry.example.com:5000/team/worker",
+            ),
+        )
+    )
+
+    repository: str = Field(default=DEFAULT_IMAGE_REPOSITORY, min_length=1, max_length=255)
+    tag: str = Field(
+        default=DEFAULT_IMAGE_TAG,
+        min_length=1,
+        max_length=128,
+        description="Image tag; ignored when `digest` is set.",
+        json_schema_extra=cel(
+            (
+                f"self.matches(r'{IMAGE_TAG}')",
+                "image.tag must be a tag: up to 128 letters, digits, '_', '.' or '-', not "
+                "starting with '.' or '-', e.g. 0.1.0",
+            )
+        ),
+    )
+    digest: str | None = Field(
+        default=None,
+        max_length=135,
+        description=(
+            "Pin the image by content digest, e.g. sha256:<64 hex digits>; the image is then "
+            "`repository@digest` and `tag` is not used."
+        ),
+        json_schema_extra=cel(
+            (
+                f"self.matches(r'{IMAGE_DIGEST}')",
+                "image.digest must be sha256:<64 lowercase hex digits> (or sha512:<128>), as "
+                "printed by `docker buildx imagetools inspect`",
+            )
+        ),
+    )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @property
+    def reference(self) -> str:
+        """The container image reference the Deployment gets."""
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag}"
 
 
 Engine = Literal["Builtin", "KEDA", "HPA"]
@@ -165,13 +395,26 @@ class AutoscalingSpec(Model):
             "HPA: a resource HorizontalPodAutoscaler on cpu/memory utilization."
         ),
     )
-    min_replicas: int = Field(default=1, ge=0, description="Lower bound; 0 allows scale to zero.")
-    max_replicas: int = Field(default=10, ge=1, description="Upper bound.")
+    min_replicas: int = Field(
+        default=1, ge=0, le=MAX_REPLICA_LIMIT, description="Lower bound; 0 allows scale to zero."
+    )
+    max_replicas: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_REPLICA_LIMIT,
+        description=(f"Upper bound; at most spec.replicaLimit (default {DEFAULT_REPLICA_LIMIT})."),
+    )
     target_backlog_per_replica: int = Field(
-        default=5, ge=1, description="Desired replicas = ceil(backlog / targetBacklogPerReplica)."
+        default=5,
+        ge=1,
+        le=1_000_000,
+        description="Desired replicas = ceil(backlog / targetBacklogPerReplica).",
     )
     activation_backlog: int = Field(
-        default=0, ge=0, description="Scale up from zero only when backlog exceeds this."
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Scale up from zero only when backlog exceeds this.",
     )
     poll_interval_seconds: int = Field(
         default=5, ge=1, le=300, description="Builtin engine: seconds between backlog polls."
@@ -193,11 +436,56 @@ class AutoscalingSpec(Model):
 # --- pod shape ------------------------------------------------------------------------------
 
 
+QUANTITY_VALUES: dict[str, Any] = {"additionalProperties": {"maxLength": 64}}
+
+
 class ResourceRequirements(Model):
     """Container resources, as in a Pod (quantities like `500m`, `2Gi`)."""
 
-    requests: dict[str, Quantity] | None = None
-    limits: dict[str, Quantity] | None = None
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.requests) || !has(self.limits) || "
+                "['cpu', 'memory', 'ephemeral-storage'].all(r, "
+                "!(r in self.requests) || !(r in self.limits) || "
+                "!isQuantity(string(self.requests[r])) || !isQuantity(string(self.limits[r])) || "
+                "quantity(string(self.requests[r])).compareTo("
+                "quantity(string(self.limits[r]))) <= 0)",
+                "resources.requests must not exceed resources.limits (cpu, memory, "
+                "ephemeral-storage): raise the limit or lower the request",
+            ),
+        )
+    )
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Minimum resources per worker, e.g. {cpu: 500m, memory: 1Gi}.",
+        json_schema_extra=k8s_field(
+            "ResourceRequirements.requests",
+            (
+                "self.all(k, !string(self[k]).startsWith('-'))",
+                "resources.requests must not be negative",
+            ),
+            max_properties=16,
+            overlay=QUANTITY_VALUES,
+        ),
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        description="Maximum resources per worker, e.g. {memory: 2Gi}; GPUs go in spec.gpu.",
+        json_schema_extra=k8s_field(
+            "ResourceRequirements.limits",
+            (
+                "self.all(k, !string(self[k]).startsWith('-'))",
+                "resources.limits must not be negative",
+            ),
+            max_properties=16,
+            overlay=QUANTITY_VALUES,
+        ),
+    )
+
+
+KubeList = list[dict[str, Any]]
 
 
 class GPUSpec(Model):
@@ -212,37 +500,52 @@ class GPUSpec(Model):
         )
     )
 
-    count: int = Field(default=1, description="GPUs per worker pod (limits and requests).")
+    count: int = Field(
+        default=1, le=64, description="GPUs per worker pod (limits and requests), at most 64."
+    )
     resource_name: str = Field(
         default=DEFAULT_GPU_RESOURCE,
+        max_length=253,
         pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
         description="Extended resource name; MIG slices allowed, e.g. nvidia.com/mig-1g.10gb.",
     )
     shm_size: Quantity | None = Field(
-        default="1Gi", description="Size of the in-memory /dev/shm (PyTorch dataloaders need it)."
+        default="1Gi",
+        description="Size of the in-memory /dev/shm (PyTorch dataloaders need it).",
+        json_schema_extra=k8s_field(
+            "EmptyDirVolumeSource.sizeLimit",
+            ("!string(self).startsWith('-')", "gpu.shmSize must not be negative"),
+        ),
     )
     node_selector: dict[str, str] | None = Field(
-        default=None, description="Extra node labels for GPU pods (e.g. a GPU product)."
+        default=None,
+        description="Extra node labels for GPU pods (e.g. a GPU product).",
+        json_schema_extra=k8s_field(
+            "PodSpec.nodeSelector", max_properties=64, overlay=LABEL_VALUES
+        ),
     )
-    tolerations: KubeObjectList | None = Field(
+    tolerations: KubeList | None = Field(
         default=None,
         description="Tolerations for GPU nodes; default tolerates nvidia.com/gpu (any effect).",
+        json_schema_extra=k8s_field(
+            "PodSpec.tolerations", *toleration_rules("gpu.tolerations"), max_items=32
+        ),
     )
-    runtime_class_name: str | None = Field(default=None, description="e.g. `nvidia`.")
+    runtime_class_name: str | None = name_field("gpu.runtimeClassName", default=None)
 
 
 class WorkerTuning(Model):
     """Runtime tuning passed to the Temporal SDK Worker via the env contract."""
 
-    max_concurrent_activities: int | None = Field(default=None, ge=1)
-    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    max_concurrent_activities: int | None = Field(default=None, ge=1, le=100_000)
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2, le=100_000)
     max_activities_per_second: float | None = Field(
         default=None, gt=0, description="Per-worker activity rate limit."
     )
     max_task_queue_activities_per_second: float | None = Field(
         default=None, gt=0, description="Server-enforced rate limit across the whole task queue."
     )
-    max_cached_workflows: int | None = Field(default=None, ge=0)
+    max_cached_workflows: int | None = Field(default=None, ge=0, le=1_000_000)
     graceful_shutdown_seconds: int = Field(
         default=30,
         ge=0,
@@ -258,13 +561,17 @@ class ServiceMonitorSpec(Model):
         default=None,
         description=(
             "Unset (default): Auto, create it when the ServiceMonitor CRD is installed and report "
-            "CRDNotInstalled otherwise. true: required, Degraded without the CRD. false: never. "
-            "(A bool-or-string field cannot be type-checked by CEL, hence unset means Auto.)"
+            "ServiceMonitorReady False/CRDNotInstalled otherwise. true: required; without the "
+            "CRD, ServiceMonitorReady is False/CRDNotInstalled (the workload itself stays Ready). "
+            "false: never. (A bool-or-string field cannot be type-checked by CEL, hence unset "
+            "means Auto: remove the field to go back to Auto.)"
         ),
     )
-    interval: str = Field(default="30s", pattern=r"^([0-9]+(ms|s|m|h))+$")
-    labels: dict[str, str] | None = Field(
-        default=None, description="Labels your Prometheus' serviceMonitorSelector matches."
+    interval: str = Field(default="30s", max_length=32, pattern=r"^([0-9]+(ms|s|m|h))+$")
+    labels: dict[str, LabelValue] | None = Field(
+        default=None,
+        max_length=64,
+        description="Labels your Prometheus' serviceMonitorSelector matches.",
     )
 
     def mode(self) -> Literal["Auto", "Enabled", "Disabled"]:
@@ -284,33 +591,94 @@ class MetricsSpec(Model):
 
 
 class PodMetadata(Model):
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: dict[str, LabelValue] | None = Field(default=None, max_length=64)
+    annotations: dict[str, str] | None = Field(default=None, max_length=64)
+
+
+_RESERVED_PATHS = "|".join(p.strip("/").replace("/", "/+") for p in RESERVED_MOUNT_PATHS)
 
 
 class PodTemplateSpec(Model):
     """Pod-level overrides merged into the rendered Deployment."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+                "self.volumes.exists(v, v.name == m.name))",
+                "template.volumeMounts[].name must name one of template.volumes[].name",
+            ),
+        )
+    )
+
     metadata: PodMetadata | None = None
-    node_selector: dict[str, str] | None = None
-    tolerations: KubeObjectList | None = None
-    affinity: KubeObject | None = None
-    topology_spread_constraints: KubeObjectList | None = None
-    service_account_name: str | None = None
-    priority_class_name: str | None = None
-    image_pull_secrets: KubeObjectList | None = None
-    volumes: KubeObjectList | None = Field(
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        json_schema_extra=k8s_field(
+            "PodSpec.nodeSelector", max_properties=64, overlay=LABEL_VALUES
+        ),
+    )
+    tolerations: KubeList | None = Field(
+        default=None,
+        json_schema_extra=k8s_field(
+            "PodSpec.tolerations", *toleration_rules("template.tolerations"), max_items=32
+        ),
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None, json_schema_extra=k8s_field("PodSpec.affinity")
+    )
+    topology_spread_constraints: KubeList | None = Field(
+        default=None,
+        json_schema_extra=k8s_field("PodSpec.topologySpreadConstraints", max_items=16),
+    )
+    service_account_name: str | None = name_field("template.serviceAccountName", default=None)
+    priority_class_name: str | None = name_field("template.priorityClassName", default=None)
+    image_pull_secrets: KubeList | None = Field(
+        default=None, json_schema_extra=k8s_field("PodSpec.imagePullSecrets", max_items=16)
+    )
+    volumes: KubeList | None = Field(
         default=None,
         description=(
             "Extra pod volumes (core/v1 Volume), e.g. a PersistentVolumeClaim holding model "
             "weights for worker_runtime.llm.gpu. Names tmp, dshm and temporal-tls are taken."
         ),
+        json_schema_extra=k8s_field(
+            "PodSpec.volumes",
+            (
+                f"self.all(v, !(v.name in {cel_strings(RESERVED_VOLUMES)}))",
+                "template.volumes: the names tmp, dshm and temporal-tls belong to the operator "
+                "(scratch /tmp, GPU /dev/shm, TLS Secret); give your volume another name",
+            ),
+            max_items=32,
+            overlay={"items": {"properties": {"name": {"maxLength": 63}}}},
+        ),
     )
-    volume_mounts: KubeObjectList | None = Field(
+    volume_mounts: KubeList | None = Field(
         default=None,
         description=(
             "Mounts of `volumes` into the worker container (core/v1 VolumeMount), e.g. "
-            "{name: models, mountPath: /models, readOnly: true}."
+            "{name: models, mountPath: /models, readOnly: true}. The paths /tmp, /dev/shm and "
+            "/etc/temporal/tls (and below it) are taken."
+        ),
+        json_schema_extra=k8s_field(
+            "Container.volumeMounts",
+            (
+                f"self.all(m, !(m.name in {cel_strings(RESERVED_VOLUMES)}))",
+                "template.volumeMounts: the volumes tmp, dshm and temporal-tls belong to the "
+                "operator; mount one of your own template.volumes",
+            ),
+            (
+                f"self.all(m, !m.mountPath.matches(r'^/+({_RESERVED_PATHS})/*$') && "
+                f"!m.mountPath.matches(r'^/+{TLS_MOUNT_PATH.strip('/').replace('/', '/+')}/'))",
+                "template.volumeMounts: the mount paths /tmp, /dev/shm and /etc/temporal/tls (and "
+                "below it) belong to the operator; mount elsewhere, e.g. /models",
+            ),
+            max_items=32,
+            overlay={
+                "items": {
+                    "properties": {"name": {"maxLength": 63}, "mountPath": {"maxLength": 1024}}
+                }
+            },
         ),
     )
 
@@ -327,18 +695,53 @@ class DisruptionBudgetSpec(Model):
         )
     )
 
-    max_unavailable: IntOrString | None = None
-    min_available: IntOrString | None = None
+    max_unavailable: IntOrString | None = Field(
+        default=None,
+        json_schema_extra=k8s_field(
+            "PodDisruptionBudgetSpec.maxUnavailable",
+            int_or_percent("disruptionBudget.maxUnavailable", up_to_100=True),
+        ),
+    )
+    min_available: IntOrString | None = Field(
+        default=None,
+        json_schema_extra=k8s_field(
+            "PodDisruptionBudgetSpec.minAvailable",
+            int_or_percent("disruptionBudget.minAvailable", up_to_100=True),
+        ),
+    )
 
 
 class RolloutSpec(Model):
     """RollingUpdate strategy of the Deployment."""
 
-    max_surge: IntOrString | None = Field(default=None, description="Default 25%.")
-    max_unavailable: IntOrString | None = Field(default=None, description="Default 0.")
+    max_surge: IntOrString | None = Field(
+        default=None,
+        description="Default 25% (GPU pools: 0, so no extra GPU is needed to roll).",
+        json_schema_extra=k8s_field(
+            "RollingUpdateDeployment.maxSurge",
+            int_or_percent("rollout.maxSurge", up_to_100=False),
+        ),
+    )
+    max_unavailable: IntOrString | None = Field(
+        default=None,
+        description="Default 0 (GPU pools: 1). Not 0 together with maxSurge 0.",
+        json_schema_extra=k8s_field(
+            "RollingUpdateDeployment.maxUnavailable",
+            int_or_percent("rollout.maxUnavailable", up_to_100=True),
+        ),
+    )
 
 
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+_ZERO = "['0', '0%']"
+_EFFECTIVE_SURGE = (
+    "(has(self.rollout.maxSurge) ? string(self.rollout.maxSurge) : (has(self.gpu) ? '0' : '25%'))"
+)
+_EFFECTIVE_UNAVAILABLE = (
+    "(has(self.rollout.maxUnavailable) ? string(self.rollout.maxUnavailable) : "
+    "(has(self.gpu) ? '1' : '0'))"
+)
+_REPLICA_LIMIT = f"(has(self.replicaLimit) ? self.replicaLimit : {DEFAULT_REPLICA_LIMIT})"
 
 
 class TemporalWorkerPoolSpec(Model):
@@ -347,9 +750,19 @@ class TemporalWorkerPoolSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "self.taskQueue.matches('\\\\S')",
+                "self.taskQueue.matches(r'\\S')",
                 "spec.taskQueue must not be empty: set it to the task queue your workflows and "
                 "activities are started on",
+            ),
+            (
+                '!self.taskQueue.matches(r"[\'\\\\\\x00-\\x1f\\x7f]")',
+                "spec.taskQueue must not contain a quote ('), a backslash or control characters: "
+                "the operator counts the queue's running workflows with a Temporal visibility "
+                "query, which cannot carry them; rename the queue",
+            ),
+            (
+                "!self.taskQueue.startsWith('/_sys/')",
+                "spec.taskQueue must not start with /_sys/: Temporal reserves those names",
             ),
             (
                 "(has(self.workflows) ? size(self.workflows) : 0) + "
@@ -363,6 +776,24 @@ class TemporalWorkerPoolSpec(Model):
                 "the replica count; remove one of them (kubectl scale needs no autoscaling)",
             ),
             (
+                f"!has(self.replicas) || self.replicas <= {_REPLICA_LIMIT}",
+                f"spec.replicas is above the pool's replica limit (spec.replicaLimit, default "
+                f"{DEFAULT_REPLICA_LIMIT}): lower it, or raise spec.replicaLimit (at most "
+                f"{MAX_REPLICA_LIMIT}) if you mean it",
+            ),
+            (
+                f"!has(self.autoscaling) || self.autoscaling.maxReplicas <= {_REPLICA_LIMIT}",
+                f"spec.autoscaling.maxReplicas is above the pool's replica limit "
+                f"(spec.replicaLimit, default {DEFAULT_REPLICA_LIMIT}): lower it, or raise "
+                f"spec.replicaLimit (at most {MAX_REPLICA_LIMIT}) if you mean it",
+            ),
+            (
+                f"!has(self.rollout) || !({_EFFECTIVE_SURGE} in {_ZERO} && "
+                f"{_EFFECTIVE_UNAVAILABLE} in {_ZERO})",
+                "spec.rollout: maxSurge and maxUnavailable must not both be 0 (a rollout could "
+                "never start); on GPU pools maxSurge defaults to 0 and maxUnavailable to 1",
+            ),
+            (
                 "!has(self.gpu) || !has(self.resources) || !has(self.resources.limits) || "
                 "!(self.gpu.resourceName in self.resources.limits)",
                 "set GPUs with spec.gpu.count, not spec.resources.limits",
@@ -372,29 +803,83 @@ class TemporalWorkerPoolSpec(Model):
 
     connection: ConnectionSpec
     task_queue: str = Field(max_length=1000, description="Task queue the workers poll.")
-    workflows: list[Annotated[str, Field(pattern=IMPORT_PATH)]] = Field(
+    workflows: list[Annotated[str, Field(max_length=1000, pattern=IMPORT_PATH)]] = Field(
         default_factory=list,
+        max_length=200,
         description="Workflow classes to register, as module:attribute import paths.",
     )
-    activities: list[Annotated[str, Field(pattern=IMPORT_PATH)]] = Field(
+    activities: list[Annotated[str, Field(max_length=1000, pattern=IMPORT_PATH)]] = Field(
         default_factory=list,
+        max_length=200,
         description=(
             "Activities to register, as module:attribute import paths (a callable, or a function "
             "returning a list of them)."
         ),
     )
-    image: ImageSpec = Field(default_factory=ImageSpec, json_schema_extra=EMPTY_DEFAULT)
+    image: ImageSpec = Field(
+        default_factory=ImageSpec,
+        json_schema_extra={
+            "default": {
+                "repository": DEFAULT_IMAGE_REPOSITORY,
+                "tag": DEFAULT_IMAGE_TAG,
+                "pullPolicy": "IfNotPresent",
+            }
+        },
+    )
     replicas: int | None = Field(
         default=None,
         ge=0,
-        description="Fixed replica count (default 1). Leave unset when autoscaling is set.",
+        le=MAX_REPLICA_LIMIT,
+        description=(
+            "Fixed replica count (default 1), at most spec.replicaLimit (default "
+            f"{DEFAULT_REPLICA_LIMIT}). Leave unset when autoscaling is set."
+        ),
+    )
+    replica_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPLICA_LIMIT,
+        description=(
+            f"Safety cap on spec.replicas and autoscaling.maxReplicas (default "
+            f"{DEFAULT_REPLICA_LIMIT}), so a typo cannot start thousands of pods. Raise it "
+            f"deliberately for big pools (at most {MAX_REPLICA_LIMIT})."
+        ),
     )
     autoscaling: AutoscalingSpec | None = None
     resources: ResourceRequirements | None = None
     gpu: GPUSpec | None = None
     worker: WorkerTuning = Field(default_factory=WorkerTuning, json_schema_extra=EMPTY_DEFAULT)
-    env: KubeObjectList | None = Field(default=None, description="Extra container env (EnvVar).")
-    env_from: KubeObjectList | None = Field(default=None, description="EnvFromSource list.")
+    env: KubeList | None = Field(
+        default=None,
+        description=(
+            "Extra container env (core/v1 EnvVar). The TWP_* variables the operator writes from "
+            "the spec (address, queue, import paths, TLS, tuning, ...) are refused; the "
+            "runtime's other TWP_* settings (e.g. TWP_LOG_LEVEL, TWP_OPENAI_MODEL) are allowed."
+        ),
+        json_schema_extra=k8s_field(
+            "Container.env",
+            (
+                f"self.all(e, !(e.name in {cel_strings(RESERVED_ENV_NAMES)}))",
+                "spec.env must not set the TWP_* variables the operator writes from the spec "
+                f"({', '.join(RESERVED_ENV_NAMES)}): set the matching spec field instead "
+                "(connection, taskQueue, workflows, activities, metrics.port, worker.*)",
+            ),
+            max_items=128,
+        ),
+    )
+    env_from: KubeList | None = Field(
+        default=None,
+        description="Extra container env from ConfigMaps/Secrets (core/v1 EnvFromSource).",
+        json_schema_extra=k8s_field(
+            "Container.envFrom",
+            (
+                "self.all(s, !has(s.prefix) || !s.prefix.startsWith('TWP_'))",
+                "spec.envFrom[].prefix must not start with TWP_: those variables are the worker "
+                "runtime's contract (worker_runtime/contract.py)",
+            ),
+            max_items=16,
+        ),
+    )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, json_schema_extra=EMPTY_DEFAULT)
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
@@ -12,6 +14,27 @@ TASK_QUEUE_ANNOTATION = "workerpools.io/task-queue"
 COMPONENT = "worker"
 
 Manifest = dict[str, Any]
+
+LABEL_VALUE_MAX = 63
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NOT_LABEL_CHARS = re.compile(r"[^-A-Za-z0-9_.]+")
+_HASH_CHARS = 10
+
+
+def label_value(value: str) -> str:
+    """`value` as a valid label value: itself when it is one, else a readable part + a hash.
+
+    Label values are at most 63 characters of `[-A-Za-z0-9_.]`, starting and ending with a
+    letter or digit. Anything else (a 128-character image tag, a tag starting with `_`, a digest
+    `sha256:...`) keeps its valid characters, truncated, and ends in 10 hex digits of its
+    SHA-256, so different inputs stay different labels and the result is stable.
+    """
+    if len(value) <= LABEL_VALUE_MAX and _LABEL_VALUE.match(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:_HASH_CHARS]
+    readable = _NOT_LABEL_CHARS.sub("-", value).strip("-_.")
+    readable = readable[: LABEL_VALUE_MAX - _HASH_CHARS - 1].rstrip("-_.")
+    return f"{readable}-{digest}" if readable else digest
 
 
 def selector_labels(pool: TemporalWorkerPool) -> dict[str, str]:

@@ -9,14 +9,25 @@ from typing import Any
 
 from worker_runtime import contract
 from worker_runtime.contract import env_var
-from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.render.common import Manifest, labels, object_meta, selector_labels
+from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
+from workerpool_operator.render.common import (
+    Manifest,
+    label_value,
+    labels,
+    object_meta,
+    selector_labels,
+)
 
 CONTAINER = "worker"
 RUNTIME_UID = 10001
 # Extra time on top of the drain so the runtime can shut its client down before SIGKILL.
 TERMINATION_GRACE_MARGIN_SECONDS = 15
 TLS_VOLUME = "temporal-tls"
+VERSION_LABEL = "app.kubernetes.io/version"
+# RollingUpdate defaults. CPU pools surge (no capacity lost while rolling); GPU pools replace one
+# pod at a time in place, because a surge pod on a full GPU node pool stays Pending forever.
+DEFAULT_ROLLOUT = {"maxSurge": "25%", "maxUnavailable": 0}
+DEFAULT_GPU_ROLLOUT = {"maxSurge": 0, "maxUnavailable": 1}
 
 
 def _env(name: str, value: object) -> dict[str, Any]:
@@ -24,7 +35,12 @@ def _env(name: str, value: object) -> dict[str, Any]:
 
 
 def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
-    """The env contract values for this pool, then the user's env (which wins on a name clash)."""
+    """The env contract values for this pool, then the user's env.
+
+    The user's env wins on a name clash, except for the contract variables the operator writes
+    from the spec (`api.RESERVED_ENV_NAMES`): admission refuses those, and a pool stored before
+    that rule still gets the operator's values, so the worker polls the pool's own queue.
+    """
     spec = pool.spec
     conn = spec.connection
     env: list[dict[str, Any]] = [
@@ -68,7 +84,7 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
         value = getattr(tuning, field)
         if value is not None:
             env.append(_env(env_var(field), value))
-    user = list(spec.env or [])
+    user = [e for e in spec.env or [] if e.get("name") not in RESERVED_ENV_NAMES]
     user_names = {e.get("name") for e in user}
     return [e for e in env if e["name"] not in user_names] + user
 
@@ -105,6 +121,26 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
         "timeoutSeconds": 3,
         "failureThreshold": failures,
     }
+
+
+def rolling_update(pool: TemporalWorkerPool) -> dict[str, Any]:
+    """maxSurge/maxUnavailable: the spec's, else the CPU or GPU default, field by field."""
+    defaults = DEFAULT_GPU_ROLLOUT if pool.spec.gpu is not None else DEFAULT_ROLLOUT
+    rollout = pool.spec.rollout
+    return {
+        "maxSurge": rollout.max_surge
+        if rollout and rollout.max_surge is not None
+        else defaults["maxSurge"],
+        "maxUnavailable": rollout.max_unavailable
+        if rollout and rollout.max_unavailable is not None
+        else defaults["maxUnavailable"],
+    }
+
+
+def version_label(pool: TemporalWorkerPool) -> str:
+    """app.kubernetes.io/version: the tag (or digest), made a valid label value."""
+    image = pool.spec.image
+    return label_value(image.digest or image.tag)
 
 
 def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Manifest:
@@ -147,7 +183,7 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
 
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": f"{spec.image.repository}:{spec.image.tag}",
+        "image": spec.image.reference,
         "imagePullPolicy": spec.image.pull_policy,
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "env": runtime_env(pool),
@@ -206,20 +242,9 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
             if value is not None:
                 pod_spec[key] = value
 
-    rollout = spec.rollout
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(pool)},
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {
-                "maxSurge": rollout.max_surge
-                if rollout and rollout.max_surge is not None
-                else "25%",
-                "maxUnavailable": rollout.max_unavailable
-                if rollout and rollout.max_unavailable is not None
-                else 0,
-            },
-        },
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update(pool)},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": pod_annotations},
             "spec": pod_spec,
@@ -230,6 +255,6 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(pool, {"app.kubernetes.io/version": spec.image.tag}),
+        "metadata": object_meta(pool, {VERSION_LABEL: version_label(pool)}),
         "spec": deployment_spec,
     }

@@ -8,6 +8,9 @@ from workerpool_operator.render.common import Manifest, object_meta, selector_la
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1"
 DEFAULT_MAX_UNAVAILABLE = 1
+# Unready pods may always be evicted: while Temporal is unreachable every worker is unready, and
+# the default policy (IfHealthyBudget) would then block every node drain.
+UNHEALTHY_POD_EVICTION_POLICY = "AlwaysAllow"
 
 
 def render_service(pool: TemporalWorkerPool) -> Manifest:
@@ -48,9 +51,16 @@ def render_service_monitor(pool: TemporalWorkerPool) -> Manifest:
 
 
 def render_pdb(pool: TemporalWorkerPool) -> Manifest:
-    """PodDisruptionBudget; without a spec, at most one worker is evicted at a time."""
+    """PodDisruptionBudget; without a spec, at most one worker is evicted at a time.
+
+    Unready workers can always be evicted (`unhealthyPodEvictionPolicy: AlwaysAllow`), so an
+    outage of Temporal, which makes every worker unready, does not block node drains.
+    """
     budget = pool.spec.disruption_budget
-    spec: dict[str, object] = {"selector": {"matchLabels": selector_labels(pool)}}
+    spec: dict[str, object] = {
+        "selector": {"matchLabels": selector_labels(pool)},
+        "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY,
+    }
     if budget is not None and budget.min_available is not None:
         spec["minAvailable"] = budget.min_available
     else:
