@@ -34,7 +34,7 @@ crds: venv ## Generate crds/ from the pydantic API model
 	$(PY) -m workerpool_operator.api.crdgen crds
 
 .PHONY: controlplane
-controlplane: ## Build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok, kubectl; fetch upstream CRDs
+controlplane: ## Build (or reuse) kube-apiserver, controller-manager, scheduler, kubelet, etcd, kwok, kubectl; fetch upstream CRDs
 	bash hack/build-controlplane.sh
 	bash hack/fetch-crds.sh
 
@@ -53,8 +53,12 @@ lint: venv ## ruff, ruff format --check, mypy --strict, CRD and Kubernetes-schem
 	$(PY) -m workerpool_operator.api.crdgen --check crds
 	$(PY) -m hack.k8s_schemas --check
 
+.PHONY: realnode
+realnode: ## containerd, runc, CNI plugins (apt-get, root) and the pause binary for the bed's real kubelet node
+	bash hack/setup-realnode.sh
+
 .PHONY: setup
-setup: venv controlplane ## Everything the tests need: venv, control plane, Docker engine and base image
+setup: venv controlplane realnode ## Everything the tests need: venv, control plane (kubelet too), Docker engine and base image, real-node runtime
 	bash hack/setup-docker.sh
 
 .PHONY: test

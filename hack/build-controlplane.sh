@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok and kwokctl from Go
-# modules at the versions pinned in hack/versions.env, into a cache folder outside the repository
-# (reused when present), because no registry here ships these binaries.
+# Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, etcd, kwok and
+# kwokctl from Go modules at the versions pinned in hack/versions.env, into a cache folder outside
+# the repository (reused when present), because no registry here ships these binaries.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -13,6 +13,10 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { printf '[build-controlplane] %s\n' "$*" >&2; }
 
 need() { for b in "$@"; do [ -x "$bin/$b" ] || return 0; done; return 1; }
+# Version ldflags of every Kubernetes binary (what `kubectl version` and the node report).
+minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+pkg=k8s.io/component-base/version
+ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 
 if need kube-apiserver kube-controller-manager kube-scheduler; then
   start=$(date +%s)
@@ -40,9 +44,6 @@ GO
   log "resolving k8s.io/kubernetes@$KUBERNETES_VERSION (staging $staging)"
   go mod tidy -e >/dev/null 2>&1 || true
   go get "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   log "building kube-apiserver kube-controller-manager kube-scheduler"
   go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -55,11 +56,16 @@ fi
 if need kubectl; then
   start=$(date +%s)
   cd "$cache/build/kubernetes-$KUBERNETES_VERSION"
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$bin/" k8s.io/kubernetes/cmd/kubectl
   log "kubectl built in $(( $(date +%s) - start )) s"
+fi
+
+# kubelet for the bed's real node (testbed/realnode.py), from the same consumer module.
+if need kubelet; then
+  start=$(date +%s)
+  cd "$cache/build/kubernetes-$KUBERNETES_VERSION"
+  go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$bin/" k8s.io/kubernetes/cmd/kubelet
+  log "kubelet built in $(( $(date +%s) - start )) s"
 fi
 
 if need etcd; then

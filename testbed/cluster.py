@@ -408,6 +408,19 @@ class LocalCluster:
                         {"key": "controllers", "value": "*"},
                     ],
                 },
+                {
+                    # kwokctl starts kwok with --manage-all-nodes=true, which would also fake
+                    # the status of pods on the real kubelet node (testbed/realnode.py): kwok
+                    # manages only the nodes annotated as its own (FakeNode.manifest).
+                    "name": "kwok-controller",
+                    "extraArgs": [
+                        {"key": "manage-all-nodes", "value": "false", "override": True},
+                        {
+                            "key": "manage-nodes-with-annotation-selector",
+                            "value": f"{KWOK_NODE_ANNOTATION}=fake",
+                        },
+                    ],
+                },
             ],
         }
 
@@ -485,7 +498,13 @@ class LocalCluster:
         return self.kubeconfig
 
     def down(self) -> None:
-        """Stop every component and delete kwokctl's files; verify no process is left."""
+        """Stop every component and delete kwokctl's files; verify no process is left.
+
+        The real kubelet node (testbed/realnode.py), if one runs, goes first.
+        """
+        from testbed.realnode import RealNode
+
+        RealNode(self.cache).stop(self.kubeconfig)
         self._owned_marker.unlink(missing_ok=True)
         shutil.rmtree(self._leases, ignore_errors=True)
         if self.exists():

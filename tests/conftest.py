@@ -3,4 +3,4 @@
 Each lives in its own plugin module so the two can evolve independently.
 """
 
-pytest_plugins = ["testbed.pytest_temporal", "testbed.pytest_cluster"]
+pytest_plugins = ["testbed.pytest_temporal", "testbed.pytest_cluster", "testbed.pytest_realnode"]

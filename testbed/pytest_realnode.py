@@ -1,0 +1,89 @@
+"""Pytest plugin: the bed's real kubelet node and the runtime image imported into it.
+
+Fixtures:
+    real_node (session): a started `testbed.realnode.RealNode` joined to the local bed
+        (`kube_cluster`), shared by parallel sessions through leases and stopped by the last
+        session that needs it, if a test session started it. Put a pod on it with
+        `testbed.realnode.placement()`; pods get addresses in `realnode.SUBNET`, and reach the
+        host only at `realnode.GATEWAY`.
+    runtime_image (session): the runtime image (`workerpools/worker-runtime:0.1.0-test`),
+        built with hack/build-images.sh and imported into the node's containerd; pods use it
+        with `imagePullPolicy: Never`.
+
+Without what the node needs (root, containerd, runc, CNI plugins, the kubelet, Docker) the
+tests are skipped with the reason; under `CI` they fail instead, so a green CI run always
+means they ran. A node that has all it needs and still does not start fails the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from testbed.cluster import REPO_ROOT, TestbedError
+from testbed.pytest_cluster import KubeCluster
+from testbed.realnode import RealNode
+
+RUNTIME_REPO = "workerpools/worker-runtime"
+RUNTIME_TAG = "0.1.0-test"
+RUNTIME_IMAGE = f"{RUNTIME_REPO}:{RUNTIME_TAG}"
+
+
+def _fail_or_skip(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_node(kube_cluster: KubeCluster) -> Iterator[RealNode]:
+    """The kubelet node real-0 on the local bed, Ready."""
+    if not kube_cluster.local:
+        pytest.skip("the real kubelet node joins the local bed only (TWP_E2E_KUBECONFIG is set)")
+    node = RealNode()
+    missing = node.missing()
+    if missing:
+        _fail_or_skip("the real node cannot run here; missing: " + "; ".join(missing))
+    try:
+        node.acquire(kube_cluster.kubeconfig)
+    except TestbedError as exc:
+        pytest.fail(f"the real node did not start:\n{exc}", pytrace=False)
+    try:
+        yield node
+    finally:
+        node.release(kube_cluster.kubeconfig)
+
+
+def build_runtime_image(tag: str = RUNTIME_TAG) -> None:
+    """hack/build-images.sh runtime (offline wheelhouse; layers cached between runs)."""
+    build = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack" / "build-images.sh"), "runtime"],
+        env={**os.environ, "IMG_TAG": tag, "PYTHON": sys.executable},
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    if build.returncode != 0:
+        raise TestbedError(f"hack/build-images.sh runtime failed:\n{build.stdout}{build.stderr}")
+
+
+@pytest.fixture(scope="session")
+def runtime_image(real_node: RealNode) -> str:
+    """The runtime image, present in the node's containerd; returns its reference."""
+    try:
+        with real_node.lock():
+            build_runtime_image()
+            real_node.import_image(RUNTIME_IMAGE)
+    except TestbedError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return RUNTIME_IMAGE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "real_node" in fixtures or "runtime_image" in fixtures:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.docker)  # images come from the Docker engine
