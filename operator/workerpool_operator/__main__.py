@@ -24,6 +24,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", 8080)))
     p.add_argument("--liveness-port", type=int, default=int(os.environ.get("LIVENESS_PORT", 8081)))
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=os.environ.get("WORKERPOOL_LEADER_ELECT", "") in ("1", "true"),
+        help="act only while holding the Lease workerpool-operator in $POD_NAMESPACE",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERPOOL_WORKERS", "16")),
+        help="pools reconciled concurrently (each pool is serialized)",
+    )
     p.add_argument("--log-format", choices=["json", "text"], default="json")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
@@ -35,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n
     ]
     clusterwide = args.all_namespaces or not namespaces
+    # The engine reads its settings from the environment (handlers.settings_from_env).
+    os.environ["WATCH_NAMESPACES"] = "" if clusterwide else ",".join(namespaces)
+    os.environ["WORKERPOOL_LEADER_ELECT"] = "1" if args.leader_elect else ""
+    os.environ["WORKERPOOL_WORKERS"] = str(args.workers)
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -44,13 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_http_server(args.metrics_port)
     logging.getLogger(__name__).info(
-        "starting workerpool-operator", extra={"clusterwide": clusterwide, "namespaces": namespaces}
+        "starting workerpool-operator",
+        extra={
+            "clusterwide": clusterwide,
+            "namespaces": namespaces,
+            "leader_elect": args.leader_elect,
+        },
     )
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         kopf.run(
-            standalone=True,
-            clusterwide=clusterwide,
-            namespaces=namespaces,
+            standalone=True,  # leader election is the engine's own (Lease), not kopf peering
+            clusterwide=True,  # kopf watches nothing itself; the engine honours the scope
             liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz",
         )
     return 0

@@ -1,123 +1,136 @@
-"""kopf handlers: thin adapters from watch events to `Reconciler.reconcile`.
+"""kopf wiring: the process's lifecycle (startup, cleanup, liveness), nothing per object.
 
-Level-triggered: pool create/update/resume, a periodic resync timer, and any event on a child
-(drift repair) all converge through the same function, which writes nothing when nothing changed.
+kopf runs the process; the engine (`engine.py`) does the watching, with server-side label
+selectors kopf cannot express, and the reconciling. No per-pool timer, daemon or deletion
+handler exists, so kopf never puts a finalizer on a pool: a pool can be deleted at any time,
+with the operator down or uninstalled. Settings come from the environment (`__main__` sets
+it from the command line): WATCH_NAMESPACES, WORKERPOOL_LEADER_ELECT, POD_NAMESPACE,
+WORKERPOOL_WORKERS, WORKERPOOL_RESYNC_SECONDS.
 """
 
 from __future__ import annotations
 
-import copy
+import asyncio
+import contextlib
 import logging
 import os
+import socket
+import uuid
 from typing import Any
 
 import kopf
 
-from workerpool_operator import metrics
-from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.engine import Engine
 from workerpool_operator.kube import Kube
-from workerpool_operator.reconciler import Reconciler
-from workerpool_operator.render.common import MANAGED_BY
-from workerpool_operator.scaling.autoscaler import run_autoscaler
+from workerpool_operator.leader import LeaderElector
+from workerpool_operator.scaling.autoscaler import Scaler
 from workerpool_operator.scaling.backlog import BacklogPoller
 
 log = logging.getLogger(__name__)
 
-RESYNC_SECONDS = float(os.environ.get("WORKERPOOL_RESYNC_SECONDS", "60"))
-CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
-POOL = (api.GROUP, api.VERSION, api.PLURAL)
+
+def settings_from_env() -> dict[str, Any]:
+    namespaces = [n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n]
+    return {
+        "namespaces": namespaces or None,
+        "workers": int(os.environ.get("WORKERPOOL_WORKERS", "16")),
+        "resync_seconds": float(os.environ.get("WORKERPOOL_RESYNC_SECONDS", "300")),
+        "leader_elect": os.environ.get("WORKERPOOL_LEADER_ELECT", "") in ("1", "true"),
+        "lease_namespace": os.environ.get("POD_NAMESPACE", "workerpools-system"),
+        "identity": os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+    }
+
+
+class Operator:
+    """Caches, leader election, reconcile workers and the scaler of one process."""
+
+    def __init__(self, kube: Kube | None = None, **settings: Any) -> None:
+        cfg = {**settings_from_env(), **settings}
+        self.kube = kube or Kube()
+        self.engine = Engine(
+            self.kube,
+            namespaces=cfg["namespaces"],
+            workers=cfg["workers"],
+            resync_seconds=cfg["resync_seconds"],
+        )
+        self.elector: LeaderElector | None = None
+        if cfg["leader_elect"]:
+            self.elector = LeaderElector(self.kube, cfg["lease_namespace"], cfg["identity"])
+            self.kube.may_write = self.elector.is_leader
+        self.poller = BacklogPoller()
+        self.scaler = Scaler(self.kube, self.engine, self.poller)
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        """Until `stop`: caches always; the queue and the scaler only while leading."""
+        tasks: list[asyncio.Task[Any]] = []
+        if self.elector is not None:
+            tasks.append(asyncio.create_task(self.elector.run(self.stop), name="leader"))
+        try:
+            await self.engine.start_caches()
+            self.ready.set()
+            while not self.stop.is_set():
+                if self.elector is not None:
+                    await _first(self.elector.leading.wait(), self.stop.wait())
+                    if self.stop.is_set():
+                        break
+                acting = asyncio.Event()
+                work = [
+                    asyncio.create_task(self.engine.work(acting), name="reconcile"),
+                    asyncio.create_task(self.scaler.run(acting), name="scaler"),
+                ]
+                lost = self.elector.lost.wait() if self.elector is not None else None
+                await _first(self.stop.wait(), *([lost] if lost else []))
+                acting.set()
+                await asyncio.gather(*work, return_exceptions=True)
+        finally:
+            self.stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.engine.close()
+            await self.poller.close()
+            await self.kube.close()
+
+
+async def _first(*aws: Any) -> None:
+    """Wait until the first of several awaitables finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account, else $KUBECONFIG as set when the operator starts."""
+    """In-cluster ServiceAccount, else $KUBECONFIG: the same credentials the engine uses."""
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    """Annotation-only bookkeeping (our status schema is typed) and warnings-only kopf Events."""
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    """Start the operator's engine next to kopf's own machinery."""
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
-    settings.execution.max_workers = int(os.environ.get("WORKERPOOL_WORKERS", "8"))
-    if "kube" not in memo:
-        memo.kube = Kube()
-    memo.reconciler = Reconciler(memo.kube)
-    if "poller" not in memo:
-        memo.poller = BacklogPoller()  # one per process: coalesces polls across pools
+    operator = Operator()
+    memo.operator = operator
+    memo.task = asyncio.create_task(operator.run(), name="workerpool-operator")
 
 
-@kopf.index(*POOL)
-def pools(
-    body: kopf.Body, namespace: str | None, name: str, **_: Any
-) -> dict[tuple[str | None, str], Any]:
-    """Pool bodies by (namespace, name), so child events can find their owner without a GET."""
-    return {(namespace, name): copy.deepcopy(dict(body))}
-
-
-@kopf.on.resume(*POOL)
-@kopf.on.create(*POOL)
-@kopf.on.update(*POOL)
-def reconcile_pool(body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.reconciler.reconcile(body)
-
-
-@kopf.timer(*POOL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync_pool(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    """Safety net for missed events; costs reads only when everything is current."""
-    metrics.POOLS.set(len(kwargs["pools"]))
-    memo.reconciler.reconcile(body)
-
-
-@kopf.on.delete(*POOL, optional=True)
-def forget_pool(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """Children go with the pool through ownerReferences; only local state is dropped."""
-    memo.reconciler.forget(str(namespace), name)
-
-
-def builtin_engine(spec: kopf.Spec, **_: Any) -> bool:
-    """Pools whose replicas the operator's own scaler owns."""
-    autoscaling = spec.get("autoscaling")
-    return autoscaling is not None and autoscaling.get("engine", "Builtin") == "Builtin"
-
-
-@kopf.daemon(*POOL, when=builtin_engine, cancellation_timeout=10)
-async def autoscale(body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    """The Builtin engine: poll backlog, decide, write replicas (stops when the engine changes)."""
-    await run_autoscaler(memo.kube, lambda: body, memo.poller, stopped)
-
-
-def _owner(body: kopf.Body) -> str | None:
-    for ref in body.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/"):
-            return str(ref.get("name"))
-    return None
-
-
-def child_event(body: kopf.Body, namespace: str | None, memo: Any, **kwargs: Any) -> None:
-    """A child changed or vanished: reconcile its pool (restores drift, refreshes status)."""
-    pools: kopf.Index[Any, Any] = kwargs["pools"]
-    owner = _owner(body)
-    if owner is None:
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    operator: Operator | None = getattr(memo, "operator", None)
+    if operator is None:
         return
-    for pool_body in pools.get((namespace, owner), []):
-        memo.reconciler.reconcile(pool_body)
+    operator.stop.set()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(memo.task, timeout=10)
 
 
-for _group, _version, _plural in (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("monitoring.coreos.com", "v1", "servicemonitors"),
-    ("keda.sh", "v1alpha1", "scaledobjects"),
-    ("keda.sh", "v1alpha1", "triggerauthentications"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-):
-    kopf.on.event(_group, _version, _plural, labels=CHILD_LABELS, id=f"child-{_plural}")(
-        child_event
-    )
+@kopf.on.probe(id="caches")
+def caches_synced(memo: Any, **_: Any) -> bool:
+    """Liveness detail: the engine's first full listing is done."""
+    operator: Operator | None = getattr(memo, "operator", None)
+    if operator is None or (memo.task.done() and memo.task.exception() is not None):
+        raise kopf.PermanentError("the operator's engine stopped")
+    return operator.ready.is_set()

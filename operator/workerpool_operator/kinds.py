@@ -18,6 +18,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
 # Pods of GPU pools carry this label, so the Pod cache holds only what GPU capacity needs.
 GPU_POD_LABEL = "workerpools.io/gpu"
+# Synthetic field the Deployment cache carries instead of managedFields: who owns spec.replicas.
+REPLICAS_OWNERS = "_replicasOwners"
 
 
 @dataclass(frozen=True)

@@ -1,275 +1,396 @@
-"""The one module that talks to the Kubernetes API server.
+"""The one module that talks to the Kubernetes API server: an async REST client on aiohttp.
 
-Server-side apply with one field manager per writer, and no request at all that would write
-when the live object already matches: the applied manifest's hash (catches removed fields) and a
-semantic subset check against the live object (catches edits by others) must both agree.
+Why our own thin client: the operator sends few shapes of request (list, watch, server-side
+apply, a status apply, delete, an Event), all as plain dicts like the renderers produce, and
+all with paths that follow from the kind registry (`kinds.py`). aiohttp is already kopf's HTTP
+stack, credentials come from kopf's public login functions (the same ones kopf uses), and there
+is no thread pool, no model layer and no discovery round trip. See docs/design.md.
+
+Every request is counted by verb and kind (`workerpool_operator_api_requests_total`), every
+write also by namespace (`workerpool_operator_writes_total`), and every write first asks the
+fence (leader election) whether this replica may write at all.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import base64
 import json
 import logging
 import os
-import threading
+import ssl
+import tempfile
 import time
-from collections.abc import Mapping
-from decimal import Decimal
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from kubernetes import client, config
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
-from kubernetes.utils.quantity import parse_quantity
+import aiohttp
+import kopf
 
 from workerpool_operator import metrics
+from workerpool_operator.kinds import BY_KEY, EVENT, Kind
 
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "workerpool-operator"
-APPLIED_HASH_ANNOTATION = "workerpools.io/applied-hash"
-_DISCOVERY_RETRY_SECONDS = 30.0
+USER_AGENT = "workerpool-operator"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is valid YAML
+REQUEST_TIMEOUT_SECONDS = 30.0
 
 
-def manifest_hash(obj: Mapping[str, Any]) -> str:
-    """Stable hash of what we apply (without the hash annotation itself)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+class ApiError(Exception):
+    """A non-2xx answer; `message` is the API server's own sentence, `causes` its field list."""
+
+    def __init__(self, status: int, reason: str, message: str, causes: list[dict[str, Any]]):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.causes = causes
+
+    def sentence(self) -> str:
+        """A readable line naming the fields the API server complained about (no raw JSON)."""
+        if self.causes:
+            parts = []
+            for c in self.causes:
+                where = c.get("field") or ""
+                parts.append(f"{where}: {c.get('message', '')}".strip(": "))
+            return f"{self.reason}: " + "; ".join(parts)
+        return f"{self.reason}: {self.message}"
 
 
-def with_hash(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy of `obj` carrying its own hash as an annotation."""
-    digest = manifest_hash(obj)
-    meta = dict(obj.get("metadata", {}))
-    meta["annotations"] = {**meta.get("annotations", {}), APPLIED_HASH_ANNOTATION: digest}
-    return {**obj, "metadata": meta}
+class NotLeader(Exception):
+    """This replica may not write right now (it lost, or never held, the leader lease)."""
 
 
-def _same_scalar(want: Any, have: Any) -> bool:
-    if want == have:
-        return True
-    if isinstance(want, bool) or isinstance(have, bool):
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+def _materialize(data: Any, path: Any, folder: str, name: str) -> str | None:
+    """A file path for PEM material given inline (base64, as kubeconfigs carry it) or by path."""
+    if data:
+        raw = data.encode() if isinstance(data, str) else data
+        try:
+            pem = base64.b64decode(raw, validate=True)
+        except ValueError:
+            pem = raw  # already PEM
+        target = os.path.join(folder, name)
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(pem)
+        return target
+    return None if path is None else str(path)
+
+
+def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    """TLS settings for the API server from kopf's ConnectionInfo."""
+    if info.insecure:
         return False
-    if isinstance(want, int | str | float) and isinstance(have, int | str | float):
-        try:  # the API server canonicalizes quantities: 1024Mi == 1Gi, 2 == "2"
-            return Decimal(parse_quantity(want)) == Decimal(parse_quantity(have))
-        except (ValueError, TypeError, ArithmeticError):
-            return False
-    return False
+    folder = tempfile.mkdtemp(prefix="workerpool-operator-")
+    ca = _materialize(info.ca_data, info.ca_path, folder, "ca.crt")
+    ctx = ssl.create_default_context(cafile=ca)
+    cert = _materialize(info.certificate_data, info.certificate_path, folder, "tls.crt")
+    key = _materialize(info.private_key_data, info.private_key_path, folder, "tls.key")
+    if cert and key:
+        ctx.load_cert_chain(cert, key)
+    return ctx
 
 
-# The API server drops empty optional fields (`value: ""` in an EnvVar, say): missing == empty.
-_OMITTED_WHEN_EMPTY: tuple[Any, ...] = ("", None, {}, [])
+def login() -> kopf.ConnectionInfo:
+    """In-cluster ServiceAccount first, else $KUBECONFIG (kopf's own login functions)."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise RuntimeError("no Kubernetes credentials: not in a pod and no $KUBECONFIG")
+    return info
 
 
-def _list_map_key(items: list[Any]) -> str | None:
-    """The key of a Kubernetes map-list (`name` or `type`), if every entry carries it."""
-    for key in ("name", "type"):
-        if items and all(isinstance(i, Mapping) and key in i for i in items):
-            return key
-    return None
+def path(
+    kind: Kind,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """REST path of a collection or object of `kind` (namespace None: all namespaces)."""
+    base = f"/apis/{kind.api_version}" if "/" in kind.api_version else f"/api/{kind.api_version}"
+    plural = kind.plural.split("/")[0]
+    if kind.namespaced and namespace is not None:
+        base += f"/namespaces/{quote(namespace)}"
+    base += f"/{plural}"
+    if name is not None:
+        base += f"/{quote(name)}"
+    if subresource:
+        base += f"/{subresource}"
+    return base
 
 
-def is_subset(want: Any, have: Any) -> bool:
-    """True when every field we set is present and equal in the live object (defaults ignored)."""
-    if isinstance(want, Mapping):
-        if not isinstance(have, Mapping):
-            return False
-        return all(
-            is_subset(v, have[k]) if k in have else v in _OMITTED_WHEN_EMPTY
-            for k, v in want.items()
-        )
-    if isinstance(want, list):
-        if not isinstance(have, list):
-            return False
-        key = _list_map_key(want)
-        if key is not None and _list_map_key(have) == key:
-            # map-lists (containers, env, conditions...) match by key; others may own entries
-            by_key = {h[key]: h for h in have}
-            return all(w[key] in by_key and is_subset(w, by_key[w[key]]) for w in want)
-        if len(want) != len(have):
-            return False
-        return all(is_subset(w, h) for w, h in zip(want, have, strict=True))
-    return _same_scalar(want, have)
+def kind_of(obj: Mapping[str, Any]) -> Kind:
+    found = BY_KEY.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+    if found is None:
+        raise KeyError(f"{obj.get('apiVersion')} {obj.get('kind')} is not a registered kind")
+    return found
 
 
-def up_to_date(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Whether applying `desired` (already carrying its hash) would change nothing."""
-    if live is None:
-        return False
-    want_hash = desired.get("metadata", {}).get("annotations", {}).get(APPLIED_HASH_ANNOTATION)
-    have_hash = (live.get("metadata", {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
-    return want_hash == have_hash and is_subset(desired, live)
-
-
-def load_config() -> client.ApiClient:
-    """In-cluster config when running in a pod, else the kubeconfig ($KUBECONFIG)."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # The library reads $KUBECONFIG at import time; honour the value at call time.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+@dataclass
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: dict[str, Any]
 
 
 class Kube:
-    """Thin, thread-safe wrapper over the dynamic client (kopf runs sync handlers in threads)."""
+    """Async client for the kinds in the registry; one per process, shared by every task."""
 
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self.api = api_client or load_config()
-        self.dyn = DynamicClient(self.api)
-        self._lock = threading.Lock()
-        self._missing: dict[tuple[str, str], float] = {}
-        self.writes = 0  # write requests sent (apply, status, delete, event)
-
-    def _wrote(self, namespace: str, kind: str, verb: str) -> None:
-        with self._lock:
-            self.writes += 1
-        metrics.WRITES.labels(namespace, kind, verb).inc()
-
-    def resource(self, api_version: str, kind: str) -> Any | None:
-        """The API resource, or None when the cluster does not serve it (CRD not installed)."""
-        key = (api_version, kind)
-        with self._lock:
-            missing_since = self._missing.get(key)
-            if missing_since and time.monotonic() - missing_since < _DISCOVERY_RETRY_SECONDS:
-                return None
-        try:
-            res = self.dyn.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            if missing_since is not None:  # looked before: refresh discovery once per window
-                self.dyn.resources.invalidate_cache()
-                try:
-                    res = self.dyn.resources.get(api_version=api_version, kind=kind)
-                except ResourceNotFoundError:
-                    res = None
-            else:
-                res = None
-        with self._lock:
-            if res is None:
-                self._missing[key] = time.monotonic()
-            else:
-                self._missing.pop(key, None)
-        return res
-
-    def served(self, api_version: str, kind: str) -> bool:
-        return self.resource(api_version, kind) is not None
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        res = self.resource(api_version, kind)
-        if res is None:
-            return None
-        try:
-            obj = self.dyn.get(res, name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        return dict(obj.to_dict())
-
-    def apply(self, obj: Mapping[str, Any], *, manager: str = FIELD_MANAGER) -> bool:
-        """Server-side apply `obj` unless the live object already matches; True when written."""
-        desired = with_hash(obj)
-        meta = desired["metadata"]
-        live = self.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
-        if up_to_date(desired, live):
-            return False
-        res = self.resource(desired["apiVersion"], desired["kind"])
-        if res is None:
-            raise ResourceNotFoundError(f"{desired['apiVersion']}/{desired['kind']} not served")
-        self.dyn.server_side_apply(
-            res,
-            body=desired,
-            name=meta["name"],
-            namespace=meta["namespace"],
-            field_manager=manager,
-            force_conflicts=True,
-        )
-        self._wrote(meta["namespace"], desired["kind"], "apply")
-        log.info("applied %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
-        return True
-
-    def patch_replicas(
-        self, api_version: str, kind: str, namespace: str, name: str, replicas: int, manager: str
-    ) -> None:
-        """Apply only spec.replicas with the autoscaler's own field manager."""
-        res = self.resource(api_version, kind)
-        body = {
-            "apiVersion": api_version,
-            "kind": kind,
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": replicas},
-        }
-        self.dyn.server_side_apply(
-            res,
-            body=body,
-            name=name,
-            namespace=namespace,
-            field_manager=manager,
-            force_conflicts=True,
-        )
-        self._wrote(namespace, kind, "scale")
-
-    def apply_status(
+    def __init__(
         self,
-        api_version: str,
-        kind: str,
+        info: kopf.ConnectionInfo | None = None,
+        *,
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
+        self._info = info
+        self._session: aiohttp.ClientSession | None = None
+        self.may_write: Callable[[], bool] = may_write or (lambda: True)
+        self.writes = 0
+        self.requests = 0
+
+    async def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if self._info is None:
+                self._info = login()
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self._info), limit=0)
+            self._session = aiohttp.ClientSession(
+                base_url=self._info.server,
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        info = self._info
+        assert info is not None
+        if info.token:
+            return {"Authorization": f"Bearer {info.token}"}
+        if info.username and info.password:
+            raw = base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
+            return {"Authorization": f"Basic {raw}"}
+        return {}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _relogin(self) -> None:
+        """A 401: the ServiceAccount token rotated; read credentials again."""
+        self._info = login()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: Kind,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        namespace: str | None = None,
+        write_verb: str | None = None,
+    ) -> dict[str, Any] | None:
+        """One request; None on 404. Writes are fenced and counted by namespace."""
+        if write_verb is not None and not self.may_write():
+            raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
+        session = await self._open()
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        for attempt in (1, 2):
+            self.requests += 1
+            metrics.API_REQUESTS.labels(method, kind.kind).inc()
+            async with session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers={**self._headers(), "Content-Type": content_type},
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as resp:
+                if resp.status == 401 and attempt == 1:
+                    await self._relogin()
+                    continue
+                if resp.status == 404:
+                    return None
+                text = await resp.text()
+                if resp.status >= 400:
+                    raise _error(resp.status, text)
+                if write_verb is not None:
+                    self.writes += 1
+                    metrics.WRITES.labels(namespace or "", kind.kind, write_verb).inc()
+                return json.loads(text) if text else {}
+        raise ApiError(401, "Unauthorized", "credentials rejected twice", [])
+
+    async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return await self.request("GET", path(kind, namespace, name), kind=kind)
+
+    async def list(
+        self, kind: Kind, namespace: str | None = None, selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object (paginated), and the list's resourceVersion to watch from."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "500"}
+        if selector:
+            params["labelSelector"] = selector
+        while True:
+            page = await self.request("GET", path(kind, namespace), kind=kind, params=params)
+            if page is None:
+                return [], ""
+            items += page.get("items") or []
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion") or "")
+            params["continue"] = meta["continue"]
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after `resource_version` until the server ends the watch; Gone on 410."""
+        session = await self._open()
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if selector:
+            params["labelSelector"] = selector
+        self.requests += 1
+        metrics.API_REQUESTS.labels("WATCH", kind.kind).inc()
+        async with session.get(
+            path(kind, namespace),
+            params=params,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
+        ) as resp:
+            if resp.status == 410:
+                raise Gone()
+            if resp.status == 401:
+                await self._relogin()
+            if resp.status >= 400:
+                raise _error(resp.status, await resp.text())
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    if status.get("code") == 410:
+                        raise Gone()
+                    raise _error(int(status.get("code") or 500), json.dumps(status))
+                yield WatchEvent(str(event.get("type")), event.get("object") or {})
+
+    async def apply(
+        self, obj: Mapping[str, Any], *, manager: str = FIELD_MANAGER, force: bool = True
+    ) -> dict[str, Any] | None:
+        """Server-side apply of a whole object under `manager`."""
+        kind = kind_of(obj)
+        meta = obj["metadata"]
+        params = {"fieldManager": manager, "force": "true" if force else "false"}
+        return await self.request(
+            "PATCH",
+            path(kind, meta.get("namespace"), meta["name"]),
+            kind=kind,
+            params=params,
+            body=obj,
+            content_type=APPLY_CONTENT_TYPE,
+            namespace=meta.get("namespace"),
+            write_verb="apply",
+        )
+
+    async def apply_status(
+        self,
+        kind: Kind,
         namespace: str,
         name: str,
         status: Mapping[str, Any],
-        live_status: Mapping[str, Any] | None,
         *,
         manager: str = FIELD_MANAGER,
-    ) -> bool:
-        """Server-side apply a status fragment (owned per manager) unless already current."""
-        if live_status is not None and is_subset(status, live_status):
-            return False
-        res = self.resource(api_version, kind)
+    ) -> dict[str, Any] | None:
+        """Server-side apply of a status fragment: each manager owns its own fields."""
         body = {
-            "apiVersion": api_version,
-            "kind": kind,
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
             "metadata": {"name": name, "namespace": namespace},
             "status": dict(status),
         }
-        self.dyn.server_side_apply(
-            res.status if res is not None else None,
+        return await self.request(
+            "PATCH",
+            path(kind, namespace, name, "status"),
+            kind=kind,
+            params={"fieldManager": manager, "force": "true"},
             body=body,
-            name=name,
+            content_type=APPLY_CONTENT_TYPE,
             namespace=namespace,
-            field_manager=manager,
-            force_conflicts=True,
+            write_verb="status",
         )
-        self._wrote(namespace, kind, "status")
-        return True
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Delete if present; True when something was deleted."""
-        res = self.resource(api_version, kind)
-        if res is None:
-            return False
+    async def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        content_type: str = "application/merge-patch+json",
+        manager: str = FIELD_MANAGER,
+        verb: str = "patch",
+    ) -> dict[str, Any] | None:
+        """A merge or JSON patch (an Update operation in managedFields, unlike apply)."""
+        return await self.request(
+            "PATCH",
+            path(kind, namespace, name),
+            kind=kind,
+            params={"fieldManager": manager},
+            body=patch,
+            content_type=content_type,
+            namespace=namespace,
+            write_verb=verb,
+        )
+
+    async def delete(self, kind: Kind, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete if present (and, with `uid`, only that incarnation); True when deleted."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}  # type: ignore[assignment]
         try:
-            self.dyn.delete(res, name=name, namespace=namespace)
-        except NotFoundError:
-            return False
-        self._wrote(namespace, kind, "delete")
-        return True
+            done = await self.request(
+                "DELETE",
+                path(kind, namespace, name),
+                kind=kind,
+                body=body,
+                namespace=namespace,
+                write_verb="delete",
+            )
+        except ApiError as exc:
+            if exc.status == 409:  # the uid precondition failed: not ours any more
+                return False
+            raise
+        return done is not None
 
-    def list(
-        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str = ""
-    ) -> list[dict[str, Any]]:
-        res = self.resource(api_version, kind)
-        if res is None:
-            return []
-        items = self.dyn.get(res, namespace=namespace, label_selector=label_selector).items
-        return [dict(i.to_dict()) for i in items]
-
-    def event(
+    async def event(
         self,
         involved: Mapping[str, Any],
         *,
         reason: str,
         message: str,
         type_: str = "Normal",
+        component: str = FIELD_MANAGER,
     ) -> None:
-        """Record a core/v1 Event on the pool (why it scaled, what failed)."""
+        """Record a core/v1 Event on an object (why it scaled, what failed)."""
         meta = involved["metadata"]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         body = {
@@ -277,8 +398,8 @@ class Kube:
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": involved["apiVersion"],
-                "kind": involved["kind"],
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),
@@ -286,12 +407,40 @@ class Kube:
             "reason": reason,
             "message": message[:1024],
             "type": type_,
-            "source": {"component": FIELD_MANAGER},
+            "source": {"component": component},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-            "reportingComponent": FIELD_MANAGER,
+            "reportingComponent": component,
         }
-        res = self.resource("v1", "Event")
-        self.dyn.create(res, body=body, namespace=meta["namespace"])
-        self._wrote(meta["namespace"], "Event", "create")
+        await self.request(
+            "POST",
+            path(EVENT, meta["namespace"]),
+            kind=EVENT,
+            body=body,
+            namespace=meta["namespace"],
+            write_verb="create",
+        )
+
+
+def _error(status: int, text: str) -> ApiError:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return ApiError(status, "Error", text[:500], [])
+    details = doc.get("details") or {}
+    return ApiError(
+        status,
+        str(doc.get("reason") or "Error"),
+        str(doc.get("message") or text[:500]),
+        list(details.get("causes") or []),
+    )
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True when `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -18,4 +18,18 @@ WRITES = Counter(
     ["namespace", "kind", "verb"],
 )
 ERRORS = Counter("workerpool_operator_errors_total", "Reconcile errors by reason.", ["reason"])
-POOLS = Gauge("workerpool_operator_pools", "TemporalWorkerPools known to the operator.")
+POOLS = Gauge(
+    "workerpool_operator_pools", "TemporalWorkerPools in the watch cache (always current)."
+)
+API_REQUESTS = Counter(
+    "workerpool_operator_api_requests_total",
+    "Requests to the API server by HTTP verb (WATCH for watches) and kind, reads included.",
+    ["verb", "kind"],
+)
+LEADER = Gauge(
+    "workerpool_operator_leader", "1 on the replica that holds the leader lease, else 0."
+)
+QUEUE_DEPTH = Gauge("workerpool_operator_queue_depth", "Pools waiting to be reconciled.")
+CACHE_OBJECTS = Gauge(
+    "workerpool_operator_cache_objects", "Objects in the watch-fed caches, by kind.", ["kind"]
+)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.reasons import Reason
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -18,7 +19,7 @@ class ConditionSpec:
 
     type: str
     status: ConditionStatus
-    reason: str
+    reason: Reason
     message: str = ""
 
 
@@ -94,52 +95,55 @@ def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]
     if not w.exists:
         return [
             ConditionSpec(
-                api.CONDITION_READY, "False", "ReplicasNotReady", "Deployment not created yet"
+                api.CONDITION_READY,
+                "False",
+                Reason.REPLICAS_NOT_READY,
+                "Deployment not created yet",
             ),
             ConditionSpec(
-                api.CONDITION_PROGRESSING, "True", "RolloutInProgress", "creating Deployment"
+                api.CONDITION_PROGRESSING, "True", Reason.ROLLOUT_IN_PROGRESS, "creating Deployment"
             ),
-            ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected"),
+            ConditionSpec(api.CONDITION_DEGRADED, "False", Reason.AS_EXPECTED),
         ]
     rolled_out = w.current_generation and w.updated >= w.desired and w.replicas == w.desired
     if w.stalled:
         progressing = ConditionSpec(
-            api.CONDITION_PROGRESSING, "False", "RolloutStalled", "progress deadline exceeded"
+            api.CONDITION_PROGRESSING, "False", Reason.ROLLOUT_STALLED, "progress deadline exceeded"
         )
     elif rolled_out:
-        progressing = ConditionSpec(api.CONDITION_PROGRESSING, "False", "RolloutComplete")
+        progressing = ConditionSpec(api.CONDITION_PROGRESSING, "False", Reason.ROLLOUT_COMPLETE)
     else:
         progressing = ConditionSpec(
             api.CONDITION_PROGRESSING,
             "True",
-            "RolloutInProgress",
+            Reason.ROLLOUT_IN_PROGRESS,
             f"{w.updated}/{w.desired} updated, {w.replicas} total",
         )
     if w.desired == 0 and rolled_out:
         ready = ConditionSpec(
             api.CONDITION_READY,
             "True",
-            "ScaledToZero" if autoscaled else "Available",
+            Reason.SCALED_TO_ZERO if autoscaled else Reason.AVAILABLE,
             "no replicas requested",
         )
     elif rolled_out and w.available >= w.desired:
         ready = ConditionSpec(
-            api.CONDITION_READY, "True", "Available", f"{w.ready}/{w.desired} replicas ready"
+            api.CONDITION_READY, "True", Reason.AVAILABLE, f"{w.ready}/{w.desired} replicas ready"
         )
     else:
         ready = ConditionSpec(
             api.CONDITION_READY,
             "False",
-            "ReplicasNotReady",
+            Reason.REPLICAS_NOT_READY,
             f"{w.ready}/{w.desired} replicas ready",
         )
     if w.stalled or w.failure:
         degraded = ConditionSpec(
             api.CONDITION_DEGRADED,
             "True",
-            "RolloutStalled",
+            Reason.ROLLOUT_STALLED,
             w.failure or "progress deadline exceeded",
         )
     else:
-        degraded = ConditionSpec(api.CONDITION_DEGRADED, "False", "AsExpected")
+        degraded = ConditionSpec(api.CONDITION_DEGRADED, "False", Reason.AS_EXPECTED)
     return [ready, progressing, degraded]

@@ -1,10 +1,11 @@
 """Queue-depth autoscaling end to end: real kube-apiserver (kwok nodes), real Temporal dev server.
 
-The Builtin engine (`run_autoscaler`, the body of the operator's kopf daemon) runs in the test's
-event loop against a pool created from the generated CRD; its Deployment is rendered by the
-operator's own renderer. Workers are real `python -m worker_runtime` processes (kwok pods run no
-containers). KEDA and HPA objects rendered by `plan_autoscaling` are applied to the API server
-with the upstream CRDs the test bed installs.
+The whole operator engine (`handlers.Operator`: watch caches, reconciler, the Builtin scaler)
+runs in the test's event loop against a pool created from the generated CRD, scoped to the
+test's namespace: it creates the Deployment and scales it. Workers are real
+`python -m worker_runtime` processes (kwok pods run no containers). KEDA and HPA objects
+rendered by `plan_autoscaling` are applied to the API server with the upstream CRDs the test
+bed installs.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from temporalio.client import Client
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.handlers import Operator
 from workerpool_operator.kube import Kube
 from workerpool_operator.render.autoscaling import plan_autoscaling
-from workerpool_operator.render.deployment import render_deployment
-from workerpool_operator.scaling.autoscaler import run_autoscaler
 from workerpool_operator.scaling.backlog import BacklogPoller
 
 pytestmark = pytest.mark.e2e
@@ -50,15 +50,10 @@ def crd(kube_cluster: KubeCluster) -> None:
     )  # fmt: skip
 
 
-@pytest.fixture
-def kube(kube_cluster: KubeCluster, crd: None) -> Kube:
-    return Kube(kube_cluster.api_client())
-
-
 def create_pool(
-    cluster: KubeCluster, kube: Kube, namespace: str, name: str, spec: dict[str, Any]
+    cluster: KubeCluster, namespace: str, name: str, spec: dict[str, Any]
 ) -> api.TemporalWorkerPool:
-    """Create the pool through the API (CRD validation applies) and its Deployment."""
+    """Create the pool through the API (CRD validation applies)."""
     doc = {
         "apiVersion": api.API_VERSION,
         "kind": api.KIND,
@@ -66,32 +61,22 @@ def create_pool(
         "spec": {"workflows": [f"{APP}:ShortWorkflow"], **spec},
     }
     cluster.apply(doc)
-    body = kube.get(api.API_VERSION, api.KIND, namespace, name)
-    assert body is not None
-    return api.TemporalWorkerPool.from_body(body)
-
-
-def apply_deployment(kube: Kube, pool: api.TemporalWorkerPool) -> None:
-    """The Deployment as the reconciler renders it for an autoscaled pool (no spec.replicas)."""
-    kube.apply(render_deployment(pool, replicas=None))
+    return api.TemporalWorkerPool.from_body(cluster.get("twp", name, namespace=namespace))
 
 
 @contextlib.asynccontextmanager
-async def autoscaler(kube: Kube, namespace: str, name: str) -> AsyncIterator[None]:
-    """run_autoscaler as the kopf daemon runs it, stopped through its `stopped` flag."""
-    poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
-    stopped = asyncio.Event()
-
-    def body() -> dict[str, Any]:
-        return kube.get(api.API_VERSION, api.KIND, namespace, name) or {}
-
-    task = asyncio.create_task(run_autoscaler(kube, body, poller, stopped))
+async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
+    """The operator's engine (caches, reconciler, Builtin scaler) for one namespace."""
+    os.environ["KUBECONFIG"] = cluster.kubeconfig
+    op = Operator(Kube(), namespaces=[namespace], leader_elect=False, workers=4)
+    op.poller = op.scaler.poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
+    task = asyncio.create_task(op.run())
     try:
-        yield
+        await asyncio.wait_for(op.ready.wait(), timeout=60)
+        yield op
     finally:
-        stopped.set()
+        op.stop.set()
         await asyncio.wait_for(task, timeout=60)
-        await poller.close()
 
 
 async def eventually(
@@ -173,16 +158,14 @@ def workers(server: TemporalDevServer, queue: str, n: int, logs: Path) -> Iterat
 
 async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
     kube_cluster: KubeCluster,
-    kube: Kube,
     namespace: str,
     temporal: TemporalDevServer,
     tmp_path: Path,
 ) -> None:
     queue = f"as-{uuid.uuid4().hex[:8]}"
     name = "orders"
-    pool = create_pool(
+    create_pool(
         kube_cluster,
-        kube,
         namespace,
         name,
         {
@@ -198,10 +181,7 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
             },
         },
     )
-    apply_deployment(kube, pool)
-    assert replicas(kube_cluster, namespace, name) == 1  # the API server's default
-
-    async with autoscaler(kube, namespace, name):
+    async with operator(kube_cluster, namespace):
         # an idle queue: down to zero once the window has passed
         await eventually(
             lambda: replicas(kube_cluster, namespace, name) == 0, "idle pool scaled to 0"
@@ -274,13 +254,12 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
 
 
 async def test_gpu_pool_does_not_pile_up_pending_pods(
-    kube_cluster: KubeCluster, kube: Kube, namespace: str, temporal_server: TemporalDevServer
+    kube_cluster: KubeCluster, namespace: str, temporal_server: TemporalDevServer
 ) -> None:
     queue = f"gpu-{uuid.uuid4().hex[:8]}"
     name = "llm"
-    pool = create_pool(
+    create_pool(
         kube_cluster,
-        kube,
         namespace,
         name,
         {
@@ -298,10 +277,9 @@ async def test_gpu_pool_does_not_pile_up_pending_pods(
             },
         },
     )
-    apply_deployment(kube, pool)
     client = await Client.connect(temporal_server.address)
 
-    async with autoscaler(kube, namespace, name):
+    async with operator(kube_cluster, namespace):
         for i in range(3):
             await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
         await eventually(
@@ -351,9 +329,9 @@ def contains(want: Any, have: Any) -> bool:
 
 
 def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
-    kube_cluster: KubeCluster, kube: Kube, namespace: str
+    kube_cluster: KubeCluster, namespace: str
 ) -> None:
-    assert kube.served("keda.sh/v1alpha1", "ScaledObject"), "test bed installs KEDA's CRDs"
+    assert kube_cluster.exists("crd", "scaledobjects.keda.sh"), "test bed installs KEDA's CRDs"
     cases = {
         "keda-cloud": {
             "connection": {
@@ -375,15 +353,12 @@ def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
         },
     }
     for name, spec in cases.items():
-        pool = create_pool(kube_cluster, kube, namespace, name, {"taskQueue": name, **spec})
+        pool = create_pool(kube_cluster, namespace, name, {"taskQueue": name, **spec})
         plan = plan_autoscaling(pool, keda_installed=True)
         assert plan.children
         for child in plan.children:
-            kube.apply(child)  # raises on a schema rejection
-            live = kube.get(
-                child["apiVersion"], child["kind"], namespace, child["metadata"]["name"]
-            )
-            assert live is not None
+            kube_cluster.apply(child, server_side=True)  # raises on a schema rejection
+            live = kube_cluster.get(child["kind"].lower(), name, namespace=namespace)
             assert contains(child["spec"], live["spec"])  # stored as rendered, nothing pruned
 
     so = kube_cluster.get("scaledobject", "keda-cloud", namespace=namespace)

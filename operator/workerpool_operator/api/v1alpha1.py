@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from worker_runtime.contract import ENV_PREFIX, SHM_MOUNT_PATH, TLS_MOUNT_PATH
+from workerpool_operator.reasons import DOCS as _REASON_DOCS
 
 GROUP = "workerpools.io"
 VERSION = "v1alpha1"
@@ -974,37 +975,5 @@ CONDITION_AUTOSCALING = "AutoscalingReady"
 CONDITION_BACKLOG = "BacklogAvailable"
 CONDITION_GPU_CAPACITY = "GPUCapacityAvailable"
 
-REASONS: dict[str, str] = {
-    # Ready
-    "Available": "All desired replicas are updated and ready.",
-    "ScaledToZero": "The pool has no replicas because the autoscaler scaled it to zero.",
-    "ReplicasNotReady": "Fewer replicas are ready than desired.",
-    "InvalidSpec": "The spec passed admission but cannot be rendered; see the message.",
-    "ApplyFailed": "Writing a child object failed; see the message and operator logs.",
-    # Progressing
-    "RolloutInProgress": "The Deployment is rolling out a new template or scaling.",
-    "RolloutComplete": "The latest template is fully rolled out.",
-    "RolloutStalled": "The Deployment exceeded its progress deadline.",
-    # ServiceMonitorReady
-    "Created": "The child object exists and matches the spec.",
-    "CRDNotInstalled": "The prometheus-operator/KEDA CRD is not installed in the cluster.",
-    "Disabled": "The feature is turned off in the spec.",
-    # Autoscaling / backlog
-    "BacklogPolled": "Temporal reported the task-queue backlog.",
-    "TemporalUnavailable": "DescribeTaskQueue failed; replicas are held.",
-    "InsufficientGPU": "Pods are Pending for lack of schedulable GPUs.",
-    "GPUsScheduled": "Every GPU pod found a node.",
-    "CredentialsUnavailable": (
-        "A Secret named in spec.connection (TLS or API key) is missing or lacks a key; the "
-        "Builtin autoscaler cannot reach Temporal and holds replicas."
-    ),
-    "ResourceRequestsMissing": (
-        "HPA engine: a utilization target has no matching spec.resources.requests entry, so "
-        "the HPA cannot compute a percentage and does not scale."
-    ),
-    # Events on the pool (Builtin autoscaler); the message says why, e.g. "backlog 37 over 4 x 5"
-    "ScaledUp": "Event: the Builtin autoscaler raised the Deployment's replicas.",
-    "ScaledDown": "Event: the Builtin autoscaler lowered the Deployment's replicas.",
-    # Degraded
-    "AsExpected": "Nothing is wrong.",
-}
+# Reasons are one enum (workerpool_operator.reasons); this view keeps the documented API here.
+REASONS: dict[str, str] = {str(r): doc for r, doc in _REASON_DOCS.items()}

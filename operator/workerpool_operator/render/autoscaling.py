@@ -16,6 +16,7 @@ from workerpool_operator.api.v1alpha1 import (
     AutoscalingSpec,
     TemporalWorkerPool,
 )
+from workerpool_operator.reasons import Reason
 from workerpool_operator.render.common import Manifest, object_meta
 from workerpool_operator.status import ConditionSpec
 
@@ -167,7 +168,7 @@ def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> Autos
                     ConditionSpec(
                         CONDITION_AUTOSCALING,
                         "False",
-                        "CRDNotInstalled",
+                        Reason.CRD_NOT_INSTALLED,
                         "keda.sh/v1alpha1 ScaledObject CRD is not installed: install KEDA "
                         "(>= 2.17 for the temporal scaler) or set autoscaling.engine: Builtin",
                     )
@@ -186,7 +187,7 @@ def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> Autos
             )
         return AutoscalingPlan(
             children=children,
-            conditions=[ConditionSpec(CONDITION_AUTOSCALING, "True", "Created", message)],
+            conditions=[ConditionSpec(CONDITION_AUTOSCALING, "True", Reason.CREATED, message)],
         )
     # HPA
     hpa = render_hpa(pool)
@@ -195,7 +196,7 @@ def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> Autos
         condition = ConditionSpec(
             CONDITION_AUTOSCALING,
             "False",
-            "ResourceRequestsMissing",
+            Reason.RESOURCE_REQUESTS_MISSING,
             f"the HPA needs spec.resources.requests.{' and '.join(missing)} to compute "
             "utilization; it will not scale until they are set",
         )
@@ -203,7 +204,7 @@ def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> Autos
         condition = ConditionSpec(
             CONDITION_AUTOSCALING,
             "True",
-            "Created",
+            Reason.CREATED,
             f"HorizontalPodAutoscaler {pool.name} scales the Deployment on resource utilization",
         )
     return AutoscalingPlan(children=[hpa], conditions=[condition])

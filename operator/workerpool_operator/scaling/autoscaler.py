@@ -1,11 +1,13 @@
-"""The Builtin engine: poll backlog, decide, write Deployment replicas and the pool's status.
+"""The Builtin engine: observe -> decide -> report -> write, for every Builtin pool.
 
-`step` is one iteration for one pool; `run_autoscaler` loops it for a kopf daemon. The
-Kubernetes client is blocking, so every `Kube` call runs in a thread (`asyncio.to_thread`).
-Everything written here uses its own field manager (`workerpool-autoscaler`): the Deployment's
-`spec.replicas` (the reconciler never applies it for autoscaled pools) and the status fields
-`desiredReplicas`, `backlog`, `lastScaleTime` and the conditions AutoscalingReady,
-BacklogAvailable and GPUCapacityAvailable (server-side apply keeps each manager's entries apart).
+One operator-level loop (no per-pool kopf daemon, hence no finalizer on pools) polls each
+Builtin pool at its own period. A step observes the pool, its Deployment, its opted-in Secrets
+and its Pending GPU pods from the watch-fed caches (no GETs) and the backlog from Temporal
+(coalesced per connection and queue), decides with the pure `decide`, and writes only what
+changed, all under its own field manager (`workerpool-autoscaler`): the Deployment's
+`spec.replicas` and the status fields `desiredReplicas`, `backlog`, `lastScaleTime` and the
+conditions AutoscalingReady, BacklogAvailable and GPUCapacityAvailable (server-side apply keeps
+each manager's entries apart).
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from worker_runtime import contract
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.kube import Kube
-from workerpool_operator.render.common import selector_string
+from workerpool_operator.kinds import CREDENTIALS_LABEL, DEPLOYMENT, POD, POOL, POOL_STATUS
+from workerpool_operator.kube import Kube, NotLeader
+from workerpool_operator.plan import SCALER_MANAGER, engine_of
+from workerpool_operator.reasons import Reason
+from workerpool_operator.render.common import POOL_LABEL
 from workerpool_operator.scaling.backlog import (
     MIN_POLL_SECONDS,
     BacklogPoller,
@@ -37,11 +42,15 @@ from workerpool_operator.scaling.backlog import (
 from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
 from workerpool_operator.status import ConditionSpec, merge_conditions
 
+if TYPE_CHECKING:
+    from workerpool_operator.engine import Engine
+
 log = logging.getLogger(__name__)
 
-MANAGER = "workerpool-autoscaler"
+MANAGER = SCALER_MANAGER
 # Rewrite an unchanged status (only backlog age/observedAt moved) at most this often.
 STATUS_REFRESH_SECONDS = 60.0
+TICK_SECONDS = 0.25
 
 BACKLOG = Gauge(
     "workerpool_backlog", "Task-queue backlog the autoscaler last saw.", ["namespace", "pool"]
@@ -56,16 +65,8 @@ DECISIONS = Counter(
 )
 
 
-class Stopped(Protocol):
-    """kopf's `stopped` flag (DaemonStopped) or an asyncio.Event."""
-
-    def is_set(self) -> bool: ...
-
-    def wait(self) -> Awaitable[Any]: ...
-
-
 class CredentialsError(Exception):
-    """A Secret the connection needs is missing or lacks a key."""
+    """A Secret the connection needs is missing, not opted in, or lacks a key."""
 
 
 @dataclass
@@ -73,25 +74,36 @@ class PoolState:
     """What one pool's loop remembers between steps."""
 
     history: History = field(default_factory=History)
+    identity: tuple[str, str] | None = None  # (task queue, connection fingerprint)
     last_core: dict[str, Any] | None = None
     last_status_at: float = -1e9
     last_scale_time: str | None = None
+    next_at: float = 0.0
+    running: bool = False
 
 
 def _rfc3339(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _secret_value(kube: Kube, namespace: str, name: str, key: str) -> bytes | None:
-    secret = kube.get("v1", "Secret", namespace, name)
+def _secret_value(
+    secrets: Mapping[str, Mapping[str, Any]], namespace: str, name: str, key: str
+) -> bytes | None:
+    secret = secrets.get(name)
     if secret is None:
-        raise CredentialsError(f"Secret {namespace}/{name} not found")
+        raise CredentialsError(
+            f"Secret {namespace}/{name} not found among the Secrets labelled "
+            f"{CREDENTIALS_LABEL}=true: create it, or label it with "
+            f"`kubectl label secret -n {namespace} {name} {CREDENTIALS_LABEL}=true`"
+        )
     raw = (secret.get("data") or {}).get(key)
     return None if raw is None else base64.b64decode(raw)
 
 
-def connection_for(kube: Kube, pool: api.TemporalWorkerPool) -> Connection:
-    """The pool's Temporal connection with TLS material and API key read from its Secrets."""
+def connection_for(
+    pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping[str, Any]]
+) -> Connection:
+    """The pool's Temporal connection, TLS material and API key taken from its Secrets."""
     conn = pool.spec.connection
     ca = cert = key = None
     server_name = None
@@ -99,13 +111,13 @@ def connection_for(kube: Kube, pool: api.TemporalWorkerPool) -> Connection:
         server_name = conn.tls.server_name
         if conn.tls.secret_name:
             ns, name = pool.namespace, conn.tls.secret_name
-            ca = _secret_value(kube, ns, name, contract.TLS_CA_FILE)
-            cert = _secret_value(kube, ns, name, contract.TLS_CERT_FILE)
-            key = _secret_value(kube, ns, name, contract.TLS_KEY_FILE)
+            ca = _secret_value(secrets, ns, name, contract.TLS_CA_FILE)
+            cert = _secret_value(secrets, ns, name, contract.TLS_CERT_FILE)
+            key = _secret_value(secrets, ns, name, contract.TLS_KEY_FILE)
     api_key = None
     if conn.api_key_secret_ref is not None:
         ref = conn.api_key_secret_ref
-        value = _secret_value(kube, pool.namespace, ref.name, ref.key)
+        value = _secret_value(secrets, pool.namespace, ref.name, ref.key)
         if value is None:
             raise CredentialsError(f"Secret {pool.namespace}/{ref.name} has no key {ref.key}")
         api_key = value.decode().strip()
@@ -145,7 +157,7 @@ def _conditions(
     reading: Reading | None,
     decision: Decision,
     *,
-    problem: tuple[str, str] | None,
+    problem: tuple[Reason, str] | None,
     gpu: tuple[int, str] | None,
 ) -> list[ConditionSpec]:
     out: list[ConditionSpec] = []
@@ -156,21 +168,25 @@ def _conditions(
     elif reading is None or reading.backlog is None:
         message = f"holding {decision.replicas} replicas: {reading.error if reading else '?'}"
         out.append(
-            ConditionSpec(api.CONDITION_AUTOSCALING, "False", "TemporalUnavailable", message)
+            ConditionSpec(api.CONDITION_AUTOSCALING, "False", Reason.TEMPORAL_UNAVAILABLE, message)
         )
-        out.append(ConditionSpec(api.CONDITION_BACKLOG, "False", "TemporalUnavailable", message))
+        out.append(
+            ConditionSpec(api.CONDITION_BACKLOG, "False", Reason.TEMPORAL_UNAVAILABLE, message)
+        )
     else:
         b = reading.backlog
         wf = reading.workflow.backlog if reading.workflow else 0
         act = reading.activity.backlog if reading.activity else 0
         out.append(
-            ConditionSpec(api.CONDITION_AUTOSCALING, "True", "BacklogPolled", decision.message)
+            ConditionSpec(
+                api.CONDITION_AUTOSCALING, "True", Reason.BACKLOG_POLLED, decision.message
+            )
         )
         out.append(
             ConditionSpec(
                 api.CONDITION_BACKLOG,
                 "True",
-                "BacklogPolled",
+                Reason.BACKLOG_POLLED,
                 f"backlog {b.count} (workflow {wf}, activity {act}), {b.pollers} pollers",
             )
         )
@@ -181,203 +197,247 @@ def _conditions(
                 ConditionSpec(
                     api.CONDITION_GPU_CAPACITY,
                     "False",
-                    "InsufficientGPU",
+                    Reason.INSUFFICIENT_GPU,
                     f"{pending} pods Pending for lack of {pool.spec.gpu.resource_name}; not "
                     f"scaling up further: {message}",
                 )
             )
         else:
-            out.append(ConditionSpec(api.CONDITION_GPU_CAPACITY, "True", "GPUsScheduled"))
+            out.append(ConditionSpec(api.CONDITION_GPU_CAPACITY, "True", Reason.GPUS_SCHEDULED))
     return out
 
 
-async def step(
-    kube: Kube,
-    body: Mapping[str, Any],
-    poller: BacklogPoller,
-    state: PoolState,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-) -> Decision | None:
-    """One autoscaling iteration for one pool; None when the pool is not on the Builtin engine."""
-    try:
-        pool = api.TemporalWorkerPool.from_body(body)
-    except ValidationError:
-        return None  # the reconciler reports InvalidSpec
-    spec = pool.spec.autoscaling
-    if spec is None or spec.engine != "Builtin":
-        return None
-    ns, name = pool.namespace, pool.name
-    deployment = await asyncio.to_thread(kube.get, "apps/v1", "Deployment", ns, name)
-    if deployment is None:
-        return None  # the reconciler has not created it yet
-    dep_spec = deployment.get("spec") or {}
-    current = int(dep_spec["replicas"]) if dep_spec.get("replicas") is not None else 1
-    policy = Policy.from_spec(spec)
+class Scaler:
+    """Runs the Builtin engine for every Builtin pool in the engine's pool cache."""
 
-    gpu: tuple[int, str] | None = None
-    if pool.spec.gpu is not None:
-        pods = await asyncio.to_thread(kube.list, "v1", "Pod", ns, selector_string(pool))
-        gpu = unschedulable_gpu_pods(pods, pool.spec.gpu.resource_name)
+    def __init__(
+        self,
+        kube: Kube,
+        engine: Engine,
+        poller: BacklogPoller,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.engine = engine
+        self.poller = poller
+        self.clock = clock
+        self.states: dict[tuple[str, str], PoolState] = {}
+        self._builtin: set[tuple[str, str]] = set()
+        self._released: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        engine._on_pool.append(self.pool_event)
+        for key in engine.store(POOL).list_keys():
+            body = engine.store(POOL).get(*key)
+            if body is not None:
+                self.pool_event(key, "ADDED", body)
 
-    problem: tuple[str, str] | None = None
-    reading: Reading | None = None
-    try:
-        conn = await asyncio.to_thread(connection_for, kube, pool)
-    except CredentialsError as exc:
-        problem = ("CredentialsUnavailable", f"holding {current} replicas: {exc}")
-        observation = Observation(current, None, error=str(exc))
-    else:
-        reading = await poller.observe(
-            conn,
-            pool.spec.task_queue,
-            max_age=poll_period(spec.poll_interval_seconds),
-            # the guard's count only matters on the way to zero (visibility is rate limited)
-            count_running=policy.min_replicas == 0 and current > 0 and bool(pool.spec.workflows),
+    def pool_event(self, key: tuple[str, str], type_: str, body: Mapping[str, Any]) -> None:
+        """Track which pools are Builtin (the informer calls this on every pool event)."""
+        autoscaling = (body.get("spec") or {}).get("autoscaling")
+        builtin = (
+            type_ != "DELETED"
+            and isinstance(autoscaling, Mapping)
+            and autoscaling.get("engine", "Builtin") == "Builtin"
+            and not (body.get("metadata") or {}).get("deletionTimestamp")
         )
-        observation = Observation(
-            current,
-            reading.backlog,
-            error=reading.error,
-            replica_ceiling=current if gpu and gpu[0] else None,
-        )
-    decision = decide(observation, state.history, policy, clock())
-    state.history = decision.history
-
-    DECISIONS.labels(ns, name, decision.direction).inc()
-    DESIRED.labels(ns, name).set(decision.replicas)
-    if decision.backlog is not None:
-        BACKLOG.labels(ns, name).set(decision.backlog)
-
-    if decision.replicas != current:
-        await asyncio.to_thread(
-            kube.patch_replicas, "apps/v1", "Deployment", ns, name, decision.replicas, MANAGER
-        )
-        state.last_scale_time = _rfc3339(time.time())
-        log.info("scaled %s/%s: %s", ns, name, decision.message)
-        involved = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
-        with contextlib.suppress(Exception):  # an Event is best effort
-            await asyncio.to_thread(
-                kube.event,
-                involved,
-                reason="ScaledUp" if decision.replicas > current else "ScaledDown",
-                message=decision.message,
-            )
-
-    await _write_status(kube, body, pool, state, reading, decision, problem, gpu, clock())
-    return decision
-
-
-async def _write_status(
-    kube: Kube,
-    body: Mapping[str, Any],
-    pool: api.TemporalWorkerPool,
-    state: PoolState,
-    reading: Reading | None,
-    decision: Decision,
-    problem: tuple[str, str] | None,
-    gpu: tuple[int, str] | None,
-    now: float,
-) -> None:
-    live = dict(body.get("status") or {})
-    conditions = _conditions(pool, reading, decision, problem=problem, gpu=gpu)
-    core: dict[str, Any] = {
-        "desiredReplicas": decision.replicas,
-        "backlog": decision.backlog,
-        "conditions": [(c.type, c.status, c.reason, c.message) for c in conditions],
-        "lastScaleTime": state.last_scale_time,
-    }
-    if core == state.last_core and now - state.last_status_at < STATUS_REFRESH_SECONDS:
-        return
-    status: dict[str, Any] = {
-        "desiredReplicas": decision.replicas,
-        "conditions": merge_conditions(
-            live.get("conditions") or [],
-            conditions,
-            generation=pool.generation,
-            now=_rfc3339(time.time()),
-        ),
-    }
-    if reading is not None and reading.backlog is not None and decision.backlog is not None:
-        status["backlog"] = {
-            "count": decision.backlog,
-            "ageSeconds": round(reading.backlog.age_seconds, 1),
-            "observedAt": _rfc3339(reading.observed_at),
-        }
-    elif live.get("backlog"):
-        status["backlog"] = live["backlog"]  # keep the last known reading during an outage
-    last_scale = state.last_scale_time or live.get("lastScaleTime")
-    if last_scale:
-        status["lastScaleTime"] = last_scale
-    await asyncio.to_thread(
-        kube.apply_status,
-        api.API_VERSION,
-        api.KIND,
-        pool.namespace,
-        pool.name,
-        status,
-        live,
-        manager=MANAGER,
-    )
-    state.last_core, state.last_status_at = core, now
-
-
-async def _sleep(stopped: Stopped, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.ensure_future(stopped.wait()), timeout=seconds)
-
-
-async def run_autoscaler(
-    kube: Kube,
-    body_getter: Callable[[], Mapping[str, Any]],
-    poller: BacklogPoller,
-    stopped: Stopped,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Loop `step` every poll period until `stopped` is set (a kopf daemon's body).
-
-    `body_getter` returns the pool's latest body (kopf's daemon `body` is kept current, so
-    `lambda: body` works). Errors are logged and retried next period; they never end the loop.
-    """
-    state = PoolState()
-    ns = name = ""
-    try:
-        while not stopped.is_set():
-            body = body_getter()
-            meta = body.get("metadata") or {}
-            ns, name = str(meta.get("namespace")), str(meta.get("name"))
-            period = MIN_POLL_SECONDS
-            with contextlib.suppress(Exception):
-                period = poll_period(body["spec"]["autoscaling"]["pollIntervalSeconds"])
-            try:
-                await step(kube, body, poller, state, clock=clock)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("autoscaler step failed for %s/%s", ns, name)
-            await _sleep(stopped, period)
-    finally:
-        if name:
+        if builtin:
+            self._builtin.add(key)
+            self._released.discard(key)
+            state = self.states.get(key)
+            if state is not None and type_ == "MODIFIED":
+                state.next_at = 0.0  # a spec change is looked at now, not a period later
+        elif key in self._builtin:
+            self._builtin.discard(key)
+            self.states.pop(key, None)
             for gauge in (BACKLOG, DESIRED):
                 with contextlib.suppress(KeyError):
-                    gauge.remove(ns, name)
+                    gauge.remove(*key)
+            if type_ != "DELETED":
+                self._released.add(key)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: start a step for every Builtin pool whose period is due."""
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                for key in list(self._builtin):
+                    state = self.states.setdefault(key, PoolState())
+                    if state.running or now < state.next_at:
+                        continue
+                    state.running = True
+                    self._spawn(self._step_logged(key, state))
+                for key in list(self._released):
+                    self._released.discard(key)
+                    self._spawn(self._release(key))
+                self.poller.evict_idle()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _step_logged(self, key: tuple[str, str], state: PoolState) -> None:
+        period = MIN_POLL_SECONDS
+        try:
+            body = self.engine.store(POOL).get(*key)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(_release_if_switched, kube, body_getter())
+                period = poll_period((body or {})["spec"]["autoscaling"]["pollIntervalSeconds"])
+            await self.step(key, state)
+        except NotLeader:
+            pass
+        except Exception:
+            log.exception("autoscaler step failed for %s/%s", *key)
+        finally:
+            state.next_at = self.clock() + period
+            state.running = False
 
+    async def step(self, key: tuple[str, str], state: PoolState) -> Decision | None:
+        """One observe -> decide -> report -> write round for one pool."""
+        ns, name = key
+        body = self.engine.store(POOL).get(ns, name)
+        if body is None:
+            return None
+        try:
+            pool = api.TemporalWorkerPool.from_body(body)
+        except ValidationError:
+            return None  # the reconciler reports InvalidSpec
+        spec = pool.spec.autoscaling
+        if spec is None or engine_of(pool) != "Builtin":
+            return None
+        if self.engine.namespace_terminating(ns):
+            return None
+        deployment = self.engine.store(DEPLOYMENT).get(ns, name)
+        if deployment is None:
+            return None  # the reconciler has not created it yet
+        dep_spec = deployment.get("spec") or {}
+        current = int(dep_spec["replicas"]) if dep_spec.get("replicas") is not None else 1
+        policy = Policy.from_spec(spec)
 
-def _release_if_switched(kube: Kube, body: Mapping[str, Any]) -> None:
-    """The pool left the Builtin engine: drop our status fields and conditions.
+        gpu: tuple[int, str] | None = None
+        if pool.spec.gpu is not None:
+            pods = [
+                p
+                for p in self.engine.store(POD).values()
+                if (p.get("metadata") or {}).get("namespace") == ns
+                and ((p.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL) == name
+            ]
+            gpu = unschedulable_gpu_pods(pods, pool.spec.gpu.resource_name)
 
-    Applying an empty status with our field manager removes exactly what this manager owned.
-    Not on operator shutdown or pool deletion: the status stays true until we run again.
-    """
-    meta = body.get("metadata") or {}
-    if not meta.get("name") or meta.get("deletionTimestamp"):
-        return
-    autoscaling = (body.get("spec") or {}).get("autoscaling") or {}
-    if autoscaling and autoscaling.get("engine", "Builtin") == "Builtin":
-        return
-    kube.apply_status(
-        api.API_VERSION, api.KIND, meta["namespace"], meta["name"], {}, None, manager=MANAGER
-    )
+        problem: tuple[Reason, str] | None = None
+        reading: Reading | None = None
+        try:
+            conn = connection_for(pool, self.engine.secrets_in(ns))
+        except CredentialsError as exc:
+            problem = (Reason.CREDENTIALS_UNAVAILABLE, f"holding {current} replicas: {exc}")
+            observation = Observation(current, None, error=str(exc))
+        else:
+            identity = (pool.spec.task_queue, conn.fingerprint())
+            if state.identity is not None and state.identity != identity:
+                state.history = History()  # another queue or server: old history means nothing
+            state.identity = identity
+            reading = await self.poller.observe(
+                conn,
+                pool.spec.task_queue,
+                max_age=poll_period(spec.poll_interval_seconds),
+                # the guard's count only matters on the way to zero (visibility is rate limited)
+                count_running=policy.min_replicas == 0
+                and current > 0
+                and bool(pool.spec.workflows),
+            )
+            observation = Observation(
+                current,
+                reading.backlog,
+                error=reading.error,
+                replica_ceiling=current if gpu and gpu[0] else None,
+            )
+        decision = decide(observation, state.history, policy, self.clock())
+        state.history = decision.history
+
+        DECISIONS.labels(ns, name, decision.direction).inc()
+        DESIRED.labels(ns, name).set(decision.replicas)
+        if decision.backlog is not None:
+            BACKLOG.labels(ns, name).set(decision.backlog)
+
+        if decision.replicas != current:
+            await self.kube.apply(
+                {
+                    "apiVersion": DEPLOYMENT.api_version,
+                    "kind": DEPLOYMENT.kind,
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"replicas": decision.replicas},
+                },
+                manager=MANAGER,
+            )
+            state.last_scale_time = _rfc3339(time.time())
+            log.info("scaled %s/%s: %s", ns, name, decision.message)
+            involved = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
+            with contextlib.suppress(Exception):  # an Event is best effort
+                await self.kube.event(
+                    involved,
+                    reason=Reason.SCALED_UP if decision.replicas > current else Reason.SCALED_DOWN,
+                    message=decision.message,
+                )
+
+        await self._write_status(body, pool, state, reading, decision, problem, gpu, self.clock())
+        return decision
+
+    async def _write_status(
+        self,
+        body: Mapping[str, Any],
+        pool: api.TemporalWorkerPool,
+        state: PoolState,
+        reading: Reading | None,
+        decision: Decision,
+        problem: tuple[Reason, str] | None,
+        gpu: tuple[int, str] | None,
+        now: float,
+    ) -> None:
+        live = dict(body.get("status") or {})
+        conditions = _conditions(pool, reading, decision, problem=problem, gpu=gpu)
+        core: dict[str, Any] = {
+            "desiredReplicas": decision.replicas,
+            "backlog": decision.backlog,
+            "conditions": [(c.type, c.status, c.reason, c.message) for c in conditions],
+            "lastScaleTime": state.last_scale_time,
+        }
+        if core == state.last_core and now - state.last_status_at < STATUS_REFRESH_SECONDS:
+            return
+        status: dict[str, Any] = {
+            "desiredReplicas": decision.replicas,
+            "conditions": merge_conditions(
+                live.get("conditions") or [],
+                conditions,
+                generation=pool.generation,
+                now=_rfc3339(time.time()),
+            ),
+        }
+        if reading is not None and reading.backlog is not None and decision.backlog is not None:
+            status["backlog"] = {
+                "count": decision.backlog,
+                "ageSeconds": round(reading.backlog.age_seconds, 1),
+                "observedAt": _rfc3339(reading.observed_at),
+            }
+        elif live.get("backlog"):
+            status["backlog"] = live["backlog"]  # keep the last known reading during an outage
+        last_scale = state.last_scale_time or live.get("lastScaleTime")
+        if last_scale:
+            status["lastScaleTime"] = last_scale
+        await self.kube.apply_status(
+            POOL_STATUS, pool.namespace, pool.name, status, manager=MANAGER
+        )
+        state.last_core, state.last_status_at = core, now
+
+    async def _release(self, key: tuple[str, str]) -> None:
+        """The pool left the Builtin engine: drop our status fields and conditions.
+
+        Applying an empty status with our field manager removes exactly what this manager owned.
+        """
+        with contextlib.suppress(Exception):
+            await self.kube.apply_status(POOL_STATUS, key[0], key[1], {}, manager=MANAGER)

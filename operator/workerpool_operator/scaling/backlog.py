@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter as CallCounter
@@ -54,6 +55,8 @@ MIN_POLL_SECONDS = SERVER_STATS_CACHE_SECONDS + 0.25
 COUNT_MAX_AGE_SECONDS = 15.0
 RPC_TIMEOUT_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 60.0
+# A Temporal client nobody asked through for this long is dropped.
+CLIENT_IDLE_SECONDS = 600.0
 
 TEMPORAL_CALLS = Counter(
     "workerpool_temporal_calls_total",
@@ -83,6 +86,22 @@ class Connection:
     client_key: bytes | None = field(default=None, repr=False)
     server_name: str | None = None
     api_key: str | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> str:
+        """Identifies the credentials too: readings and back-off are never shared across them."""
+        material = repr(
+            (
+                self.address,
+                self.namespace,
+                self.tls,
+                self.server_root_ca,
+                self.client_cert,
+                self.client_key,
+                self.server_name,
+                self.api_key,
+            )
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     def tls_config(self) -> bool | TLSConfig:
         if not self.tls:
@@ -161,7 +180,9 @@ class BacklogPoller:
         self._connect = connect
         self._clients: dict[Connection, Client] = {}
         self._client_lock = asyncio.Lock()
-        self._entries: dict[QueueKey, _Entry] = {}
+        self._client_used: dict[Connection, float] = {}
+        # By (credentials fingerprint, task queue): tenants never see each other's readings.
+        self._entries: dict[tuple[str, str], _Entry] = {}
         self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
 
     async def observe(
@@ -178,7 +199,8 @@ class BacklogPoller:
         `max_age` does not just miss it) is returned from the cache.
         """
         key = (conn.address, conn.namespace, task_queue)
-        entry = self._entries.setdefault(key, _Entry())
+        entry = self._entries.setdefault((conn.fingerprint(), task_queue), _Entry())
+        self._client_used[conn] = self._clock()
         if entry.inflight is not None:
             return await asyncio.shield(entry.inflight)
         now = self._clock()
@@ -202,6 +224,25 @@ class BacklogPoller:
                     await entry.inflight
         self._entries.clear()
         self._clients.clear()
+        self._client_used.clear()
+
+    def evict_idle(self, idle_seconds: float = CLIENT_IDLE_SECONDS) -> int:
+        """Drop clients (and their readings) unused for `idle_seconds`: rotated credentials,
+        renamed queues and deleted pools leave them behind. Returns how many were dropped."""
+        now = self._clock()
+        stale = [c for c, used in self._client_used.items() if now - used > idle_seconds]
+        for conn in stale:
+            self._client_used.pop(conn, None)
+            self._clients.pop(conn, None)  # the SDK closes the connection when dropped
+            fp = conn.fingerprint()
+            for key in [k for k in self._entries if k[0] == fp]:
+                entry = self._entries[key]
+                if entry.inflight is None:
+                    del self._entries[key]
+        return len(stale)
+
+    def client_count(self) -> int:
+        return len(self._clients)
 
     async def _client(self, conn: Connection) -> Client:
         async with self._client_lock:
@@ -284,8 +325,11 @@ class BacklogPoller:
             )
 
         async def count() -> None:
+            if not want_count:
+                return
             quoted = _quote(task_queue)
-            if not want_count or quoted is None:
+            if quoted is None:  # cannot ask safely: unknown, so the zero guard assumes busy
+                entry.count_failed = True
                 return
             self.calls[key] += 1
             try:
@@ -320,7 +364,7 @@ class BacklogPoller:
     def debug_state(self) -> dict[str, Any]:
         """Cache state per queue, for logs and tests."""
         return {
-            "/".join(k): {
+            "/".join(k[1:]): {
                 "failures": e.failures,
                 "error": e.last.error if e.last else None,
                 "backlog": e.last.backlog.count if e.last and e.last.backlog else None,

@@ -4,7 +4,8 @@ No I/O, no clock: the caller passes what Temporal said (`Observation`), what was
 (`History`), the pool's policy and `now` (seconds on any monotonic clock).
 
 Rules, in order:
-1. Temporal error or no reading: keep the current replicas (never scale blind).
+1. Temporal error or no reading: keep the current replicas (never scale blind), clamped into
+   [minReplicas, maxReplicas]: the bounds are the user's, and hold without a reading.
 2. Idle reset: Temporal unloads an idle task queue after ~5 min and then reports backlog 0 until
    something reloads it. Tasks only leave a backlog by being dispatched to a poller, so a drop
    to 0 with no pollers and no dispatches is not trusted: the last trusted backlog is used.
@@ -120,6 +121,15 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
     reading = observation.backlog
     if observation.error is not None or reading is None:
         why = observation.error or "no backlog reading"
+        held = min(max(current, policy.min_replicas), policy.max_replicas)
+        if held != current:
+            return Decision(
+                held,
+                f"Temporal unavailable ({why}); {current} is outside "
+                f"[{policy.min_replicas}, {policy.max_replicas}]: scaling to {held}",
+                history,
+                direction="up" if held > current else "down",
+            )
         return Decision(current, f"Temporal unavailable ({why}); holding {current}", history)
 
     count = reading.count

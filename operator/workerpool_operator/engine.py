@@ -1,0 +1,433 @@
+"""The engine: watch-fed caches, a work queue of pool keys, and the executor of Plans.
+
+Every event (a pool, a child, an opted-in Secret, a CRD appearing) only puts a pool key on the
+queue. Workers take keys, plan from the caches (`plan.plan`, pure) and carry the plan out:
+server-side apply of what differs, prune, status. A key is never worked on by two workers at
+once, and a burst of events for one pool collapses into one reconcile (client-go's workqueue
+rules). A pool whose children are current costs no request. Only the leader works the queue
+and runs the scaler; a standby keeps its caches warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from workerpool_operator import metrics
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.cache import Informer, Key, Store
+from workerpool_operator.diff import is_subset
+from workerpool_operator.kinds import (
+    CHILDREN,
+    CRD,
+    NAMESPACE,
+    POD,
+    POOL,
+    POOL_STATUS,
+    SCALED_OBJECT,
+    SECRET,
+    SERVICE_MONITOR,
+    TRIGGER_AUTH,
+    Kind,
+)
+from workerpool_operator.kube import ApiError, Kube, NotLeader
+from workerpool_operator.plan import (
+    ChildWrite,
+    Observed,
+    Outcome,
+    Plan,
+    adoptable,
+    conflict_message,
+    controlled_by,
+    finish,
+    plan,
+)
+from workerpool_operator.reasons import Reason
+from workerpool_operator.render import Capabilities
+from workerpool_operator.render.common import POOL_LABEL
+from workerpool_operator.status import now_rfc3339
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_SECONDS = 300.0
+
+
+class WorkQueue:
+    """Deduplicating queue: a key is queued at most once and processed by one worker at a time."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._dirty: set[Key] = set()
+        self._processing: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+
+    def __len__(self) -> int:
+        return len(self._dirty)
+
+    def add(self, key: Key) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.put_nowait(key)
+        metrics.QUEUE_DEPTH.set(len(self._dirty))
+
+    def add_after(self, key: Key, delay: float) -> None:
+        if key in self._timers:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.add(key)
+
+        self._timers[key] = loop.call_later(delay, fire)
+
+    def retry(self, key: Key) -> float:
+        """Requeue a failed key with exponential backoff; the delay chosen."""
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        delay = min(RETRY_BASE_SECONDS * 2.0**n, RETRY_MAX_SECONDS)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: Key) -> None:
+        self._failures.pop(key, None)
+
+    async def get(self) -> Key:
+        key = await self._queue.get()
+        self._processing.add(key)
+        self._dirty.discard(key)
+        metrics.QUEUE_DEPTH.set(len(self._dirty))
+        return key
+
+    def done(self, key: Key) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.put_nowait(key)
+
+    def idle(self) -> bool:
+        return not self._dirty and not self._processing
+
+
+@dataclass
+class Engine:
+    kube: Kube
+    namespaces: list[str] | None = None  # None: every namespace
+    workers: int = 16
+    resync_seconds: float = 300.0
+    stores: dict[Kind, Store] = field(default_factory=dict)
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    caps: Capabilities = field(default_factory=Capabilities)
+    reconciles: int = 0
+    _informers: dict[Kind, list[asyncio.Task[None]]] = field(default_factory=dict)
+    _synced: dict[Kind, list[asyncio.Event]] = field(default_factory=dict)
+    _on_pool: list[Any] = field(default_factory=list)
+
+    # --- caches -------------------------------------------------------------------------
+
+    def store(self, kind: Kind) -> Store:
+        return self.stores.setdefault(kind, Store())
+
+    def _start_informers(self, kind: Kind) -> None:
+        if kind in self._informers:
+            return
+        scopes: Iterable[str | None] = (
+            [None] if self.namespaces is None or not kind.namespaced else self.namespaces
+        )
+        tasks, synced = [], []
+        for ns in scopes:
+            inf = Informer(self.kube, kind, self.store(kind), self._on_event, namespace=ns)
+            tasks.append(asyncio.create_task(inf.run(), name=f"informer-{kind.plural}-{ns}"))
+            synced.append(inf.synced)
+        self._informers[kind] = tasks
+        self._synced[kind] = synced
+
+    def _stop_informers(self, kind: Kind) -> None:
+        for task in self._informers.pop(kind, []):
+            task.cancel()
+        self._synced.pop(kind, None)
+        self.stores.pop(kind, None)
+
+    def synced(self, kind: Kind) -> bool:
+        events = self._synced.get(kind) or []
+        return bool(events) and all(e.is_set() for e in events)
+
+    async def wait_synced(self, kinds: Iterable[Kind]) -> None:
+        for kind in kinds:
+            for event in self._synced.get(kind, []):
+                await event.wait()
+
+    def _optional_kinds(self) -> list[Kind]:
+        return [k for k in CHILDREN if k.crd is not None]
+
+    def _established(self) -> set[str]:
+        return {
+            str(c["metadata"]["name"]) for c in self.store(CRD).values() if c.get("established")
+        }
+
+    async def _follow_crds(self) -> None:
+        """Start or stop the informer of an optional child kind as its CRD comes and goes."""
+        established = self._established()
+        changed = False
+        for kind in self._optional_kinds():
+            if kind.crd in established and kind not in self._informers:
+                self._start_informers(kind)
+                changed = True
+            elif kind.crd not in established and kind in self._informers:
+                self._stop_informers(kind)
+                changed = True
+        if changed:
+            await self.wait_synced(self._optional_kinds())
+            caps = Capabilities(
+                service_monitor=self.synced(SERVICE_MONITOR),
+                keda=self.synced(SCALED_OBJECT) and self.synced(TRIGGER_AUTH),
+            )
+            if caps != self.caps:
+                log.info("capabilities changed", extra={"capabilities": caps.__dict__})
+                self.caps = caps
+                for key in self.store(POOL).list_keys():
+                    self.queue.add(key)
+
+    def _on_event(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
+        """Informer callback (synchronous, cheap): map the object to the pool keys it affects."""
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        if kind is POOL:
+            metrics.POOLS.set(len(self.store(POOL)))
+            self.queue.add((ns, name))
+            for callback in self._on_pool:
+                callback((ns, name), type_, obj)
+        elif kind in CHILDREN:
+            pool = (meta.get("labels") or {}).get(POOL_LABEL) or name
+            if self.store(POOL).get(ns, pool) is not None:
+                self.queue.add((ns, pool))
+        elif kind is SECRET:
+            for key in self.pools_referencing(ns, name):
+                self.queue.add(key)
+        elif kind is CRD:
+            self._crd_changed.set()
+
+    def pools_referencing(self, namespace: str, secret: str) -> list[Key]:
+        out = []
+        for key in self.store(POOL).list_keys():
+            if key[0] != namespace:
+                continue
+            body = self.store(POOL).get(*key) or {}
+            conn = (body.get("spec") or {}).get("connection") or {}
+            names = {
+                ((conn.get("tls") or {}).get("secretName")),
+                ((conn.get("apiKeySecretRef") or {}).get("name")),
+            }
+            if secret in names:
+                out.append(key)
+        return out
+
+    def secrets_in(self, namespace: str) -> dict[str, dict[str, Any]]:
+        store = self.stores.get(SECRET)
+        if store is None:
+            return {}
+        return {k[1]: v for k in store.list_keys() if k[0] == namespace and (v := store.get(*k))}
+
+    def namespace_terminating(self, namespace: str) -> bool:
+        obj = self.store(NAMESPACE).get("", namespace)
+        if obj is None:
+            return False
+        return bool(obj["metadata"].get("deletionTimestamp")) or (
+            (obj.get("status") or {}).get("phase") == "Terminating"
+        )
+
+    # --- the executor -------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> bool:
+        """Converge one pool from the caches; True when a write failed and should be retried."""
+        ns, name = key
+        body = self.store(POOL).get(ns, name)
+        if body is None:
+            return False
+        start = time.perf_counter()
+        self.reconciles += 1
+        observed = Observed(
+            children={
+                kind: (self.stores[kind].get(ns, name) if kind in self.stores else None)
+                for kind in CHILDREN
+            },
+            secrets=self.secrets_in(ns),
+        )
+        p = plan(body, self.caps, observed, namespace_terminating=self.namespace_terminating(ns))
+        try:
+            if p.drop_finalizer is not None:
+                await self._drop_finalizer(ns, name, p.drop_finalizer)
+            if not p.act:
+                return False
+            outcome = await self._execute(ns, name, p)
+            await self._write_status(body, p, outcome)
+        except NotLeader:
+            return False
+        except ApiError as exc:
+            metrics.RECONCILES.labels("error").inc()
+            log.warning("reconcile of %s/%s failed: %s", ns, name, exc.sentence())
+            return True
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - start)
+        failed = bool(outcome.failures)
+        metrics.RECONCILES.labels("error" if failed else "success").inc()
+        return failed
+
+    async def _drop_finalizer(self, ns: str, name: str, index: int) -> None:
+        """Pools made before 0.2 carry kopf's finalizer; without timers nothing needs it."""
+        from workerpool_operator.plan import LEGACY_FINALIZER
+
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": LEGACY_FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        with contextlib.suppress(ApiError):  # 422: the list changed meanwhile; next event
+            await self.kube.patch(
+                POOL, ns, name, ops, content_type="application/json-patch+json", verb="finalizer"
+            )
+
+    async def _execute(self, ns: str, name: str, p: Plan) -> Outcome:
+        outcome = Outcome()
+        assert p.pool is not None
+        pool = p.pool
+        if p.handover is not None:
+            h = p.handover
+            patch = {"spec": {"replicas": h.replicas}}
+            from workerpool_operator.kinds import DEPLOYMENT
+
+            if h.apply:
+                await self.kube.apply(
+                    {
+                        "apiVersion": DEPLOYMENT.api_version,
+                        "kind": DEPLOYMENT.kind,
+                        "metadata": {"name": name, "namespace": ns},
+                        **patch,
+                    },
+                    manager=h.manager,
+                )
+            else:
+                await self.kube.patch(DEPLOYMENT, ns, name, patch, manager=h.manager, verb="scale")
+            log.info(
+                "handed spec.replicas over",
+                extra={"pool": f"{ns}/{name}", "replicas": h.replicas, "to": h.manager},
+            )
+
+        async def write(w: ChildWrite) -> None:
+            if not w.known:
+                live = await self.kube.get(w.kind, ns, name)
+                if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
+                    outcome.conflicts[w.kind] = conflict_message(w.kind, ns, name)
+                    return
+            try:
+                await self.kube.apply(w.manifest)
+            except ApiError as exc:
+                if exc.status in (401, 403) or exc.status >= 500:
+                    raise
+                outcome.failures[w.kind] = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
+                metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
+
+        await asyncio.gather(*(write(w) for w in p.writes))
+        for kind, uid in p.prune:
+            await self.kube.delete(kind, ns, name, uid=uid)
+        return outcome
+
+    async def _write_status(self, body: dict[str, Any], p: Plan, outcome: Outcome) -> None:
+        meta = body["metadata"]
+        live = body.get("status") or {}
+        generation = int(meta.get("generation") or 0)
+        status = finish(p, outcome, live, generation=generation, now=now_rfc3339())
+        ready_before: dict[str, Any] = next(
+            (c for c in live.get("conditions") or [] if c.get("type") == api.CONDITION_READY), {}
+        )
+        ready_now = next(c for c in status["conditions"] if c["type"] == api.CONDITION_READY)
+        if is_subset(status, live):
+            return
+        await self.kube.apply_status(POOL_STATUS, meta["namespace"], meta["name"], status)
+        problem = ready_now["reason"] in (
+            Reason.INVALID_SPEC,
+            Reason.APPLY_FAILED,
+            Reason.NAME_CONFLICT,
+        )
+        if problem and (
+            ready_before.get("reason") != ready_now["reason"]
+            or ready_before.get("message") != ready_now["message"]
+        ):
+            metrics.ERRORS.labels(ready_now["reason"]).inc()
+            with contextlib.suppress(Exception):  # an Event is best effort
+                await self.kube.event(
+                    {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
+                    reason=ready_now["reason"],
+                    message=ready_now["message"],
+                    type_="Warning",
+                )
+
+    # --- running --------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                if await self.reconcile(key):
+                    self.queue.retry(key)
+                else:
+                    self.queue.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile of %s/%s crashed", *key)
+                metrics.RECONCILES.labels("error").inc()
+                self.queue.retry(key)
+            finally:
+                self.queue.done(key)
+
+    async def _resync(self, stop: asyncio.Event) -> None:
+        """Safety net: look at every pool again now and then (free when all is current)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.resync_seconds)
+            for key in self.store(POOL).list_keys():
+                self.queue.add(key)
+
+    async def _crd_loop(self) -> None:
+        while True:
+            await self._crd_changed.wait()
+            self._crd_changed.clear()
+            await self._follow_crds()
+
+    async def start_caches(self) -> None:
+        """Start every informer and wait for the first full listing of each."""
+        self._crd_changed = asyncio.Event()
+        for kind in (POOL, *[k for k in CHILDREN if k.crd is None], SECRET, POD, NAMESPACE, CRD):
+            self._start_informers(kind)
+        self._crd_task = asyncio.create_task(self._crd_loop(), name="crd-follower")
+        await self.wait_synced([POOL, *[k for k in CHILDREN if k.crd is None], SECRET, NAMESPACE])
+        await self.wait_synced([CRD])
+        await self._follow_crds()
+
+    async def work(self, stop: asyncio.Event) -> None:
+        """Reconcile until `stop` (run only while leading)."""
+        for key in self.store(POOL).list_keys():  # one look at every pool on taking over
+            self.queue.add(key)
+        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+        tasks.append(asyncio.create_task(self._resync(stop)))
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        for kind in list(self._informers):
+            self._stop_informers(kind)
+        task = getattr(self, "_crd_task", None)
+        if task is not None:
+            task.cancel()

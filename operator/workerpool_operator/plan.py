@@ -1,0 +1,330 @@
+"""Plan one pool's reconcile: (pool, capabilities, observed) -> Plan. Pure: no I/O, no clock.
+
+The executor (`engine.py`) only carries a Plan out, then `finish` folds what happened (a write
+refused, a foreign object found under the pool's name) into the status. Everything a user
+would notice about a reconcile is decided here and table-tested in tests/unit/test_plan.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.diff import up_to_date, with_hash
+from workerpool_operator.kinds import (
+    CHILDREN,
+    DEPLOYMENT,
+    GPU_POD_LABEL,
+    REPLICAS_OWNERS,
+    Kind,
+    child,
+)
+from workerpool_operator.reasons import Reason
+from workerpool_operator.render import Capabilities, desired_children
+from workerpool_operator.render.autoscaling import plan_autoscaling
+from workerpool_operator.render.common import selector_string
+from workerpool_operator.status import (
+    ConditionSpec,
+    merge_conditions,
+    workload_conditions,
+    workload_from_deployment,
+)
+
+Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
+
+FIELD_MANAGER = "workerpool-operator"
+SCALER_MANAGER = "workerpool-autoscaler"
+# Update-operation owner of spec.replicas while KEDA/HPA take over (see `Handover`).
+HANDOVER_MANAGER = "workerpool-handover"
+ADOPT_ANNOTATION = "workerpools.io/adopt"
+LEGACY_FINALIZER = f"{api.GROUP}/finalizer"
+CREDENTIALS_HASH_ANNOTATION = "workerpools.io/credentials-hash"
+
+# Ready/Degraded come first so `kubectl get` and GitOps tools find them where they look.
+_ORDER = (api.CONDITION_READY, api.CONDITION_PROGRESSING, api.CONDITION_DEGRADED)
+
+
+def engine_of(pool: api.TemporalWorkerPool) -> Engine:
+    """Who owns the Deployment's replicas: the spec (Fixed), our scaler, KEDA or an HPA."""
+    spec = pool.spec.autoscaling
+    if spec is None:
+        return "Fixed"
+    return spec.engine
+
+
+def validation_message(err: ValidationError) -> str:
+    """One line per problem, naming the spec field (camelCase path) and what is wrong."""
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"spec.{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the caches hold for one pool: its children (by kind) and its opted-in Secrets."""
+
+    children: Mapping[Kind, dict[str, Any] | None] = field(default_factory=dict)
+    secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildWrite:
+    """A child to server-side apply. `known` False: absent from the cache, so the executor
+    first makes sure no foreign object holds the name (a create never takes one over)."""
+
+    kind: Kind
+    manifest: dict[str, Any]
+    known: bool
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Keep spec.replicas when the reconciler stops applying it (fixed -> autoscaled).
+
+    Server-side apply removes a field its last owner stops applying, which would drop the
+    Deployment to 1 replica. So, before that apply, the new owner takes the field at its current
+    value: our scaler by applying it with its own manager, or, for KEDA/HPA, an Update-operation
+    manager whose ownership the HPA controller's first /scale write then takes over.
+    """
+
+    replicas: int
+    manager: str
+    apply: bool
+
+
+@dataclass
+class Plan:
+    pool: api.TemporalWorkerPool | None
+    writes: list[ChildWrite] = field(default_factory=list)
+    prune: list[tuple[Kind, str]] = field(default_factory=list)  # (kind, live uid)
+    conflicts: dict[Kind, str] = field(default_factory=dict)
+    handover: Handover | None = None
+    conditions: dict[str, ConditionSpec] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    invalid: str | None = None
+    # The pre-0.2 finalizer to drop (its index in metadata.finalizers), or None.
+    drop_finalizer: int | None = None
+    act: bool = True  # False: leave the pool alone entirely (deleted, namespace terminating)
+
+
+def controlled_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
+    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") == uid for r in refs)
+
+
+def adoptable(obj: Mapping[str, Any] | None) -> bool:
+    """A foreign object its owner explicitly handed to the pool (documented in docs/api.md)."""
+    annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(ADOPT_ANNOTATION, "")).lower() == "true"
+
+
+def conflict_message(kind: Kind, namespace: str, name: str) -> str:
+    return (
+        f"{kind.kind} {namespace}/{name} exists and is not controlled by this pool; left "
+        f"untouched. Delete or rename it, or annotate it {ADOPT_ANNOTATION}=true to hand it over"
+    )
+
+
+def credentials_hash(pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping[str, Any]]) -> str:
+    """Hash of the referenced Secrets' data: a rotation changes the pod template and rolls."""
+    conn = pool.spec.connection
+    names = []
+    if conn.tls is not None and conn.tls.secret_name:
+        names.append(conn.tls.secret_name)
+    if conn.api_key_secret_ref is not None:
+        names.append(conn.api_key_secret_ref.name)
+    if not names:
+        return ""
+    material = {n: (secrets.get(n) or {}).get("data") for n in sorted(set(names))}
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _pod_template_extras(
+    deployment: dict[str, Any], pool: api.TemporalWorkerPool, digest: str
+) -> dict[str, Any]:
+    """The credentials hash (rotation rolls the pods) and, for GPU pools, the label the
+    operator's Pod watch selects on (so it caches GPU pods only)."""
+    meta = deployment["spec"]["template"].setdefault("metadata", {})
+    if digest:
+        meta["annotations"] = {
+            **(meta.get("annotations") or {}),
+            CREDENTIALS_HASH_ANNOTATION: digest,
+        }
+    if pool.spec.gpu is not None:
+        meta["labels"] = {**(meta.get("labels") or {}), GPU_POD_LABEL: "true"}
+    return deployment
+
+
+def service_monitor_condition(pool: api.TemporalWorkerPool, caps: Capabilities) -> ConditionSpec:
+    mode = pool.spec.metrics.service_monitor.mode()
+    if mode == "Disabled":
+        return ConditionSpec(
+            api.CONDITION_SERVICE_MONITOR, "False", Reason.DISABLED, "disabled in spec"
+        )
+    if not caps.service_monitor:
+        msg = "monitoring.coreos.com/v1 ServiceMonitor CRD is not installed"
+        if mode == "Enabled":
+            msg += (
+                "; install prometheus-operator, or remove metrics.serviceMonitor.enabled to "
+                "create it only when the CRD exists"
+            )
+        return ConditionSpec(api.CONDITION_SERVICE_MONITOR, "False", Reason.CRD_NOT_INSTALLED, msg)
+    return ConditionSpec(api.CONDITION_SERVICE_MONITOR, "True", Reason.CREATED)
+
+
+def _invalid(pool_body: Mapping[str, Any], message: str) -> Plan:
+    plan = Plan(pool=None, invalid=message)
+    plan.conditions = {
+        api.CONDITION_READY: ConditionSpec(
+            api.CONDITION_READY, "False", Reason.INVALID_SPEC, message
+        ),
+        api.CONDITION_DEGRADED: ConditionSpec(
+            api.CONDITION_DEGRADED, "True", Reason.INVALID_SPEC, message
+        ),
+    }
+    return plan
+
+
+def _handover(pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None) -> Handover | None:
+    engine = engine_of(pool)
+    if engine == "Fixed" or live is None:
+        return None
+    owners = list(live.get(REPLICAS_OWNERS) or [])
+    ours = f"{FIELD_MANAGER}/Apply"
+    if ours not in owners or any(o != ours for o in owners):
+        return None  # someone else already holds the field: dropping ours removes nothing
+    current = (live.get("spec") or {}).get("replicas")
+    replicas = 1 if current is None else int(current)
+    if engine == "Builtin":
+        return Handover(replicas, SCALER_MANAGER, apply=True)
+    return Handover(replicas, HANDOVER_MANAGER, apply=False)
+
+
+def _legacy_finalizer(pool_body: Mapping[str, Any]) -> int | None:
+    finalizers = list((pool_body.get("metadata") or {}).get("finalizers") or [])
+    return finalizers.index(LEGACY_FINALIZER) if LEGACY_FINALIZER in finalizers else None
+
+
+def plan(
+    pool_body: Mapping[str, Any],
+    caps: Capabilities,
+    observed: Observed,
+    *,
+    namespace_terminating: bool = False,
+) -> Plan:
+    """Everything one reconcile of this pool should do, given what the caches hold."""
+    meta = pool_body.get("metadata") or {}
+    drop = _legacy_finalizer(pool_body)
+    if meta.get("deletionTimestamp") or namespace_terminating:
+        # Children go with the pool through ownerReferences; never hold a deletion up.
+        return Plan(pool=None, act=False, drop_finalizer=drop)
+    try:
+        pool = api.TemporalWorkerPool.from_body(pool_body)
+    except ValidationError as err:
+        out = _invalid(pool_body, validation_message(err))
+        out.drop_finalizer = drop
+        return out
+    try:
+        manifests = desired_children(pool, caps)
+        autoscaling = plan_autoscaling(pool, keda_installed=caps.keda)
+        manifests += autoscaling.children
+    except Exception as exc:  # a spec the schema let through but the renderer cannot use
+        out = _invalid(pool_body, f"spec cannot be rendered: {type(exc).__name__}: {exc}")
+        out.drop_finalizer = drop
+        return out
+
+    out = Plan(pool=pool, drop_finalizer=drop)
+    digest = credentials_hash(pool, observed.secrets)
+    wanted: set[Kind] = set()
+    for manifest in manifests:
+        kind = child(manifest["apiVersion"], manifest["kind"])
+        wanted.add(kind)
+        if kind is DEPLOYMENT:
+            manifest = _pod_template_extras(manifest, pool, digest)
+        desired = with_hash(manifest)
+        live = observed.children.get(kind)
+        if live is not None and not controlled_by(live, pool.uid):
+            if adoptable(live):
+                out.writes.append(ChildWrite(kind, desired, known=True))
+            else:
+                out.conflicts[kind] = conflict_message(kind, pool.namespace, pool.name)
+            continue
+        if not up_to_date(desired, live):
+            out.writes.append(ChildWrite(kind, desired, known=live is not None))
+    for kind in CHILDREN:
+        live = observed.children.get(kind)
+        if kind not in wanted and live is not None and controlled_by(live, pool.uid):
+            out.prune.append((kind, str(live["metadata"].get("uid") or "")))
+
+    deployment = observed.children.get(DEPLOYMENT)
+    if deployment is not None and not controlled_by(deployment, pool.uid):
+        deployment = None
+    out.handover = _handover(pool, deployment)
+    engine = engine_of(pool)
+    workload = workload_from_deployment(deployment)
+    for cond in workload_conditions(workload, autoscaled=engine != "Fixed"):
+        out.conditions[cond.type] = cond
+    sm = service_monitor_condition(pool, caps)
+    out.conditions[sm.type] = sm
+    for cond in autoscaling.conditions:
+        out.conditions[cond.type] = cond
+    out.fields = {
+        "replicas": workload.replicas,
+        "readyReplicas": workload.ready,
+        "selector": selector_string(pool),
+    }
+    if engine != "Builtin":  # the Builtin scaler owns desiredReplicas with its own manager
+        out.fields["desiredReplicas"] = workload.desired
+    return out
+
+
+@dataclass
+class Outcome:
+    """What the executor met: objects held by others, and writes the API server refused."""
+
+    conflicts: dict[Kind, str] = field(default_factory=dict)
+    failures: dict[Kind, str] = field(default_factory=dict)
+
+
+def finish(
+    p: Plan,
+    outcome: Outcome,
+    live_status: Mapping[str, Any] | None,
+    *,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    """The status to apply: the plan's conditions, overridden by conflicts and failures."""
+    conditions = dict(p.conditions)
+    conflicts = {**p.conflicts, **outcome.conflicts}
+    problem: tuple[Reason, str] | None = None
+    if outcome.failures:
+        problem = (Reason.APPLY_FAILED, "; ".join(outcome.failures.values()))
+    elif conflicts:
+        problem = (Reason.NAME_CONFLICT, "; ".join(conflicts.values()))
+    if problem is not None:
+        reason, message = problem
+        conditions[api.CONDITION_READY] = ConditionSpec(
+            api.CONDITION_READY, "False", reason, message
+        )
+        conditions[api.CONDITION_DEGRADED] = ConditionSpec(
+            api.CONDITION_DEGRADED, "True", reason, message
+        )
+    ordered = [conditions[t] for t in _ORDER if t in conditions]
+    ordered += [c for t, c in conditions.items() if t not in _ORDER]
+    return {
+        "observedGeneration": generation,
+        **p.fields,
+        "conditions": merge_conditions(
+            (live_status or {}).get("conditions") or [], ordered, generation=generation, now=now
+        ),
+    }

@@ -1,0 +1,81 @@
+"""Condition and Event reasons: one enum, documented as API (docs/api.md lists every member).
+
+Pure. mypy checks that every condition the operator sets uses a member, so a typo is a type
+error, not a new undocumented reason that GitOps health checks do not know.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # Ready
+    AVAILABLE = "Available"
+    SCALED_TO_ZERO = "ScaledToZero"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    INVALID_SPEC = "InvalidSpec"
+    APPLY_FAILED = "ApplyFailed"
+    NAME_CONFLICT = "NameConflict"
+    # Progressing
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    ROLLOUT_STALLED = "RolloutStalled"
+    # ServiceMonitorReady / AutoscalingReady
+    CREATED = "Created"
+    CRD_NOT_INSTALLED = "CRDNotInstalled"
+    DISABLED = "Disabled"
+    # Autoscaling / backlog / GPU
+    BACKLOG_POLLED = "BacklogPolled"
+    TEMPORAL_UNAVAILABLE = "TemporalUnavailable"
+    INSUFFICIENT_GPU = "InsufficientGPU"
+    GPUS_SCHEDULED = "GPUsScheduled"
+    CREDENTIALS_UNAVAILABLE = "CredentialsUnavailable"
+    RESOURCE_REQUESTS_MISSING = "ResourceRequestsMissing"
+    # Events on the pool
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"
+    # Degraded
+    AS_EXPECTED = "AsExpected"
+
+
+DOCS: dict[Reason, str] = {
+    Reason.AVAILABLE: "All desired replicas are updated and ready.",
+    Reason.SCALED_TO_ZERO: "The pool has no replicas because the autoscaler scaled it to zero.",
+    Reason.REPLICAS_NOT_READY: "Fewer replicas are ready than desired.",
+    Reason.INVALID_SPEC: (
+        "The spec passed admission but cannot be rendered; the message names the field. "
+        "Nothing is retried until the spec changes."
+    ),
+    Reason.APPLY_FAILED: (
+        "The API server refused a child object; the message names the object and field. "
+        "Retried with backoff (up to 5 minutes apart)."
+    ),
+    Reason.NAME_CONFLICT: (
+        "An object with the pool's name exists and the pool does not control it; the operator "
+        "leaves it alone and reconciles everything else. Delete or rename it, or annotate it "
+        "with workerpools.io/adopt=true to hand it to the pool."
+    ),
+    Reason.ROLLOUT_IN_PROGRESS: "The Deployment is rolling out a new template or scaling.",
+    Reason.ROLLOUT_COMPLETE: "The latest template is fully rolled out.",
+    Reason.ROLLOUT_STALLED: "The Deployment exceeded its progress deadline.",
+    Reason.CREATED: "The child object exists and matches the spec.",
+    Reason.CRD_NOT_INSTALLED: "The prometheus-operator/KEDA CRD is not installed in the cluster.",
+    Reason.DISABLED: "The feature is turned off in the spec.",
+    Reason.BACKLOG_POLLED: "Temporal reported the task-queue backlog.",
+    Reason.TEMPORAL_UNAVAILABLE: "DescribeTaskQueue failed; replicas are held.",
+    Reason.INSUFFICIENT_GPU: "Pods are Pending for lack of schedulable GPUs.",
+    Reason.GPUS_SCHEDULED: "Every GPU pod found a node.",
+    Reason.CREDENTIALS_UNAVAILABLE: (
+        "A Secret named in spec.connection (TLS or API key) is missing, lacks a key, or does "
+        "not carry the opt-in label workerpools.io/temporal-credentials=true; the Builtin "
+        "autoscaler cannot reach Temporal and holds replicas."
+    ),
+    Reason.RESOURCE_REQUESTS_MISSING: (
+        "HPA engine: a utilization target has no matching spec.resources.requests entry, so "
+        "the HPA cannot compute a percentage and does not scale."
+    ),
+    Reason.SCALED_UP: "Event: the Builtin autoscaler raised the Deployment's replicas.",
+    Reason.SCALED_DOWN: "Event: the Builtin autoscaler lowered the Deployment's replicas.",
+    Reason.AS_EXPECTED: "Nothing is wrong.",
+}

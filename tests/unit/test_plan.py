@@ -1,0 +1,227 @@
+"""The pure planner: what one reconcile does, given the pool and what the caches hold."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.kinds import (
+    DEPLOYMENT,
+    GPU_POD_LABEL,
+    HPA,
+    PDB,
+    REPLICAS_OWNERS,
+    SERVICE,
+    SERVICE_MONITOR,
+    Kind,
+)
+from workerpool_operator.plan import (
+    ADOPT_ANNOTATION,
+    CREDENTIALS_HASH_ANNOTATION,
+    HANDOVER_MANAGER,
+    LEGACY_FINALIZER,
+    SCALER_MANAGER,
+    Observed,
+    Outcome,
+    Plan,
+    finish,
+    plan,
+)
+from workerpool_operator.reasons import Reason
+from workerpool_operator.render import Capabilities
+
+UID = "0000-pool-uid"
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "orders", "namespace": "shop", "uid": UID, "generation": 3},
+        "spec": {
+            "connection": {"address": "temporal:7233"},
+            "taskQueue": "orders",
+            "workflows": ["app:Wf"],
+            **spec,
+        },
+    }
+
+
+def live_from(p: Plan) -> dict[Kind, dict[str, Any]]:
+    """What the API server (and so the cache) holds after the plan's writes went through."""
+    out = {}
+    for w in p.writes:
+        obj = copy.deepcopy(w.manifest)
+        obj["metadata"]["uid"] = f"uid-{w.kind.kind}"
+        if w.kind is DEPLOYMENT:
+            obj["spec"].setdefault("replicas", 1)
+            obj[REPLICAS_OWNERS] = (
+                ["workerpool-operator/Apply"] if "replicas" in w.manifest["spec"] else []
+            )
+        out[w.kind] = obj
+    return out
+
+
+def test_new_pool_writes_every_child_checking_names_first() -> None:
+    p = plan(body(replicas=2), Capabilities(), Observed())
+    assert {w.kind for w in p.writes} == {DEPLOYMENT, SERVICE, PDB}
+    assert all(not w.known for w in p.writes)  # absent from the cache: check for foreign objects
+    assert p.conditions[api.CONDITION_READY].reason == Reason.REPLICAS_NOT_READY
+    assert p.fields["desiredReplicas"] == 0  # no Deployment yet
+
+
+def test_current_children_mean_no_writes() -> None:
+    first = plan(body(replicas=2), Capabilities(), Observed())
+    again = plan(body(replicas=2), Capabilities(), Observed(children=live_from(first)))
+    assert again.writes == []
+    assert again.prune == []
+    assert again.handover is None
+
+
+def test_drift_is_rewritten() -> None:
+    first = plan(body(replicas=2), Capabilities(), Observed())
+    live = live_from(first)
+    live[DEPLOYMENT]["spec"]["replicas"] = 7  # someone scaled the Deployment by hand
+    again = plan(body(replicas=2), Capabilities(), Observed(children=live))
+    assert [w.kind for w in again.writes] == [DEPLOYMENT]
+    assert again.writes[0].known
+
+
+def test_foreign_object_with_the_pools_name_is_a_conflict_not_a_takeover() -> None:
+    first = plan(body(replicas=2), Capabilities(), Observed())
+    live = live_from(first)
+    live[PDB]["metadata"]["ownerReferences"] = [{"controller": True, "uid": "someone-else"}]
+    p = plan(body(replicas=2), Capabilities(), Observed(children=live))
+    assert PDB not in {w.kind for w in p.writes}
+    assert "PodDisruptionBudget shop/orders" in p.conflicts[PDB]
+    status = finish(p, Outcome(), None, generation=3, now="t")
+    ready = status["conditions"][0]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "NameConflict")
+    # adopting it takes an explicit annotation
+    live[PDB]["metadata"]["annotations"] = {ADOPT_ANNOTATION: "true"}
+    p = plan(body(replicas=2), Capabilities(), Observed(children=live))
+    assert PDB in {w.kind for w in p.writes}
+    assert not p.conflicts
+
+
+def test_prune_only_what_the_pool_controls() -> None:
+    spec = {"replicas": 1, "metrics": {"serviceMonitor": {"enabled": True}}}
+    first = plan(body(**spec), Capabilities(service_monitor=True), Observed())
+    assert SERVICE_MONITOR in {w.kind for w in first.writes}
+    live = live_from(first)
+    off = {"replicas": 1, "metrics": {"serviceMonitor": {"enabled": False}}}
+    p = plan(body(**off), Capabilities(service_monitor=True), Observed(children=live))
+    assert p.prune == [(SERVICE_MONITOR, "uid-ServiceMonitor")]
+    live[SERVICE_MONITOR]["metadata"]["ownerReferences"] = [{"controller": True, "uid": "x"}]
+    p = plan(body(**off), Capabilities(service_monitor=True), Observed(children=live))
+    assert p.prune == []
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "manager", "apply"),
+    [
+        ({"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20}, SCALER_MANAGER, True),
+        ({"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20}, HANDOVER_MANAGER, False),
+        (
+            {"engine": "HPA", "minReplicas": 1, "maxReplicas": 20, "cpuUtilization": 70},
+            HANDOVER_MANAGER,
+            False,
+        ),
+    ],
+)
+def test_fixed_to_autoscaled_hands_replicas_over_at_their_current_value(
+    autoscaling: dict[str, Any], manager: str, apply: bool
+) -> None:
+    fixed = plan(body(replicas=10), Capabilities(keda=True), Observed())
+    live = live_from(fixed)
+    assert live[DEPLOYMENT]["spec"]["replicas"] == 10
+    p = plan(body(autoscaling=autoscaling), Capabilities(keda=True), Observed(children=live))
+    assert p.handover is not None
+    assert (p.handover.replicas, p.handover.manager, p.handover.apply) == (10, manager, apply)
+    deployment = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    assert "replicas" not in deployment["spec"]  # the reconciler lets go of the field
+    # once another manager holds the field, nothing more is handed over
+    live[DEPLOYMENT][REPLICAS_OWNERS] = ["workerpool-operator/Apply", f"{manager}/Update"]
+    p = plan(body(autoscaling=autoscaling), Capabilities(keda=True), Observed(children=live))
+    assert p.handover is None
+
+
+def test_autoscaled_back_to_fixed_owns_replicas_again_and_prunes_the_hpa() -> None:
+    hpa = {"engine": "HPA", "minReplicas": 1, "maxReplicas": 5, "cpuUtilization": 70}
+    scaled = plan(body(autoscaling=hpa), Capabilities(), Observed())
+    live = live_from(scaled)
+    assert HPA in live
+    p = plan(body(replicas=4), Capabilities(), Observed(children=live))
+    deployment = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    assert deployment["spec"]["replicas"] == 4
+    assert p.prune == [(HPA, "uid-HorizontalPodAutoscaler")]
+
+
+def test_builtin_pools_leave_desired_replicas_to_the_scaler() -> None:
+    p = plan(body(autoscaling={"minReplicas": 0, "maxReplicas": 3}), Capabilities(), Observed())
+    assert "desiredReplicas" not in p.fields
+
+
+def test_invalid_spec_is_reported_naming_the_field_and_touches_nothing() -> None:
+    p = plan(body(replicas="many"), Capabilities(), Observed())
+    assert p.writes == []
+    assert p.prune == []
+    assert p.invalid is not None
+    assert "spec.replicas" in p.invalid
+    status = finish(p, Outcome(), None, generation=3, now="t")
+    assert status["observedGeneration"] == 3
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", Reason.INVALID_SPEC)
+
+
+def test_deleted_pool_or_terminating_namespace_is_left_alone_but_loses_the_old_finalizer() -> None:
+    b = body(replicas=1)
+    b["metadata"]["finalizers"] = ["other/keep", LEGACY_FINALIZER]
+    p = plan(b, Capabilities(), Observed(), namespace_terminating=True)
+    assert not p.act
+    assert p.writes == []
+    assert p.drop_finalizer == 1
+    b["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    p = plan(b, Capabilities(), Observed())
+    assert not p.act
+    assert p.drop_finalizer == 1
+    # a live pool of an older version also loses it, and is reconciled as usual
+    del b["metadata"]["deletionTimestamp"]
+    p = plan(b, Capabilities(), Observed())
+    assert p.act
+    assert p.drop_finalizer == 1
+    assert p.writes
+
+
+def test_rotated_credentials_change_the_pod_template() -> None:
+    spec = {"replicas": 1, "connection": {"address": "t:7233", "tls": {"secretName": "mtls"}}}
+
+    def annotation(data: dict[str, str]) -> str:
+        secrets = {"mtls": {"metadata": {"name": "mtls"}, "data": data}}
+        p = plan(body(**spec), Capabilities(), Observed(secrets=secrets))
+        dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+        return str(dep["spec"]["template"]["metadata"]["annotations"][CREDENTIALS_HASH_ANNOTATION])
+
+    assert annotation({"tls.crt": "b2xk"}) != annotation({"tls.crt": "bmV3"})
+
+
+def test_gpu_pods_carry_the_label_the_pod_cache_selects() -> None:
+    p = plan(body(replicas=1, gpu={"count": 1}), Capabilities(), Observed())
+    dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    assert dep["spec"]["template"]["metadata"]["labels"][GPU_POD_LABEL] == "true"
+    p = plan(body(replicas=1), Capabilities(), Observed())
+    dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    assert GPU_POD_LABEL not in dep["spec"]["template"]["metadata"]["labels"]
+
+
+def test_refused_write_becomes_apply_failed_with_the_api_servers_sentence() -> None:
+    p = plan(body(replicas=1), Capabilities(), Observed())
+    outcome = Outcome(failures={PDB: "PodDisruptionBudget shop/orders: Invalid: spec.x: bad"})
+    status = finish(p, outcome, None, generation=3, now="t")
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert by_type["Ready"]["reason"] == Reason.APPLY_FAILED
+    assert by_type["Degraded"]["status"] == "True"
+    assert "spec.x: bad" in by_type["Ready"]["message"]
