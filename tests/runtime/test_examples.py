@@ -374,7 +374,7 @@ async def test_llm_job_with_the_real_gpu_activity(
         if os.environ.get("CI"):
             pytest.fail("torch/transformers missing in CI: install the `llm` extra")
         pytest.skip("needs the `llm` extra (torch, transformers)")
-    from tests.runtime.tiny_model import save_tiny_model
+    from testbed.tiny_model import save_tiny_model
 
     model = save_tiny_model(tmp_path / "tiny-gpt2")
     pools = await start_job_pools(

@@ -25,7 +25,7 @@ if not (importlib.util.find_spec("torch") and importlib.util.find_spec("transfor
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
-from tests.runtime.tiny_model import save_tiny_model
+from testbed.tiny_model import save_tiny_model
 from worker_runtime import metrics
 from worker_runtime.llm import gpu
 
