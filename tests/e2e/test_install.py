@@ -77,9 +77,9 @@ def test_manifests_install_and_rbac_suffices(
             (kube_cluster.get("deployment", SA, namespace=SYSTEM_NS).get("status") or {}).get(
                 "readyReplicas"
             )
-            == 1
+            == 2
         ),
-        what="operator Deployment admitted under the restricted profile and Ready (kwok pod)",
+        what="operator Deployment (2 replicas) admitted under the restricted profile, Ready (kwok)",
         timeout=120,
     )
     # The SA can do what the operator needs and nothing broader, e.g. no Secret writes.
