@@ -32,6 +32,7 @@ venv: $(STAMP) ## Create .venv with the project and test dependencies
 .PHONY: crds
 crds: venv ## Generate crds/ from the pydantic API model
 	$(PY) -m workerpool_operator.api.crdgen crds
+	$(PY) -m hack.chart_crds
 
 .PHONY: controlplane
 controlplane: ## Build (or reuse) kube-apiserver, controller-manager, scheduler, kubelet, etcd, kwok, kubectl; fetch upstream CRDs
@@ -43,6 +44,14 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 	bash hack/setup-docker.sh
 	PYTHON=$(PY) IMG_TAG=$(IMG_TAG) bash hack/build-images.sh $(IMAGES)
 
+.PHONY: tools
+tools: ## Build (or reuse) helm, promtool and kstatus for the chart, alert and GitOps tests (cached)
+	bash hack/build-tools.sh
+
+.PHONY: rbac
+rbac: venv ## Regenerate manifests/rbac.yaml and the chart's RBAC from workerpool_operator/kinds.py
+	$(PY) -m workerpool_operator.rbac
+
 ##@ Check
 
 .PHONY: lint
@@ -52,6 +61,8 @@ lint: venv ## ruff, ruff format --check, mypy --strict, CRD and Kubernetes-schem
 	$(VENV)/bin/mypy
 	$(PY) -m workerpool_operator.api.crdgen --check crds
 	$(PY) -m hack.k8s_schemas --check
+	$(PY) -m workerpool_operator.rbac --check
+	$(PY) -m hack.chart_crds --check
 
 .PHONY: realnode
 realnode: ## containerd, runc, CNI plugins (apt-get, root) and the pause binary for the bed's real kubelet node
@@ -60,6 +71,9 @@ realnode: ## containerd, runc, CNI plugins (apt-get, root) and the pause binary 
 .PHONY: setup
 setup: venv controlplane realnode ## Everything the tests need: venv, control plane (kubelet too), Docker engine and base image, real-node runtime
 	bash hack/setup-docker.sh
+
+# make setup (and so CI's fresh clone) builds the chart/alert/GitOps tools too.
+setup: tools
 
 .PHONY: test
 test: setup ## All tests: unit, integration and e2e on the local control plane, runtime on the Temporal dev server, images

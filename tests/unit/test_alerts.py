@@ -1,0 +1,107 @@
+"""The PrometheusRule alerts: valid for promtool, each one unit-tested with `promtool test
+rules` (tests/alerts/alerts.test.yaml), and shipped unchanged by the chart."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed.tools import require_tool
+from tests.metric_names import ALERTS
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = ROOT / "tests" / "alerts" / "alerts.test.yaml"
+
+# What issue 11 asks for, by name (a rename must be deliberate: dashboards and runbooks link them).
+POOL_ALERTS = {
+    "TemporalWorkerPoolNoPollers",
+    "TemporalWorkerPoolWorkflowTaskScheduleToStartHigh",
+    "TemporalWorkerPoolActivityScheduleToStartHigh",
+    "TemporalWorkerPoolSlotsExhausted",
+    "TemporalWorkerPoolActivityFailureRate",
+    "TemporalWorkerPoolNonDeterminism",
+    "TemporalWorkerPoolWorkerRestarts",
+    "TemporalWorkerPoolBacklogGrowing",
+    "TemporalWorkerPoolDegraded",
+    "TemporalWorkerPoolGPUCapacityPending",
+}
+OPERATOR_ALERTS = {
+    "WorkerPoolOperatorReconcileErrors",
+    "WorkerPoolOperatorNoLeader",
+    "WorkerPoolOperatorMultipleLeaders",
+    "WorkerPoolOperatorScalerPollErrors",
+}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return require_tool("promtool")
+
+
+def rules() -> dict[str, Any]:
+    return yaml.safe_load(ALERTS.read_text())  # type: ignore[no-any-return]
+
+
+def test_groups_and_alert_names() -> None:
+    groups = {g["name"]: {r["alert"] for r in g["rules"]} for g in rules()["groups"]}
+    assert groups == {
+        "temporal-workerpools.pools": POOL_ALERTS,
+        "temporal-workerpools.operator": OPERATOR_ALERTS,
+    }
+
+
+def test_every_alert_has_severity_summary_and_description() -> None:
+    for group in rules()["groups"]:
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+            assert rule["annotations"]["summary"].strip(), rule["alert"]
+            assert rule["annotations"]["description"].strip(), rule["alert"]
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    result = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_fires_in_a_unit_test() -> None:
+    fired: set[str] = set()
+    for case in yaml.safe_load(TESTS.read_text())["tests"]:
+        for check in case.get("alert_rule_test") or []:
+            if check.get("exp_alerts"):
+                fired.add(check["alertname"])
+    assert fired == POOL_ALERTS | OPERATOR_ALERTS
+
+
+def test_promtool_unit_tests(promtool: str, tmp_path: Path) -> None:
+    """promtool compares annotations too; the cases name labels only, so they run against a
+    copy of the rules without annotations (the templates are checked by `check rules`)."""
+    doc = rules()
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (tmp_path / TESTS.name).write_text(TESTS.read_text())
+    result = subprocess.run(
+        [promtool, "test", "rules", TESTS.name],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_chart_ships_the_rules_unchanged() -> None:
+    helm = require_tool("helm")
+    out = subprocess.run(
+        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
+         "--set", "prometheusRule.enabled=true", "--show-only", "templates/prometheusrule.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    shipped = yaml.safe_load(out)
+    assert shipped["kind"] == "PrometheusRule"
+    assert shipped["spec"]["groups"] == rules()["groups"]
