@@ -94,6 +94,11 @@ bench: venv controlplane ## Benchmarks: operator, runtime throughput, autoscaler
 	$(PY) -m bench.bench_runtime
 	$(PY) -m bench.bench_autoscaling
 
+.PHONY: gpu-check
+gpu-check: venv ## RunLLMOnGPU vs raw transformers generate (tokens/s, ratio, peak GPU memory, cancel latency) -> bench-results/gpu.json
+	mkdir -p bench-results
+	$(PY) -m bench.gpu_check
+
 ##@ Run
 
 .PHONY: run

@@ -1,4 +1,7 @@
-"""Build a tiny random GPT-2 and a BPE tokenizer offline (no hub access in tests or CI)."""
+"""Build a tiny random GPT-2 and a BPE tokenizer offline (no hub access in tests, CI or checks).
+
+Shared by the runtime tests and `make gpu-check` (bench/gpu_check.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ CORPUS = [
 ] * 20
 
 
-def save_tiny_model(path: Path, n_positions: int = 4096) -> Path:
-    """Save tokenizer + 1-layer GPT-2 (random weights) as a local model folder."""
+def save_tiny_model(
+    path: Path, n_positions: int = 4096, *, n_layer: int = 1, n_head: int = 2, n_embd: int = 32
+) -> Path:
+    """Save tokenizer + GPT-2 (random weights; 1 layer, 32 wide by default) as a model folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -32,8 +37,8 @@ def save_tiny_model(path: Path, n_positions: int = 4096) -> Path:
     fast.save_pretrained(path)
     eos = fast.eos_token_id
     config = GPT2Config(
-        vocab_size=tok.get_vocab_size(), n_positions=n_positions, n_layer=1, n_head=2,
-        n_embd=32, bos_token_id=eos, eos_token_id=eos,
+        vocab_size=tok.get_vocab_size(), n_positions=n_positions, n_layer=n_layer,
+        n_head=n_head, n_embd=n_embd, bos_token_id=eos, eos_token_id=eos,
     )  # fmt: skip
     GPT2LMHeadModel(config).save_pretrained(path)
     return path
