@@ -5,23 +5,34 @@ runs the operator, applies the sample pools pointed at the dev server, and start
 their queues so the Builtin autoscaler has a backlog to act on. `kubectl get workerpools` is
 printed as it changes. Ctrl-C (or, with --once, the pools reaching their expected size) stops
 everything this command started.
+
+When it can, the CPU pool (`orders`) runs on the bed's real kubelet node (testbed/realnode.py)
+with the runtime image built by hack/build-images.sh, so its pods really consume their backlog
+(the RouterWorkflows' first steps; their GPU and API steps then queue for the other pools),
+reaching the dev server through testbed/forward.py on the node's bridge. When the node cannot
+start (no root, no containerd, no Docker), every pool stays on kwok, simulated, and it says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from testbed.cluster import LocalCluster, cache_root, install_crds, kubectl
+from testbed.cluster import LocalCluster, TestbedError, cache_root, install_crds, kubectl
+from testbed.forward import Forwarder, forwarding
+from testbed.realnode import GATEWAY, RealNode, build_runtime_image, placement
 from testbed.temporal import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,18 +40,31 @@ NAMESPACE = "workerpools-demo"
 SAMPLES = ROOT / "manifests" / "samples"
 # queue -> (workflows started, desired replicas the sample's autoscaling should reach)
 BACKLOG = {"orders": (60, 3), "llm-gpu": (5, 3)}
+REAL_POOL = "orders"  # the CPU sample: runs on the real node when there is one
+IMAGE_TAG = "0.1.0"  # the pools' default image tag (api.v1alpha1.DEFAULT_IMAGE_TAG)
+# Full resource name: a test's leftover CRD of another group may share the short names.
+TWP = "temporalworkerpools.workerpools.io"
 
 
 def log(msg: str) -> None:
     print(f"[run] {msg}", flush=True)
 
 
-def samples(address: str) -> list[dict[str, Any]]:
-    """The sample pools, pointed at the local dev server (pods are simulated by kwok)."""
+def samples(address: str, real_address: str | None = None) -> list[dict[str, Any]]:
+    """The sample pools, pointed at the local dev server (pods are simulated by kwok).
+
+    With `real_address` (the forwarder on the real node's bridge), the CPU pool runs on the
+    real node instead, with the locally built runtime image.
+    """
     docs = []
     for path in sorted(SAMPLES.glob("*-pool.yaml")):
         doc = yaml.safe_load(path.read_text())
         doc["spec"]["connection"]["address"] = address
+        if real_address and doc["metadata"]["name"] == REAL_POOL:
+            doc["spec"]["connection"]["address"] = real_address
+            doc["spec"]["image"] = {"tag": IMAGE_TAG, "pullPolicy": "Never"}
+            template = doc["spec"].setdefault("template", {})
+            template.update(placement())
         # kwok pods run no containers, and the demo has no model store: a PVC the sample names
         # would keep its pods unschedulable, so the demo swaps it for an emptyDir.
         for volume in (doc["spec"].get("template") or {}).get("volumes") or []:
@@ -51,21 +75,30 @@ def samples(address: str) -> list[dict[str, Any]]:
 
 
 async def start_backlog(address: str) -> None:
-    """Queue work no one polls yet, so the autoscaler sees a real Temporal backlog."""
+    """Queue work no one polls yet, so the autoscaler sees a real Temporal backlog.
+
+    The CPU pool hosts RouterWorkflow, so its workers (real pods on the real node) can run
+    what is queued for them; the GPU pool's queue gets work nobody runs (its pods are kwok's).
+    """
     from temporalio.client import Client
 
     client = await Client.connect(address)
     for queue, (count, _) in BACKLOG.items():
         for i in range(count):
-            await client.start_workflow(
-                "DemoWorkflow", id=f"demo-{queue}-{i}-{int(time.time())}", task_queue=queue
-            )
+            wid = f"demo-{queue}-{i}-{int(time.time())}"
+            if queue == REAL_POOL:
+                text = f"order {i}: two widgets, one gadget"
+                await client.start_workflow(
+                    "RouterWorkflow", {"text": text}, id=wid, task_queue=queue
+                )
+            else:
+                await client.start_workflow("DemoWorkflow", id=wid, task_queue=queue)
     log(f"started {sum(c for c, _ in BACKLOG.values())} workflows on {', '.join(BACKLOG)}")
 
 
 def desired(kubeconfig: str) -> dict[str, int]:
     out = kubectl(
-        kubeconfig, "get", "twp", "-n", NAMESPACE, "-o",
+        kubeconfig, "get", TWP, "-n", NAMESPACE, "-o",
         "jsonpath={range .items[*]}{.spec.taskQueue}={.status.desiredReplicas}{'\\n'}{end}",
     ).stdout  # fmt: skip
     result = {}
@@ -76,10 +109,60 @@ def desired(kubeconfig: str) -> dict[str, int]:
     return result
 
 
+def start_real_node(kubeconfig: str) -> RealNode | None:
+    """The real node with the runtime image in it, or None (and why) to stay on kwok."""
+    node = RealNode()
+    missing = node.missing()
+    if missing:
+        log("no real node here (missing: " + "; ".join(missing) + "): falling back to kwok, "
+            "pods are simulated and nothing consumes the backlog")  # fmt: skip
+        return None
+    try:
+        log("starting the real kubelet node real-0 and building the runtime image")
+        node.acquire(kubeconfig)
+        with node.lock():
+            node.import_image(build_runtime_image(IMAGE_TAG))
+    except TestbedError as exc:
+        log(f"the real node did not start: {exc}\nfalling back to kwok (pods are simulated)")
+        node.release(kubeconfig)
+        return None
+    log(f"real node real-0 is Ready: the {REAL_POOL} pool's pods run there for real")
+    return node
+
+
+def consumed(kubeconfig: str) -> float:
+    """Activities the real pool's pods completed, from /metrics at the Service's endpoints."""
+    out = kubectl(
+        kubeconfig, "get", "endpointslices", "-n", NAMESPACE,
+        "-l", f"kubernetes.io/service-name={REAL_POOL}", "-o", "json",
+    ).stdout  # fmt: skip
+    total = 0.0
+    for es in json.loads(out)["items"]:
+        port = next((p["port"] for p in es.get("ports") or [] if p.get("name") == "metrics"), None)
+        for ep in es.get("endpoints") or []:
+            if port is None or not (ep.get("conditions") or {}).get("ready"):
+                continue
+            for addr in ep["addresses"]:  # pod addresses on the real node's bridge
+                try:
+                    with urllib.request.urlopen(f"http://{addr}:{port}/metrics", timeout=3) as r:
+                        text = r.read().decode()
+                except OSError:
+                    continue
+                total += sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("twp_activities_succeeded_total")
+                )
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--once", action="store_true", help="exit once the pools have scaled")
     p.add_argument("--timeout", type=float, default=300, help="--once: give up after seconds")
+    p.add_argument(
+        "--no-real-node", action="store_true", help="keep every pool on kwok (simulated pods)"
+    )
     args = p.parse_args(argv)
 
     workdir = cache_root() / "demo"
@@ -87,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster()
     temporal = TemporalDevServer(workdir / "temporal")
     operator: subprocess.Popen[bytes] | None = None
+    node: RealNode | None = None
+    kubeconfig = str(cluster.kubeconfig)
+    stack = contextlib.ExitStack()
     stop = False
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -106,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "temporal" / "temporal.db").unlink(missing_ok=True)
         temporal.start()
         log(f"Temporal at {temporal.address} (namespace default)")
+        node = None if args.no_real_node else start_real_node(kubeconfig)
+        fwd: Forwarder | None = None
+        if node is not None:
+            fwd = stack.enter_context(
+                forwarding(GATEWAY, temporal.address, workdir / "forward.log")
+            )
+            log(f"pods on real-0 reach Temporal at {fwd.address} (testbed/forward.py)")
 
         kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)
         env = {**os.environ, "KUBECONFIG": kubeconfig}
@@ -118,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"operator running (logs: {workdir / 'operator.log'}, metrics :18080/metrics)")
         kubectl(
             kubeconfig, "apply", "-n", NAMESPACE, "-f", "-",
-            input=yaml.safe_dump_all(samples(temporal.address)),
+            input=yaml.safe_dump_all(samples(temporal.address, fwd.address if fwd else None)),
         )  # fmt: skip
         log(f"applied {len(list(SAMPLES.glob('*-pool.yaml')))} sample pools in {NAMESPACE}")
         asyncio.run(start_backlog(temporal.address))
@@ -130,17 +223,26 @@ def main(argv: list[str] | None = None) -> int:
             if operator.poll() is not None:
                 log(f"operator exited with {operator.returncode}; see {workdir / 'operator.log'}")
                 return 1
-            table = kubectl(kubeconfig, "get", "workerpools", "-n", NAMESPACE, "-o", "wide").stdout
+            table = kubectl(kubeconfig, "get", TWP, "-n", NAMESPACE, "-o", "wide").stdout
             if table != last:
                 print(table, flush=True)
                 last = table
             if args.once:
                 got = desired(kubeconfig)
-                if all(got.get(q, 0) >= want for q, (_, want) in BACKLOG.items()):
+                if node is not None:
+                    # the real pool consumes its backlog instead of only scaling on it
+                    done = consumed(kubeconfig)
+                    want = {q: n for q, (_, n) in BACKLOG.items() if q != REAL_POOL}
+                    if done >= BACKLOG[REAL_POOL][0] and all(
+                        got.get(q, 0) >= n for q, n in want.items()
+                    ):
+                        log(f"{REAL_POOL} pods on real-0 ran {done:.0f} activities; scaled: {got}")
+                        return 0
+                elif all(got.get(q, 0) >= want for q, (_, want) in BACKLOG.items()):
                     log(f"pools scaled on backlog: {got}")
                     return 0
                 if time.monotonic() > deadline:
-                    log(f"pools did not scale within {args.timeout:.0f}s: {got}")
+                    log(f"pools did not get there within {args.timeout:.0f}s: {got}")
                     return 1
             time.sleep(2)
         return 0
@@ -154,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
                 operator.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 operator.kill()
+        stack.close()
         temporal.stop()
         if cluster.kubeconfig.exists():
             kubectl(str(cluster.kubeconfig), "delete", "namespace", NAMESPACE, "--wait=false",
                     check=False)  # fmt: skip
+        if node is not None:
+            node.release(kubeconfig)
         cluster.release()
 
 

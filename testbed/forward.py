@@ -18,9 +18,14 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import ssl
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -101,6 +106,50 @@ def main(argv: list[str] | None = None) -> int:
     ctx = tls_context(args.cert, args.key, args.client_ca) if args.cert else None
     asyncio.run(serve(args.listen, args.to, ctx))
     return 0
+
+
+@dataclass
+class Forwarder:
+    """A running forwarder: pods connect to `address`; `log` has one JSON line per connection."""
+
+    address: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def connections(self) -> list[dict[str, Any]]:
+        lines = self.log.read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "peer" in r]
+
+
+def free_port_on(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def forwarding(host: str, to: str, log: Path, *tls_args: str) -> Iterator[Forwarder]:
+    """Run this module as a process listening on host (a free port) until the block ends."""
+    address = f"{host}:{free_port_on(host)}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "testbed.forward", "--listen", address, "--to", to, *tls_args],
+            stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while '"listening"' not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"forwarder did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Forwarder(address, log, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,15 @@ means they ran. A node that has all it needs and still does not start fails the 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from testbed.cluster import REPO_ROOT, TestbedError
+from testbed.cluster import TestbedError
 from testbed.pytest_cluster import KubeCluster
-from testbed.realnode import RealNode
+from testbed.realnode import RUNTIME_REPO, RealNode, build_runtime_image
 
-RUNTIME_REPO = "workerpools/worker-runtime"
-RUNTIME_TAG = "0.1.0-test"
+RUNTIME_TAG = "0.1.0-test"  # the tag tests/runtime/test_image.py builds too: shared layers
 RUNTIME_IMAGE = f"{RUNTIME_REPO}:{RUNTIME_TAG}"
 
 
@@ -58,23 +55,12 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[RealNode]:
         node.release(kube_cluster.kubeconfig)
 
 
-def build_runtime_image(tag: str = RUNTIME_TAG) -> None:
-    """hack/build-images.sh runtime (offline wheelhouse; layers cached between runs)."""
-    build = subprocess.run(
-        ["bash", str(REPO_ROOT / "hack" / "build-images.sh"), "runtime"],
-        env={**os.environ, "IMG_TAG": tag, "PYTHON": sys.executable},
-        capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
-    if build.returncode != 0:
-        raise TestbedError(f"hack/build-images.sh runtime failed:\n{build.stdout}{build.stderr}")
-
-
 @pytest.fixture(scope="session")
 def runtime_image(real_node: RealNode) -> str:
     """The runtime image, present in the node's containerd; returns its reference."""
     try:
         with real_node.lock():
-            build_runtime_image()
+            build_runtime_image(RUNTIME_TAG)
             real_node.import_image(RUNTIME_IMAGE)
     except TestbedError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ import yaml
 
 from testbed.cluster import (
     POOL_LABEL,
+    REPO_ROOT,
     TestbedError,
     _pid_alive,
     cache_root,
@@ -52,6 +54,7 @@ BRIDGE = "twpbr0"
 SUBNET = "10.244.77.0/24"
 GATEWAY = "10.244.77.1"
 PAUSE_IMAGE = "workerpools/pause:1"
+RUNTIME_REPO = "workerpools/worker-runtime"
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
 RUNC = "/usr/sbin/runc"
@@ -77,6 +80,18 @@ def containerd_name(image: str) -> str:
     elif "." in first or ":" in first or first == "localhost":
         return image
     return f"docker.io/{image}"
+
+
+def build_runtime_image(tag: str) -> str:
+    """`hack/build-images.sh runtime` (offline wheelhouse; layers cached); returns the image."""
+    build = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack" / "build-images.sh"), "runtime"],
+        env={**os.environ, "IMG_TAG": tag, "PYTHON": sys.executable},
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    if build.returncode != 0:
+        raise TestbedError(f"hack/build-images.sh runtime failed:\n{build.stdout}{build.stderr}")
+    return f"{RUNTIME_REPO}:{tag}"
 
 
 def _cmdline(pid: int) -> str:

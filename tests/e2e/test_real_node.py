@@ -14,16 +14,12 @@ workflow, so "all workflows completed, attempt 1" means nothing was lost or retr
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from testbed.certs import issue, make_ca
+from testbed.forward import Forwarder, forwarding
 from testbed.pytest_cluster import KubeCluster
 from testbed.pytest_realnode import RUNTIME_REPO, RUNTIME_TAG
 from testbed.realnode import GATEWAY, NODE_NAME, SUBNET, RealNode, placement
@@ -46,50 +43,17 @@ SECOND_TAG = f"{RUNTIME_TAG}-b"
 CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
 SERVER_NAME = "temporal.twp.test"
 RUNTIME_UID = 10001
+# Full resource name: other tests' CRDs (e.g. a chart test's renamed group) may share "twp".
+TWP = "temporalworkerpools.workerpools.io"
 WAIT_S = 300.0  # bounds a wait on a shared 2-core machine; never asserted on
 
 
 # --- plumbing ------------------------------------------------------------------------------
 
 
-@dataclass
-class Forwarder:
+def forwarder(server: TemporalDevServer, log: Path, *tls_args: str) -> Any:
     """testbed/forward.py on the bridge address, in front of the loopback dev server."""
-
-    address: str
-    log: Path
-    proc: subprocess.Popen[bytes]
-
-    def connections(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text().splitlines()
-        return [r for r in map(json.loads, lines) if "peer" in r]
-
-
-def gateway_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((GATEWAY, 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def forwarder(server: TemporalDevServer, log: Path, *tls_args: str) -> Iterator[Forwarder]:
-    address = f"{GATEWAY}:{gateway_port()}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "testbed.forward", "--listen", address,
-             "--to", server.address, *tls_args],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while '"listening"' not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield Forwarder(address, log, proc)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return forwarding(GATEWAY, server.address, log, *tls_args)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +183,7 @@ def scrape(address: str, port: int) -> str:
 
 
 def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    status = cluster.get("twp", name, namespace=ns).get("status") or {}
+    status = cluster.get(TWP, name, namespace=ns).get("status") or {}
     return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
 
 
@@ -335,7 +299,7 @@ async def test_rendered_pool_runs_on_the_real_node_consumes_backlog_and_drains_o
     while not await activities_started(client, inflight):
         assert time.monotonic() < deadline, await asyncio.to_thread(state)
         await asyncio.sleep(0.5)
-    kube_cluster.kubectl("scale", "twp", name, "-n", ns, "--replicas=1")
+    kube_cluster.kubectl("scale", TWP, name, "-n", ns, "--replicas=1")  # kubectl scale twp
     await eventually(lambda: len(pods(kube_cluster, ns, name)) == 1, "scale-down to 1 pod", state)
     drained = await results(inflight, state)
     assert all(r["attempt"] == 1 for r in drained), drained
