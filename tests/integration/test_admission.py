@@ -96,6 +96,52 @@ CASES = [
         with_spec(envFrom=[{"prefix": "TWP_", "configMapRef": {"name": "c"}}]),
         "spec.envFrom[].prefix must not start with TWP_",
     ),
+    ("env-name-with-equals", with_spec(env=[{"name": "A=B", "value": "x"}]), "printable ASCII"),
+    ("env-from-empty", with_spec(envFrom=[{}]), "exactly one of configMapRef or secretRef"),
+    (
+        "env-from-without-name",
+        with_spec(envFrom=[{"configMapRef": {}}]),
+        "configMapRef.name or secretRef.name is required",
+    ),
+    (
+        "env-from-prefix-non-ascii",
+        with_spec(envFrom=[{"prefix": "Ø_", "configMapRef": {"name": "c"}}]),
+        "spec.envFrom[].prefix must be printable ASCII",
+    ),
+    (
+        "env-value-and-value-from",
+        with_spec(env=[{"name": "A", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]),
+        "either value or valueFrom",
+    ),
+    (
+        "env-secret-ref-without-name",
+        with_spec(env=[{"name": "A", "valueFrom": {"secretKeyRef": {"key": "k"}}}]),
+        "secretKeyRef.name and configMapKeyRef.name are required",
+    ),
+    (
+        "topology-spread-bogus",
+        with_spec(
+            template={
+                "topologySpreadConstraints": [
+                    {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Sometimes"}
+                ]
+            }
+        ),
+        "whenUnsatisfiable must be DoNotSchedule or ScheduleAnyway",
+    ),
+    (
+        "env-file-key-ref-only",
+        with_spec(
+            env=[
+                {
+                    "name": "A",
+                    "valueFrom": {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}},
+                }
+            ]
+        ),
+        "needs exactly one of fieldRef",
+    ),
+    ("gpu-resource-name-invalid", with_spec(gpu={"resourceName": "./x"}), "spec.gpu.resourceName"),
     ("cpu-1.2.3", with_spec(resources={"requests": {"cpu": "1.2.3"}}), "spec.resources.requests"),
     (
         "memory-negative",

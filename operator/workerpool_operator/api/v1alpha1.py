@@ -159,6 +159,9 @@ IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 IMAGE_DIGEST = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 ADDRESS = rf"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?):{PORT}$"
+# Environment variable names (and envFrom prefixes): printable ASCII other than '=' (core/v1).
+ENV_NAME = r"^[ -<>-~]+$"
+ENV_PREFIX_CHARS = r"^[ -<>-~]*$"
 PERCENT_UP_TO_100 = r"^(100|[1-9]?[0-9])%$"
 
 
@@ -507,7 +510,10 @@ class GPUSpec(Model):
     resource_name: str = Field(
         default=DEFAULT_GPU_RESOURCE,
         max_length=253,
-        pattern=r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$",
+        pattern=(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/"
+            r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+        ),
         description="Extended resource name; MIG slices allowed, e.g. nvidia.com/mig-1g.10gb.",
     )
     shm_size: Quantity | None = Field(
@@ -630,7 +636,25 @@ class PodTemplateSpec(Model):
     )
     topology_spread_constraints: KubeList | None = Field(
         default=None,
-        json_schema_extra=k8s_field("PodSpec.topologySpreadConstraints", max_items=16),
+        json_schema_extra=k8s_field(
+            "PodSpec.topologySpreadConstraints",
+            (
+                "self.all(c, c.whenUnsatisfiable in ['DoNotSchedule', 'ScheduleAnyway'])",
+                "template.topologySpreadConstraints[].whenUnsatisfiable must be DoNotSchedule or "
+                "ScheduleAnyway",
+            ),
+            (
+                "self.all(c, c.maxSkew > 0)",
+                "template.topologySpreadConstraints[].maxSkew must be greater than 0",
+            ),
+            (
+                "self.all(c, !has(c.minDomains) || (c.minDomains > 0 && "
+                "c.whenUnsatisfiable == 'DoNotSchedule'))",
+                "template.topologySpreadConstraints[].minDomains must be greater than 0 and "
+                "needs whenUnsatisfiable: DoNotSchedule",
+            ),
+            max_items=16,
+        ),
     )
     service_account_name: str | None = name_field("template.serviceAccountName", default=None)
     priority_class_name: str | None = name_field("template.priorityClassName", default=None)
@@ -865,7 +889,32 @@ class TemporalWorkerPoolSpec(Model):
                 f"({', '.join(RESERVED_ENV_NAMES)}): set the matching spec field instead "
                 "(connection, taskQueue, workflows, activities, metrics.port, worker.*)",
             ),
+            (
+                "self.all(e, !has(e.valueFrom) || !has(e.value) || e.value == '')",
+                "spec.env[]: set either value or valueFrom, not both",
+            ),
+            (
+                "self.all(e, !has(e.valueFrom) || [has(e.valueFrom.fieldRef), "
+                "has(e.valueFrom.resourceFieldRef), has(e.valueFrom.configMapKeyRef), "
+                "has(e.valueFrom.secretKeyRef)]"
+                ".filter(x, x).size() == 1)",
+                "spec.env[].valueFrom needs exactly one of fieldRef, resourceFieldRef, "
+                "configMapKeyRef or secretKeyRef",
+            ),
+            (
+                "self.all(e, !has(e.valueFrom) || ((!has(e.valueFrom.secretKeyRef) || "
+                "(has(e.valueFrom.secretKeyRef.name) && e.valueFrom.secretKeyRef.name != '')) && "
+                "(!has(e.valueFrom.configMapKeyRef) || (has(e.valueFrom.configMapKeyRef.name) && "
+                "e.valueFrom.configMapKeyRef.name != ''))))",
+                "spec.env[].valueFrom.secretKeyRef.name and configMapKeyRef.name are required",
+            ),
+            (
+                f"self.all(e, e.name.matches(r'{ENV_NAME}'))",
+                "spec.env[].name must be printable ASCII characters other than '=' "
+                "(e.g. MY_SETTING)",
+            ),
             max_items=128,
+            overlay={"items": {"properties": {"name": {"maxLength": 256}}}},
         ),
     )
     env_from: KubeList | None = Field(
@@ -878,7 +927,30 @@ class TemporalWorkerPoolSpec(Model):
                 "spec.envFrom[].prefix must not start with TWP_: those variables are the worker "
                 "runtime's contract (worker_runtime/contract.py)",
             ),
+            (
+                f"self.all(s, !has(s.prefix) || s.prefix.matches(r'{ENV_PREFIX_CHARS}'))",
+                "spec.envFrom[].prefix must be printable ASCII characters other than '='",
+            ),
+            (
+                "self.all(s, has(s.configMapRef) != has(s.secretRef))",
+                "spec.envFrom[] needs exactly one of configMapRef or secretRef",
+            ),
+            (
+                "self.all(s, (has(s.configMapRef) && has(s.configMapRef.name) && "
+                "s.configMapRef.name != '') || (has(s.secretRef) && has(s.secretRef.name) && "
+                "s.secretRef.name != ''))",
+                "spec.envFrom[].configMapRef.name or secretRef.name is required",
+            ),
             max_items=16,
+            overlay={
+                "items": {
+                    "properties": {
+                        "prefix": {"maxLength": 128},
+                        "configMapRef": {"properties": {"name": {"maxLength": 253}}},
+                        "secretRef": {"properties": {"name": {"maxLength": 253}}},
+                    }
+                }
+            },
         ),
     )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, json_schema_extra=EMPTY_DEFAULT)
