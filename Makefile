@@ -84,7 +84,7 @@ unit: venv ## Fast tests only (no cluster, no Temporal server)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: e2e
-e2e: venv controlplane ## Integration and e2e tests (local cluster, or TWP_E2E_KUBECONFIG)
+e2e: venv controlplane realnode ## Integration and e2e tests (local cluster and its real node, or TWP_E2E_KUBECONFIG)
 	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 .PHONY: bench
@@ -102,7 +102,7 @@ gpu-check: venv ## RunLLMOnGPU vs raw transformers generate (tokens/s, ratio, pe
 ##@ Run
 
 .PHONY: run
-run: venv controlplane ## Local demo: cluster + Temporal dev server + operator + sample pools (Ctrl-C stops all)
+run: venv controlplane realnode ## Local demo: cluster (+ real node when it can) + Temporal dev server + operator + sample pools (Ctrl-C stops all)
 	$(PY) -m hack.run_local $(RUN_ARGS)
 
 .PHONY: cluster-up

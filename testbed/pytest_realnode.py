@@ -52,7 +52,10 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[RealNode]:
     try:
         yield node
     finally:
-        node.release(kube_cluster.kubeconfig)
+        if node.release(kube_cluster.kubeconfig):
+            # this session stopped it: nothing of it may be left behind
+            left = node.leftovers()
+            assert not left, f"the real node left behind: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -493,6 +493,16 @@ state = "{run}/containerd/state"
                     found.append((int(entry.name), cmd))
         return found
 
+    def leftovers(self) -> list[str]:
+        """What a stopped node must not leave: processes, mounts, the bridge, its files."""
+        out = [f"process {pid}: {cmd}" for pid, cmd in self.processes()]
+        out += [f"mount {point}" for point in _mounts_under(self.run_dir)]
+        if Path(f"/sys/class/net/{BRIDGE}").exists():
+            out.append(f"network link {BRIDGE}")
+        if self.run_dir.exists():
+            out.append(f"folder {self.run_dir}")
+        return out
+
     # --- images ------------------------------------------------------------------------------
 
     def _ctr(self, *args: str, check: bool = True, stdin: Any = None) -> str:
