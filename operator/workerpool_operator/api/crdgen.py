@@ -137,7 +137,15 @@ def printer_columns() -> list[dict[str, Any]]:
         {"name": "Backlog", "type": "integer", "jsonPath": ".status.backlog.count"},
         {"name": "GPU", "type": "integer", "jsonPath": ".spec.gpu.count"},
         {"name": "Status", "type": "string", "jsonPath": f"{ready}.reason"},
+        # -o wide: the autoscaling engine, the worker image's tag and where workers connect.
         {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine", "priority": 1},
+        {"name": "Version", "type": "string", "jsonPath": ".spec.image.tag", "priority": 1},
+        {
+            "name": "Connection",
+            "type": "string",
+            "jsonPath": ".spec.connection.address",
+            "priority": 1,
+        },
         {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
