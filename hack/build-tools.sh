@@ -4,6 +4,7 @@
 #   helm      helm.sh/helm/v3/cmd/helm                      (chart lint/template/install tests)
 #   promtool  github.com/prometheus/prometheus/cmd/promtool (alert unit tests; no SD plugins)
 #   kstatus   hack/kstatus/main.go on sigs.k8s.io/cli-utils (Flux's health reading of a pool)
+#             and helm-controller's API types (strict HelmRelease validation)
 # The three builds run in parallel. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,7 +19,7 @@ log() { printf '[build-tools] %s\n' "$*" >&2; }
 # Binaries carry their version in the name, so a bump in versions.env rebuilds.
 helm_bin="$bin/helm-$HELM_VERSION"
 promtool_bin="$bin/promtool-$PROMETHEUS_VERSION"
-kstatus_bin="$bin/kstatus-$CLI_UTILS_VERSION-$(sha256sum "$here/kstatus/main.go" | cut -c1-12)"
+kstatus_bin="$bin/kstatus-$CLI_UTILS_VERSION-$FLUX_HELM_API_VERSION-$(sha256sum "$here/kstatus/main.go" | cut -c1-12)"
 
 build_helm() {
   local start; start=$(date +%s)
@@ -55,11 +56,37 @@ build_kstatus() {
   rm -rf "$work" && mkdir -p "$work" && cd "$work"
   go mod init workerpools.io/kstatus >/dev/null 2>&1
   cp "$here/kstatus/main.go" .
-  go get "sigs.k8s.io/cli-utils@$CLI_UTILS_VERSION" >/dev/null 2>&1
+  go get "sigs.k8s.io/cli-utils@$CLI_UTILS_VERSION" \
+    "github.com/fluxcd/helm-controller/api@$FLUX_HELM_API_VERSION" >/dev/null 2>&1
   go mod tidy >/dev/null 2>&1
   go build -trimpath -ldflags "-s -w" -o "$kstatus_bin" .
   log "kstatus (cli-utils $CLI_UTILS_VERSION) built in $(( $(date +%s) - start )) s"
 }
+
+# The upstream CRDs of the GitOps examples (examples/gitops/), out of the Go module downloads:
+# tests/unit/test_gitops.py validates the examples against their openAPIV3Schema.
+fetch_gitops_crds() {
+  local dest="$cache/crds/gitops-$ARGOCD_VERSION-$FLUX_KUSTOMIZE_VERSION-$FLUX_SOURCE_VERSION"
+  [ -f "$dest/.complete" ] && return 0
+  local tmp; tmp=$(mktemp -d "$cache/crds/.tmp-gitops.XXXXXX")
+  local spec mod file zip
+  for spec in \
+    "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION manifests/crds/application-crd.yaml" \
+    "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" \
+    "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml"; do
+    mod=${spec% *}; file=${spec#* }
+    # Read the file out of the module zip: extraction is refused for modules that ask for a
+    # newer Go than the local one (Argo CD v3.6 asks for 1.27), downloading is not.
+    zip=$( (cd / && go mod download -json "$mod" || true) | sed -n 's/^[[:space:]]*"Zip": "\(.*\)",*$/\1/p')
+    python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+      "$zip" "$mod/$file" > "$tmp/$(basename "$file")" || { log "missing $file in $mod"; rm -rf "$tmp"; return 1; }
+  done
+  chmod 0755 "$tmp" && touch "$tmp/.complete" && rm -rf "$dest" && mv "$tmp" "$dest"
+  log "GitOps CRDs in $dest"
+}
+
+mkdir -p "$cache/crds"
+fetch_gitops_crds
 
 pids=()
 [ -x "$helm_bin" ] || { build_helm & pids+=($!); }

@@ -13,11 +13,30 @@ from pathlib import Path
 TOOLS = ("helm", "promtool", "kstatus")
 
 
-def tools_dir() -> Path:
+def cache_dir() -> Path:
     cache = os.environ.get("WORKERPOOLS_CACHE") or str(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workerpools"
     )
-    return Path(cache) / "tools" / "bin"
+    return Path(cache)
+
+
+def tools_dir() -> Path:
+    return cache_dir() / "tools" / "bin"
+
+
+def gitops_crds_dir() -> Path:
+    """Upstream CRDs of the GitOps examples, copied by hack/build-tools.sh."""
+    versions = dict(
+        line.split("=", 1)
+        for line in (Path(__file__).resolve().parents[1] / "hack" / "versions.env")
+        .read_text()
+        .splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    name = "-".join(
+        versions[k] for k in ("ARGOCD_VERSION", "FLUX_KUSTOMIZE_VERSION", "FLUX_SOURCE_VERSION")
+    )
+    return cache_dir() / "crds" / f"gitops-{name}"
 
 
 def tool_path(name: str) -> Path | None:
