@@ -55,10 +55,11 @@ rbac: venv ## Regenerate manifests/rbac.yaml and the chart's RBAC from workerpoo
 ##@ Check
 
 .PHONY: lint
-lint: venv ## ruff, ruff format --check, mypy --strict, CRD and Kubernetes-schema drift
+lint: venv ## ruff, ruff format --check, mypy --strict, import layering, CRD and Kubernetes-schema drift
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m workerpool_operator.api.crdgen --check crds
 	$(PY) -m hack.k8s_schemas --check
 	$(PY) -m workerpool_operator.rbac --check
@@ -86,6 +87,10 @@ unit: venv ## Fast tests only (no cluster, no Temporal server)
 .PHONY: e2e
 e2e: venv controlplane realnode ## Integration and e2e tests (local cluster and its real node, or TWP_E2E_KUBECONFIG)
 	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+.PHONY: chaos
+chaos: setup ## Crash and fault tests at full size (200 pools, 20 SIGKILLs; make test runs them smaller)
+	CHAOS_SCALE=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: venv controlplane ## Benchmarks: operator, runtime throughput, autoscaler latency (tables + bench-results/)

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 300.0
+# A child's events come in bursts (a new Deployment's status moves several times in a second):
+# its pool is looked at once, this long after the first of them.
+CHILD_EVENT_DELAY_SECONDS = 0.5
 
 
 class WorkQueue:
@@ -208,7 +211,7 @@ class Engine:
         elif kind in CHILDREN:
             pool = (meta.get("labels") or {}).get(POOL_LABEL) or name
             if self.store(POOL).get(ns, pool) is not None:
-                self.queue.add((ns, pool))
+                self.queue.add_after((ns, pool), CHILD_EVENT_DELAY_SECONDS)
         elif kind is SECRET:
             for key in self.pools_referencing(ns, name):
                 self.queue.add(key)
@@ -268,6 +271,10 @@ class Engine:
             if not p.act:
                 return False
             outcome = await self._execute(ns, name, p)
+            if outcome.created and not (outcome.failures or outcome.conflicts):
+                # The new children's own events bring the pool back in a moment, with a status
+                # that describes them; writing one now would be stale at once.
+                return False
             await self._write_status(body, p, outcome)
         except NotLeader:
             return False
@@ -322,12 +329,14 @@ class Engine:
 
         async def write(w: ChildWrite) -> None:
             if not w.known:
-                live = await self.kube.get(w.kind, ns, name)
+                live = await self.kube.get(w.kind, ns, name, cached=True)
                 if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
                     outcome.conflicts[w.kind] = conflict_message(w.kind, ns, name)
                     return
             try:
                 await self.kube.apply(w.manifest)
+                if not w.known:
+                    outcome.created += 1
             except ApiError as exc:
                 if exc.status in (401, 403) or exc.status >= 500:
                     raise

@@ -229,8 +229,13 @@ class Kube:
                 return json.loads(text) if text else {}
         raise ApiError(401, "Unauthorized", "credentials rejected twice", [])
 
-    async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
-        return await self.request("GET", path(kind, namespace, name), kind=kind)
+    async def get(
+        self, kind: Kind, namespace: str | None, name: str, *, cached: bool = False
+    ) -> dict[str, Any] | None:
+        """One object; `cached` reads the API server's watch cache (resourceVersion=0), which
+        costs no etcd round trip and may lag a write by a moment."""
+        params = {"resourceVersion": "0"} if cached else None
+        return await self.request("GET", path(kind, namespace, name), kind=kind, params=params)
 
     async def list(
         self, kind: Kind, namespace: str | None = None, selector: str | None = None

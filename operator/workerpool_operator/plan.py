@@ -293,6 +293,7 @@ class Outcome:
 
     conflicts: dict[Kind, str] = field(default_factory=dict)
     failures: dict[Kind, str] = field(default_factory=dict)
+    created: int = 0  # children that did not exist before
 
 
 def finish(

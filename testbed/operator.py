@@ -1,0 +1,139 @@
+"""The operator as a real process (`python -m workerpool_operator`), for tests and benchmarks.
+
+Each process gets its own metrics and liveness ports; its counters are read from /metrics the
+way Prometheus would, so a test sees what an operator of the cluster sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from testbed.temporal import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for m in re.finditer(rf"^{name}(\{{[^}}]*\}})? ([0-9.e+-]+)$", text, re.MULTILINE):
+        if all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+class OperatorProcess:
+    """One operator process; `args` are added to `--metrics-port/--liveness-port`."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        name: str,
+        *args: str,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "POD_NAME": name,
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO_ROOT / "operator"), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+            **(env or {}),
+        }
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"operator-{name}.log"
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self.args = args
+        self.started = time.monotonic()
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.started = time.monotonic()
+        return subprocess.Popen(
+            [sys.executable, "-m", "workerpool_operator",
+             "--metrics-port", str(self.metrics_port),
+             "--liveness-port", str(self.liveness_port), *self.args],
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return str(r.read().decode())
+
+    def value(self, name: str, **labels: str) -> float:
+        """A metric's value now; 0 while the process is not serving metrics."""
+        try:
+            return metric(self.metrics(), name, **labels)
+        except OSError:
+            return 0.0
+
+    def writes(self) -> float:
+        return self.value("workerpool_operator_writes_total")
+
+    def requests(self) -> float:
+        return self.value("workerpool_operator_api_requests_total")
+
+    def leads(self) -> bool:
+        return self.value("workerpool_operator_leader") == 1
+
+    def live(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2)
+        except OSError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no lease release, as a crash or an OOM kill would do."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        self.kill()
+        self.proc = self._spawn()
+
+    def stop(self) -> int | None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def tracebacks(self) -> int:
+        return self.log_path.read_text(errors="replace").count("Traceback (most recent call last)")
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,122 @@
+"""Crash and fault tests: the real operator process against the real control plane.
+
+`make test` runs them at a size that fits CI; `make chaos` sets CHAOS_SCALE=full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from testbed.pytest_cluster import KubeCluster
+from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, Kind
+from workerpool_operator.kube import Kube, path
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
+FULL = os.environ.get("CHAOS_SCALE", "") == "full"
+REQUIRED: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, PDB)
+
+
+@pytest.fixture(scope="session")
+def crd(kube_cluster: KubeCluster) -> None:
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/temporalworkerpools.workerpools.io",
+    )  # fmt: skip
+
+
+@pytest_asyncio.fixture
+async def kube(kube_cluster: KubeCluster, crd: None) -> AsyncIterator[Kube]:
+    """The operator's own async client, as the test's hands on the API."""
+    os.environ["KUBECONFIG"] = kube_cluster.kubeconfig
+    client = Kube()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def pool_body(namespace: str, name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": POOL.api_version,
+        "kind": POOL.kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "connection": {"address": "temporal.temporal.svc:7233"},
+            "taskQueue": name,
+            "workflows": ["app.workflows:Flow"],
+            "replicas": replicas,
+        },
+    }
+
+
+async def create_pool(kube: Kube, namespace: str, name: str, replicas: int = 1) -> None:
+    await kube.request(
+        "POST",
+        path(POOL, namespace),
+        kind=POOL,
+        body=pool_body(namespace, name, replicas),
+        write_verb="create",
+    )
+
+
+async def problems(kube: Kube, namespace: str) -> list[str]:
+    """Everything that differs from 'every pool has exactly its current children and status'."""
+    pools, _ = await kube.list(POOL, namespace)
+    by_name = {
+        p["metadata"]["name"]: p for p in pools if not p["metadata"].get("deletionTimestamp")
+    }
+    out: list[str] = []
+    for kind in CHILDREN:
+        objs, _ = await kube.list(
+            kind, namespace, "app.kubernetes.io/managed-by=workerpool-operator"
+        )
+        names = [o["metadata"]["name"] for o in objs]
+        if len(names) != len(set(names)):
+            out.append(f"duplicate {kind.kind}")
+        for o in objs:
+            name = o["metadata"]["name"]
+            pool = by_name.get(name)
+            refs = o["metadata"].get("ownerReferences") or []
+            if pool is None:
+                if not o["metadata"].get("deletionTimestamp"):
+                    out.append(f"orphan {kind.kind} {name}")
+                continue
+            if [r.get("uid") for r in refs if r.get("controller")] != [pool["metadata"]["uid"]]:
+                out.append(f"{kind.kind} {name} not controlled by its pool")
+            if kind is DEPLOYMENT and o["spec"].get("replicas") != pool["spec"]["replicas"]:
+                out.append(f"Deployment {name} replicas {o['spec'].get('replicas')}")
+        if kind in REQUIRED:
+            missing = set(by_name) - set(names)
+            out += [f"missing {kind.kind} {n}" for n in sorted(missing)]
+    for name, pool in by_name.items():
+        status = pool.get("status") or {}
+        if status.get("observedGeneration") != pool["metadata"]["generation"]:
+            out.append(f"pool {name} status is stale")
+        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+        if ready is None or ready.get("observedGeneration") != pool["metadata"]["generation"]:
+            out.append(f"pool {name} has no current Ready condition")
+    return out
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[list[str]]], what: str, limit_s: float = 300
+) -> None:
+    """Poll until probe() returns no problems; fail with the last list otherwise."""
+    deadline = time.monotonic() + limit_s
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        found = await probe()
+        if not found:
+            return
+        await asyncio.sleep(1.0)
+    pytest.fail(f"{what}: still {len(found)} problems, e.g. {found[:10]}")
