@@ -37,7 +37,7 @@ from temporalio.worker import (
     WorkerTuner,
 )
 
-from worker_runtime import metrics
+from worker_runtime import contract, metrics
 from worker_runtime.config import default_identity, tls_material
 from worker_runtime.contract import RuntimeSettings, env_var
 from worker_runtime.loader import UserCode
@@ -136,18 +136,10 @@ def build_worker(
             target_memory_usage=settings.resource_tuner_target_memory,
             target_cpu_usage=settings.resource_tuner_target_cpu,
         )
-    if settings.max_concurrent_activities is not None:
-        kwargs["max_concurrent_activities"] = settings.max_concurrent_activities
-    if settings.max_concurrent_workflow_tasks is not None:
-        kwargs["max_concurrent_workflow_tasks"] = settings.max_concurrent_workflow_tasks
-    if settings.max_activities_per_second is not None:
-        kwargs["max_activities_per_second"] = settings.max_activities_per_second
-    if settings.max_task_queue_activities_per_second is not None:
-        kwargs["max_task_queue_activities_per_second"] = (
-            settings.max_task_queue_activities_per_second
-        )
-    if settings.max_cached_workflows is not None:
-        kwargs["max_cached_workflows"] = settings.max_cached_workflows
+    for name in contract.WORKER_TUNING_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            kwargs[name] = value
     if executor is not None:
         kwargs["activity_executor"] = executor
     return Worker(

@@ -134,6 +134,17 @@ class RuntimeSettings(BaseSettings):
         return self
 
 
+# Worker options a pool may tune: each name is at once the field of spec.worker, the settings
+# field above (env TWP_<NAME>) and the temporalio Worker keyword. Renderer and runtime loop here.
+WORKER_TUNING_FIELDS: tuple[str, ...] = (
+    "max_concurrent_activities",
+    "max_concurrent_workflow_tasks",
+    "max_activities_per_second",
+    "max_task_queue_activities_per_second",
+    "max_cached_workflows",
+)
+
+
 def env_var(field: str) -> str:
     """Return the environment variable name for a `RuntimeSettings` field (raises if unknown)."""
     if field not in RuntimeSettings.model_fields:

@@ -74,13 +74,7 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
             }
         )
     tuning = spec.worker
-    for field in (
-        "max_concurrent_activities",
-        "max_concurrent_workflow_tasks",
-        "max_activities_per_second",
-        "max_task_queue_activities_per_second",
-        "max_cached_workflows",
-    ):
+    for field in contract.WORKER_TUNING_FIELDS:
         value = getattr(tuning, field)
         if value is not None:
             env.append(_env(env_var(field), value))
