@@ -171,3 +171,18 @@ def child(api_version: str, kind: str) -> Kind:
     if found is None or found not in CHILDREN:
         raise KeyError(f"{api_version} {kind} is not a registered child kind")
     return found
+
+
+def docs_table() -> str:
+    """The markdown table of docs/design.md (a unit test keeps the two equal)."""
+    rows = ["| kind | API | verbs | watched with | why |", "|---|---|---|---|---|"]
+    for k in (*CHILDREN, POOL, POOL_STATUS, SECRET, POD, NAMESPACE, CRD, EVENT, LEASE):
+        role = "child" if k in CHILDREN else k.why
+        if k in CHILDREN and k.crd:
+            role += f" (when CRD `{k.crd}` is installed)"
+        watch = f"`{k.selector}`" if k.selector else ("all" if k in (*WATCHED, POOL) else "-")
+        rows.append(
+            f"| {k.kind}{'/status' if k is POOL_STATUS else ''} | `{k.api_version}` "
+            f"| {', '.join(k.verbs)} | {watch} | {role} |"
+        )
+    return "\n".join(rows)

@@ -225,3 +225,14 @@ def test_refused_write_becomes_apply_failed_with_the_api_servers_sentence() -> N
     assert by_type["Ready"]["reason"] == Reason.APPLY_FAILED
     assert by_type["Degraded"]["status"] == "True"
     assert "spec.x: bad" in by_type["Ready"]["message"]
+
+
+def test_the_design_docs_table_is_the_kind_registry() -> None:
+    from pathlib import Path
+
+    from workerpool_operator.kinds import docs_table
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
+    start = text.index("<!-- kinds-table")
+    section = text[text.index("\n", start) + 1 : text.index("<!-- /kinds-table -->")]
+    assert section.strip() == docs_table().strip(), "regenerate with kinds.docs_table()"
