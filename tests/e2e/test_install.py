@@ -1,19 +1,15 @@
 """`kubectl apply -k manifests` installs a working operator, and its RBAC is enough.
 
 The operator Deployment is admitted under the restricted Pod Security profile of its namespace
-(kwok then runs its pod as a simulated container). To prove the ClusterRole is sufficient, the
-real operator process is started with the ServiceAccount's own token (not the admin
-kubeconfig) and must reconcile a pool to Ready without a single 403.
+(kwok then runs its pod as a simulated container). To prove the RBAC is sufficient for the
+operator as deployed, the real operator process runs as the manifests run it (cluster-wide,
+with leader election in workerpools-system) but with the ServiceAccount's own token instead of
+the admin kubeconfig, and must use every permission it has: watch every kind, read an opted-in
+Secret, list GPU pods, post Events, hold the Lease, without a single 403.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.temporal import free_port
+from testbed.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_NS = "workerpools-system"
@@ -46,13 +42,6 @@ def sa_kubeconfig(kube: Any, path: Path) -> Path:
         cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-def writes(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    pattern = r"^workerpool_operator_writes_total\{[^}]*\} ([0-9.e+]+)$"
-    return sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
 
 
 @pytest.fixture
@@ -89,43 +78,83 @@ def test_manifests_install_and_rbac_suffices(
     assert can.stdout.strip() == "no"
 
     kubeconfig = sa_kubeconfig(kube_cluster, tmp_path / "sa.kubeconfig")
-    metrics_port, liveness_port = free_port(), free_port()
-    log_path = tmp_path / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "WORKERPOOL_RESYNC_SECONDS": "5"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workerpool_operator", "-n", namespace, "--verbose",
-             "--metrics-port", str(metrics_port), "--liveness-port", str(liveness_port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-    try:
-        pool = {
+    op = OperatorProcess(
+        str(kubeconfig),
+        "rbac",
+        "--all-namespaces",
+        "--leader-elect",
+        log_dir=tmp_path,
+        env={"POD_NAMESPACE": SYSTEM_NS, "WORKERPOOL_RESYNC_SECONDS": "5"},
+    )
+    base = {"connection": {"address": "temporal:7233"}, "workflows": ["app.workflows:Flow"]}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "mtls", "labels": {"workerpools.io/temporal-credentials": "true"}},
+        "stringData": {"ca.crt": "x", "tls.crt": "x", "tls.key": "x"},
+    }
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "clash"},
+        "spec": {"ports": [{"port": 80}]},
+    }
+
+    def pool(name: str, **spec: Any) -> dict[str, Any]:
+        return {
             "apiVersion": "workerpools.io/v1alpha1",
             "kind": "TemporalWorkerPool",
-            "metadata": {"name": "rbac"},
-            "spec": {
-                "connection": {"address": "temporal:7233"},
-                "taskQueue": "rbac",
-                "workflows": ["app.workflows:Flow"],
-                "replicas": 2,
-            },
+            "metadata": {"name": name},
+            "spec": {**base, "taskQueue": name, **spec},
         }
-        kube_cluster.apply(pool, namespace=namespace)
 
-        def ready() -> bool:
-            status = kube_cluster.get("twp", "rbac", namespace=namespace).get("status") or {}
-            conds = {c["type"]: c for c in status.get("conditions") or []}
-            return conds.get("Ready", {}).get("status") == "True"
+    try:
+        kube_cluster.wait_for(op.leads, what="the SA-token operator to take the Lease")
+        kube_cluster.apply([secret, foreign], namespace=namespace)
+        kube_cluster.apply(
+            [
+                pool("rbac", replicas=2),
+                pool("clash", replicas=1),
+                pool(
+                    "gpu",
+                    connection={"address": "temporal:7233", "tls": {"secretName": "mtls"}},
+                    gpu={"count": 9},  # more than any bed node has: its pods stay Pending
+                    autoscaling={"minReplicas": 1, "maxReplicas": 2},
+                ),
+            ],
+            namespace=namespace,
+        )
 
-        kube_cluster.wait_for(ready, what="pool Ready, reconciled by the SA-token operator")
+        def condition(name: str, ctype: str) -> dict[str, Any]:
+            status = kube_cluster.get("twp", name, namespace=namespace).get("status") or {}
+            return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+        kube_cluster.wait_for(
+            lambda: condition("rbac", "Ready").get("status") == "True",
+            what="pool Ready, reconciled by the SA-token operator",
+        )
         for kind in ("service", "pdb", "servicemonitor"):
             assert kube_cluster.exists(kind, "rbac", namespace=namespace), kind
-        assert writes(metrics_port) > 0
-        time.sleep(1)
+        # Events: the foreign Service is reported, not taken over.
+        kube_cluster.wait_for(
+            lambda: condition("clash", "Ready").get("reason") == "NameConflict",
+            what="NameConflict on the pool whose name a foreign Service holds",
+        )
+        reasons = {e["reason"] for e in kube_cluster.get("events", namespace=namespace)["items"]}
+        assert "NameConflict" in reasons
+        svc = kube_cluster.get("service", "clash", namespace=namespace)
+        assert not svc["metadata"].get("ownerReferences")
+        # Secrets (watched, opted in) and Pods (watched, GPU): the scaler got past the
+        # credentials to Temporal, and saw the Pending GPU pods.
+        kube_cluster.wait_for(
+            lambda: condition("gpu", "GPUCapacityAvailable").get("reason") == "InsufficientGPU",
+            what="the scaler to see the GPU pool's Pending pods",
+        )
+        assert condition("gpu", "BacklogAvailable").get("reason") == "TemporalUnavailable"
+        assert op.writes() > 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    log_text = log_path.read_text(errors="replace")
+        op.stop()
+    log_text = op.log_path.read_text(errors="replace")
     assert "Forbidden" not in log_text, log_text[-3000:]
     assert " 403" not in log_text, log_text[-3000:]
-    assert proc.returncode in (0, -15), log_text[-3000:]
+    assert op.tracebacks() == 0, log_text[-3000:]
