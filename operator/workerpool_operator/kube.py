@@ -203,7 +203,12 @@ class Kube:
         if write_verb is not None and not self.may_write():
             raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
         session = await self._open()
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        # UTF-8 as is: the API server's YAML decoder (apply patches) refuses \\u surrogate escapes.
+        data = (
+            None
+            if body is None
+            else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        )
         for attempt in (1, 2):
             self.requests += 1
             metrics.API_REQUESTS.labels(method, kind.kind).inc()
