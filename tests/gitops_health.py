@@ -25,7 +25,8 @@ def _to_lua(lua: Any, value: Any) -> Any:
 
 def argocd_health(obj: dict[str, Any], script: str | None = None) -> dict[str, str]:
     """Run the health check on one object: {"status": ..., "message": ...}."""
-    from lupa import LuaRuntime  # lupa is a test dependency only
+    # Lua 5.1, the language of gopher-lua, which Argo CD runs health checks with.
+    from lupa.lua51 import LuaRuntime  # lupa is a test dependency only
 
     lua = LuaRuntime(unpack_returned_tuples=True)
     source = script if script is not None else HEALTH_LUA.read_text()
