@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -233,6 +234,39 @@ async def start(
     ]
 
 
+SIGTERM_LOG = "Received SIGTERM: stopping polling, draining in-flight activities"
+DRAINED = "Worker drained and stopped"
+
+
+class LogTail:
+    """Keeps the last container log of each named pod: the kubelet deletes a stopped pod's
+    log files soon after the container exits, so they are copied while they exist."""
+
+    def __init__(self, node: RealNode, namespace: str, names: set[str]) -> None:
+        self.node, self.namespace, self.names = node, namespace, names
+        self.seen: dict[str, str] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.2):
+            for pod in self.names:
+                text = self.node.pod_log(self.namespace, pod)
+                if len(text) >= len(self.seen.get(pod, "")):
+                    self.seen[pod] = text
+
+    def text(self, pod: str) -> str:
+        return self.seen.get(pod, "")
+
+    def __enter__(self) -> LogTail:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def assert_on_real_node(pod: dict[str, Any]) -> None:
     assert pod["spec"]["nodeName"] == NODE_NAME
     assert ip_address(pod["status"]["podIP"]) in ip_network(SUBNET)
@@ -299,13 +333,20 @@ async def test_rendered_pool_runs_on_the_real_node_consumes_backlog_and_drains_o
     while not await activities_started(client, inflight):
         assert time.monotonic() < deadline, await asyncio.to_thread(state)
         await asyncio.sleep(0.5)
-    kube_cluster.kubectl("scale", TWP, name, "-n", ns, "--replicas=1")  # kubectl scale twp
-    await eventually(lambda: len(pods(kube_cluster, ns, name)) == 1, "scale-down to 1 pod", state)
-    drained = await results(inflight, state)
+    with LogTail(real_node, ns, names) as logs:
+        kube_cluster.kubectl("scale", TWP, name, "-n", ns, "--replicas=1")  # kubectl scale twp
+        await eventually(
+            lambda: len(pods(kube_cluster, ns, name)) == 1, "scale-down to 1 pod", state
+        )
+        drained = await results(inflight, state)
+        (survivor,) = pods(kube_cluster, ns, name)
+        (stopped,) = names - {survivor["metadata"]["name"]}
+        await eventually(lambda: DRAINED in logs.text(stopped), "the drain in its log", state)
     assert all(r["attempt"] == 1 for r in drained), drained
-    (survivor,) = pods(kube_cluster, ns, name)
-    gone = {r["pod"] for r in drained} - {survivor["metadata"]["name"]}
-    assert gone, f"no activity ran on the pod that was stopped: {drained}"
+    assert stopped in {r["pod"] for r in drained}, f"no activity ran on {stopped}: {drained}"
+    # the container got SIGTERM (not a kill) and drained before it exited
+    assert SIGTERM_LOG in logs.text(stopped), logs.text(stopped)
+    assert "Traceback" not in logs.text(stopped), logs.text(stopped)
     assert kube_cluster.get("deployment", name, namespace=ns)["spec"]["replicas"] == 1
 
 
@@ -344,10 +385,6 @@ async def test_rolling_image_update_replaces_pods_without_losing_an_activity(
     while not await activities_started(client, inflight):
         assert time.monotonic() < deadline, await asyncio.to_thread(state)
         await asyncio.sleep(0.5)
-    kube_cluster.apply(
-        pool_doc(name, queue, plain.address, replicas=2, tag=SECOND_TAG, worker=worker),
-        namespace=ns,
-    )
 
     def rolled() -> bool:
         now = pods(kube_cluster, ns, name)
@@ -358,10 +395,21 @@ async def test_rolling_image_update_replaces_pods_without_losing_an_activity(
             and not old & {p["metadata"]["name"] for p in now}
         )
 
-    await eventually(rolled, "both pods replaced by the second image", state)
-    done = await results(inflight, state)
+    with LogTail(real_node, ns, old) as logs:
+        kube_cluster.apply(
+            pool_doc(name, queue, plain.address, replicas=2, tag=SECOND_TAG, worker=worker),
+            namespace=ns,
+        )
+        await eventually(rolled, "both pods replaced by the second image", state)
+        done = await results(inflight, state)
+        await eventually(
+            lambda: all(DRAINED in logs.text(pod) for pod in old), "old pods' drains", state
+        )
     assert all(r["attempt"] == 1 for r in done), done
     assert {r["pod"] for r in done} & old, "the in-flight work ran on the replaced pods"
+    for pod in old:  # each old pod was stopped with SIGTERM and drained, none was killed
+        assert SIGTERM_LOG in logs.text(pod), logs.text(pod)
+        assert "Traceback" not in logs.text(pod), logs.text(pod)
     for pod in pods(kube_cluster, ns, name):
         assert_on_real_node(pod)
 
