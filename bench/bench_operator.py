@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 import uuid
+from functools import partial
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -328,9 +329,7 @@ async def bench_failover(kubeconfig: str, tag: str, trials: int = 5) -> dict[str
                 raise RuntimeError("two leaders")
             leader.kill()
             killed = time.monotonic()
-            await until(
-                lambda s=standby: asyncio.to_thread(s.leads), 60, "the standby to take over"
-            )
+            await until(partial(asyncio.to_thread, standby.leads), 60, "the standby to take over")
             times.append(time.monotonic() - killed)
             print(f"failover {trial + 1}: {times[-1]:.1f}s", file=sys.stderr, flush=True)
             leader.restart()
