@@ -30,8 +30,8 @@ import statistics
 import sys
 import time
 import uuid
-from functools import partial
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
