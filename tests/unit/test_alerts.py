@@ -105,3 +105,23 @@ def test_chart_ships_the_rules_unchanged() -> None:
     shipped = yaml.safe_load(out)
     assert shipped["kind"] == "PrometheusRule"
     assert shipped["spec"]["groups"] == rules()["groups"]
+
+
+def test_chart_alert_labels_and_disabled_alerts() -> None:
+    helm = require_tool("helm")
+    out = subprocess.run(
+        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
+         "--set", "prometheusRule.enabled=true",
+         "--set", "prometheusRule.alertLabels.team=platform",
+         "--set", "prometheusRule.alertLabels.severity=page",
+         "--set", "prometheusRule.disabledAlerts={TemporalWorkerPoolGPUCapacityPending}",
+         "--show-only", "templates/prometheusrule.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    shipped = {r["alert"]: r for g in yaml.safe_load(out)["spec"]["groups"] for r in g["rules"]}
+    assert set(shipped) == (POOL_ALERTS | OPERATOR_ALERTS) - {
+        "TemporalWorkerPoolGPUCapacityPending"
+    }
+    for rule in shipped.values():
+        assert rule["labels"]["team"] == "platform"
+        assert rule["labels"]["severity"] in ("critical", "warning"), "the rule's own label wins"
