@@ -224,7 +224,6 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     applied_s = time.monotonic() - started - generated_s
     # Canaries after the hostile batch: if one pool could block another, these would wait.
     canaries = bed.create_all([(f"canary-{i}", spec(taskQueue=f"c{i}")) for i in range(5)])
-    assert all(c.admitted for c in canaries), [c.message for c in canaries]
     admitted = {o.name for o in outcomes + canaries if o.admitted}
     pools = bed.wait_observed(admitted, timeout=max(240.0, 1.0 * len(admitted)))
     converged_s = time.monotonic() - started - generated_s - applied_s
@@ -233,7 +232,11 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     reconciled = [o for o in outcomes if o.admitted and observed(pools.get(o.name, {}))]
     unnamed = [o for o in rejected if not names_a_field(o)]
     stuck = [o for o in outcomes if o.admitted and not observed(pools.get(o.name, {}))]
-    canaries_stuck = [c.name for c in canaries if not observed(pools.get(c.name, {}))]
+    canaries_stuck = [
+        f"{c.name}: {c.message or 'no current status'}"
+        for c in canaries
+        if not observed(pools.get(c.name, {}))
+    ]
     tracebacks = bed.tracebacks()
     reasons = Counter(str((ready_of(pools[o.name]) or {}).get("reason")) for o in reconciled)
     failed = [
@@ -275,6 +278,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
             "admitted_without_current_status": sample(stuck, with_status=True),
             "admitted_but_failed": sample(failed, with_status=True),
             "tracebacks": [t[:1500] for t in tracebacks[:3]],
+            "canaries_blocked": canaries_stuck,
         },
     }
     RESULTS.parent.mkdir(exist_ok=True)
@@ -286,15 +290,9 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     assert not tracebacks, f"operator logged {len(tracebacks)} tracebacks:\n{tracebacks[0]}"
 
 
-@pytest.mark.xfail(
-    reason="kube.py sends server-side-apply bodies as PyYAML with \\U escapes, which the API "
-    "server's YAML decoder refuses ('found invalid Unicode character escape code'): any "
-    "character outside the BMP in spec.taskQueue (carried by an annotation and TWP_TASK_QUEUE) "
-    "ends in ApplyFailed. Fix: send the patch as JSON (ensure_ascii=False) or "
-    "yaml.safe_dump(allow_unicode=True).",
-    strict=False,
-)
 def test_task_queue_outside_the_bmp_reconciles(bed: HostileBed) -> None:
+    """Found by this suite: an emoji in the queue (carried by an annotation and the env) made
+    every child write fail while the operator sent PyYAML with \\U escapes (fixed in kube.py)."""
     (outcome,) = bed.create_all([("u-emoji-queue", spec(taskQueue="orders-\U0001f600"))])
     assert outcome.admitted, outcome.message
     pool = bed.wait_observed({outcome.name}, timeout=60)[outcome.name]
