@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "temporal" / "temporal.db").unlink(missing_ok=True)
         temporal.start()
         log(f"Temporal at {temporal.address} (namespace default)")
+        if args.no_real_node:
+            log("--no-real-node: every pool on kwok, pods are simulated")
         node = None if args.no_real_node else start_real_node(kubeconfig)
         fwd: Forwarder | None = None
         if node is not None:
