@@ -10,6 +10,7 @@ uninstall, delete without keep) run on a renamed copy of the CRD that nothing el
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -22,6 +23,7 @@ import yaml
 
 from testbed.tools import require_tool
 from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig, wait
+from workerpool_operator import kinds
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "workerpool-operator"
@@ -168,9 +170,13 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
         wait(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready at 3")
         kube.delete("twp", "a1", namespace=ns_a)
         wait(lambda: not children(kube, ns_a), "a1's children gone")
+        used = api_requests(op.metrics())
     finally:
         op.stop()
     op.assert_no_forbidden()
+    # The operator's own accounting of its requests stays within the registry (and so the RBAC).
+    assert used, "no API requests counted"
+    assert not outside_registry(used), outside_registry(used)
 
     # --- upgrade: a second namespace and three replicas ----------------------------------------
     helm.run("upgrade", RELEASE, str(CHART), "-n", op_ns, "--wait", "--timeout", "3m",
@@ -212,6 +218,33 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
         assert not kube.exists("twp", name, namespace=ns)
     # Children go with their pool (owner references; the garbage collector, not the operator).
     wait(lambda: not children(kube, ns_a) and not children(kube, ns_b), "no orphaned children")
+
+
+# HTTP method of a request (as workerpool_operator_api_requests_total counts it) -> RBAC verbs.
+HTTP_TO_RBAC = {"GET": {"get", "list"}, "WATCH": {"watch"}, "POST": {"create"},
+                "PATCH": {"patch"}, "PUT": {"update"}, "DELETE": {"delete"}}  # fmt: skip
+
+
+def api_requests(text: str) -> set[tuple[str, str]]:
+    """(HTTP method, kind) pairs the operator counted on its /metrics page."""
+    pattern = r"^workerpool_operator_api_requests_total\{([^}]*)\} ([0-9.e+]+)$"
+    used = set()
+    for labels, value in re.findall(pattern, text, re.MULTILINE):
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if float(value) > 0:
+            used.add((pairs["verb"], pairs["kind"]))
+    return used
+
+
+def outside_registry(used: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    verbs: dict[str, set[str]] = {}
+    for k in (*kinds.CLUSTER_RULE_KINDS, *kinds.CLUSTER_ONLY_KINDS, *kinds.OWN_NAMESPACE_KINDS):
+        verbs.setdefault(k.kind, set()).update(k.verbs)
+    return sorted(
+        (method, kind)
+        for method, kind in used
+        if not HTTP_TO_RBAC.get(method, set()) & verbs.get(kind, set())
+    )
 
 
 def renamed_chart(tmp_path: Path, group: str) -> Path:
