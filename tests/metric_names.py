@@ -95,3 +95,31 @@ def exported_names(text: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
     return names
+
+
+_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*)"')
+
+
+def label_values_used(expr: str) -> set[tuple[str, str, str]]:
+    """(metric, label, value) for each literal value an `=` or `=~ "a|b"` matcher selects."""
+    out: set[tuple[str, str, str]] = set()
+    for metric, body in _SELECTOR.findall(expr):
+        for label, op, value in _MATCHER.findall(body):
+            if op == "=":
+                out.add((metric, label, value))
+            elif op == "=~" and re.fullmatch(r"[A-Za-z0-9_|]+", value):
+                out |= {(metric, label, v) for v in value.split("|")}
+    return out
+
+
+def label_values_exported(text: str) -> set[tuple[str, str, str]]:
+    """(metric, label, value) of every sample on a Prometheus text page."""
+    out: set[tuple[str, str, str]] = set()
+    for line in text.splitlines():
+        if line.startswith("#") or "{" not in line:
+            continue
+        name, _, rest = line.partition("{")
+        for label, value in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"', rest):
+            out.add((name, label, value))
+    return out

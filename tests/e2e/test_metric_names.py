@@ -19,7 +19,13 @@ from temporalio.client import Client
 from testbed.runtime import runtime_env
 from testbed.temporal import TemporalDevServer
 from tests.e2e.operator_process import OperatorProcess, wait
-from tests.metric_names import exported_names, used_names
+from tests.metric_names import (
+    alert_queries,
+    exported_names,
+    label_values_exported,
+    label_values_used,
+    used_names,
+)
 from tests.runtime.helpers import RuntimeProcess
 
 APP = "tests.e2e.metrics_app"
@@ -92,11 +98,17 @@ def operator_metrics(kube: Any, namespace: str, server: TemporalDevServer, tmp_p
         op.stop()
 
 
+# Labels whose values the alerts select and that this test's workload makes the SDK export;
+# a renamed value (e.g. a new SDK's poller_type) then fails here, not silently in production.
+CHECKED_LABELS = {"poller_type", "worker_type", "failure_reason"}
+
+
 @pytest.mark.usefixtures("kube_cluster")
 def test_queried_metric_names_are_exported(
     kube_cluster: Any, namespace: str, temporal: TemporalDevServer, tmp_path: Path
 ) -> None:
-    runtime = exported_names(asyncio.run(runtime_metrics(temporal, tmp_path)))
+    runtime_text = asyncio.run(runtime_metrics(temporal, tmp_path))
+    runtime = exported_names(runtime_text)
     operator = exported_names(operator_metrics(kube_cluster, namespace, temporal, tmp_path))
     used = used_names()
     missing = {n: sorted(w) for n, w in used.items() if n not in runtime | operator}
@@ -106,6 +118,14 @@ def test_queried_metric_names_are_exported(
     now_exported = sorted(set(REQUESTED_FROM_OPERATOR) & operator)
     assert not now_exported, f"the operator exports {now_exported} now: drop them from the list"
     assert not set(EXTERNAL) & (runtime | operator), "an EXTERNAL name is exported here now"
+    selected = set().union(*(label_values_used(e) for e in alert_queries().values()))
+    selected = {t for t in selected if t[1] in CHECKED_LABELS}
+    seen = label_values_exported(runtime_text)
+    # Histograms are selected by their _bucket series: compare on the family name.
+    seen |= {(m.removesuffix("_bucket"), label, v) for m, label, v in seen}
+    unseen = sorted(t for t in selected if t not in seen and (t[0] + "_bucket", *t[1:]) not in seen)
+    assert selected, "no label values checked"
+    assert not unseen, f"alert matchers select label values the runtime never exported: {unseen}"
     # The sources are real: the runtime's SDK and own metrics, the operator's and its scaler's.
     assert {"temporal_num_pollers", "twp_ready"} <= runtime
     assert {"workerpool_operator_leader", "workerpool_backlog"} <= operator
@@ -114,8 +134,6 @@ def test_queried_metric_names_are_exported(
 def test_nondeterminism_label_value_is_what_the_alert_matches() -> None:
     """The alert matches failure_reason="NonDeterminismError"; the runtime test above waits
     for exactly that sample, so a renamed label value fails there, not in production."""
-    from tests.metric_names import alert_queries
-
     assert (
         'failure_reason="NonDeterminismError"'
         in alert_queries()["TemporalWorkerPoolNonDeterminism"]
