@@ -210,6 +210,17 @@ class RealNode:
     def acquire(self, kubeconfig: str | Path) -> None:
         """Start the node (or reuse a healthy one) and record that this process uses it."""
         with self.lock():
+            running = (
+                self._pid("kubelet", self.kubelet_bin) is not None
+                and self._pid("containerd", CONTAINERD) is not None
+            )
+            if running and not self.node_ready(kubeconfig):
+                # Possibly only slow, or the API server restarting: a restart would kill the
+                # pods of every other session using the node, so give it a minute first.
+                with contextlib.suppress(TestbedError):
+                    wait_until(
+                        lambda: self.healthy(kubeconfig), timeout=60, interval=2, what="node"
+                    )
             if not self.healthy(kubeconfig):
                 self.start(kubeconfig)
                 (self.home / "started-by-tests").touch()
