@@ -60,6 +60,9 @@ CTR = "/usr/bin/ctr"
 RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
+# Registries whose names a pod might use; containerd sends them all to a closed loopback port.
+REGISTRIES = ("docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
+NO_REGISTRY = "http://127.0.0.1:1"
 # Debian's binaries first: a Docker bundle in /usr/local/bin may ship another containerd/runc.
 SYSTEM_PATH = "/usr/bin:/usr/sbin:/bin:/sbin:/usr/local/bin"
 
@@ -310,7 +313,20 @@ state = "{run}/containerd/state"
   bin_dir = "{CNI_BIN_DIR}"
   conf_dir = "{run}/cni/net.d"
   max_conf_num = 1
+
+[{cri}.registry]
+  # Every registry a pod might name resolves to a closed loopback port (registry_hosts()):
+  # images are imported, and an accidental pull must fail here, not leave the machine.
+  config_path = "{run}/registry"
 """
+
+    def registry_hosts(self) -> dict[str, str]:
+        """hosts.toml per registry: its server is a closed port on loopback."""
+        return {
+            registry: f'server = "{NO_REGISTRY}"\n\n[host."{NO_REGISTRY}"]\n'
+            '  capabilities = ["pull", "resolve"]\n'
+            for registry in REGISTRIES
+        }
 
     def cni_config(self) -> dict[str, Any]:
         """bridge + host-local + portmap + loopback; no gateway route, no masquerade."""
@@ -406,6 +422,10 @@ state = "{run}/containerd/state"
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         cfg = self.run_dir / "containerd.toml"
         cfg.write_text(self.containerd_config())
+        for registry, hosts in self.registry_hosts().items():
+            folder = self.run_dir / "registry" / registry
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "hosts.toml").write_text(hosts)
         conflist = self.run_dir / "cni" / "net.d" / "10-twp-realnode.conflist"
         conflist.write_text(json.dumps(self.cni_config(), indent=2))
         _run(["ip", "link", "add", BRIDGE, "type", "bridge"])

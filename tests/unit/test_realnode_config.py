@@ -100,3 +100,14 @@ def test_kwok_manages_only_its_own_annotated_nodes() -> None:
         "override": True,
     }
     assert args["manage-nodes-with-annotation-selector"]["value"] == f"{KWOK_NODE_ANNOTATION}=fake"
+
+
+def test_an_accidental_pull_goes_to_a_closed_loopback_port(tmp_path: Path) -> None:
+    """Images are imported; a pod naming a missing image must fail here, not leave the machine."""
+    n = node(tmp_path)
+    cri = tomllib.loads(n.containerd_config())["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["registry"]["config_path"].startswith(str(n.run_dir))
+    hosts = n.registry_hosts()
+    assert {"docker.io", "registry.k8s.io", "quay.io", "ghcr.io"} <= set(hosts)
+    for text in hosts.values():
+        assert tomllib.loads(text)["server"] == "http://127.0.0.1:1"
