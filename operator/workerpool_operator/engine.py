@@ -25,6 +25,7 @@ from workerpool_operator.diff import is_subset
 from workerpool_operator.kinds import (
     CHILDREN,
     CRD,
+    DEPLOYMENT,
     NAMESPACE,
     POD,
     POOL,
@@ -307,21 +308,15 @@ class Engine:
         pool = p.pool
         if p.handover is not None:
             h = p.handover
-            patch = {"spec": {"replicas": h.replicas}}
-            from workerpool_operator.kinds import DEPLOYMENT
-
-            if h.apply:
-                await self.kube.apply(
-                    {
-                        "apiVersion": DEPLOYMENT.api_version,
-                        "kind": DEPLOYMENT.kind,
-                        "metadata": {"name": name, "namespace": ns},
-                        **patch,
-                    },
-                    manager=h.manager,
-                )
-            else:
-                await self.kube.patch(DEPLOYMENT, ns, name, patch, manager=h.manager, verb="scale")
+            await self.kube.apply(
+                {
+                    "apiVersion": DEPLOYMENT.api_version,
+                    "kind": DEPLOYMENT.kind,
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"replicas": h.replicas},
+                },
+                manager=h.manager,
+            )
             log.info(
                 "handed spec.replicas over",
                 extra={"pool": f"{ns}/{name}", "replicas": h.replicas, "to": h.manager},
@@ -338,7 +333,9 @@ class Engine:
                 if not w.known:
                     outcome.created += 1
             except ApiError as exc:
-                if exc.status in (401, 403) or exc.status >= 500:
+                # The object's own refusal (invalid, forbidden by quota or policy) is the
+                # pool's ApplyFailed; throttling and server trouble retry the whole pool.
+                if exc.status in (401, 429) or exc.status >= 500:
                     raise
                 outcome.failures[w.kind] = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
                 metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()

@@ -40,7 +40,7 @@ Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
 
 FIELD_MANAGER = "workerpool-operator"
 SCALER_MANAGER = "workerpool-autoscaler"
-# Update-operation owner of spec.replicas while KEDA/HPA take over (see `Handover`).
+# Owner of spec.replicas until KEDA's or the HPA's first change of it (see `Handover`).
 HANDOVER_MANAGER = "workerpool-handover"
 ADOPT_ANNOTATION = "workerpools.io/adopt"
 LEGACY_FINALIZER = f"{api.GROUP}/finalizer"
@@ -90,14 +90,14 @@ class Handover:
     """Keep spec.replicas when the reconciler stops applying it (fixed -> autoscaled).
 
     Server-side apply removes a field its last owner stops applying, which would drop the
-    Deployment to 1 replica. So, before that apply, the new owner takes the field at its current
-    value: our scaler by applying it with its own manager, or, for KEDA/HPA, an Update-operation
-    manager whose ownership the HPA controller's first /scale write then takes over.
+    Deployment to 1 replica. So, before that apply, the new owner applies the field at its
+    current value: our scaler with its own manager, or, for KEDA/HPA, a handover manager whose
+    ownership the HPA controller's first /scale write that changes the value takes over. (An
+    Update that sets a field to the value it already has would own nothing: apply it is.)
     """
 
     replicas: int
     manager: str
-    apply: bool
 
 
 @dataclass
@@ -204,9 +204,7 @@ def _handover(pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None) -> H
         return None  # someone else already holds the field: dropping ours removes nothing
     current = (live.get("spec") or {}).get("replicas")
     replicas = 1 if current is None else int(current)
-    if engine == "Builtin":
-        return Handover(replicas, SCALER_MANAGER, apply=True)
-    return Handover(replicas, HANDOVER_MANAGER, apply=False)
+    return Handover(replicas, SCALER_MANAGER if engine == "Builtin" else HANDOVER_MANAGER)
 
 
 def _legacy_finalizer(pool_body: Mapping[str, Any]) -> int | None:

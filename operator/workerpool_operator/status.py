@@ -105,7 +105,12 @@ def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]
             ),
             ConditionSpec(api.CONDITION_DEGRADED, "False", Reason.AS_EXPECTED),
         ]
-    rolled_out = w.current_generation and w.updated >= w.desired and w.replicas == w.desired
+    rolled_out = (
+        w.current_generation
+        and w.updated >= w.desired
+        and w.replicas == w.desired
+        and w.available >= w.desired
+    )
     if w.stalled:
         progressing = ConditionSpec(
             api.CONDITION_PROGRESSING, "False", Reason.ROLLOUT_STALLED, "progress deadline exceeded"

@@ -188,6 +188,13 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
         )
         ready = condition(kube_cluster, namespace, name, "AutoscalingReady")
         assert (ready["status"], ready["reason"]) == ("True", "BacklogPolled")
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name, "Ready").get("reason") == "ScaledToZero"
+            ),
+            "Ready True with reason ScaledToZero",
+        )
+        assert condition(kube_cluster, namespace, name, "Ready")["status"] == "True"
 
         # 10 workflows nobody polls: ceil(10 / 2) = 5 replicas
         client = await Client.connect(temporal.address, namespace=temporal.namespace)
@@ -198,6 +205,11 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
             await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
         await eventually(
             lambda: replicas(kube_cluster, namespace, name) == 5, "scale-up to 5 on backlog 10"
+        )
+        # out of ScaledToZero: kwok makes the 5 pods ready
+        await eventually(
+            lambda: condition(kube_cluster, namespace, name, "Ready").get("reason") == "Available",
+            "Ready back to Available at 5 replicas",
         )
         status = pool_status(kube_cluster, namespace, name)
         assert status["desiredReplicas"] == 5

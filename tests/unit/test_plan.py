@@ -121,30 +121,29 @@ def test_prune_only_what_the_pool_controls() -> None:
 
 
 @pytest.mark.parametrize(
-    ("autoscaling", "manager", "apply"),
+    ("autoscaling", "manager"),
     [
-        ({"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20}, SCALER_MANAGER, True),
-        ({"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20}, HANDOVER_MANAGER, False),
+        ({"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20}, SCALER_MANAGER),
+        ({"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20}, HANDOVER_MANAGER),
         (
             {"engine": "HPA", "minReplicas": 1, "maxReplicas": 20, "cpuUtilization": 70},
             HANDOVER_MANAGER,
-            False,
         ),
     ],
 )
 def test_fixed_to_autoscaled_hands_replicas_over_at_their_current_value(
-    autoscaling: dict[str, Any], manager: str, apply: bool
+    autoscaling: dict[str, Any], manager: str
 ) -> None:
     fixed = plan(body(replicas=10), Capabilities(keda=True), Observed())
     live = live_from(fixed)
     assert live[DEPLOYMENT]["spec"]["replicas"] == 10
     p = plan(body(autoscaling=autoscaling), Capabilities(keda=True), Observed(children=live))
     assert p.handover is not None
-    assert (p.handover.replicas, p.handover.manager, p.handover.apply) == (10, manager, apply)
+    assert (p.handover.replicas, p.handover.manager) == (10, manager)
     deployment = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
     assert "replicas" not in deployment["spec"]  # the reconciler lets go of the field
     # once another manager holds the field, nothing more is handed over
-    live[DEPLOYMENT][REPLICAS_OWNERS] = ["workerpool-operator/Apply", f"{manager}/Update"]
+    live[DEPLOYMENT][REPLICAS_OWNERS] = ["workerpool-operator/Apply", f"{manager}/Apply"]
     p = plan(body(autoscaling=autoscaling), Capabilities(keda=True), Observed(children=live))
     assert p.handover is None
 

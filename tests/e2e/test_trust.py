@@ -1,0 +1,339 @@
+"""Trust under change: ownership of names, replicas handed over between engines, status reasons.
+
+The operator's engine runs in the test's event loop, scoped to the test's namespace, against
+the real API server (kwok nodes). The Builtin engine points at an address where nothing
+listens, so it holds replicas (clamped into [min, max]) instead of scaling on a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from testbed.pytest_cluster import KubeCluster
+from workerpool_operator.handlers import Operator
+from workerpool_operator.kube import Kube
+from workerpool_operator.plan import HANDOVER_MANAGER, SCALER_MANAGER
+
+pytestmark = pytest.mark.e2e
+
+NOWHERE = {"address": "127.0.0.1:1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crd(kube_cluster: KubeCluster) -> None:
+    from pathlib import Path
+
+    crd = Path(__file__).resolve().parents[2] / "crds" / "workerpools.io_temporalworkerpools.yaml"
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                         "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
+    os.environ["KUBECONFIG"] = cluster.kubeconfig
+    op = Operator(Kube(), namespaces=[namespace], leader_elect=False, workers=4)
+    task = asyncio.create_task(op.run())
+    try:
+        await asyncio.wait_for(op.ready.wait(), timeout=60)
+        yield op
+    finally:
+        op.stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+async def eventually(probe: Callable[[], bool], what: str, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(probe):
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def pool(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalWorkerPool",
+        "metadata": {"name": name},
+        "spec": {"connection": NOWHERE, "taskQueue": name, "workflows": ["a:W"], **spec},
+    }
+
+
+def condition(cluster: KubeCluster, ns: str, name: str, ctype: str = "Ready") -> dict[str, Any]:
+    status = cluster.get("twp", name, namespace=ns).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+
+def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
+    return int(cluster.get("deployment", name, namespace=ns)["spec"].get("replicas", 1))
+
+
+def replicas_owners(cluster: KubeCluster, ns: str, name: str) -> set[tuple[str, str]]:
+    out = cluster.kubectl(
+        "get", "deployment", name, "-n", ns, "-o", "json", "--show-managed-fields"
+    )
+    dep = json.loads(out)
+    return {
+        (m["manager"], m["operation"])
+        for m in dep["metadata"]["managedFields"]
+        if "f:replicas" in (m.get("fieldsV1", {}).get("f:spec") or {})
+    }
+
+
+def patch(cluster: KubeCluster, ns: str, name: str, spec: dict[str, Any]) -> None:
+    """Merge-patch the pool's spec (None removes a field)."""
+    body = json.dumps({"spec": spec})
+    cluster.kubectl("patch", "twp", name, "-n", ns, "--type=merge", "-p", body)
+
+
+async def never_below(
+    cluster: KubeCluster, ns: str, name: str, floor: int, seconds: float
+) -> list[int]:
+    """Sample the Deployment's replicas for `seconds`; fail at once if they drop below floor."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = await asyncio.to_thread(replicas, cluster, ns, name)
+        seen.append(r)
+        assert r >= floor, f"replicas dropped to {r} (history {seen})"
+        await asyncio.sleep(0.3)
+    return seen
+
+
+async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    name = "orders"
+    kube_cluster.apply(pool(name, replicas=10), namespace=namespace)
+    async with operator(kube_cluster, namespace):
+        await eventually(lambda: replicas(kube_cluster, namespace, name) == 10, "10 replicas")
+        assert replicas_owners(kube_cluster, namespace, name) == {("workerpool-operator", "Apply")}
+
+        # fixed -> Builtin (min 2, max 20), Temporal unreachable: 10 are held, not 1
+        patch(
+            kube_cluster,
+            namespace,
+            name,
+            {
+                "replicas": None,
+                "autoscaling": {"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20},
+            },
+        )
+        await never_below(kube_cluster, namespace, name, 10, 6)
+        owners = replicas_owners(kube_cluster, namespace, name)
+        assert (SCALER_MANAGER, "Apply") in owners
+        assert ("workerpool-operator", "Apply") not in owners
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name, "AutoscalingReady").get("reason")
+                == "TemporalUnavailable"
+            ),
+            "the scaler to report Temporal unavailable",
+        )
+
+        # Builtin -> HPA: nothing drops while the HPA has no metrics to act on
+        patch(
+            kube_cluster,
+            namespace,
+            name,
+            {
+                "resources": {"requests": {"cpu": "100m"}},
+                "autoscaling": {
+                    "engine": "HPA",
+                    "minReplicas": 3,
+                    "maxReplicas": 20,
+                    "cpuUtilization": 70,
+                },
+            },
+        )
+        await eventually(lambda: kube_cluster.exists("hpa", name, namespace=namespace), "HPA")
+        await never_below(kube_cluster, namespace, name, 10, 4)
+
+        # HPA -> fixed 4: the spec decides, the HPA goes
+        patch(kube_cluster, namespace, name, {"autoscaling": None, "replicas": 4})
+        await eventually(lambda: replicas(kube_cluster, namespace, name) == 4, "fixed 4")
+        await eventually(lambda: not kube_cluster.exists("hpa", name, namespace=namespace),
+                         "HPA pruned")  # fmt: skip
+        assert ("workerpool-operator", "Apply") in replicas_owners(kube_cluster, namespace, name)
+
+        # fixed -> KEDA: the field goes to the handover manager at 4, for KEDA's HPA to take
+        patch(
+            kube_cluster,
+            namespace,
+            name,
+            {
+                "replicas": None,
+                "autoscaling": {"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20},
+            },
+        )
+        await eventually(lambda: kube_cluster.exists("scaledobject", name, namespace=namespace),
+                         "ScaledObject")  # fmt: skip
+        await never_below(kube_cluster, namespace, name, 4, 4)
+        owners = replicas_owners(kube_cluster, namespace, name)
+        assert (HANDOVER_MANAGER, "Apply") in owners
+        assert ("workerpool-operator", "Apply") not in owners
+
+        # KEDA -> Builtin with min above the current replicas: the scaler raises to min
+        patch(
+            kube_cluster,
+            namespace,
+            name,
+            {"autoscaling": {"engine": "Builtin", "minReplicas": 6, "maxReplicas": 20}},
+        )
+        await eventually(lambda: replicas(kube_cluster, namespace, name) == 6,
+                         "held replicas clamped up to minReplicas")  # fmt: skip
+
+
+async def test_foreign_objects_with_the_pools_name_are_never_taken_over(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    name = "orders"
+    user_hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2,
+            "maxReplicas": 5,
+        },
+    }
+    user_pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    }
+    kube_cluster.apply([user_hpa, user_pdb], namespace=namespace)
+    before = {k: kube_cluster.get(k, name, namespace=namespace)["spec"] for k in ("hpa", "pdb")}
+    hpa_spec = {"engine": "HPA", "minReplicas": 1, "maxReplicas": 3, "cpuUtilization": 70}
+    kube_cluster.apply(
+        pool(name, resources={"requests": {"cpu": "100m"}}, autoscaling=hpa_spec),
+        namespace=namespace,
+    )
+    async with operator(kube_cluster, namespace):
+        await eventually(
+            lambda: condition(kube_cluster, namespace, name).get("reason") == "NameConflict",
+            "NameConflict",
+        )
+        ready = condition(kube_cluster, namespace, name)
+        assert ready["status"] == "False"
+        assert "HorizontalPodAutoscaler" in ready["message"]
+        assert "PodDisruptionBudget" in ready["message"]
+        assert condition(kube_cluster, namespace, name, "Degraded")["status"] == "True"
+        # everything else of the pool is reconciled
+        assert kube_cluster.exists("deployment", name, namespace=namespace)
+        assert kube_cluster.exists("service", name, namespace=namespace)
+        for k in ("hpa", "pdb"):
+            live = kube_cluster.get(k, name, namespace=namespace)
+            assert live["spec"] == before[k], k
+            assert not live["metadata"].get("ownerReferences"), k
+        events = kube_cluster.get("events", namespace=namespace)["items"]
+        assert any(
+            e["reason"] == "NameConflict" and e["involvedObject"]["name"] == name for e in events
+        )
+
+        # handing the PDB over takes an explicit annotation
+        kube_cluster.kubectl("annotate", "pdb", name, "-n", namespace, "workerpools.io/adopt=true")
+        await eventually(
+            lambda: bool(
+                kube_cluster.get("pdb", name, namespace=namespace)["metadata"].get(
+                    "ownerReferences"
+                )
+            ),
+            "the annotated PDB adopted",
+        )
+
+    # deleting the pool garbage-collects what it owns, never the user's HPA
+    kube_cluster.delete("twp", name, namespace=namespace)
+    await eventually(
+        lambda: not kube_cluster.exists("deployment", name, namespace=namespace), "GC of children"
+    )
+    assert kube_cluster.exists("hpa", name, namespace=namespace)
+
+
+async def test_rollout_reasons_in_and_out(kube_cluster: KubeCluster, namespace: str) -> None:
+    """ReplicasNotReady / RolloutInProgress, RolloutStalled, then back to Available."""
+    name = "stuck"
+    kube_cluster.apply(
+        pool(name, replicas=1, template={"nodeSelector": {"no-such-node": "true"}}),
+        namespace=namespace,
+    )
+    async with operator(kube_cluster, namespace):
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name).get("reason") == "ReplicasNotReady"
+                and condition(kube_cluster, namespace, name, "Progressing").get("reason")
+                == "RolloutInProgress"
+            ),
+            "ReplicasNotReady while the pod cannot be scheduled",
+        )
+        # the Deployment controller gives up after progressDeadlineSeconds (not a pool field)
+        kube_cluster.kubectl("patch", "deployment", name, "-n", namespace, "--type=merge",
+                             "-p", '{"spec": {"progressDeadlineSeconds": 1}}')  # fmt: skip
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name, "Progressing").get("reason")
+                == "RolloutStalled"
+            ),
+            "RolloutStalled",
+        )
+        assert condition(kube_cluster, namespace, name, "Degraded")["status"] == "True"
+        patch(kube_cluster, namespace, name, {"template": {"nodeSelector": None}})
+        await eventually(
+            lambda: (
+                condition(kube_cluster, namespace, name).get("reason") == "Available"
+                and condition(kube_cluster, namespace, name, "Progressing").get("reason")
+                == "RolloutComplete"
+            ),
+            "Available after the fix",
+        )
+        assert condition(kube_cluster, namespace, name, "Degraded")["status"] == "False"
+
+
+async def test_apply_failed_names_the_object_and_recovers(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    """A ResourceQuota refuses the pool's PDB: ApplyFailed, then Available once it is lifted."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pdbs"},
+        "spec": {"hard": {"count/poddisruptionbudgets.policy": "0"}},
+    }
+    kube_cluster.apply(quota, namespace=namespace)
+    probe = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": "probe"}, "spec": {"maxUnavailable": 1}}  # fmt: skip
+    await eventually(
+        lambda: kube_cluster.apply(probe, namespace=namespace, check=False).returncode != 0,
+        "the quota to be enforced",
+    )
+    kube_cluster.apply(pool("refused", replicas=1), namespace=namespace)
+    async with operator(kube_cluster, namespace):
+        await eventually(
+            lambda: condition(kube_cluster, namespace, "refused").get("reason") == "ApplyFailed",
+            "ApplyFailed",
+        )
+        message = condition(kube_cluster, namespace, "refused")["message"]
+        assert "PodDisruptionBudget" in message
+        assert "exceeded quota" in message
+        assert "{" not in message  # a sentence, not the API error's raw JSON
+        assert condition(kube_cluster, namespace, "refused", "Degraded")["status"] == "True"
+        # everything else of the pool was written
+        assert kube_cluster.exists("deployment", "refused", namespace=namespace)
+        kube_cluster.delete("resourcequota", "no-pdbs", namespace=namespace)
+        await eventually(
+            lambda: condition(kube_cluster, namespace, "refused").get("reason") == "Available",
+            "recovery once the quota is lifted (retried with backoff)",
+            limit_s=180,
+        )
+        assert kube_cluster.exists("pdb", "refused", namespace=namespace)
