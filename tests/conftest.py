@@ -1,6 +1,26 @@
 """Session-wide fixtures: the real Temporal dev server and the real local control plane.
 
-Each lives in its own plugin module so the two can evolve independently.
+Each lives in its own plugin module so the two can evolve independently; `pool_crd` installs
+the generated TemporalWorkerPool CRD once per session for every test that creates pools.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testbed.pytest_cluster import KubeCluster
+
 pytest_plugins = ["testbed.pytest_temporal", "testbed.pytest_cluster", "testbed.pytest_realnode"]
+
+POOL_CRD = Path(__file__).resolve().parents[1] / "crds" / "workerpools.io_temporalworkerpools.yaml"
+
+
+@pytest.fixture(scope="session")
+def pool_crd(kube_cluster: KubeCluster) -> Path:
+    """The generated CRD, applied and Established."""
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POOL_CRD))
+    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                         "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+    return POOL_CRD

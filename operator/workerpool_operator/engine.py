@@ -134,6 +134,7 @@ class Engine:
     _informers: dict[Kind, list[asyncio.Task[None]]] = field(default_factory=dict)
     _synced: dict[Kind, list[asyncio.Event]] = field(default_factory=dict)
     _on_pool: list[Any] = field(default_factory=list)
+    _condition_types: dict[Key, set[str]] = field(default_factory=dict)
 
     # --- caches -------------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class Engine:
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if kind is POOL:
             metrics.POOLS.set(len(self.store(POOL)))
+            self._export_conditions(ns, name, type_, obj)
             self.queue.add((ns, name))
             for callback in self._on_pool:
                 callback((ns, name), type_, obj)
@@ -218,6 +220,24 @@ class Engine:
                 self.queue.add(key)
         elif kind is CRD:
             self._crd_changed.set()
+
+    def _export_conditions(self, ns: str, name: str, type_: str, obj: dict[str, Any]) -> None:
+        """workerpool_pool_condition from the cached pool (alerts and dashboards read it)."""
+        before = self._condition_types.pop((ns, name), set())
+        now: set[str] = set()
+        if type_ != "DELETED":
+            for cond in (obj.get("status") or {}).get("conditions") or []:
+                ctype, status = str(cond.get("type")), str(cond.get("status"))
+                now.add(ctype)
+                for value in metrics.CONDITION_STATUSES:
+                    metrics.POOL_CONDITION.labels(ns, name, ctype, value).set(
+                        1 if value == status else 0
+                    )
+            self._condition_types[(ns, name)] = now
+        for ctype in before - now:
+            for value in metrics.CONDITION_STATUSES:
+                with contextlib.suppress(KeyError):
+                    metrics.POOL_CONDITION.remove(ns, name, ctype, value)
 
     def pools_referencing(self, namespace: str, secret: str) -> list[Key]:
         out = []

@@ -33,3 +33,10 @@ QUEUE_DEPTH = Gauge("workerpool_operator_queue_depth", "Pools waiting to be reco
 CACHE_OBJECTS = Gauge(
     "workerpool_operator_cache_objects", "Objects in the watch-fed caches, by kind.", ["kind"]
 )
+POOL_CONDITION = Gauge(
+    "workerpool_pool_condition",
+    "1 for each pool condition's current status (True/False/Unknown), 0 for the other two; "
+    "read from the pool cache, so it follows every status write of every replica's managers.",
+    ["namespace", "pool", "type", "status"],
+)
+CONDITION_STATUSES = ("True", "False", "Unknown")

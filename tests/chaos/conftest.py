@@ -20,18 +20,13 @@ from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, 
 from workerpool_operator.kube import Kube, path
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
 FULL = os.environ.get("CHAOS_SCALE", "") == "full"
 REQUIRED: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, PDB)
 
 
-@pytest.fixture(scope="session")
-def crd(kube_cluster: KubeCluster) -> None:
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/temporalworkerpools.workerpools.io",
-    )  # fmt: skip
+@pytest.fixture
+def crd(pool_crd: Path) -> None:
+    """Every chaos test creates pools."""
 
 
 @pytest_asyncio.fixture

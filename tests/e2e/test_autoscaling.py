@@ -36,18 +36,13 @@ from workerpool_operator.scaling.backlog import BacklogPoller
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
 APP = "tests.e2e.scaling_app"
 WAIT_S = 240.0  # generous: a shared 2-core machine; bounds a wait, never asserted on
 
 
-@pytest.fixture(scope="module")
-def crd(kube_cluster: KubeCluster) -> None:
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/temporalworkerpools.workerpools.io",
-    )  # fmt: skip
+@pytest.fixture(autouse=True)
+def crd(pool_crd: object) -> None:
+    """Every test here creates pools."""
 
 
 def create_pool(

@@ -27,14 +27,9 @@ pytestmark = pytest.mark.e2e
 NOWHERE = {"address": "127.0.0.1:1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def crd(kube_cluster: KubeCluster) -> None:
-    from pathlib import Path
-
-    crd = Path(__file__).resolve().parents[2] / "crds" / "workerpools.io_temporalworkerpools.yaml"
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+@pytest.fixture(autouse=True)
+def crd(pool_crd: object) -> None:
+    """Every test here creates pools."""
 
 
 @contextlib.asynccontextmanager
