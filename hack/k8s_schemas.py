@@ -13,10 +13,11 @@ Conversions, all mechanical:
 - `$ref` / `allOf: [$ref]` are inlined; the referring node's keys win.
 - IntOrString becomes `x-kubernetes-int-or-string`; Quantity the same plus the quantity
   grammar as a `pattern` (what controller-gen emits), so `cpu: "1.2.3"` fails at admission.
-- Descriptions below the field itself are dropped (size: the CRD must stay far below the API
-  server's request limit and kubectl's 256 KiB client-side-apply annotation), and so are
-  defaults (the Deployment gets them from the API server), except a default on a list-map key
-  (the API server requires keys to be required or defaulted).
+- Descriptions are cut to their first sentence (at most 200 characters), so `kubectl explain`
+  documents every field while the CRD stays far below the API server's request limit and
+  kubectl's 256 KiB client-side-apply annotation. Defaults are dropped (the Deployment gets
+  them from the API server), except a default on a list-map key (the API server requires keys
+  to be required or defaulted).
 - Strategic-merge-patch hints (`x-kubernetes-patch-*`) are dropped; CRDs do not use them.
 - An object without properties (e.g. FieldsV1) keeps its content
   (`x-kubernetes-preserve-unknown-fields`) instead of being pruned to `{}`.
@@ -140,12 +141,18 @@ def _convert(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
             target = {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}
         else:
             target = _convert(defs[name], defs, (*seen, name))
+        described = node.get("description")
         node = {**target, **{k: v for k, v in node.items() if k not in _DROP}}
+        if described:  # the field's own words beat its type's
+            node["description"] = _short(described)
         return node
     if "oneOf" in node or "anyOf" in node or "allOf" in node:
         raise ValueError(f"cannot express {sorted(node)} structurally under {seen}")
     out: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "description":
+            out[key] = _short(value)
+            continue
         if key in _DROP:
             continue
         if key == "properties":
@@ -166,6 +173,15 @@ def _convert(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
                     raise ValueError(f"list-map key {key} under {seen}: not required, no default")
                 item["properties"][key]["default"] = default
     return out
+
+
+def _short(text: str) -> str:
+    """The first sentence of an upstream description, at most 200 characters."""
+    first = " ".join(text.split("\n\n")[0].split())
+    cut = first.find(". ")
+    if cut != -1:
+        first = first[: cut + 1]
+    return first if len(first) <= 200 else first[:197].rstrip() + "..."
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

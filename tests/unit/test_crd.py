@@ -126,10 +126,9 @@ def test_pod_fields_carry_the_upstream_kubernetes_schema() -> None:
     assert {"persistentVolumeClaim", "emptyDir", "secret", "configMap"} <= set(
         volumes["properties"]
     )
-    assert _field("template", "tolerations", "[]")["properties"]["tolerationSeconds"] == {
-        "format": "int64",
-        "type": "integer",
-    }
+    seconds = _field("template", "tolerations", "[]")["properties"]["tolerationSeconds"]
+    assert (seconds["type"], seconds["format"]) == ("integer", "int64")
+    assert seconds["description"].startswith("TolerationSeconds represents")  # upstream's words
     affinity = _field("template", "affinity")
     assert set(affinity["properties"]) == {"nodeAffinity", "podAffinity", "podAntiAffinity"}
     assert _field("template", "topologySpreadConstraints", "[]")["required"]
