@@ -151,7 +151,7 @@ def _run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kw: Any)
         raise TestbedError(f"timed out after {timeout}s: {' '.join(cmd)}") from exc
     if check and proc.returncode != 0:
         raise TestbedError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
+    return str(proc.stdout)
 
 
 def _succeeds(cmd: list[str]) -> bool:
@@ -229,6 +229,8 @@ class RealNode:
                 (self.home / "started-by-tests").touch()
             leases = self.home / "users"
             leases.mkdir(exist_ok=True)
+            for stale in [p for p in leases.iterdir() if not _pid_alive(p.name)]:
+                stale.unlink(missing_ok=True)  # sessions that died without releasing
             (leases / str(os.getpid())).touch()
 
     def release(self, kubeconfig: str | Path) -> bool:

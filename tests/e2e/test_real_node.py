@@ -37,7 +37,6 @@ from testbed.temporal import TemporalDevServer, free_port
 from tests.runtime.helpers import metric_sum
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
 APP_FILE = Path(__file__).with_name("realnode_app.py")
 APP = "e2eapp.realnode_app"
 SECOND_TAG = f"{RUNTIME_TAG}-b"
@@ -58,15 +57,6 @@ def forwarder(server: TemporalDevServer, log: Path, *tls_args: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def crd(kube_cluster: KubeCluster) -> None:
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/temporalworkerpools.workerpools.io",
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
 def plain(
     real_node: RealNode, temporal_server: TemporalDevServer, tmp_path_factory: Any
 ) -> Iterator[Forwarder]:
@@ -76,7 +66,7 @@ def plain(
 
 @pytest.fixture
 def operator(
-    kube_cluster: KubeCluster, namespace: str, crd: None, tmp_path: Path
+    kube_cluster: KubeCluster, namespace: str, pool_crd: Path, tmp_path: Path
 ) -> Iterator[Path]:
     """The operator as a process, watching only this test's namespace; yields its log path."""
     log = tmp_path / "operator.log"
