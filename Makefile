@@ -85,8 +85,8 @@ unit: venv ## Fast tests only (no cluster, no Temporal server)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: e2e
-e2e: venv controlplane realnode ## Integration and e2e tests (local cluster and its real node, or TWP_E2E_KUBECONFIG)
-	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+e2e: venv controlplane tools realnode ## Integration, e2e, hostile-input and crash tests (local cluster and its real node, or TWP_E2E_KUBECONFIG)
+	$(PY) -m pytest tests/integration tests/e2e tests/hostile tests/chaos $(PYTEST_ARGS)
 
 .PHONY: chaos
 chaos: setup ## Crash and fault tests at full size (200 pools, 20 SIGKILLs; make test runs them smaller)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.cluster import LocalCluster, install_crds, kubectl
-from testbed.operator import OperatorProcess, metric
+from testbed.operator import OperatorProcess, metric, pool_manifest
 from workerpool_operator.kinds import DEPLOYMENT, PDB, POOL, SERVICE, Kind
 from workerpool_operator.kube import Kube, path
 from workerpool_operator.plan import Observed, plan
@@ -53,20 +53,6 @@ NAMESPACES = 10
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def pool_manifest(name: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": POOL.api_version,
-        "kind": POOL.kind,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "connection": {"address": "temporal.temporal.svc:7233"},
-            "taskQueue": name,
-            "workflows": ["app.workflows:Flow"],
-            "replicas": 1,
-        },
-    }
 
 
 def floor_children(name: str, namespace: str) -> list[dict[str, Any]]:
@@ -299,6 +285,7 @@ async def bench_scale(
         "scale_floor_p95_s": percentile(fl, 0.95),
         "scale_converge_ratio": converge_s / floor_s,
         "scale_rss_mib": max(rss, rss_idle),
+        "idle_seconds": idle_seconds,
         "idle_requests_per_min": idle_requests,
         "idle_writes": idle_writes,
         "idle_cpu_cores": idle_cpu,
@@ -365,7 +352,9 @@ async def run(scale: list[int], idle_seconds: float, burst: int) -> dict[str, An
         curve = []
         for n in scale:
             print(f"scale {n} pools...", file=sys.stderr, flush=True)
-            curve.append(await bench_scale(kube, kubeconfig, n, idle_seconds, tag))
+            # the full idle window for the largest size; a minute for the smaller ones
+            idle_s = idle_seconds if n == max(scale) else min(idle_seconds, 60.0)
+            curve.append(await bench_scale(kube, kubeconfig, n, idle_s, tag))
         result["scale_curve"] = curve
         if curve:
             result.update(curve[-1])  # the headline figures are the largest size

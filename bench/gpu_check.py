@@ -63,13 +63,14 @@ def measure(model_dir: Path, tokens: int, rounds: int, cancels: int) -> dict[str
     import torch
 
     from worker_runtime.llm import gpu
+    from worker_runtime.llm.types import LLMRequest
 
     loaded = gpu.load_model(str(model_dir))
     device = loaded.device
     # Fixed-length generation on both sides: never stop early on the random model's EOS.
     loaded.model.generation_config.eos_token_id = None
     pad = loaded.tokenizer.eos_token_id
-    req = gpu.LLMRequest(prompt=PROMPT, model_path=str(model_dir), max_new_tokens=tokens)
+    req = LLMRequest(prompt=PROMPT, model_path=str(model_dir), max_new_tokens=tokens)
 
     def run_activity() -> float:
         _sync(torch, device)

@@ -6,6 +6,8 @@ way Prometheus would, so a test sees what an operator of the cluster sees.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -13,10 +15,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+import yaml
 
 from testbed.temporal import free_port
+
+if TYPE_CHECKING:
+    from workerpool_operator.handlers import Operator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +36,29 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
             total += float(m.group(2))
     return total
+
+
+def sa_kubeconfig(kube: Any, service_account: str, namespace: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a bound token from
+    `kubectl create token`), not as the admin of the test bed: for RBAC proofs."""
+    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    cluster = dict(admin["clusters"][0]["cluster"])
+    ca = cluster.get("certificate-authority")
+    if ca and not Path(ca).is_absolute():
+        cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
+    token = kube.kubectl(
+        "create", "token", service_account, "-n", namespace, "--duration=1h"
+    ).strip()
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 class OperatorProcess:
@@ -137,3 +168,39 @@ class OperatorProcess:
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pool_manifest(name: str, namespace: str, replicas: int = 1) -> dict[str, Any]:
+    """A minimal fixed-size pool, as benchmarks and crash tests create them by the hundred."""
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalWorkerPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "connection": {"address": "temporal.temporal.svc:7233"},
+            "taskQueue": name,
+            "workflows": ["app.workflows:Flow"],
+            "replicas": replicas,
+        },
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    kubeconfig: str, namespace: str, **settings: Any
+) -> AsyncIterator[Operator]:
+    """The operator's whole engine (caches, reconciler, Builtin scaler) in this event loop,
+    scoped to one namespace: for tests that drive it step by step."""
+    from workerpool_operator.handlers import Operator as _Operator
+    from workerpool_operator.kube import Kube
+
+    os.environ["KUBECONFIG"] = kubeconfig
+    op = _Operator(Kube(), **{"namespaces": [namespace], "leader_elect": False, "workers": 4,
+                              **settings})  # fmt: skip
+    task = asyncio.create_task(op.run())
+    try:
+        await asyncio.wait_for(op.ready.wait(), timeout=60)
+        yield op
+    finally:
+        op.stop.set()
+        await asyncio.wait_for(task, timeout=60)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from testbed.operator import pool_manifest
 from testbed.pytest_cluster import KubeCluster
 from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, Kind
 from workerpool_operator.kube import Kube, path
@@ -41,17 +42,7 @@ async def kube(kube_cluster: KubeCluster, crd: None) -> AsyncIterator[Kube]:
 
 
 def pool_body(namespace: str, name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": POOL.api_version,
-        "kind": POOL.kind,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "connection": {"address": "temporal.temporal.svc:7233"},
-            "taskQueue": name,
-            "workflows": ["app.workflows:Flow"],
-            "replicas": replicas,
-        },
-    }
+    return pool_manifest(name, namespace, replicas)
 
 
 async def create_pool(kube: Kube, namespace: str, name: str, replicas: int = 1) -> None:

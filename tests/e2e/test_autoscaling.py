@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.handlers import Operator
-from workerpool_operator.kube import Kube
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.scaling.backlog import BacklogPoller
 
@@ -61,17 +61,10 @@ def create_pool(
 
 @contextlib.asynccontextmanager
 async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
-    """The operator's engine (caches, reconciler, Builtin scaler) for one namespace."""
-    os.environ["KUBECONFIG"] = cluster.kubeconfig
-    op = Operator(Kube(), namespaces=[namespace], leader_elect=False, workers=4)
-    op.poller = op.scaler.poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
-    task = asyncio.create_task(op.run())
-    try:
-        await asyncio.wait_for(op.ready.wait(), timeout=60)
+    """The operator's engine for the test's namespace, with a quick-to-give-up poller."""
+    async with running_operator(cluster.kubeconfig, namespace) as op:
+        op.poller = op.scaler.poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
         yield op
-    finally:
-        op.stop.set()
-        await asyncio.wait_for(task, timeout=60)
 
 
 async def eventually(

@@ -15,33 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from testbed.operator import OperatorProcess
+from testbed.operator import OperatorProcess, sa_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_NS = "workerpools-system"
 SA = "workerpool-operator"
-
-
-def sa_kubeconfig(kube: Any, path: Path) -> Path:
-    """A kubeconfig that authenticates as the operator's ServiceAccount (bound token)."""
-    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    token = kube.kubectl("create", "token", SA, "-n", SYSTEM_NS, "--duration=1h").strip()
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
-        "current-context": "sa",
-    }
-    ca = cluster.get("certificate-authority")
-    if ca and not Path(ca).is_absolute():
-        cluster["certificate-authority"] = str(Path(kube.kubeconfig).parent / ca)
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 @pytest.fixture
@@ -77,7 +56,7 @@ def test_manifests_install_and_rbac_suffices(
     )
     assert can.stdout.strip() == "no"
 
-    kubeconfig = sa_kubeconfig(kube_cluster, tmp_path / "sa.kubeconfig")
+    kubeconfig = sa_kubeconfig(kube_cluster, SA, SYSTEM_NS, tmp_path / "sa.kubeconfig")
     op = OperatorProcess(
         str(kubeconfig),
         "rbac",

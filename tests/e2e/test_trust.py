@@ -8,18 +8,15 @@ listens, so it holds replicas (clamped into [min, max]) instead of scaling on a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
-from workerpool_operator.handlers import Operator
-from workerpool_operator.kube import Kube
 from workerpool_operator.plan import HANDOVER_MANAGER, SCALER_MANAGER
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +29,8 @@ def crd(pool_crd: object) -> None:
     """Every test here creates pools."""
 
 
-@contextlib.asynccontextmanager
-async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
-    os.environ["KUBECONFIG"] = cluster.kubeconfig
-    op = Operator(Kube(), namespaces=[namespace], leader_elect=False, workers=4)
-    task = asyncio.create_task(op.run())
-    try:
-        await asyncio.wait_for(op.ready.wait(), timeout=60)
-        yield op
-    finally:
-        op.stop.set()
-        await asyncio.wait_for(task, timeout=60)
+def operator(cluster: KubeCluster, namespace: str) -> Any:
+    return running_operator(cluster.kubeconfig, namespace)
 
 
 async def eventually(probe: Callable[[], bool], what: str, limit_s: float = 120) -> None:
