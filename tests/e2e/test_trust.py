@@ -33,13 +33,19 @@ def operator(cluster: KubeCluster, namespace: str) -> Any:
     return running_operator(cluster.kubeconfig, namespace)
 
 
-async def eventually(probe: Callable[[], bool], what: str, limit_s: float = 120) -> None:
+async def eventually(
+    probe: Callable[[], bool],
+    what: str,
+    limit_s: float = 120,
+    seen: Callable[[], Any] | None = None,
+) -> None:
+    """Poll `probe` until it holds; on timeout the failure shows `seen()` (what was there)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if await asyncio.to_thread(probe):
             return
         await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what}; saw {seen() if seen else '-'}")
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:

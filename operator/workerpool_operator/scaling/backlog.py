@@ -241,8 +241,9 @@ class BacklogPoller:
                     del self._entries[key]
         return len(stale)
 
-    def client_count(self) -> int:
-        return len(self._clients)
+    def connections(self) -> list[Connection]:
+        """The connections that have a client now (after evictions)."""
+        return list(self._clients)
 
     async def _client(self, conn: Connection) -> Client:
         async with self._client_lock:
