@@ -24,6 +24,7 @@ from workerpool_operator.cache import Informer, Key, Store
 from workerpool_operator.diff import is_subset
 from workerpool_operator.kinds import (
     CHILDREN,
+    CONNECTIONS,
     CRD,
     DEPLOYMENT,
     NAMESPACE,
@@ -171,7 +172,7 @@ class Engine:
                 await event.wait()
 
     def _optional_kinds(self) -> list[Kind]:
-        return [k for k in CHILDREN if k.crd is not None]
+        return [k for k in (*CHILDREN, *CONNECTIONS) if k.crd is not None]
 
     def _established(self) -> set[str]:
         return {
@@ -198,8 +199,9 @@ class Engine:
             if caps != self.caps:
                 log.info("capabilities changed", extra={"capabilities": caps.__dict__})
                 self.caps = caps
-                for key in self.store(POOL).list_keys():
-                    self.queue.add(key)
+            # A pool's children or its connection may depend on what came or went.
+            for key in self.store(POOL).list_keys():
+                self.queue.add(key)
 
     def _on_event(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
         """Informer callback (synchronous, cheap): map the object to the pool keys it affects."""

@@ -146,6 +146,42 @@ CRD = Kind(
     namespaced=False,
     why="optional children (ServiceMonitor, KEDA) appear and vanish with their CRDs",
 )
+# Connections: watched while their CRDs are Established (an operator upgraded before its CRDs
+# keeps working); status is written by the leader's health check.
+CONNECTION = Kind(
+    api.API_VERSION,
+    api.CONNECTION_KIND,
+    api.CONNECTION_PLURAL,
+    ("list", "watch"),
+    crd=f"{api.CONNECTION_PLURAL}.{api.GROUP}",
+    why="connections that pools reference (spec.connectionRef)",
+)
+CONNECTION_STATUS = Kind(
+    api.API_VERSION,
+    api.CONNECTION_KIND,
+    f"{api.CONNECTION_PLURAL}/status",
+    ("patch",),
+    why="the connection health check applies its status",
+)
+CLUSTER_CONNECTION = Kind(
+    api.API_VERSION,
+    api.CLUSTER_CONNECTION_KIND,
+    api.CLUSTER_CONNECTION_PLURAL,
+    ("list", "watch"),
+    namespaced=False,
+    crd=f"{api.CLUSTER_CONNECTION_PLURAL}.{api.GROUP}",
+    why="cluster-wide connections, for the namespaces they allow",
+)
+CLUSTER_CONNECTION_STATUS = Kind(
+    api.API_VERSION,
+    api.CLUSTER_CONNECTION_KIND,
+    f"{api.CLUSTER_CONNECTION_PLURAL}/status",
+    ("patch",),
+    namespaced=False,
+    why="the connection health check applies its status",
+)
+CONNECTIONS: tuple[Kind, ...] = (CONNECTION, CLUSTER_CONNECTION)
+STATUS_KINDS: tuple[Kind, ...] = (POOL_STATUS, CONNECTION_STATUS, CLUSTER_CONNECTION_STATUS)
 EVENT = Kind("v1", "Event", "events", ("create",), why="Events on pools")
 LEASE = Kind(
     "coordination.k8s.io/v1",
@@ -155,10 +191,24 @@ LEASE = Kind(
     why="leader election, in the operator's own namespace only",
 )
 
-WATCHED: tuple[Kind, ...] = (*CHILDREN, SECRET, POD, NAMESPACE, CRD)
+WATCHED: tuple[Kind, ...] = (*CHILDREN, SECRET, POD, NAMESPACE, CRD, *CONNECTIONS)
 # Cluster-wide rules (ClusterRole, or a Role per watched namespace for namespaced kinds).
-CLUSTER_RULE_KINDS: tuple[Kind, ...] = (POOL, POOL_STATUS, *CHILDREN, SECRET, POD, EVENT)
-CLUSTER_ONLY_KINDS: tuple[Kind, ...] = (NAMESPACE, CRD)
+CLUSTER_RULE_KINDS: tuple[Kind, ...] = (
+    POOL,
+    POOL_STATUS,
+    CONNECTION,
+    CONNECTION_STATUS,
+    *CHILDREN,
+    SECRET,
+    POD,
+    EVENT,
+)
+CLUSTER_ONLY_KINDS: tuple[Kind, ...] = (
+    NAMESPACE,
+    CRD,
+    CLUSTER_CONNECTION,
+    CLUSTER_CONNECTION_STATUS,
+)
 # Rules in the operator's own namespace only.
 OWN_NAMESPACE_KINDS: tuple[Kind, ...] = (LEASE,)
 
@@ -176,13 +226,15 @@ def child(api_version: str, kind: str) -> Kind:
 def docs_table() -> str:
     """The markdown table of docs/design.md (a unit test keeps the two equal)."""
     rows = ["| kind | API | verbs | watched with | why |", "|---|---|---|---|---|"]
-    for k in (*CHILDREN, POOL, POOL_STATUS, SECRET, POD, NAMESPACE, CRD, EVENT, LEASE):
+    table = (*CHILDREN, POOL, POOL_STATUS, *CONNECTIONS, CONNECTION_STATUS,
+             CLUSTER_CONNECTION_STATUS, SECRET, POD, NAMESPACE, CRD, EVENT, LEASE)  # fmt: skip
+    for k in table:
         role = "child" if k in CHILDREN else k.why
-        if k in CHILDREN and k.crd:
+        if k.crd:
             role += f" (when CRD `{k.crd}` is installed)"
         watch = f"`{k.selector}`" if k.selector else ("all" if k in (*WATCHED, POOL) else "-")
         rows.append(
-            f"| {k.kind}{'/status' if k is POOL_STATUS else ''} | `{k.api_version}` "
+            f"| {k.kind}{'/status' if k in STATUS_KINDS else ''} | `{k.api_version}` "
             f"| {', '.join(k.verbs)} | {watch} | {role} |"
         )
     return "\n".join(rows)

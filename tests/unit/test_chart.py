@@ -193,12 +193,20 @@ def test_schema_rejects_bad_values(helm: str, bad: str) -> None:
 
 
 def test_crds_keep_and_install_toggles(helm: str) -> None:
-    crd = one(render(helm), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    source = yaml.safe_load((ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml").read_text())
-    assert crd["spec"] == source["spec"], "the chart's CRD differs from crds/: run `make crds`"
-    crd = one(render(helm, "--set", "crds.keep=false"), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    crds = {
+        d["metadata"]["name"]: d for d in render(helm) if d["kind"] == "CustomResourceDefinition"
+    }
+    sources = [
+        yaml.safe_load(p.read_text()) for p in sorted((ROOT / "crds").glob("workerpools.io_*.yaml"))
+    ]
+    assert sorted(crds) == sorted(s["metadata"]["name"] for s in sources)
+    for source in sources:  # the pool CRD and both connection CRDs
+        crd = crds[source["metadata"]["name"]]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["spec"] == source["spec"], "the chart's CRD differs from crds/: run `make crds`"
+    for crd in render(helm, "--set", "crds.keep=false"):
+        if crd["kind"] == "CustomResourceDefinition":
+            assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
     assert "CustomResourceDefinition" not in kinds_of(render(helm, "--set", "crds.install=false"))
 
 

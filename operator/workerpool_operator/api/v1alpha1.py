@@ -1037,6 +1037,244 @@ class TemporalWorkerPool(Model):
         )
 
 
+# --- TemporalConnection / ClusterTemporalConnection -----------------------------------------
+
+CONNECTION_KIND = "TemporalConnection"
+CONNECTION_PLURAL = "temporalconnections"
+CONNECTION_SHORT_NAMES = ["tconn"]
+CLUSTER_CONNECTION_KIND = "ClusterTemporalConnection"
+CLUSTER_CONNECTION_PLURAL = "clustertemporalconnections"
+CLUSTER_CONNECTION_SHORT_NAMES = ["ctconn"]
+CONNECTION_KINDS = (CONNECTION_KIND, CLUSTER_CONNECTION_KIND)
+# A namespaced connection's Secrets must carry this label; the operator's Secret watch is
+# selected on it, so no other Secret is ever sent to the operator (docs/security.md).
+CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
+
+
+class ConnectionSecretKeyRef(Model):
+    """A key inside a Secret (see the connection kind for which namespace)."""
+
+    name: str = name_field("apiKeySecretRef.name", description="Name of the Secret.")
+    key: str = Field(
+        default="api-key",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key inside the Secret (letters, digits, '-', '_', '.').",
+    )
+
+
+class ConnectionTLSSpec(Model):
+    """TLS towards the Temporal frontend. An empty `tls: {}` means TLS with the system CA roots."""
+
+    secret_name: str | None = name_field(
+        "tls.secretName",
+        default=None,
+        description=(
+            "Secret (type kubernetes.io/tls or Opaque) with the client certificate for mTLS "
+            "(`tls.crt`, `tls.key`) and/or the private CA of the server (`ca.crt`). Mounted "
+            "read-only into the workers and read by the operator's scaler and health check. It "
+            f"must carry the label {CREDENTIALS_LABEL}=true. Omit to use the system CA roots "
+            "without a client certificate."
+        ),
+    )
+    server_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Override the TLS server name (SNI) checked on the certificate.",
+    )
+
+
+_CONNECTION_RULES = (
+    (
+        f"self.address.matches(r'{ADDRESS}')",
+        "spec.address must be host:port with a port from 1 to 65535 and no scheme, "
+        "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
+    ),
+    (
+        "!has(self.apiKeySecretRef) || has(self.tls)",
+        "spec.apiKeySecretRef requires spec.tls: an API key must not travel in clear text; add "
+        "`tls: {}` (system CA roots) or a tls.secretName",
+    ),
+)
+
+
+class TemporalConnectionSpec(Model):
+    """Where and how to reach one Temporal namespace; owned by whoever owns its credentials.
+
+    Pools reference it with spec.connectionRef. Its Secrets live in the connection's own
+    namespace and must carry the label workerpools.io/temporal-credentials=true (the operator
+    reads no other Secret)."""
+
+    model_config = ConfigDict(json_schema_extra=cel(*_CONNECTION_RULES))
+
+    address: str = Field(
+        max_length=512, description="Temporal frontend gRPC endpoint as host:port."
+    )
+    namespace: str = Field(
+        default="default", min_length=1, max_length=1000, description="Temporal namespace."
+    )
+    tls: ConnectionTLSSpec | None = Field(
+        default=None, description="Enable TLS (mTLS with a client certificate Secret)."
+    )
+    api_key_secret_ref: ConnectionSecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Temporal Cloud API key: this Secret key goes into the worker env and is sent by "
+            "the operator as a bearer token to spec.address only."
+        ),
+    )
+
+
+class LabelSelectorRequirement(Model):
+    """One matchExpressions entry of a metav1.LabelSelector."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
+                ": (!has(self.values) || size(self.values) == 0)",
+                "allowedNamespaces.matchExpressions[]: In and NotIn need values; Exists and "
+                "DoesNotExist take none",
+            ),
+        )
+    )
+
+    key: str = Field(min_length=1, max_length=317, pattern=LABEL_KEY)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+
+
+class NamespaceSelector(Model):
+    """A metav1.LabelSelector on Namespaces. `{}` selects every namespace."""
+
+    match_labels: dict[str, str] | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra={**LABEL_VALUES, "maxProperties": 32},
+    )
+    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
+
+
+class ClusterTemporalConnectionSpec(TemporalConnectionSpec):
+    """A connection shared by pools of several namespaces, owned by the cluster admin.
+
+    The operator reads its Secrets from the operator's own namespace (workerpools-system by
+    default: the credentials namespace, where only the admin writes). Worker pods cannot mount
+    Secrets of another namespace: a pool's pods mount the Secrets of the same names from the
+    pool's namespace (distributed by the admin, e.g. with external-secrets); the operator never
+    copies Secrets."""
+
+    model_config = ConfigDict(json_schema_extra=cel(*_CONNECTION_RULES))
+
+    allowed_namespaces: NamespaceSelector = Field(
+        description=(
+            "Label selector on Namespaces whose pools may reference this connection. Required: "
+            "`{}` allows every namespace, e.g. matchLabels: {temporal-tenant: payments} allows "
+            "only those. A pool of another namespace gets Ready False (ConnectionNotAllowed)."
+        ),
+    )
+
+
+class ConnectionCapabilities(Model):
+    """What the Temporal server offers, found by the operator's health check."""
+
+    task_queue_stats: bool | None = Field(
+        default=None,
+        description="DescribeTaskQueue reports backlog stats (server >= 1.25): Builtin scaling.",
+    )
+    worker_deployments: bool | None = Field(
+        default=None, description="Worker Deployments (versioning) API is served."
+    )
+
+
+class ConnectionLastError(Model):
+    """The last failure of the health check."""
+
+    message: str
+    time: str = Field(description="When it happened (RFC 3339).")
+
+
+class TemporalConnectionStatus(Model):
+    """Observed by the operator's leader-only health check; written only by the operator."""
+
+    observed_generation: int | None = None
+    conditions: Annotated[
+        list[Condition],
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            }
+        ),
+    ] = Field(default_factory=list)
+    server_version: str | None = Field(
+        default=None, description="Temporal server version (GetSystemInfo)."
+    )
+    namespace_exists: bool | None = Field(
+        default=None, description="Whether spec.namespace exists on the server (DescribeNamespace)."
+    )
+    capabilities: ConnectionCapabilities | None = None
+    last_error: ConnectionLastError | None = None
+    last_check_time: str | None = Field(default=None, description="When the server was reached.")
+
+
+class _ConnectionObject(Model):
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace") or "")
+
+
+class TemporalConnection(_ConnectionObject):
+    api_version: str = API_VERSION
+    kind: str = CONNECTION_KIND
+    spec: TemporalConnectionSpec
+
+    @classmethod
+    def from_body(cls, body: Any) -> TemporalConnection:
+        data = dict(body)
+        return cls.model_validate(
+            {"metadata": dict(data.get("metadata", {})), "spec": dict(data.get("spec", {}))}
+        )
+
+
+class ClusterTemporalConnection(_ConnectionObject):
+    api_version: str = API_VERSION
+    kind: str = CLUSTER_CONNECTION_KIND
+    spec: ClusterTemporalConnectionSpec
+
+    @classmethod
+    def from_body(cls, body: Any) -> ClusterTemporalConnection:
+        data = dict(body)
+        return cls.model_validate(
+            {"metadata": dict(data.get("metadata", {})), "spec": dict(data.get("spec", {}))}
+        )
+
+
+def selector_matches(selector: NamespaceSelector, labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector semantics (an empty selector matches everything)."""
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        present = req.key in labels
+        if req.operator == "In" and not (present and labels[req.key] in req.values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in req.values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
 # --- condition types and reasons: documented API ---------------------------------------------
 
 CONDITION_READY = "Ready"

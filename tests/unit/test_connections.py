@@ -1,0 +1,113 @@
+"""TemporalConnection / ClusterTemporalConnection: generated CRDs, registry, selector semantics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workerpool_operator import kinds, rbac
+from workerpool_operator.api import crdgen
+from workerpool_operator.api import v1alpha1 as api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_generated_crd_is_committed_and_in_the_kustomization() -> None:
+    listed = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())["resources"]
+    for name, text in crdgen.render_all().items():
+        assert (ROOT / "crds" / name).read_text() == text, f"{name} is stale: run `make crds`"
+        assert name in listed
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_connection_crd_shape(cluster: bool) -> None:
+    doc = crdgen.connection_crd(cluster)
+    assert doc["spec"]["scope"] == ("Cluster" if cluster else "Namespaced")
+    version = doc["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["Address", "Namespace", "Ready", "Version", "Age"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["description"]
+    assert all(v.get("description") for v in spec["properties"].values()), "kubectl explain"
+    rules = [r["message"] for r in spec["x-kubernetes-validations"]]
+    assert any("apiKeySecretRef requires spec.tls" in m for m in rules)
+    assert ("allowedNamespaces" in spec.get("required", [])) is cluster
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert {"serverVersion", "namespaceExists", "capabilities", "lastError"} <= set(status)
+
+
+def test_connection_kinds_are_registered_watched_and_granted() -> None:
+    assert kinds.CONNECTION in kinds.WATCHED
+    assert kinds.CLUSTER_CONNECTION in kinds.WATCHED
+    assert not kinds.CLUSTER_CONNECTION.namespaced
+    granted = {
+        (g, r, v)
+        for rule in rbac.cluster_rules()
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    for plural in (api.CONNECTION_PLURAL, api.CLUSTER_CONNECTION_PLURAL):
+        assert {(api.GROUP, plural, "list"), (api.GROUP, plural, "watch")} <= granted
+        assert (api.GROUP, f"{plural}/status", "patch") in granted
+        assert (api.GROUP, plural, "patch") not in granted  # the operator never edits a spec
+    ns_only = {r for rule in rbac.namespaced_rules() for r in rule["resources"]}
+    assert api.CLUSTER_CONNECTION_PLURAL not in ns_only  # a Role cannot grant it
+
+
+def _sel(**kw: Any) -> api.NamespaceSelector:
+    return api.NamespaceSelector.model_validate(kw)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "allowed"),
+    [
+        (_sel(), {}, True),
+        (_sel(matchLabels={"tenant": "a"}), {"tenant": "a", "x": "y"}, True),
+        (_sel(matchLabels={"tenant": "a"}), {"tenant": "b"}, False),
+        (_sel(matchLabels={"tenant": "a"}), {}, False),
+        (
+            _sel(matchExpressions=[{"key": "t", "operator": "In", "values": ["a", "b"]}]),
+            {"t": "b"},
+            True,
+        ),
+        (_sel(matchExpressions=[{"key": "t", "operator": "In", "values": ["a"]}]), {}, False),
+        (_sel(matchExpressions=[{"key": "t", "operator": "NotIn", "values": ["a"]}]), {}, True),
+        (
+            _sel(matchExpressions=[{"key": "t", "operator": "NotIn", "values": ["a"]}]),
+            {"t": "a"},
+            False,
+        ),
+        (_sel(matchExpressions=[{"key": "t", "operator": "Exists"}]), {"t": ""}, True),
+        (_sel(matchExpressions=[{"key": "t", "operator": "DoesNotExist"}]), {"t": ""}, False),
+    ],
+)
+def test_allowed_namespaces_selector(
+    selector: api.NamespaceSelector, labels: dict[str, str], allowed: bool
+) -> None:
+    assert api.selector_matches(selector, labels) is allowed
+
+
+def test_connection_objects_parse() -> None:
+    body = {
+        "metadata": {"name": "prod"},
+        "spec": {
+            "address": "temporal.example:7233",
+            "namespace": "payments",
+            "tls": {"secretName": "temporal-mtls", "serverName": "temporal.example"},
+            "apiKeySecretRef": {"name": "temporal-key"},
+            "allowedNamespaces": {"matchLabels": {"tenant": "payments"}},
+        },
+    }
+    c = api.ClusterTemporalConnection.from_body(body)
+    assert c.spec.api_key_secret_ref is not None
+    assert c.spec.api_key_secret_ref.key == "api-key"
+    assert c.name == "prod"
+    assert c.namespace == ""
+    n = api.TemporalConnection.from_body({**body, "metadata": {"name": "p", "namespace": "t"}})
+    assert n.namespace == "t"
+    assert n.spec.tls is not None
