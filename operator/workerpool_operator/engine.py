@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.cache import Informer, Key, Store
@@ -409,6 +411,11 @@ class Engine:
                     self.queue.forget(key)
             except asyncio.CancelledError:
                 raise
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                # The API server is unreachable or restarting: no traceback, retry with backoff.
+                log.warning("reconcile of %s/%s: API server unreachable: %s", *key, exc)
+                metrics.RECONCILES.labels("error").inc()
+                self.queue.retry(key)
             except Exception:
                 log.exception("reconcile of %s/%s crashed", *key)
                 metrics.RECONCILES.labels("error").inc()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
@@ -292,6 +293,8 @@ class Scaler:
             await self.step(key, state)
         except NotLeader:
             pass
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("autoscaler step for %s/%s: API server unreachable: %s", *key, exc)
         except Exception:
             log.exception("autoscaler step failed for %s/%s", *key)
         finally:
