@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -30,10 +29,11 @@ from temporalio.client import Client, WorkflowHandle
 
 from testbed.certs import issue, make_ca
 from testbed.forward import Forwarder, forwarding
+from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.pytest_realnode import RUNTIME_REPO, RUNTIME_TAG
 from testbed.realnode import GATEWAY, NODE_NAME, SUBNET, RealNode, placement
-from testbed.temporal import TemporalDevServer, free_port
+from testbed.temporal import TemporalDevServer
 from tests.runtime.helpers import metric_sum
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,22 +69,11 @@ def operator(
     kube_cluster: KubeCluster, namespace: str, pool_crd: Path, tmp_path: Path
 ) -> Iterator[Path]:
     """The operator as a process, watching only this test's namespace; yields its log path."""
-    log = tmp_path / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workerpool_operator", "-n", namespace,
-             "--metrics-port", str(free_port()), "--liveness-port", str(free_port())],
-            env=kube_cluster.env(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+    op = OperatorProcess(kube_cluster.kubeconfig, "realnode", "-n", namespace, log_dir=tmp_path)
     try:
-        yield log
+        yield op.log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        op.stop()
 
 
 @pytest.fixture
