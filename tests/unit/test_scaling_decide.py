@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -25,6 +25,12 @@ FLAT = Policy(
     scale_up_window=0,
     scale_down_window=0,
 )
+
+
+AGE = replace(FLAT, target_backlog_age=30)
+RATES = replace(FLAT, scale_on_rates=True, poll_interval=5)
+IDLE_ONLY = replace(FLAT, scale_down_only_when_idle=True)
+GPU_ZERO = replace(FLAT, zero_idle_window=600)
 
 
 def obs(current: int, backlog: int | None, **kw: object) -> Observation:
@@ -117,6 +123,79 @@ CASES = [
     Case("ceiling caps scale-up", obs(2, 50, replica_ceiling=2), FLAT, 2),
     Case("ceiling never forces a scale-down", obs(5, 50, replica_ceiling=2), FLAT, 5),
     Case("ceiling above the ask changes nothing", obs(1, 12, replica_ceiling=6), FLAT, 3),
+    # backlog age (opt-in): an old backlog asks for replicas * age / target
+    Case("age off: old small backlog, count only", obs(1, 2, age_seconds=120), FLAT, 1),
+    Case("age: 2 tasks waited 120s, target 30s", obs(1, 2, age_seconds=120), AGE, 3),
+    Case("age: ratio 4x but only 1 task waits", obs(1, 1, age_seconds=120), AGE, 2),
+    Case("age: under target, count rules", obs(2, 12, age_seconds=10), AGE, 3),
+    Case("age: from zero asks at least 1", obs(0, 1, age_seconds=300), AGE, 1),
+    Case("age: clamped to max", obs(8, 5, age_seconds=3600), AGE, 10),
+    Case("age: empty queue ignores a stale age", obs(2, 0, age_seconds=99, pollers=2), AGE, 0),
+    # rates (opt-in): arrivals vs what one replica dispatches, growth one poll ahead
+    Case(
+        "rates off: growing queue sized on count",
+        obs(2, 10, add_rate=8.0, dispatch_rate=2.0, pollers=2),
+        FLAT,
+        2,
+    ),
+    Case(
+        "rates: add 8/s vs 1/s per replica -> 8",
+        obs(2, 10, add_rate=8.0, dispatch_rate=2.0, pollers=2),
+        RATES,
+        8,
+    ),
+    Case(
+        "rates: growth ahead beats count when nothing dispatches yet",
+        obs(0, 3, add_rate=4.0),
+        RATES,
+        5,  # 3 + 4/s * 5 s = 23 tasks -> ceil(23 / 5)
+    ),
+    Case(
+        "rates: steady arrivals with empty backlog keep capacity",
+        obs(3, 0, add_rate=1.0, dispatch_rate=1.5, pollers=3),
+        RATES,
+        2,
+    ),
+    Case(
+        "rates: draining queue (dispatch > add) asks nothing extra",
+        obs(4, 20, add_rate=0.5, dispatch_rate=4.0, pollers=4),
+        RATES,
+        4,
+    ),
+    # scale down only when idle (opt-in)
+    Case("idle-only off: backlog 3 under 4 x 5 -> 1", obs(4, 3, pollers=4), FLAT, 1),
+    Case("idle-only: backlog 3 holds 4", obs(4, 3, pollers=4), IDLE_ONLY, 4),
+    Case(
+        "idle-only: dispatching holds",
+        obs(4, 0, dispatch_rate=0.3, pollers=4),
+        IDLE_ONLY,
+        4,
+    ),
+    Case("idle-only: idle pollers, nothing moving -> 0", obs(4, 0, pollers=4), IDLE_ONLY, 0),
+    Case("idle-only still scales up", obs(1, 30, pollers=1), IDLE_ONLY, 6),
+    # idle window before zero (opt-in; GPU pools)
+    Case("idle window: first idle reading keeps 1", obs(1, 0, pollers=1), GPU_ZERO, 1),
+    Case(
+        "idle window: idle long enough -> 0",
+        obs(1, 0, pollers=1),
+        GPU_ZERO,
+        0,
+        History(idle_since=1000.0 - 600),
+    ),
+    Case(
+        "idle window: not yet -> 1",
+        obs(1, 0, pollers=1),
+        GPU_ZERO,
+        1,
+        History(idle_since=1000.0 - 599),
+    ),
+    Case(
+        "idle window: busy resets, guard keeps 1",
+        obs(1, 0, running_workflows=1),
+        GPU_ZERO,
+        1,
+        History(idle_since=0.0),
+    ),
 ]
 
 
@@ -220,3 +299,58 @@ def test_history_is_pruned_to_longest_window() -> None:
     for t in range(0, 100, 5):
         history = decide(obs(1, 5), history, policy, now=float(t)).history
     assert all(95 - t < 20 for t, _ in history.recommendations)
+
+
+def test_gpu_pool_reaches_zero_after_idle_window_never_while_running() -> None:
+    """A GPU pool with a 120 s idle window: the running job keeps its replica; only 120 s of
+    continuous idleness after it ends lets the pool reach 0."""
+    policy = replace(FLAT, zero_idle_window=120)
+    history = History()
+    current = 1
+    readings = [
+        (0, Backlog(count=0, running_workflows=1, pollers=1)),  # a long job runs
+        (100, Backlog(count=0, running_workflows=1, pollers=1)),
+        (200, Backlog(count=0, pollers=1)),  # idle from here
+        (300, Backlog(count=0, pollers=1)),
+        (310, Backlog(count=0, add_rate=0.1, pollers=1)),  # a new task: the clock restarts
+        (320, Backlog(count=0, pollers=1)),
+        (439, Backlog(count=0, pollers=1)),
+        (440, Backlog(count=0, pollers=1)),
+    ]
+    got = []
+    for t, reading in readings:
+        d = decide(Observation(current, reading), history, policy, now=float(t))
+        history, current = d.history, d.replicas
+        got.append(d.replicas)
+    assert got == [1, 1, 1, 1, 1, 1, 1, 0]
+
+
+def test_signal_messages_say_why() -> None:
+    d = decide(obs(1, 2, age_seconds=120), History(), AGE, now=0)
+    assert "backlog age 120s over 30s" in d.message
+    d = decide(obs(2, 10, add_rate=8.0, dispatch_rate=2.0, pollers=2), History(), RATES, now=0)
+    assert "add 8/s vs dispatch 1/s per replica" in d.message
+    d = decide(obs(4, 3, pollers=4), History(), IDLE_ONLY, now=0)
+    assert "not scaling down while busy: backlog 3" in d.message
+    d = decide(obs(1, 0, pollers=1), History(), GPU_ZERO, now=0)
+    assert "idle 0s of 600s before 0" in d.message
+
+
+def test_policy_from_spec_new_signals() -> None:
+    p = Policy.from_spec(AutoscalingSpec())
+    assert p.target_backlog_age is None
+    assert not p.scale_on_rates
+    assert not p.scale_down_only_when_idle
+    assert p.zero_idle_window == 0
+    spec = AutoscalingSpec.model_validate(
+        {
+            "targetBacklogAgeSeconds": 30,
+            "scaleOnRates": True,
+            "scaleDownOnlyWhenIdle": True,
+            "scaleToZeroAfterIdleSeconds": 600,
+            "pollIntervalSeconds": 7,
+        }
+    )
+    p = Policy.from_spec(spec)
+    assert (p.target_backlog_age, p.scale_on_rates, p.scale_down_only_when_idle) == (30, True, True)
+    assert (p.zero_idle_window, p.poll_interval) == (600, 7)

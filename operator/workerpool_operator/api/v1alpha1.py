@@ -388,6 +388,15 @@ class AutoscalingSpec(Model):
                 "autoscaling.engine HPA cannot scale to zero: set autoscaling.minReplicas >= 1 "
                 "or use engine Builtin",
             ),
+            (
+                "self.engine == 'Builtin' || (!has(self.targetBacklogAgeSeconds) && "
+                "(!has(self.scaleOnRates) || !self.scaleOnRates) && "
+                "(!has(self.scaleDownOnlyWhenIdle) || !self.scaleDownOnlyWhenIdle) && "
+                "(!has(self.scaleToZeroAfterIdleSeconds) || "
+                "self.scaleToZeroAfterIdleSeconds == 0))",
+                "autoscaling.targetBacklogAgeSeconds, scaleOnRates, scaleDownOnlyWhenIdle and "
+                "scaleToZeroAfterIdleSeconds are read by engine Builtin only",
+            ),
         )
     )
 
@@ -428,6 +437,40 @@ class AutoscalingSpec(Model):
     )
     scale_down_stabilization_seconds: int = Field(
         default=300, ge=0, le=3600, description="Use the highest recommendation over this window."
+    )
+    target_backlog_age_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86400,
+        description=(
+            "Builtin engine: while the oldest queued task has waited longer than this, ask for "
+            "at least ceil(replicas * age / target) replicas (at least 1). Unset: age is not "
+            "a signal."
+        ),
+    )
+    scale_on_rates: bool = Field(
+        default=False,
+        description=(
+            "Builtin engine: also size on Temporal's task add rate against the dispatch rate "
+            "per replica, and on the backlog projected one poll interval ahead while it grows."
+        ),
+    )
+    scale_down_only_when_idle: bool = Field(
+        default=False,
+        description=(
+            "Builtin engine: scale down only when the backlog is 0 and the workers are idle "
+            "(no tasks added or dispatched, no running workflows or in-flight tasks)."
+        ),
+    )
+    scale_to_zero_after_idle_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description=(
+            "Builtin engine, minReplicas 0: remove the last replica only after the queue has "
+            "been idle this long (e.g. GPU pools with a slow cold start). Running work is never "
+            "scaled to zero regardless."
+        ),
     )
     cpu_utilization: int | None = Field(
         default=None, ge=1, le=100, description="HPA engine: target average CPU utilization %."

@@ -18,6 +18,23 @@ Rules, in order:
    HPA, an empty history is seeded with the current replicas, so an operator restart does not
    scale down before a full window has passed.
 7. Capacity ceiling (GPU pods Pending for lack of GPUs): never raise above it.
+
+Opt-in signals (each off by default, so a spec without them decides as before):
+- Backlog age (`targetBacklogAgeSeconds`): while the oldest task has waited longer than the
+  target, ask for at least ceil(current * age / target) replicas, like an HPA ratio on age,
+  capped at current + backlog (a waiting task can use one more worker at most) and at least 1:
+  a small but old backlog (slow tasks) gets workers a count target would not.
+- Rates (`scaleOnRates`): with add rate A and dispatch rate D over the current replicas, each
+  replica dispatches D / current per second, so ceil(A / (D / current)) replicas keep up with
+  the arrivals; and a growing backlog (A > D) is sized for the backlog one poll ahead,
+  count + (A - D) * pollInterval. Both only raise the recommendation.
+- Idle-only scale-down (`scaleDownOnlyWhenIdle`): never recommend fewer replicas than now
+  while the queue shows any work (`busy_reason`: backlog, add/dispatch rates, running
+  workflows, in-flight tasks); pollers waiting with nothing dispatched are idle workers.
+- Idle window to zero (`scaleToZeroAfterIdleSeconds`, for GPU pools whose cold start is
+  expensive): from >0 replicas, 0 only after the queue has been idle for the whole window
+  (`History.idle_since`), on top of the zero guard, which still never removes the last
+  replica while work runs.
 """
 
 from __future__ import annotations
@@ -65,6 +82,11 @@ class Policy:
     activation_backlog: int = 0
     scale_up_window: float = 0.0
     scale_down_window: float = 300.0
+    target_backlog_age: float | None = None  # seconds; None: age is not a signal
+    scale_on_rates: bool = False
+    poll_interval: float = 5.0  # the rate look-ahead horizon
+    scale_down_only_when_idle: bool = False
+    zero_idle_window: float = 0.0  # seconds idle before the last replica may go
 
     @classmethod
     def from_spec(cls, spec: AutoscalingSpec) -> Policy:
@@ -75,6 +97,15 @@ class Policy:
             activation_backlog=spec.activation_backlog,
             scale_up_window=float(spec.scale_up_stabilization_seconds),
             scale_down_window=float(spec.scale_down_stabilization_seconds),
+            target_backlog_age=(
+                None
+                if spec.target_backlog_age_seconds is None
+                else float(spec.target_backlog_age_seconds)
+            ),
+            scale_on_rates=spec.scale_on_rates,
+            poll_interval=float(spec.poll_interval_seconds),
+            scale_down_only_when_idle=spec.scale_down_only_when_idle,
+            zero_idle_window=float(spec.scale_to_zero_after_idle_seconds),
         )
 
 
@@ -84,6 +115,7 @@ class History:
 
     recommendations: tuple[tuple[float, int], ...] = ()
     last_backlog: int | None = None
+    idle_since: float | None = None  # when the queue last became idle (busy_reason None)
 
 
 @dataclass(frozen=True)
@@ -141,6 +173,11 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
 
     target = policy.target_backlog_per_replica
     raw = math.ceil(count / target)
+    signals: list[str] = []
+    for want, why in _extra_signals(current, reading, count, policy):
+        if want > raw:
+            raw = want
+            signals.append(why)
     rec = min(max(raw, policy.min_replicas), policy.max_replicas)
     if current == 0 and count <= policy.activation_backlog:
         rec = 0 if policy.min_replicas == 0 else rec
@@ -161,8 +198,24 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
 
     guarded = False
     busy = busy_reason(observation, reading)
+    idle_since = (
+        None
+        if busy is not None
+        else (history.idle_since if history.idle_since is not None else now)
+    )
+    history = replace(history, idle_since=idle_since)
     if rec == 0 and current > 0 and busy is not None:
         rec, guarded = 1, True
+    idle_wait = ""
+    if rec == 0 and current > 0 and policy.zero_idle_window > 0 and idle_since is not None:
+        idle_for = now - idle_since
+        if idle_for < policy.zero_idle_window:
+            rec = 1
+            idle_wait = f"idle {idle_for:g}s of {policy.zero_idle_window:g}s before 0"
+    held_busy = ""
+    if policy.scale_down_only_when_idle and rec < current and busy is not None:
+        rec = current
+        held_busy = f"not scaling down while busy: {busy}"
 
     new_history = _remember(history, now, rec, reading.count, policy)
     up = _window(new_history, now, policy.scale_up_window)
@@ -193,8 +246,14 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
         msg += f" (wants {rec}; {policy.scale_up_window:g}s scale-up window)"
     elif rec < final:
         msg += f" (wants {rec}; {policy.scale_down_window:g}s scale-down window)"
+    if signals:
+        msg += "; " + ", ".join(signals)
     if guarded:
         msg += f"; not scaling to 0: {busy}"
+    if idle_wait:
+        msg += f"; {idle_wait}"
+    if held_busy:
+        msg += f"; {held_busy}"
     return Decision(
         final,
         msg + note,
@@ -210,7 +269,34 @@ def _remember(history: History, now: float, rec: int, backlog: int, policy: Poli
     """Append `rec` and drop entries older than the longest window."""
     keep = max(policy.scale_up_window, policy.scale_down_window)
     recs = (*((t, r) for t, r in history.recommendations if now - t < keep), (now, rec))
-    return History(recommendations=recs, last_backlog=backlog)
+    return History(recommendations=recs, last_backlog=backlog, idle_since=history.idle_since)
+
+
+def _extra_signals(
+    current: int, reading: Backlog, count: int, policy: Policy
+) -> list[tuple[int, str]]:
+    """Replicas the opt-in age and rate signals ask for, each with its reason."""
+    out: list[tuple[int, str]] = []
+    age_target = policy.target_backlog_age
+    if age_target is not None and count > 0 and reading.age_seconds > age_target:
+        # Each waiting task can use at most one more worker: never more than current + count.
+        ratio = math.ceil(current * reading.age_seconds / age_target)
+        want = max(1, min(ratio, current + count))
+        out.append((want, f"backlog age {reading.age_seconds:g}s over {age_target:g}s"))
+    if policy.scale_on_rates and current > 0 and reading.dispatch_rate > 0:
+        per_replica = reading.dispatch_rate / current
+        want = math.ceil(reading.add_rate / per_replica - 1e-9)
+        out.append(
+            (
+                want,
+                f"add {reading.add_rate:g}/s vs dispatch {per_replica:g}/s per replica",
+            )
+        )
+    if policy.scale_on_rates and reading.add_rate > reading.dispatch_rate:
+        ahead = count + (reading.add_rate - reading.dispatch_rate) * policy.poll_interval
+        want = math.ceil(ahead / policy.target_backlog_per_replica - 1e-9)
+        out.append((want, f"backlog growing to {ahead:g} within {policy.poll_interval:g}s"))
+    return out
 
 
 def _window(history: History, now: float, seconds: float) -> list[int]:
