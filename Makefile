@@ -45,8 +45,9 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 	PYTHON=$(PY) IMG_TAG=$(IMG_TAG) bash hack/build-images.sh $(IMAGES)
 
 .PHONY: tools
-tools: ## Build (or reuse) helm, promtool and kstatus for the chart, alert and GitOps tests (cached)
+tools: ## Build (or reuse) helm, promtool, kstatus and KEDA (operator + metrics API server) for the chart, alert, GitOps and KEDA tests (cached)
 	bash hack/build-tools.sh
+	bash hack/build-keda.sh
 
 .PHONY: rbac
 rbac: venv ## Regenerate manifests/rbac.yaml and the chart's RBAC from workerpool_operator/kinds.py

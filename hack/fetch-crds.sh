@@ -47,6 +47,9 @@ promdir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMET
 copy_crds prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$promdir/example/prometheus-operator-crd" \
   monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml
 kedadir=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+# All of KEDA's CRDs: its operator (tests/e2e/test_keda.py) watches ScaledJobs and
+# CloudEventSources too and does not start without them.
 copy_crds keda "$KEDA_VERSION" "$kedadir/config/crd/bases" \
   keda.sh_scaledobjects.yaml keda.sh_triggerauthentications.yaml \
-  keda.sh_clustertriggerauthentications.yaml
+  keda.sh_clustertriggerauthentications.yaml keda.sh_scaledjobs.yaml \
+  eventing.keda.sh_cloudeventsources.yaml eventing.keda.sh_clustercloudeventsources.yaml
