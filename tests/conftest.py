@@ -19,8 +19,10 @@ POOL_CRD = Path(__file__).resolve().parents[1] / "crds" / "workerpools.io_tempor
 
 @pytest.fixture(scope="session")
 def pool_crd(kube_cluster: KubeCluster) -> Path:
-    """The generated CRD, applied and Established."""
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POOL_CRD))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+    """The generated CRDs (the pool's and the two connection kinds), applied and Established."""
+    for path in sorted(POOL_CRD.parent.glob("workerpools.io_*.yaml")):
+        kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    for crd in ("temporalworkerpools", "temporalconnections", "clustertemporalconnections"):
+        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                             f"crd/{crd}.workerpools.io")  # fmt: skip
     return POOL_CRD

@@ -58,7 +58,8 @@ def slim(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         }
     if kind is NAMESPACE:
         return {
-            "metadata": {k: meta.get(k) for k in ("name", "uid", "deletionTimestamp")},
+            # labels: a ClusterTemporalConnection's allowedNamespaces selects on them
+            "metadata": {k: meta.get(k) for k in ("name", "uid", "labels", "deletionTimestamp")},
             "status": {"phase": (obj.get("status") or {}).get("phase")},
         }
     if kind is CRD:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
@@ -26,6 +27,8 @@ from workerpool_operator.cache import Informer, Key, Store
 from workerpool_operator.diff import is_subset
 from workerpool_operator.kinds import (
     CHILDREN,
+    CLUSTER_CONNECTION,
+    CONNECTION,
     CONNECTIONS,
     CRD,
     DEPLOYMENT,
@@ -41,15 +44,20 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.kube import ApiError, Kube, NotLeader
 from workerpool_operator.plan import (
+    DEFAULT_CREDENTIALS_NAMESPACE,
     ChildWrite,
     Observed,
     Outcome,
     Plan,
+    Resolved,
+    Unresolved,
     adoptable,
     conflict_message,
+    connection_ref_key,
     controlled_by,
     finish,
     plan,
+    resolve_connection,
 )
 from workerpool_operator.reasons import Reason
 from workerpool_operator.render import Capabilities
@@ -133,6 +141,8 @@ class Engine:
     stores: dict[Kind, Store] = field(default_factory=dict)
     queue: WorkQueue = field(default_factory=WorkQueue)
     caps: Capabilities = field(default_factory=Capabilities)
+    # Where the Secrets of ClusterTemporalConnections live: the operator's own namespace.
+    credentials_namespace: str = DEFAULT_CREDENTIALS_NAMESPACE
     reconciles: int = 0
     _informers: dict[Kind, list[asyncio.Task[None]]] = field(default_factory=dict)
     _synced: dict[Kind, list[asyncio.Event]] = field(default_factory=dict)
@@ -150,6 +160,9 @@ class Engine:
         scopes: Iterable[str | None] = (
             [None] if self.namespaces is None or not kind.namespaced else self.namespaces
         )
+        if kind is SECRET and self.namespaces is not None:
+            # ClusterTemporalConnections' Secrets live in the credentials namespace
+            scopes = list(dict.fromkeys([*self.namespaces, self.credentials_namespace]))
         tasks, synced = [], []
         for ns in scopes:
             inf = Informer(self.kube, kind, self.store(kind), self._on_event, namespace=ns)
@@ -222,6 +235,13 @@ class Engine:
         elif kind is SECRET:
             for key in self.pools_referencing(ns, name):
                 self.queue.add(key)
+        elif kind in CONNECTIONS:
+            for key in self.pools_using(kind.kind, ns, name):
+                self.queue.add(key)
+        elif kind is NAMESPACE:  # labels decide what a ClusterTemporalConnection allows
+            for key in self.store(POOL).list_keys():
+                if key[0] == name and (ref := self._ref(key)) and ref[0] == CLUSTER_CONNECTION.kind:
+                    self.queue.add(key)
         elif kind is CRD:
             self._crd_changed.set()
 
@@ -243,18 +263,55 @@ class Engine:
                 with contextlib.suppress(KeyError):
                     metrics.POOL_CONDITION.remove(ns, name, ctype, value)
 
+    def _ref(self, key: Key) -> tuple[str, str, str] | None:
+        return connection_ref_key(self.store(POOL).get(*key) or {})
+
+    def pools_using(self, kind: str, namespace: str, name: str) -> list[Key]:
+        """Pools whose spec.connectionRef names this connection."""
+        return [k for k in self.store(POOL).list_keys() if self._ref(k) == (kind, namespace, name)]
+
+    def observed_connection(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The Observed fields about a pool's connection, from the caches."""
+        ns = str((body.get("metadata") or {}).get("namespace") or "")
+        ref = connection_ref_key(body)
+        connection = None
+        if ref is not None:
+            kind = CLUSTER_CONNECTION if ref[0] == CLUSTER_CONNECTION.kind else CONNECTION
+            store = self.stores.get(kind)
+            connection = None if store is None else store.get(ref[1], ref[2])
+        namespace = self.store(NAMESPACE).get("", ns) or {}
+        return {
+            "connection": connection,
+            "namespace_labels": (namespace.get("metadata") or {}).get("labels") or {},
+            "credentials_namespace": self.credentials_namespace,
+        }
+
+    def resolve(self, pool: api.TemporalWorkerPool, body: dict[str, Any]) -> Resolved | Unresolved:
+        """The pool's effective connection from the caches (the scaler's and health check's
+        view; the reconciler gets the same through `plan`)."""
+        return resolve_connection(pool, Observed(**self.observed_connection(body)))
+
     def pools_referencing(self, namespace: str, secret: str) -> list[Key]:
+        """Pools whose effective connection names this Secret: in the pool's own namespace
+        (what its pods mount), or in the credentials namespace for a cluster connection."""
         out = []
         for key in self.store(POOL).list_keys():
-            if key[0] != namespace:
-                continue
             body = self.store(POOL).get(*key) or {}
-            conn = (body.get("spec") or {}).get("connection") or {}
+            if key[0] != namespace and namespace != self.credentials_namespace:
+                continue
+            try:
+                pool = api.TemporalWorkerPool.from_body(body)
+            except ValidationError:
+                continue
+            resolved = self.resolve(pool, body)
+            if isinstance(resolved, Unresolved):
+                continue
+            conn = resolved.pool.spec.effective_connection
             names = {
-                ((conn.get("tls") or {}).get("secretName")),
-                ((conn.get("apiKeySecretRef") or {}).get("name")),
+                conn.tls.secret_name if conn.tls is not None else None,
+                conn.api_key_secret_ref.name if conn.api_key_secret_ref is not None else None,
             }
-            if secret in names:
+            if secret in names and namespace in (key[0], resolved.secrets_namespace):
                 out.append(key)
         return out
 
@@ -288,6 +345,7 @@ class Engine:
                 for kind in CHILDREN
             },
             secrets=self.secrets_in(ns),
+            **self.observed_connection(body),
         )
         p = plan(body, self.caps, observed, namespace_terminating=self.namespace_terminating(ns))
         try:
@@ -385,6 +443,9 @@ class Engine:
             Reason.INVALID_SPEC,
             Reason.APPLY_FAILED,
             Reason.NAME_CONFLICT,
+            Reason.CONNECTION_NOT_FOUND,
+            Reason.CONNECTION_NOT_ALLOWED,
+            Reason.CONNECTION_INVALID,
         )
         if problem and (
             ready_before.get("reason") != ready_now["reason"]

@@ -52,6 +52,7 @@ class Operator:
             namespaces=cfg["namespaces"],
             workers=cfg["workers"],
             resync_seconds=cfg["resync_seconds"],
+            credentials_namespace=cfg["lease_namespace"],
         )
         self.elector: LeaderElector | None = None
         if cfg["leader_elect"]:

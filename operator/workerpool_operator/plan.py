@@ -63,16 +63,112 @@ def validation_message(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"spec.{where}: {e['msg']}")
+        parts.append(f"spec.{where}: {e['msg']}" if where else f"spec: {e['msg']}")
     return "; ".join(parts)
+
+
+DEFAULT_CREDENTIALS_NAMESPACE = "workerpools-system"
 
 
 @dataclass(frozen=True)
 class Observed:
-    """What the caches hold for one pool: its children (by kind) and its opted-in Secrets."""
+    """What the caches hold for one pool: its children (by kind), the opted-in Secrets of its
+    namespace, the connection its spec.connectionRef names (None: not in the cache), its
+    namespace's labels (for a ClusterTemporalConnection's allowedNamespaces) and the namespace
+    where the Secrets of ClusterTemporalConnections live (the operator's own)."""
 
     children: Mapping[Kind, dict[str, Any] | None] = field(default_factory=dict)
     secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    connection: Mapping[str, Any] | None = None
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    credentials_namespace: str = DEFAULT_CREDENTIALS_NAMESPACE
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The pool with spec.connection filled in from its connection (renderers and the scaler
+    read `pool.spec.effective_connection`), and where the operator reads its Secrets."""
+
+    pool: api.TemporalWorkerPool
+    secrets_namespace: str
+    source: str  # "spec.connection", "TemporalConnection ns/name", "ClusterTemporalConnection name"
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    reason: Reason
+    message: str
+
+
+def connection_ref_key(pool_body: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) of the connection a pool body references, for cache lookups."""
+    ref = (pool_body.get("spec") or {}).get("connectionRef")
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return None
+    kind = str(ref.get("kind") or api.CONNECTION_KIND)
+    ns = (
+        ""
+        if kind == api.CLUSTER_CONNECTION_KIND
+        else str((pool_body.get("metadata") or {}).get("namespace") or "")
+    )
+    return (kind, ns, str(ref["name"]))
+
+
+def resolve_connection(pool: api.TemporalWorkerPool, observed: Observed) -> Resolved | Unresolved:
+    """Pure: the effective connection of a pool, or why there is none."""
+    ref = pool.spec.connection_ref
+    if ref is None:
+        return Resolved(pool, pool.namespace, "spec.connection")
+    cluster = ref.kind == api.CLUSTER_CONNECTION_KIND
+    where = ref.name if cluster else f"{pool.namespace}/{ref.name}"
+    if observed.connection is None:
+        hint = "" if cluster else " in the pool's namespace"
+        return Unresolved(
+            Reason.CONNECTION_NOT_FOUND,
+            f"{ref.kind} {where} not found{hint}: create it, or fix spec.connectionRef",
+        )
+    try:
+        conn: api.TemporalConnection | api.ClusterTemporalConnection = (
+            api.ClusterTemporalConnection.from_body(observed.connection)
+            if cluster
+            else api.TemporalConnection.from_body(observed.connection)
+        )
+    except ValidationError as err:
+        return Unresolved(
+            Reason.CONNECTION_INVALID, f"{ref.kind} {where}: {validation_message(err)}"
+        )
+    if isinstance(conn, api.ClusterTemporalConnection) and not api.selector_matches(
+        conn.spec.allowed_namespaces, dict(observed.namespace_labels)
+    ):
+        return Unresolved(
+            Reason.CONNECTION_NOT_ALLOWED,
+            f"ClusterTemporalConnection {ref.name} does not allow namespace {pool.namespace} "
+            "(its spec.allowedNamespaces does not select the namespace's labels): ask the "
+            "cluster admin to label the namespace or widen allowedNamespaces",
+        )
+    spec = conn.spec
+    tls = None
+    if spec.tls is not None:
+        tls = api.TLSSpec.model_construct(
+            secret_name=spec.tls.secret_name, server_name=spec.tls.server_name
+        )
+    key = None
+    if spec.api_key_secret_ref is not None:
+        key = api.SecretKeyRef.model_construct(
+            name=spec.api_key_secret_ref.name, key=spec.api_key_secret_ref.key
+        )
+    effective = api.ConnectionSpec.model_construct(
+        address=spec.address, namespace=spec.namespace, tls=tls, api_key_secret_ref=key
+    )
+    # model_copy does not validate: the effective spec may name Secrets, the stored one not.
+    resolved = pool.model_copy(
+        update={"spec": pool.spec.model_copy(update={"connection": effective})}
+    )
+    return Resolved(
+        resolved,
+        observed.credentials_namespace if cluster else pool.namespace,
+        f"{ref.kind} {where}",
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +231,7 @@ def conflict_message(kind: Kind, namespace: str, name: str) -> str:
 
 def credentials_hash(pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping[str, Any]]) -> str:
     """Hash of the referenced Secrets' data: a rotation changes the pod template and rolls."""
-    conn = pool.spec.connection
+    conn = pool.spec.effective_connection
     names = []
     if conn.tls is not None and conn.tls.secret_name:
         names.append(conn.tls.secret_name)
@@ -194,6 +290,22 @@ def _invalid(pool_body: Mapping[str, Any], message: str) -> Plan:
     return plan
 
 
+def _unresolved(
+    pool: api.TemporalWorkerPool, problem: Unresolved, observed: Observed, drop: int | None
+) -> Plan:
+    """No usable connection: write nothing, prune nothing (running workers keep what they
+    have), and say why on Ready and Degraded."""
+    out = Plan(pool=pool, drop_finalizer=drop)
+    ready, degraded = api.CONDITION_READY, api.CONDITION_DEGRADED
+    out.conditions[ready] = ConditionSpec(ready, "False", problem.reason, problem.message)
+    out.conditions[degraded] = ConditionSpec(degraded, "True", problem.reason, problem.message)
+    deployment = observed.children.get(DEPLOYMENT)
+    if deployment is not None and controlled_by(deployment, pool.uid):
+        workload = workload_from_deployment(deployment)
+        out.fields = {"replicas": workload.replicas, "readyReplicas": workload.ready}
+    return out
+
+
 def _handover(pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None) -> Handover | None:
     engine = engine_of(pool)
     if engine == "Fixed" or live is None:
@@ -231,6 +343,10 @@ def plan(
         out = _invalid(pool_body, validation_message(err))
         out.drop_finalizer = drop
         return out
+    resolved = resolve_connection(pool, observed)
+    if isinstance(resolved, Unresolved):
+        return _unresolved(pool, resolved, observed, drop)
+    pool = resolved.pool
     try:
         manifests = desired_children(pool, caps)
         autoscaling = plan_autoscaling(pool, keda_installed=caps.keda)

@@ -17,6 +17,9 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     APPLY_FAILED = "ApplyFailed"
     NAME_CONFLICT = "NameConflict"
+    CONNECTION_NOT_FOUND = "ConnectionNotFound"
+    CONNECTION_NOT_ALLOWED = "ConnectionNotAllowed"
+    CONNECTION_INVALID = "ConnectionInvalid"
     # Progressing
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     ROLLOUT_COMPLETE = "RolloutComplete"
@@ -55,6 +58,20 @@ DOCS: dict[Reason, str] = {
         "An object with the pool's name exists and the pool does not control it; the operator "
         "leaves it alone and reconciles everything else. Delete or rename it, or annotate it "
         "with workerpools.io/adopt=true to hand it to the pool."
+    ),
+    Reason.CONNECTION_NOT_FOUND: (
+        "spec.connectionRef names a TemporalConnection (in the pool's namespace) or "
+        "ClusterTemporalConnection that does not exist, or whose CRD is not installed. Nothing "
+        "is created or changed until it appears; existing children are left as they are."
+    ),
+    Reason.CONNECTION_NOT_ALLOWED: (
+        "spec.connectionRef names a ClusterTemporalConnection whose spec.allowedNamespaces does "
+        "not select the pool's namespace; children are left as they are. Ask the cluster admin "
+        "to label the namespace or widen allowedNamespaces, or use a TemporalConnection."
+    ),
+    Reason.CONNECTION_INVALID: (
+        "The referenced connection's spec cannot be read (it passed an older admission); the "
+        "message names the field. Children are left as they are."
     ),
     Reason.ROLLOUT_IN_PROGRESS: "The Deployment is rolling out a new template or scaling.",
     Reason.ROLLOUT_COMPLETE: "The latest template is fully rolled out.",

@@ -30,6 +30,7 @@ from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.handlers import Operator
+from workerpool_operator.plan import Observed, Resolved, resolve_connection
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.scaling.backlog import BacklogPoller
 
@@ -332,18 +333,22 @@ def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
     kube_cluster: KubeCluster, namespace: str
 ) -> None:
     assert kube_cluster.exists("crd", "scaledobjects.keda.sh"), "test bed installs KEDA's CRDs"
+    connections = {  # the credentials live in TemporalConnections since 0.3
+        "keda-cloud": {
+            "address": "prod.a1b2c.tmprl.cloud:7233",
+            "namespace": "prod.a1b2c",
+            "tls": {},
+            "apiKeySecretRef": {"name": "temporal-cloud"},
+        },
+        "keda-mtls": {"address": "temporal:7233", "tls": {"secretName": "temporal-mtls"}},
+    }
     cases = {
         "keda-cloud": {
-            "connection": {
-                "address": "prod.a1b2c.tmprl.cloud:7233",
-                "namespace": "prod.a1b2c",
-                "tls": {},
-                "apiKeySecretRef": {"name": "temporal-cloud"},
-            },
+            "connectionRef": {"name": "keda-cloud"},
             "autoscaling": {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 20},
         },
         "keda-mtls": {
-            "connection": {"address": "temporal:7233", "tls": {"secretName": "temporal-mtls"}},
+            "connectionRef": {"name": "keda-mtls"},
             "autoscaling": {"engine": "KEDA", "activationBacklog": 3},
         },
         "hpa": {
@@ -352,8 +357,18 @@ def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
             "autoscaling": {"engine": "HPA", "cpuUtilization": 70, "memoryUtilization": 80},
         },
     }
+    for name, conn in connections.items():
+        kube_cluster.apply(
+            {"apiVersion": api.API_VERSION, "kind": api.CONNECTION_KIND,
+             "metadata": {"name": name, "namespace": namespace}, "spec": conn}
+        )  # fmt: skip
     for name, spec in cases.items():
         pool = create_pool(kube_cluster, namespace, name, {"taskQueue": name, **spec})
+        if name in connections:  # what the planner renders from: the resolved connection
+            cached = kube_cluster.get("temporalconnection", name, namespace=namespace)
+            resolved = resolve_connection(pool, Observed(connection=cached))
+            assert isinstance(resolved, Resolved), resolved
+            pool = resolved.pool
         plan = plan_autoscaling(pool, keda_installed=True)
         assert plan.children
         for child in plan.children:

@@ -72,6 +72,12 @@ def test_manifests_install_and_rbac_suffices(
         "metadata": {"name": "mtls", "labels": {"workerpools.io/temporal-credentials": "true"}},
         "stringData": {"ca.crt": "x", "tls.crt": "x", "tls.key": "x"},
     }
+    connection = {  # the credentials live in a TemporalConnection, not in the pool
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalConnection",
+        "metadata": {"name": "temporal"},
+        "spec": {"address": "temporal:7233", "tls": {"secretName": "mtls"}},
+    }
     foreign = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -84,19 +90,20 @@ def test_manifests_install_and_rbac_suffices(
             "apiVersion": "workerpools.io/v1alpha1",
             "kind": "TemporalWorkerPool",
             "metadata": {"name": name},
-            "spec": {**base, "taskQueue": name, **spec},
+            "spec": {k: v for k, v in {**base, "taskQueue": name, **spec}.items() if v is not None},
         }
 
     try:
         kube_cluster.wait_for(op.leads, what="the SA-token operator to take the Lease")
-        kube_cluster.apply([secret, foreign], namespace=namespace)
+        kube_cluster.apply([secret, connection, foreign], namespace=namespace)
         kube_cluster.apply(
             [
                 pool("rbac", replicas=2),
                 pool("clash", replicas=1),
                 pool(
                     "gpu",
-                    connection={"address": "temporal:7233", "tls": {"secretName": "mtls"}},
+                    connection=None,
+                    connectionRef={"kind": "TemporalConnection", "name": "temporal"},
                     gpu={"count": 9},  # more than any bed node has: its pods stay Pending
                     autoscaling={"minReplicas": 1, "maxReplicas": 2},
                 ),

@@ -93,14 +93,20 @@ def pool_doc(
     replicas: int,
     tag: str = RUNTIME_TAG,
     connection: dict[str, Any] | None = None,
+    connection_ref: str | None = None,
     worker: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    where: dict[str, Any] = (
+        {"connectionRef": {"kind": "TemporalConnection", "name": connection_ref}}
+        if connection_ref
+        else {"connection": {"address": address, **(connection or {})}}
+    )
     return {
         "apiVersion": "workerpools.io/v1alpha1",
         "kind": "TemporalWorkerPool",
         "metadata": {"name": name},
         "spec": {
-            "connection": {"address": address, **(connection or {})},
+            **where,
             "taskQueue": queue,
             "replicas": replicas,
             "image": {"repository": RUNTIME_REPO, "tag": tag, "pullPolicy": "Never"},
@@ -113,6 +119,16 @@ def pool_doc(
                 "volumeMounts": [{"name": "app", "mountPath": "/app/e2eapp", "readOnly": True}],
             },
         },
+    }
+
+
+def temporal_connection(name: str, address: str, **spec: Any) -> dict[str, Any]:
+    """A TemporalConnection: where pools' credentials live since 0.3."""
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalConnection",
+        "metadata": {"name": name},
+        "spec": {"address": address, **spec},
     }
 
 
@@ -430,13 +446,14 @@ async def test_mtls_and_api_key_pools_run_and_become_ready(
         q_mtls, q_key = f"mtls-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex[:8]}"
         kube_cluster.apply(
             [
-                pool_doc("mtls", q_mtls, mtls.address, replicas=1, connection={
-                    "tls": {"secretName": "temporal-mtls", "serverName": SERVER_NAME},
+                temporal_connection("mtls", mtls.address, tls={
+                    "secretName": "temporal-mtls", "serverName": SERVER_NAME,
                 }),
-                pool_doc("apikey", q_key, tls.address, replicas=1, connection={
-                    "tls": {"secretName": "temporal-ca", "serverName": SERVER_NAME},
-                    "apiKeySecretRef": {"name": "temporal-api-key"},
-                }),
+                temporal_connection("apikey", tls.address, tls={
+                    "secretName": "temporal-ca", "serverName": SERVER_NAME,
+                }, apiKeySecretRef={"name": "temporal-api-key"}),
+                pool_doc("mtls", q_mtls, mtls.address, replicas=1, connection_ref="mtls"),
+                pool_doc("apikey", q_key, tls.address, replicas=1, connection_ref="apikey"),
             ],
             namespace=ns,
         )  # fmt: skip

@@ -25,6 +25,7 @@ VALID: dict[str, Any] = {
 def with_spec(**changes: Any) -> dict[str, Any]:
     doc = copy.deepcopy(VALID)
     doc["spec"].update(changes)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}  # None: remove it
     return doc
 
 
@@ -32,9 +33,38 @@ CASES = [
     ("address-scheme", with_spec(connection={"address": "http://t:7233"}), "host:port"),
     ("address-no-port", with_spec(connection={"address": "temporal"}), "host:port"),
     (
-        "api-key-without-tls",
-        with_spec(connection={"address": "t:7233", "apiKeySecretRef": {"name": "k"}}),
-        "requires connection.tls",
+        "inline-api-key",
+        with_spec(connection={"address": "t:7233", "tls": {}, "apiKeySecretRef": {"name": "k"}}),
+        "spec.connection.apiKeySecretRef is no longer accepted in a pool: move the credentials "
+        "into a TemporalConnection",
+    ),
+    (
+        "inline-tls-secret",
+        with_spec(connection={"address": "t:7233", "tls": {"secretName": "mtls"}}),
+        "spec.connection.tls.secretName is no longer accepted in a pool: move the credentials "
+        "into a TemporalConnection",
+    ),
+    (
+        "connection-and-ref",
+        with_spec(connectionRef={"name": "prod"}),
+        "set exactly one of spec.connection",
+    ),
+    (
+        "neither-connection-nor-ref",
+        {**VALID, "spec": {k: v for k, v in VALID["spec"].items() if k != "connection"}},
+        "set exactly one of spec.connection",
+    ),
+    (
+        "connection-ref-bad-kind",
+        {
+            **VALID,
+            "spec": {
+                "taskQueue": "q",
+                "workflows": ["app.workflows:Flow"],
+                "connectionRef": {"kind": "Secret", "name": "x"},
+            },
+        },
+        "Unsupported value",
     ),
     ("empty-queue", with_spec(taskQueue=""), "spec.taskQueue must not be empty"),
     ("blank-queue", with_spec(taskQueue="   "), "spec.taskQueue must not be empty"),
@@ -281,7 +311,7 @@ CASES = [
     (
         "tls-secret-name-invalid",
         with_spec(connection={"address": "t:7233", "tls": {"secretName": "Bad_Name"}}),
-        "connection.tls.secretName must be a Kubernetes object name",
+        "spec.connection.tls.secretName is no longer accepted",
     ),
     (
         "service-account-invalid",
@@ -314,11 +344,8 @@ def test_rejected_with_readable_message(
         with_spec(metrics={"serviceMonitor": {"enabled": True}}),
         with_spec(metrics={"serviceMonitor": {"enabled": False}}),
         with_spec(
-            connection={
-                "address": "ns.acct.tmprl.cloud:7233",
-                "tls": {},
-                "apiKeySecretRef": {"name": "k", "key": "api-key"},
-            },
+            connection=None,
+            connectionRef={"kind": "ClusterTemporalConnection", "name": "cloud"},
             autoscaling={"engine": "KEDA", "minReplicas": 0, "maxReplicas": 3},
             gpu={"count": 2, "resourceName": "nvidia.com/mig-1g.10gb"},
         ),
@@ -370,5 +397,8 @@ def test_valid_pools_admitted_with_defaults(
 ) -> None:
     kube_cluster.apply(doc, namespace=namespace)
     live = kube_cluster.get("twp", "pool", namespace=namespace)
-    assert live["spec"]["connection"]["namespace"] == "default"  # defaulted by the schema
+    if "connection" in doc["spec"]:
+        assert live["spec"]["connection"]["namespace"] == "default"  # defaulted by the schema
+    else:
+        assert live["spec"]["connectionRef"]["kind"] == "ClusterTemporalConnection"
     assert live["spec"]["worker"]["gracefulShutdownSeconds"] == 30

@@ -50,6 +50,22 @@ def body(**spec: Any) -> dict[str, Any]:
     }
 
 
+def connection(cluster: bool = False, **spec: Any) -> dict[str, Any]:
+    """A cached TemporalConnection (in the pool's namespace) or ClusterTemporalConnection."""
+    meta = {"name": "prod"} if cluster else {"name": "prod", "namespace": "shop"}
+    full = {"address": "prod.example:7233", "namespace": "payments", **spec}
+    if cluster:
+        full.setdefault("allowedNamespaces", {"matchLabels": {"tenant": "shop"}})
+    return {"metadata": meta, "spec": full}
+
+
+def ref_body(kind: str = "TemporalConnection", **spec: Any) -> dict[str, Any]:
+    """A pool that references connection `prod`."""
+    b = body(connectionRef={"kind": kind, "name": "prod"}, **spec)
+    del b["spec"]["connection"]
+    return b
+
+
 def live_from(p: Plan) -> dict[Kind, dict[str, Any]]:
     """What the API server (and so the cache) holds after the plan's writes went through."""
     out = {}
@@ -196,11 +212,18 @@ def test_deleted_pool_or_terminating_namespace_is_left_alone_but_loses_the_old_f
 
 
 def test_rotated_credentials_change_the_pod_template() -> None:
-    spec = {"replicas": 1, "connection": {"address": "t:7233", "tls": {"secretName": "mtls"}}}
+    spec = {"replicas": 1, "connectionRef": {"name": "prod"}}
 
     def annotation(data: dict[str, str]) -> str:
         secrets = {"mtls": {"metadata": {"name": "mtls"}, "data": data}}
-        p = plan(body(**spec), Capabilities(), Observed(secrets=secrets))
+        p = plan(
+            {
+                **body(**spec),
+                "spec": {k: v for k, v in body(**spec)["spec"].items() if k != "connection"},
+            },
+            Capabilities(),
+            Observed(secrets=secrets, connection=connection(tls={"secretName": "mtls"})),
+        )
         dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
         return str(dep["spec"]["template"]["metadata"]["annotations"][CREDENTIALS_HASH_ANNOTATION])
 
@@ -235,3 +258,135 @@ def test_the_design_docs_table_is_the_kind_registry() -> None:
     start = text.index("<!-- kinds-table")
     section = text[text.index("\n", start) + 1 : text.index("<!-- /kinds-table -->")]
     assert section.strip() == docs_table().strip(), "regenerate with kinds.docs_table()"
+
+
+# --- connections ------------------------------------------------------------------------------
+
+
+def _deployment_env(p: Plan) -> dict[str, Any]:
+    dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
+    """TemporalConnection fields reach the pods exactly as spec.connection's did in 0.2."""
+    conn = connection(
+        tls={"secretName": "mtls", "serverName": "sni"},
+        apiKeySecretRef={"name": "key", "key": "token"},
+    )
+    p = plan(ref_body(replicas=1), Capabilities(), Observed(connection=conn))
+    env = _deployment_env(p)
+    assert env["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
+    assert env["TWP_TEMPORAL_NAMESPACE"] == "payments"
+    assert env["TWP_TLS_SERVER_NAME"] == "sni"
+    assert env["TWP_API_KEY"] == {"secretKeyRef": {"name": "key", "key": "token"}}
+    dep = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["temporal-tls"]["secret"]["secretName"] == "mtls"
+    assert p.conditions[api.CONDITION_READY].reason != Reason.CONNECTION_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("kind", "conn", "labels", "reason"),
+    [
+        ("TemporalConnection", None, {}, Reason.CONNECTION_NOT_FOUND),
+        ("ClusterTemporalConnection", None, {}, Reason.CONNECTION_NOT_FOUND),
+        ("ClusterTemporalConnection", connection(cluster=True), {}, Reason.CONNECTION_NOT_ALLOWED),
+        (
+            "ClusterTemporalConnection",
+            connection(cluster=True),
+            {"tenant": "other"},
+            Reason.CONNECTION_NOT_ALLOWED,
+        ),
+        ("TemporalConnection", connection(address="http://x"), {}, None),  # admission's job
+        (
+            "TemporalConnection",
+            {"metadata": {"name": "prod"}, "spec": {}},
+            {},
+            Reason.CONNECTION_INVALID,
+        ),
+    ],
+)
+def test_an_unusable_connection_writes_nothing_and_says_why(
+    kind: str, conn: dict[str, Any] | None, labels: dict[str, str], reason: Reason | None
+) -> None:
+    first = plan(body(replicas=1), Capabilities(), Observed())
+    live = live_from(first)  # the pool ran before: its children must survive
+    p = plan(
+        ref_body(kind),
+        Capabilities(),
+        Observed(children=live, connection=conn, namespace_labels=labels),
+    )
+    if reason is None:
+        return
+    assert p.writes == []
+    assert p.prune == []
+    assert p.handover is None
+    ready = p.conditions[api.CONDITION_READY]
+    assert (ready.status, ready.reason) == ("False", reason)
+    assert p.conditions[api.CONDITION_DEGRADED].status == "True"
+    assert kind in ready.message
+    assert "prod" in ready.message
+    status = finish(p, Outcome(), None, generation=3, now="t")
+    assert "replicas" in status  # the workload is still reported
+
+
+def test_a_cluster_connection_allowed_by_namespace_labels() -> None:
+    p = plan(
+        ref_body("ClusterTemporalConnection", replicas=1),
+        Capabilities(),
+        Observed(
+            connection=connection(cluster=True, apiKeySecretRef={"name": "k"}, tls={}),
+            namespace_labels={"tenant": "shop"},
+            credentials_namespace="ops",
+        ),
+    )
+    assert _deployment_env(p)["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
+    from workerpool_operator.plan import Resolved, resolve_connection
+
+    pool = api.TemporalWorkerPool.from_body(ref_body("ClusterTemporalConnection"))
+    resolved = resolve_connection(
+        pool,
+        Observed(
+            connection=connection(cluster=True),
+            namespace_labels={"tenant": "shop"},
+            credentials_namespace="ops",
+        ),
+    )
+    assert isinstance(resolved, Resolved)
+    assert resolved.secrets_namespace == "ops"  # the admin's namespace, not the tenant's
+    assert resolved.source == "ClusterTemporalConnection prod"
+
+
+@pytest.mark.parametrize(
+    ("connection_spec", "message"),
+    [
+        ({"address": "t:7233", "tls": {"secretName": "mtls"}}, "tls.secretName is no longer"),
+        (
+            {"address": "t:7233", "tls": {}, "apiKeySecretRef": {"name": "k"}},
+            "apiKeySecretRef is no longer",
+        ),
+    ],
+)
+def test_a_pool_stored_with_inline_secrets_is_invalid_and_keeps_its_children(
+    connection_spec: dict[str, Any], message: str
+) -> None:
+    live = live_from(plan(body(replicas=1), Capabilities(), Observed()))
+    p = plan(body(connection=connection_spec), Capabilities(), Observed(children=live))
+    assert p.writes == []
+    assert p.prune == []
+    ready = p.conditions[api.CONDITION_READY]
+    assert ready.reason == Reason.INVALID_SPEC
+    assert message in ready.message
+    assert "TemporalConnection" in ready.message
+
+
+def test_exactly_one_of_connection_and_connection_ref() -> None:
+    both = body(connectionRef={"name": "prod"})
+    neither = body()
+    del neither["spec"]["connection"]
+    for b in (both, neither):
+        p = plan(b, Capabilities(), Observed(connection=connection()))
+        assert p.conditions[api.CONDITION_READY].reason == Reason.INVALID_SPEC
+        assert "exactly one of spec.connection" in p.conditions[api.CONDITION_READY].message

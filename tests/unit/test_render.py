@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.unit.conn_helper import resolved_pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
@@ -28,7 +29,7 @@ def pool(spec: dict[str, Any] | None = None, name: str = "p") -> TemporalWorkerP
         "workflows": ["app.wf:Flow"],
     }
     base.update(spec or {})
-    return TemporalWorkerPool.from_body(
+    return resolved_pool(
         {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1"}, "spec": base}
     )
 

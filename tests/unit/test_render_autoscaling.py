@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.unit.conn_helper import resolved_pool
 from workerpool_operator.api.v1alpha1 import REASONS, TemporalWorkerPool
 from workerpool_operator.render.autoscaling import OPTIONAL_KINDS, plan_autoscaling
 
@@ -24,7 +25,7 @@ def pool(autoscaling: dict[str, Any] | None, **spec: Any) -> TemporalWorkerPool:
     }
     if autoscaling is not None:
         body["autoscaling"] = autoscaling
-    return TemporalWorkerPool.from_body(
+    return resolved_pool(
         {"metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1"}, "spec": body}
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -252,9 +252,8 @@ class TLSSpec(Model):
         "connection.tls.secretName",
         default=None,
         description=(
-            "Secret (type kubernetes.io/tls or Opaque) mounted read-only into the workers. Keys: "
-            "`tls.crt` and `tls.key` (client certificate for mTLS) and optional `ca.crt` (private "
-            "CA of the server). Omit to use the system CA roots without a client certificate."
+            "Refused since 0.3 (admission): a pool may not name a Secret; put the certificate "
+            "into a TemporalConnection and use spec.connectionRef."
         ),
     )
     server_name: str | None = Field(
@@ -264,8 +263,19 @@ class TLSSpec(Model):
     )
 
 
+MOVE_CREDENTIALS = (
+    "move the credentials into a TemporalConnection (spec.tls.secretName, "
+    "spec.apiKeySecretRef; its Secrets labelled workerpools.io/temporal-credentials=true) and "
+    "reference it with spec.connectionRef: {kind: TemporalConnection, name: ...} instead of "
+    "spec.connection"
+)
+
+
 class ConnectionSpec(Model):
-    """How workers reach Temporal. Credentials are referenced from Secrets, never inlined."""
+    """How workers reach Temporal, inline: a plain or system-TLS address, never a Secret.
+
+    Connections with credentials (mTLS certificate, API key) are TemporalConnection or
+    ClusterTemporalConnection objects, referenced with spec.connectionRef."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -275,9 +285,14 @@ class ConnectionSpec(Model):
                 "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
             ),
             (
-                "!has(self.apiKeySecretRef) || has(self.tls)",
-                "connection.apiKeySecretRef requires connection.tls: an API key must not travel "
-                "in clear text; add `tls: {}` (system CA roots) or a tls.secretName",
+                "!has(self.tls) || !has(self.tls.secretName)",
+                "spec.connection.tls.secretName is no longer accepted in a pool: "
+                + MOVE_CREDENTIALS,
+            ),
+            (
+                "!has(self.apiKeySecretRef)",
+                "spec.connection.apiKeySecretRef is no longer accepted in a pool: "
+                + MOVE_CREDENTIALS,
             ),
         )
     )
@@ -288,11 +303,29 @@ class ConnectionSpec(Model):
     namespace: str = Field(
         default="default", min_length=1, max_length=1000, description="Temporal namespace."
     )
-    tls: TLSSpec | None = Field(default=None, description="Enable TLS; see TLSSpec.")
+    tls: TLSSpec | None = Field(
+        default=None, description="Enable TLS with the system CA roots (`tls: {}`); see TLSSpec."
+    )
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Temporal Cloud API key, read from this Secret key into the worker env.",
+        description=(
+            "Refused since 0.3 (admission): put the API key into a TemporalConnection and use "
+            "spec.connectionRef."
+        ),
     )
+
+
+class ConnectionRef(Model):
+    """A TemporalConnection in the pool's namespace, or a ClusterTemporalConnection."""
+
+    kind: Literal["TemporalConnection", "ClusterTemporalConnection"] = Field(
+        default="TemporalConnection",
+        description=(
+            "TemporalConnection (in the pool's namespace) or ClusterTemporalConnection (whose "
+            "allowedNamespaces must select the pool's namespace)."
+        ),
+    )
+    name: str = name_field("spec.connectionRef.name", description="Name of the connection.")
 
 
 # --- image, autoscaling ---------------------------------------------------------------------
@@ -818,6 +851,11 @@ class TemporalWorkerPoolSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
+                "has(self.connection) != has(self.connectionRef)",
+                "set exactly one of spec.connection (a plain or system-TLS address) or "
+                "spec.connectionRef (a TemporalConnection or ClusterTemporalConnection)",
+            ),
+            (
                 "self.taskQueue.matches(r'\\S')",
                 "spec.taskQueue must not be empty: set it to the task queue your workflows and "
                 "activities are started on",
@@ -869,7 +907,20 @@ class TemporalWorkerPoolSpec(Model):
         )
     )
 
-    connection: ConnectionSpec
+    connection: ConnectionSpec | None = Field(
+        default=None,
+        description=(
+            "Inline connection for the simple case: a plain or system-TLS address. Exactly one "
+            "of connection or connectionRef."
+        ),
+    )
+    connection_ref: ConnectionRef | None = Field(
+        default=None,
+        description=(
+            "The TemporalConnection or ClusterTemporalConnection to use (address, namespace, "
+            "TLS, API key). Exactly one of connection or connectionRef."
+        ),
+    )
     task_queue: str = Field(max_length=1000, description="Task queue the workers poll.")
     workflows: list[Annotated[str, Field(max_length=1000, pattern=IMPORT_PATH)]] = Field(
         default_factory=list,
@@ -1000,6 +1051,34 @@ class TemporalWorkerPoolSpec(Model):
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None
     rollout: RolloutSpec | None = None
+
+    @field_validator("connection")
+    @classmethod
+    def _no_secrets_inline(cls, conn: ConnectionSpec | None) -> ConnectionSpec | None:
+        """The admission rule, for pools stored before it existed (they are not rolled back:
+        the operator leaves their children as they are and reports InvalidSpec)."""
+        if conn is not None and conn.tls is not None and conn.tls.secret_name:
+            raise ValueError(f"tls.secretName is no longer accepted in a pool: {MOVE_CREDENTIALS}")
+        if conn is not None and conn.api_key_secret_ref is not None:
+            raise ValueError(f"apiKeySecretRef is no longer accepted in a pool: {MOVE_CREDENTIALS}")
+        return conn
+
+    @model_validator(mode="after")
+    def _exactly_one_connection(self) -> TemporalWorkerPoolSpec:
+        if (self.connection is None) == (self.connection_ref is None):
+            raise ValueError(
+                "set exactly one of spec.connection (a plain or system-TLS address) or "
+                "spec.connectionRef (a TemporalConnection or ClusterTemporalConnection)"
+            )
+        return self
+
+    @property
+    def effective_connection(self) -> ConnectionSpec:
+        """The inline connection, or the one the planner resolved from connectionRef
+        (`plan.resolve_connection`); renderers and the scaler read only this."""
+        if self.connection is None:
+            raise ValueError(f"spec.connectionRef {self.connection_ref} is not resolved")
+        return self.connection
 
 
 # --- status ---------------------------------------------------------------------------------

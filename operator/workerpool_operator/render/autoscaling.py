@@ -54,7 +54,7 @@ def _behavior(spec: AutoscalingSpec) -> dict[str, Any]:
 
 def _keda_auth_refs(pool: TemporalWorkerPool) -> list[dict[str, str]]:
     """secretTargetRef entries: mTLS material from the TLS Secret, the API key from its ref."""
-    conn = pool.spec.connection
+    conn = pool.spec.effective_connection
     refs: list[dict[str, str]] = []
     if conn.tls is not None and conn.tls.secret_name:
         name = conn.tls.secret_name
@@ -85,7 +85,7 @@ def render_trigger_authentication(pool: TemporalWorkerPool) -> Manifest | None:
 def render_scaled_object(pool: TemporalWorkerPool, *, authenticated: bool) -> Manifest:
     """KEDA ScaledObject with the `temporal` trigger (metadata names as in KEDA >= 2.17)."""
     spec = pool.spec.autoscaling or AutoscalingSpec(engine="KEDA")
-    conn = pool.spec.connection
+    conn = pool.spec.effective_connection
     metadata: dict[str, str] = {
         "endpoint": conn.address,
         "namespace": conn.namespace,
@@ -179,7 +179,7 @@ def plan_autoscaling(pool: TemporalWorkerPool, *, keda_installed: bool) -> Autos
         children = [] if auth is None else [auth]
         children.append(render_scaled_object(pool, authenticated=auth is not None))
         message = f"KEDA ScaledObject {pool.name} scales the Deployment on the task-queue backlog"
-        tls = pool.spec.connection.tls
+        tls = pool.spec.effective_connection.tls
         if tls is not None and not _keda_auth_refs(pool):
             message += (
                 "; note: without a tls.secretName or API key KEDA's temporal scaler connects "

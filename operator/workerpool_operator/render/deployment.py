@@ -42,7 +42,7 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
     that rule still gets the operator's values, so the worker polls the pool's own queue.
     """
     spec = pool.spec
-    conn = spec.connection
+    conn = spec.effective_connection
     env: list[dict[str, Any]] = [
         _env(env_var("temporal_address"), conn.address),
         _env(env_var("temporal_namespace"), conn.namespace),
@@ -158,7 +158,7 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
 
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    tls = spec.connection.tls
+    tls = spec.effective_connection.tls
     if tls is not None and tls.secret_name:
         volumes.append(
             {"name": TLS_VOLUME, "secret": {"secretName": tls.secret_name, "defaultMode": 0o440}}

@@ -30,7 +30,7 @@ from worker_runtime import contract
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import CREDENTIALS_LABEL, DEPLOYMENT, POD, POOL, POOL_STATUS
 from workerpool_operator.kube import Kube, NotLeader
-from workerpool_operator.plan import SCALER_MANAGER, engine_of
+from workerpool_operator.plan import SCALER_MANAGER, Unresolved, engine_of
 from workerpool_operator.reasons import Reason
 from workerpool_operator.render.common import POOL_LABEL
 from workerpool_operator.scaling.backlog import (
@@ -102,25 +102,30 @@ def _secret_value(
 
 
 def connection_for(
-    pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping[str, Any]]
+    pool: api.TemporalWorkerPool,
+    secrets: Mapping[str, Mapping[str, Any]],
+    secrets_namespace: str | None = None,
 ) -> Connection:
-    """The pool's Temporal connection, TLS material and API key taken from its Secrets."""
-    conn = pool.spec.connection
+    """The pool's (resolved) Temporal connection, TLS material and API key taken from its
+    Secrets, which live in `secrets_namespace` (the pool's, or for a ClusterTemporalConnection
+    the operator's own)."""
+    conn = pool.spec.effective_connection
+    where = secrets_namespace or pool.namespace
     ca = cert = key = None
     server_name = None
     if conn.tls is not None:
         server_name = conn.tls.server_name
         if conn.tls.secret_name:
-            ns, name = pool.namespace, conn.tls.secret_name
+            ns, name = where, conn.tls.secret_name
             ca = _secret_value(secrets, ns, name, contract.TLS_CA_FILE)
             cert = _secret_value(secrets, ns, name, contract.TLS_CERT_FILE)
             key = _secret_value(secrets, ns, name, contract.TLS_KEY_FILE)
     api_key = None
     if conn.api_key_secret_ref is not None:
         ref = conn.api_key_secret_ref
-        value = _secret_value(secrets, pool.namespace, ref.name, ref.key)
+        value = _secret_value(secrets, where, ref.name, ref.key)
         if value is None:
-            raise CredentialsError(f"Secret {pool.namespace}/{ref.name} has no key {ref.key}")
+            raise CredentialsError(f"Secret {where}/{ref.name} has no key {ref.key}")
         api_key = value.decode().strip()
     return Connection(
         address=conn.address,
@@ -316,6 +321,10 @@ class Scaler:
             return None
         if self.engine.namespace_terminating(ns):
             return None
+        resolved = self.engine.resolve(pool, body)
+        if isinstance(resolved, Unresolved):
+            return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
+        pool = resolved.pool
         deployment = self.engine.store(DEPLOYMENT).get(ns, name)
         if deployment is None:
             return None  # the reconciler has not created it yet
@@ -336,7 +345,9 @@ class Scaler:
         problem: tuple[Reason, str] | None = None
         reading: Reading | None = None
         try:
-            conn = connection_for(pool, self.engine.secrets_in(ns))
+            conn = connection_for(
+                pool, self.engine.secrets_in(resolved.secrets_namespace), resolved.secrets_namespace
+            )
         except CredentialsError as exc:
             problem = (Reason.CREDENTIALS_UNAVAILABLE, f"holding {current} replicas: {exc}")
             observation = Observation(current, None, error=str(exc))

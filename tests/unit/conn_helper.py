@@ -1,0 +1,34 @@
+"""Tests written against the inline credentials of 0.2 run through a TemporalConnection now."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.plan import Observed, Resolved, resolve_connection
+
+
+def via_connection(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(pool body, connection body): a spec.connection that names Secrets becomes a
+    TemporalConnection of the same fields, referenced by spec.connectionRef."""
+    body = copy.deepcopy(dict(body))
+    conn = body["spec"].get("connection") or {}
+    if not ((conn.get("tls") or {}).get("secretName") or conn.get("apiKeySecretRef")):
+        return body, None
+    meta = body.get("metadata") or {}
+    name = f"{meta.get('name', 'p')}-conn"
+    body["spec"].pop("connection")
+    body["spec"]["connectionRef"] = {"kind": "TemporalConnection", "name": name}
+    connection = {"metadata": {"name": name, "namespace": meta.get("namespace")}, "spec": conn}
+    return body, connection
+
+
+def resolved_pool(body: Mapping[str, Any]) -> TemporalWorkerPool:
+    """The pool the renderers see: its connection resolved as the planner resolves it."""
+    body, connection = via_connection(body)
+    pool = TemporalWorkerPool.from_body(body)
+    resolved = resolve_connection(pool, Observed(connection=connection))
+    assert isinstance(resolved, Resolved), resolved
+    return resolved.pool
