@@ -199,7 +199,7 @@ class Kube:
         namespace: str | None = None,
         write_verb: str | None = None,
     ) -> dict[str, Any] | None:
-        """One request; None on 404. Writes are fenced and counted by namespace."""
+        """One request; None on 404. Counted by verb, kind and `namespace`; writes are fenced."""
         if write_verb is not None and not self.may_write():
             raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
         session = await self._open()
@@ -211,7 +211,7 @@ class Kube:
         )
         for attempt in (1, 2):
             self.requests += 1
-            metrics.API_REQUESTS.labels(method, kind.kind).inc()
+            metrics.API_REQUESTS.labels(method, kind.kind, namespace or "").inc()
             async with session.request(
                 method,
                 url,
@@ -240,7 +240,9 @@ class Kube:
         """One object; `cached` reads the API server's watch cache (resourceVersion=0), which
         costs no etcd round trip and may lag a write by a moment."""
         params = {"resourceVersion": "0"} if cached else None
-        return await self.request("GET", path(kind, namespace, name), kind=kind, params=params)
+        return await self.request(
+            "GET", path(kind, namespace, name), kind=kind, params=params, namespace=namespace
+        )
 
     async def list(
         self, kind: Kind, namespace: str | None = None, selector: str | None = None
@@ -251,7 +253,9 @@ class Kube:
         if selector:
             params["labelSelector"] = selector
         while True:
-            page = await self.request("GET", path(kind, namespace), kind=kind, params=params)
+            page = await self.request(
+                "GET", path(kind, namespace), kind=kind, params=params, namespace=namespace
+            )
             if page is None:
                 return [], ""
             items += page.get("items") or []
@@ -279,7 +283,7 @@ class Kube:
         if selector:
             params["labelSelector"] = selector
         self.requests += 1
-        metrics.API_REQUESTS.labels("WATCH", kind.kind).inc()
+        metrics.API_REQUESTS.labels("WATCH", kind.kind, namespace or "").inc()
         async with session.get(
             path(kind, namespace),
             params=params,

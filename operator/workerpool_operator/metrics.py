@@ -23,8 +23,9 @@ POOLS = Gauge(
 )
 API_REQUESTS = Counter(
     "workerpool_operator_api_requests_total",
-    "Requests to the API server by HTTP verb (WATCH for watches) and kind, reads included.",
-    ["verb", "kind"],
+    "Requests to the API server by HTTP verb (WATCH for watches), kind and namespace ('' for "
+    "cluster-wide lists and watches), reads included.",
+    ["verb", "kind", "namespace"],
 )
 LEADER = Gauge(
     "workerpool_operator_leader", "1 on the replica that holds the leader lease, else 0."
