@@ -1,18 +1,11 @@
-"""`kubectl explain temporalworkerpool` documents every field: kubectl explain shows exactly the
+"""`kubectl explain` documents every field of every CRD: kubectl explain shows exactly the
 `description` of each node of the CRD's schema, so a field without one is a blank in explain.
-
-Today many fields have none: the pod fields embedded from Kubernetes' own OpenAPI are copied
-without their descriptions (hack/k8s_schemas.py drops them, for the CRD's size), and some of the
-model's own fields lack one. Until they are written (api/ and hack/k8s_schemas.py), a ratchet
-holds the line: tests/unit/fixtures/explain_missing.txt lists the fields without a description,
-a field missing from that list fails (no new undocumented field), and a listed field that gained
-a description fails too (shrink the list: TWP_UPDATE_EXPLAIN_MISSING=1). The strict xfail below
-turns into a failure the day the list is empty, so the marker is removed with it.
+The model's fields get theirs from pydantic (a docstring or `description=`), the embedded pod
+fields from Kubernetes' own OpenAPI (first sentence, hack/k8s_schemas.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +14,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
-KNOWN = Path(__file__).parent / "fixtures" / "explain_missing.txt"
+CRDS = sorted((ROOT / "crds").glob("workerpools.io_*.yaml"))
 # Standard fields every object has; kubectl explain documents them from the API machinery.
 STANDARD = {"apiVersion", "kind", "metadata"}
 
 
-def undocumented() -> list[str]:
+def undocumented(crd_file: Path = CRD) -> list[str]:
     """`kubectl explain` paths (temporalworkerpool.spec.x.y) of schema nodes without a
     description; list items and map values are explained at the field itself."""
-    crd = yaml.safe_load(CRD.read_text())
+    crd = yaml.safe_load(crd_file.read_text())
+    top = crd["spec"]["names"]["singular"]
     (version,) = [v for v in crd["spec"]["versions"] if v.get("storage")]
     root = version["schema"]["openAPIV3Schema"]
     missing: list[str] = []
@@ -37,7 +31,7 @@ def undocumented() -> list[str]:
     def walk(node: dict[str, Any], path: str) -> None:
         for name, sub in (node.get("properties") or {}).items():
             here = f"{path}.{name}"
-            if not (path == "temporalworkerpool" and name in STANDARD):
+            if not (path == top and name in STANDARD):
                 if not sub.get("description"):
                     missing.append(here)
                 walk(sub, here)
@@ -46,32 +40,14 @@ def undocumented() -> list[str]:
                 walk(node[key], path)
 
     if not root.get("description"):
-        missing.append("temporalworkerpool")
-    walk(root, "temporalworkerpool")
+        missing.append(top)
+    walk(root, top)
     return sorted(set(missing))
 
 
-def test_undocumented_fields_only_shrink() -> None:
-    now = undocumented()
-    if os.environ.get("TWP_UPDATE_EXPLAIN_MISSING"):
-        KNOWN.write_text("".join(f"{p}\n" for p in now))
-    known = [line for line in KNOWN.read_text().splitlines() if line]
-    new = sorted(set(now) - set(known))
-    assert not new, f"fields without a description (kubectl explain shows nothing): {new}"
-    fixed = sorted(set(known) - set(now))
-    assert not fixed, (
-        f"{len(fixed)} fields gained a description: remove them from {KNOWN.name} "
-        "(TWP_UPDATE_EXPLAIN_MISSING=1)"
-    )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedded Kubernetes pod fields are copied without descriptions and some model "
-    "fields have none (see tests/unit/fixtures/explain_missing.txt); owner: api/",
-)
-def test_every_field_has_a_description() -> None:
-    assert undocumented() == []
+@pytest.mark.parametrize("crd_file", CRDS, ids=lambda p: p.stem)
+def test_every_field_has_a_description(crd_file: Path) -> None:
+    assert undocumented(crd_file) == []
 
 
 def test_own_top_level_fields_are_documented() -> None:

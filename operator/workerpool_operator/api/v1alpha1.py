@@ -129,6 +129,8 @@ class Model(BaseModel):
         populate_by_name=True,
         extra="ignore",
         frozen=True,
+        # A field's docstring is its description (kubectl explain), like Field(description=).
+        use_attribute_docstrings=True,
     )
 
     def dump(self) -> dict[str, Any]:
@@ -361,6 +363,7 @@ class ImageSpec(Model):
     )
 
     repository: str = Field(default=DEFAULT_IMAGE_REPOSITORY, min_length=1, max_length=255)
+    """Image repository, without tag or digest (they have their own fields)."""
     tag: str = Field(
         default=DEFAULT_IMAGE_TAG,
         min_length=1,
@@ -390,6 +393,7 @@ class ImageSpec(Model):
         ),
     )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """The container's imagePullPolicy."""
 
     @property
     def reference(self) -> str:
@@ -615,13 +619,16 @@ class GPUSpec(Model):
         ),
     )
     runtime_class_name: str | None = name_field("gpu.runtimeClassName", default=None)
+    """RuntimeClass for the pods (e.g. nvidia), when the cluster needs one for GPUs."""
 
 
 class WorkerTuning(Model):
     """Runtime tuning passed to the Temporal SDK Worker via the env contract."""
 
     max_concurrent_activities: int | None = Field(default=None, ge=1, le=100_000)
+    """Activity slots per worker (the SDK default is 100)."""
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2, le=100_000)
+    """Workflow-task slots per worker (the SDK default is 100)."""
     max_activities_per_second: float | None = Field(
         default=None, gt=0, description="Per-worker activity rate limit."
     )
@@ -629,6 +636,7 @@ class WorkerTuning(Model):
         default=None, gt=0, description="Server-enforced rate limit across the whole task queue."
     )
     max_cached_workflows: int | None = Field(default=None, ge=0, le=1_000_000)
+    """Workflows kept in the sticky cache per worker (0 turns caching off)."""
     graceful_shutdown_seconds: int = Field(
         default=30,
         ge=0,
@@ -651,6 +659,7 @@ class ServiceMonitorSpec(Model):
         ),
     )
     interval: str = Field(default="30s", max_length=32, pattern=r"^([0-9]+(ms|s|m|h))+$")
+    """Scrape interval of the ServiceMonitor endpoint, e.g. 30s."""
     labels: dict[str, LabelValue] | None = Field(
         default=None,
         max_length=64,
@@ -668,6 +677,7 @@ class MetricsSpec(Model):
     """Where workers serve /metrics, /healthz and /readyz."""
 
     port: int = Field(default=9090, ge=1024, le=65535)
+    """Port of /metrics, /healthz and /readyz in the worker container (named `metrics`)."""
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, json_schema_extra=EMPTY_DEFAULT
     )
@@ -675,7 +685,9 @@ class MetricsSpec(Model):
 
 class PodMetadata(Model):
     labels: dict[str, LabelValue] | None = Field(default=None, max_length=64)
+    """Extra labels on the pods (the operator's own labels win on a clash)."""
     annotations: dict[str, str] | None = Field(default=None, max_length=64)
+    """Extra annotations on the pods."""
 
 
 _RESERVED_PATHS = "|".join(p.strip("/").replace("/", "/+") for p in RESERVED_MOUNT_PATHS)
@@ -695,6 +707,7 @@ class PodTemplateSpec(Model):
     )
 
     metadata: PodMetadata | None = None
+    """Labels and annotations added to the pods (not to the Deployment)."""
     node_selector: dict[str, str] | None = Field(
         default=None,
         json_schema_extra=k8s_field(
@@ -733,7 +746,9 @@ class PodTemplateSpec(Model):
         ),
     )
     service_account_name: str | None = name_field("template.serviceAccountName", default=None)
+    """ServiceAccount the pods run as."""
     priority_class_name: str | None = name_field("template.priorityClassName", default=None)
+    """PriorityClass of the pods."""
     image_pull_secrets: KubeList | None = Field(
         default=None, json_schema_extra=k8s_field("PodSpec.imagePullSecrets", max_items=16)
     )
@@ -1088,11 +1103,17 @@ class Condition(Model):
     """Shaped like metav1.Condition, so kstatus, Argo CD and Flux read it."""
 
     type: str
+    """Ready, Progressing, Degraded, or one of the feature conditions (docs/api.md)."""
     status: Literal["True", "False", "Unknown"]
+    """Whether the condition holds."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Why, as one word from the documented list: automation may match on it."""
     message: str = ""
+    """Why, in a sentence a person reads: names the field, object or value concerned."""
     last_transition_time: str
+    """When the status last changed (RFC 3339)."""
     observed_generation: int | None = None
+    """The pool generation this condition describes."""
 
 
 class BacklogStatus(Model):
@@ -1105,6 +1126,7 @@ class TemporalWorkerPoolStatus(Model):
     """Observed state; written only by the operator (status subresource)."""
 
     observed_generation: int | None = None
+    """The generation the operator last acted on; current means the status describes the spec."""
     conditions: Annotated[
         list[Condition],
         Field(
@@ -1114,12 +1136,16 @@ class TemporalWorkerPoolStatus(Model):
             }
         ),
     ] = Field(default_factory=list)
+    """Ready, Progressing and Degraded, plus the conditions of the features in use."""
     replicas: int | None = Field(default=None, description="Pods of the pool (scale subresource).")
     ready_replicas: int | None = None
+    """Pods of the pool that are ready."""
     desired_replicas: int | None = Field(default=None, description="What the pool asks for now.")
     selector: str | None = Field(default=None, description="Label selector (scale subresource).")
     backlog: BacklogStatus | None = None
+    """The task-queue backlog the Builtin autoscaler last read from Temporal."""
     last_scale_time: str | None = None
+    """When the Builtin autoscaler last changed the replicas (RFC 3339)."""
 
 
 class TemporalWorkerPool(Model):
@@ -1263,8 +1289,11 @@ class LabelSelectorRequirement(Model):
     )
 
     key: str = Field(min_length=1, max_length=317, pattern=LABEL_KEY)
+    """The namespace label the requirement tests."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value is tested."""
     values: list[LabelValue] = Field(default_factory=list, max_length=64)
+    """The values for In and NotIn (none for Exists and DoesNotExist)."""
 
 
 class NamespaceSelector(Model):
@@ -1275,7 +1304,9 @@ class NamespaceSelector(Model):
         max_length=32,
         json_schema_extra={**LABEL_VALUES, "maxProperties": 32},
     )
+    """Namespaces whose labels have all these values."""
     match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
+    """Requirements on namespace labels, all of which must hold."""
 
 
 class ClusterTemporalConnectionSpec(TemporalConnectionSpec):
@@ -1314,6 +1345,7 @@ class ConnectionLastError(Model):
     """The last failure of the health check."""
 
     message: str
+    """What failed, as the server or the client said it."""
     time: str = Field(description="When it happened (RFC 3339).")
 
 
@@ -1321,6 +1353,7 @@ class TemporalConnectionStatus(Model):
     """Observed by the operator's leader-only health check; written only by the operator."""
 
     observed_generation: int | None = None
+    """The generation the health check last acted on."""
     conditions: Annotated[
         list[Condition],
         Field(
@@ -1330,6 +1363,7 @@ class TemporalConnectionStatus(Model):
             }
         ),
     ] = Field(default_factory=list)
+    """Ready once the operator has reached the server (docs/api.md lists the reasons)."""
     server_version: str | None = Field(
         default=None, description="Temporal server version (GetSystemInfo)."
     )
