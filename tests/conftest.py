@@ -7,10 +7,12 @@ the generated TemporalWorkerPool CRD once per session for every test that create
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from testbed.pytest_cluster import KubeCluster
+if TYPE_CHECKING:  # imported by pytest_plugins below, after assertion rewriting is set up
+    from testbed.pytest_cluster import KubeCluster
 
 pytest_plugins = ["testbed.pytest_temporal", "testbed.pytest_cluster", "testbed.pytest_realnode"]
 

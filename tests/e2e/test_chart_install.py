@@ -255,17 +255,19 @@ def renamed_chart(tmp_path: Path, group: str) -> Path:
     for path in (chart / "files" / "crds").glob("*.yaml"):
         crd = yaml.safe_load(path.read_text())
         crd["spec"]["group"] = group
-        # Other names too: a kind, plural or short name shared with the real CRD would make
+        # Other names too: a kind, plural or short name shared with the real CRDs would make
         # `kubectl get twp` ambiguous (also through kubectl's discovery cache, after deletion).
+        kind = "ChartTest" + crd["spec"]["names"]["kind"]
+        plural = kind.lower() + "s"
         crd["spec"]["names"] = {
-            "kind": "ChartTestPool",
-            "listKind": "ChartTestPoolList",
-            "plural": "charttestpools",
-            "singular": "charttestpool",
+            "kind": kind,
+            "listKind": f"{kind}List",
+            "plural": plural,
+            "singular": kind.lower(),
         }
-        crd["metadata"]["name"] = f"charttestpools.{group}"
+        crd["metadata"]["name"] = f"{plural}.{group}"
         path.unlink()
-        (path.parent / f"{group}.yaml").write_text(yaml.safe_dump(crd))
+        (path.parent / f"{plural}.{group}.yaml").write_text(yaml.safe_dump(crd))
     return chart
 
 
@@ -273,7 +275,7 @@ def test_crds_install_keep_and_delete(
     kube_cluster: Any, helm: Helm, release_namespace: str, tmp_path: Path
 ) -> None:
     group = f"charttest-{uuid.uuid4().hex[:6]}.workerpools.io"
-    crd_name = f"charttestpools.{group}"
+    crd_name = f"charttesttemporalworkerpools.{group}"
     chart = renamed_chart(tmp_path, group)
     base = ["-n", release_namespace, "--set", "replicaCount=1", "--set",
             "leaderElection.enabled=false", "--set", "rbac.create=false"]  # fmt: skip
@@ -291,7 +293,9 @@ def test_crds_install_keep_and_delete(
         kube_cluster.wait_for(lambda: not kube_cluster.exists("crd", crd_name),
                               what="CRD deleted with crds.keep=false")  # fmt: skip
     finally:
-        kube_cluster.run("delete", "crd", crd_name, "--ignore-not-found", "--wait=false")
+        for crd in kube_cluster.get("crd")["items"]:
+            if crd["spec"]["group"] == group:
+                kube_cluster.run("delete", "crd", crd["metadata"]["name"], "--wait=false")
 
 
 @pytest.mark.parametrize(
