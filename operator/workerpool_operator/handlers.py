@@ -25,6 +25,7 @@ from workerpool_operator.kube import Kube
 from workerpool_operator.leader import LeaderElector
 from workerpool_operator.scaling.autoscaler import Scaler
 from workerpool_operator.scaling.backlog import BacklogPoller
+from workerpool_operator.scaling.health import HealthChecker
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Operator:
             self.kube.may_write = self.elector.is_leader
         self.poller = BacklogPoller()
         self.scaler = Scaler(self.kube, self.engine, self.poller)
+        # Connection status, through the scaler's poller: one Temporal client per connection.
+        self.health = HealthChecker(self.kube, self.engine, self.poller)
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -80,6 +83,7 @@ class Operator:
                 work = [
                     asyncio.create_task(self.engine.work(acting), name="reconcile"),
                     asyncio.create_task(self.scaler.run(acting), name="scaler"),
+                    asyncio.create_task(self.health.run(acting), name="connection-health"),
                 ]
                 lost = self.elector.lost.wait() if self.elector is not None else None
                 await _first(self.stop.wait(), *([lost] if lost else []))

@@ -114,6 +114,24 @@ def connection_ref_key(pool_body: Mapping[str, Any]) -> tuple[str, str, str] | N
     return (kind, ns, str(ref["name"]))
 
 
+def effective_connection_spec(spec: api.TemporalConnectionSpec) -> api.ConnectionSpec:
+    """A connection object's fields as the pool-level ConnectionSpec the renderers and the
+    scaler read (built without validation: the inline form may not name Secrets)."""
+    tls = None
+    if spec.tls is not None:
+        tls = api.TLSSpec.model_construct(
+            secret_name=spec.tls.secret_name, server_name=spec.tls.server_name
+        )
+    key = None
+    if spec.api_key_secret_ref is not None:
+        key = api.SecretKeyRef.model_construct(
+            name=spec.api_key_secret_ref.name, key=spec.api_key_secret_ref.key
+        )
+    return api.ConnectionSpec.model_construct(
+        address=spec.address, namespace=spec.namespace, tls=tls, api_key_secret_ref=key
+    )
+
+
 def resolve_connection(pool: api.TemporalWorkerPool, observed: Observed) -> Resolved | Unresolved:
     """Pure: the effective connection of a pool, or why there is none."""
     ref = pool.spec.connection_ref
@@ -146,20 +164,7 @@ def resolve_connection(pool: api.TemporalWorkerPool, observed: Observed) -> Reso
             "(its spec.allowedNamespaces does not select the namespace's labels): ask the "
             "cluster admin to label the namespace or widen allowedNamespaces",
         )
-    spec = conn.spec
-    tls = None
-    if spec.tls is not None:
-        tls = api.TLSSpec.model_construct(
-            secret_name=spec.tls.secret_name, server_name=spec.tls.server_name
-        )
-    key = None
-    if spec.api_key_secret_ref is not None:
-        key = api.SecretKeyRef.model_construct(
-            name=spec.api_key_secret_ref.name, key=spec.api_key_secret_ref.key
-        )
-    effective = api.ConnectionSpec.model_construct(
-        address=spec.address, namespace=spec.namespace, tls=tls, api_key_secret_ref=key
-    )
+    effective = effective_connection_spec(conn.spec)
     # model_copy does not validate: the effective spec may name Secrets, the stored one not.
     resolved = pool.model_copy(
         update={"spec": pool.spec.model_copy(update={"connection": effective})}

@@ -34,6 +34,9 @@ class Reason(StrEnum):
     INSUFFICIENT_GPU = "InsufficientGPU"
     GPUS_SCHEDULED = "GPUsScheduled"
     CREDENTIALS_UNAVAILABLE = "CredentialsUnavailable"
+    # TemporalConnection Ready
+    CONNECTED = "Connected"
+    NAMESPACE_NOT_FOUND = "NamespaceNotFound"
     RESOURCE_REQUESTS_MISSING = "ResourceRequestsMissing"
     # Events on the pool
     SCALED_UP = "ScaledUp"
@@ -87,6 +90,13 @@ DOCS: dict[Reason, str] = {
         "A Secret named in spec.connection (TLS or API key) is missing, lacks a key, or does "
         "not carry the opt-in label workerpools.io/temporal-credentials=true; the Builtin "
         "autoscaler cannot reach Temporal and holds replicas."
+    ),
+    Reason.CONNECTED: (
+        "Connection Ready: the operator's health check reached the server (GetSystemInfo) and "
+        "the Temporal namespace exists."
+    ),
+    Reason.NAMESPACE_NOT_FOUND: (
+        "Connection: the server answered, but DescribeNamespace found no such Temporal namespace."
     ),
     Reason.RESOURCE_REQUESTS_MISSING: (
         "HPA engine: a utilization target has no matching spec.resources.requests entry, so "

@@ -152,3 +152,55 @@ def workload_conditions(w: Workload, *, autoscaled: bool) -> list[ConditionSpec]
     else:
         degraded = ConditionSpec(api.CONDITION_DEGRADED, "False", Reason.AS_EXPECTED)
     return [ready, progressing, degraded]
+
+
+def connection_status(
+    *,
+    server_version: str | None,
+    namespace_exists: bool | None,
+    task_queue_stats: bool | None,
+    worker_deployments: bool | None,
+    error: str | None,
+    error_reason: Reason = Reason.TEMPORAL_UNAVAILABLE,
+    temporal_namespace: str,
+    live_status: Mapping[str, Any] | None,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    """A TemporalConnection's status from one health check (pure): Ready once the server
+    answered and the namespace exists; the last error and its time are kept after recovery."""
+    live = dict(live_status or {})
+    if error is not None:
+        ready = ConditionSpec(api.CONDITION_READY, "False", error_reason, error)
+    elif namespace_exists is False:
+        ready = ConditionSpec(
+            api.CONDITION_READY,
+            "False",
+            Reason.NAMESPACE_NOT_FOUND,
+            f"the server answered, but has no Temporal namespace {temporal_namespace!r}",
+        )
+    else:
+        ready = ConditionSpec(
+            api.CONDITION_READY, "True", Reason.CONNECTED, f"Temporal {server_version or '?'}"
+        )
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(
+            live.get("conditions") or [], [ready], generation=generation, now=now
+        ),
+    }
+    if error is None:
+        status["serverVersion"] = server_version
+        status["namespaceExists"] = namespace_exists
+        capabilities = {"taskQueueStats": task_queue_stats, "workerDeployments": worker_deployments}
+        status["capabilities"] = {k: v for k, v in capabilities.items() if v is not None}
+    else:  # what was found before stays until the server answers again
+        for key in ("serverVersion", "namespaceExists", "capabilities"):
+            if key in live:
+                status[key] = live[key]
+    last_error = live.get("lastError")
+    if ready.status == "False" and (not last_error or last_error.get("message") != ready.message):
+        last_error = {"message": ready.message, "time": now}
+    if last_error:
+        status["lastError"] = last_error
+    return {k: v for k, v in status.items() if v is not None}

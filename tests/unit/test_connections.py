@@ -111,3 +111,69 @@ def test_connection_objects_parse() -> None:
     n = api.TemporalConnection.from_body({**body, "metadata": {"name": "p", "namespace": "t"}})
     assert n.namespace == "t"
     assert n.spec.tls is not None
+
+
+# --- status from the health check (pure) ---------------------------------------------------
+
+
+def _status(live: dict[str, Any] | None = None, **found: Any) -> dict[str, Any]:
+    from workerpool_operator.status import connection_status
+
+    args: dict[str, Any] = {
+        "server_version": "1.32.0",
+        "namespace_exists": True,
+        "task_queue_stats": True,
+        "worker_deployments": None,
+        "error": None,
+        "temporal_namespace": "payments",
+        "live_status": live,
+        "generation": 2,
+        "now": "t1",
+        **found,
+    }
+    return connection_status(**args)
+
+
+def _ready(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == "Ready")
+
+
+def test_connection_ready_with_version_and_capabilities() -> None:
+    s = _status()
+    assert (_ready(s)["status"], _ready(s)["reason"]) == ("True", "Connected")
+    assert s["serverVersion"] == "1.32.0"
+    assert s["capabilities"] == {"taskQueueStats": True}  # unknown is left out, not null
+    assert s["observedGeneration"] == 2
+    assert "lastError" not in s
+
+
+def test_connection_errors_keep_what_was_found_and_the_last_error_survives_recovery() -> None:
+    ok = _status()
+    down = _status(
+        ok, server_version=None, namespace_exists=None, error="GetSystemInfo: refused", now="t2"
+    )
+    assert (_ready(down)["status"], _ready(down)["reason"]) == ("False", "TemporalUnavailable")
+    assert down["lastError"] == {"message": "GetSystemInfo: refused", "time": "t2"}
+    assert down["serverVersion"] == "1.32.0"  # as last seen
+    again = _status(down, error="GetSystemInfo: refused", now="t3")
+    assert again["lastError"]["time"] == "t2"  # the same error keeps its first time
+    back = _status(again, now="t4")
+    assert _ready(back)["status"] == "True"
+    assert back["lastError"]["time"] == "t2"  # the last error, with its time
+    assert _ready(back)["lastTransitionTime"] == "t4"
+
+
+def test_connection_namespace_not_found() -> None:
+    s = _status(namespace_exists=False)
+    assert (_ready(s)["status"], _ready(s)["reason"]) == ("False", "NamespaceNotFound")
+    assert "payments" in _ready(s)["message"]
+
+
+@pytest.mark.parametrize(
+    ("version", "new_enough"),
+    [("1.32.0", True), ("1.25.0", True), ("1.24.2", False), ("v1.26", True), ("dev", True)],
+)
+def test_task_queue_stats_by_server_version(version: str, new_enough: bool) -> None:
+    from workerpool_operator.scaling.backlog import version_at_least
+
+    assert version_at_least(version, (1, 25)) is new_enough

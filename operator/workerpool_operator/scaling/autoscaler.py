@@ -109,8 +109,17 @@ def connection_for(
     """The pool's (resolved) Temporal connection, TLS material and API key taken from its
     Secrets, which live in `secrets_namespace` (the pool's, or for a ClusterTemporalConnection
     the operator's own)."""
-    conn = pool.spec.effective_connection
-    where = secrets_namespace or pool.namespace
+    return connection_from_spec(
+        pool.spec.effective_connection, secrets, secrets_namespace or pool.namespace
+    )
+
+
+def connection_from_spec(
+    conn: api.ConnectionSpec, secrets: Mapping[str, Mapping[str, Any]], where: str
+) -> Connection:
+    """A Connection (the poller's client key) from a connection spec and the Secrets of
+    namespace `where`: the same for a pool and for the TemporalConnection it references, so
+    scaler, zero guard and health check share one client."""
     ca = cert = key = None
     server_name = None
     if conn.tls is not None:

@@ -40,8 +40,14 @@ from typing import Any
 from prometheus_client import Counter
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
+    GetSystemInfoRequest,
+    ListWorkerDeploymentsRequest,
+)
 from temporalio.client import Client, TLSConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from workerpool_operator.scaling.decide import Backlog
 
@@ -68,6 +74,26 @@ TEMPORAL_CALLS = Counter(
 def poll_period(interval_seconds: float) -> float:
     """Seconds between polls for a pool asking for `interval_seconds` (see module docstring)."""
     return max(float(interval_seconds), MIN_POLL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the connection health check found; `error` set when the server was not reached."""
+
+    server_version: str | None = None
+    namespace_exists: bool | None = None
+    task_queue_stats: bool | None = None
+    worker_deployments: bool | None = None
+    error: str | None = None
+
+
+def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
+    """'1.32.0' >= (1, 25); an unparsable version counts as new enough."""
+    try:
+        major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= minimum
 
 
 class TemporalCallError(Exception):
@@ -240,6 +266,51 @@ class BacklogPoller:
                 if entry.inflight is None:
                     del self._entries[key]
         return len(stale)
+
+    async def health(self, conn: Connection) -> Health:
+        """The connection health check (TemporalConnection status), through the same client
+        the scaler and the zero guard use for this connection."""
+        self._client_used[conn] = self._clock()
+        try:
+            client = await self._client(conn)
+            info = await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=self._rpc_timeout
+            )
+        except Exception as exc:
+            TEMPORAL_CALLS.labels("GetSystemInfo", "error").inc()
+            return Health(error=f"GetSystemInfo: {type(exc).__name__}: {exc}"[:500])
+        TEMPORAL_CALLS.labels("GetSystemInfo", "ok").inc()
+        version = info.server_version or None
+        exists: bool | None = None
+        error = None
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=conn.namespace), timeout=self._rpc_timeout
+            )
+            exists = True
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                exists = False
+            else:
+                error = f"DescribeNamespace: {exc.message}"[:500]
+        deployments: bool | None = None
+        if exists:
+            try:
+                await client.workflow_service.list_worker_deployments(
+                    ListWorkerDeploymentsRequest(namespace=conn.namespace, page_size=1),
+                    timeout=self._rpc_timeout,
+                )
+                deployments = True
+            except RPCError as exc:
+                # UNIMPLEMENTED on older servers; disabled per namespace on newer ones
+                deployments = False if exc.status != RPCStatusCode.UNAVAILABLE else None
+        return Health(
+            server_version=version,
+            namespace_exists=exists,
+            task_queue_stats=None if version is None else version_at_least(version, (1, 25)),
+            worker_deployments=deployments,
+            error=error,
+        )
 
     def connections(self) -> list[Connection]:
         """The connections that have a client now (after evictions)."""
