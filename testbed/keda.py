@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,6 +227,28 @@ def running_keda(
             "(hack/build-keda.sh)"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+    # One KEDA per bed at a time: the keda namespace's Service and the APIService are global.
+    lock_path = cache_root() / "keda" / ".running.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        deadline = time.monotonic() + 1800
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    busy = f"another session runs KEDA on the bed ({lock_path})"
+                    raise RuntimeError(busy) from None
+                time.sleep(1)
+        with _running_keda(kubeconfig, workdir, ca_dirs=ca_dirs, timeout=timeout) as keda:
+            yield keda
+
+
+@contextlib.contextmanager
+def _running_keda(
+    kubeconfig: str, workdir: Path, *, ca_dirs: tuple[Path, ...], timeout: float
+) -> Iterator[Keda]:
     install_crds(kubeconfig)
     kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)
     tag = f"{os.getpid() % 100000}"
