@@ -16,6 +16,7 @@ Missing KEDA binaries skip locally and fail under CI=true (make setup builds the
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 import uuid
@@ -46,6 +47,8 @@ def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     """KEDA running and aggregated for this module; removed afterwards."""
     if not kube_cluster.local:
         pytest.skip("KEDA on the bed needs the local control plane (network namespace)")
+    if os.geteuid() != 0:
+        _fail_or_skip("KEDA on the bed needs root: testbed/keda.py creates a network namespace")
     missing = kedabed.missing_binaries()
     if missing:
         _fail_or_skip(
