@@ -167,10 +167,17 @@ async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(
         return f"ScaledObject status: {so.get('status')}\nHPA: {hpa[-3000:]}\n{running.logs()}"
 
     async with running_operator(kube_cluster.kubeconfig, namespace):
-        await eventually(
-            lambda: kube_cluster.exists("scaledobject", name, namespace=namespace),
-            "the operator's ScaledObject",
-        )
+        # The operator renders both once it has resolved the TemporalConnection and its
+        # Secret: wait for the pair, not for the first of them.
+        def rendered() -> bool:
+            if not kube_cluster.exists("triggerauthentication", name, namespace=namespace):
+                return False
+            if not kube_cluster.exists("scaledobject", name, namespace=namespace):
+                return False
+            so = kube_cluster.get("scaledobject", name, namespace=namespace)
+            return so["spec"]["triggers"][0].get("authenticationRef") is not None
+
+        await eventually(rendered, "the operator's ScaledObject and TriggerAuthentication")
         ta = kube_cluster.get("triggerauthentication", name, namespace=namespace)
         refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
         assert refs["apiKey"]["name"] == "temporal-api-key"
