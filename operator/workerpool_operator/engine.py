@@ -11,6 +11,7 @@ and runs the scaler; a standby keeps its caches warm.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -74,11 +75,21 @@ CHILD_EVENT_DELAY_SECONDS = 0.5
 
 
 class WorkQueue:
-    """Deduplicating queue: a key is queued at most once and processed by one worker at a time."""
+    """Deduplicating queue: a key is queued at most once and processed by one worker at a time.
+
+    Two lanes: `urgent` keys (a pool was created or its spec changed) are handed out before the
+    rest (a child's status moved, a resync), so a burst of new pools gets its children first
+    and the status refreshes that the new children cause come after.
+    """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._lanes: tuple[collections.deque[Key], collections.deque[Key]] = (
+            collections.deque(),
+            collections.deque(),
+        )
+        self._ready = asyncio.Event()
         self._dirty: set[Key] = set()
+        self._urgent: set[Key] = set()  # dirty keys that go first
         self._processing: set[Key] = set()
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -86,12 +97,20 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._dirty)
 
-    def add(self, key: Key) -> None:
+    def _push(self, key: Key) -> None:
+        self._lanes[0 if key in self._urgent else 1].append(key)
+        self._ready.set()
+
+    def add(self, key: Key, *, urgent: bool = False) -> None:
+        if urgent and key not in self._urgent:
+            self._urgent.add(key)
+            if key in self._dirty and key not in self._processing:
+                self._push(key)  # jumps ahead; the copy in the other lane is skipped later
         if key in self._dirty:
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._queue.put_nowait(key)
+            self._push(key)
         metrics.QUEUE_DEPTH.set(len(self._dirty))
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -117,16 +136,23 @@ class WorkQueue:
         self._failures.pop(key, None)
 
     async def get(self) -> Key:
-        key = await self._queue.get()
-        self._processing.add(key)
-        self._dirty.discard(key)
-        metrics.QUEUE_DEPTH.set(len(self._dirty))
-        return key
+        while True:
+            for lane in self._lanes:
+                while lane:
+                    key = lane.popleft()
+                    if key in self._dirty and key not in self._processing:
+                        self._processing.add(key)
+                        self._dirty.discard(key)
+                        self._urgent.discard(key)
+                        metrics.QUEUE_DEPTH.set(len(self._dirty))
+                        return key
+            self._ready.clear()
+            await self._ready.wait()
 
     def done(self, key: Key) -> None:
         self._processing.discard(key)
         if key in self._dirty:
-            self._queue.put_nowait(key)
+            self._push(key)
 
     def idle(self) -> bool:
         return not self._dirty and not self._processing
@@ -225,7 +251,7 @@ class Engine:
         if kind is POOL:
             metrics.POOLS.set(len(self.store(POOL)))
             self._export_conditions(ns, name, type_, obj)
-            self.queue.add((ns, name))
+            self.queue.add((ns, name), urgent=self._spec_changed(ns, name, obj))
             for callback in self._on_pool:
                 callback((ns, name), type_, obj)
         elif kind in CHILDREN:
@@ -244,6 +270,12 @@ class Engine:
                     self.queue.add(key)
         elif kind is CRD:
             self._crd_changed.set()
+
+    @staticmethod
+    def _spec_changed(ns: str, name: str, obj: dict[str, Any]) -> bool:
+        """A new pool, or a spec the status does not describe yet: its reconcile goes first."""
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        return status.get("observedGeneration") != meta.get("generation")
 
     def _export_conditions(self, ns: str, name: str, type_: str, obj: dict[str, Any]) -> None:
         """workerpool_pool_condition from the cached pool (alerts and dashboards read it)."""
@@ -422,7 +454,14 @@ class Engine:
                 outcome.failures[w.kind] = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
                 metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
 
-        await asyncio.gather(*(write(w) for w in p.writes))
+        # KEDA resolves a ScaledObject's TriggerAuthentication when it first sees it: the
+        # ScaledObject goes last, and not at all while its TriggerAuthentication is refused.
+        first = [w for w in p.writes if w.kind is not SCALED_OBJECT]
+        await asyncio.gather(*(write(w) for w in first))
+        auth_ok = TRIGGER_AUTH not in outcome.failures and TRIGGER_AUTH not in outcome.conflicts
+        for w in p.writes:
+            if w.kind is SCALED_OBJECT and auth_ok:
+                await write(w)
         for kind, uid in p.prune:
             await self.kube.delete(kind, ns, name, uid=uid)
         return outcome
