@@ -82,6 +82,13 @@ class PoolState:
     next_at: float = 0.0
     running: bool = False
 
+    def follow(self, identity: tuple[str, str]) -> None:
+        """Another queue or server (renamed queue, other connection): forget the history, whose
+        recommendations and last trusted backlog describe a different queue."""
+        if self.identity is not None and self.identity != identity:
+            self.history = History()
+        self.identity = identity
+
 
 def _rfc3339(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -361,10 +368,7 @@ class Scaler:
             problem = (Reason.CREDENTIALS_UNAVAILABLE, f"holding {current} replicas: {exc}")
             observation = Observation(current, None, error=str(exc))
         else:
-            identity = (pool.spec.task_queue, conn.fingerprint())
-            if state.identity is not None and state.identity != identity:
-                state.history = History()  # another queue or server: old history means nothing
-            state.identity = identity
+            state.follow((pool.spec.task_queue, conn.fingerprint()))
             reading = await self.poller.observe(
                 conn,
                 pool.spec.task_queue,
