@@ -52,12 +52,18 @@ class Kind:
 
 # Children: rendered per pool, named after it, controller-owned by it, pruned when unwanted.
 # get: one read when a child is missing from the cache, to tell "absent" from "foreign object".
+# delete: pruning a child the pool no longer wants. Every pool always has a Deployment, a
+# Service, a PodDisruptionBudget and a ServiceAccount, which go with the pool through
+# ownerReferences: the operator never deletes one, so it is not granted delete on them.
 CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+ALWAYS_CHILD_VERBS = ("get", "list", "watch", "create", "patch")
 _CHILD = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", CHILD_VERBS, selector=_CHILD)
-SERVICE = Kind("v1", "Service", "services", CHILD_VERBS, selector=_CHILD)
-PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", CHILD_VERBS, selector=_CHILD)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ALWAYS_CHILD_VERBS, selector=_CHILD)
+SERVICE = Kind("v1", "Service", "services", ALWAYS_CHILD_VERBS, selector=_CHILD)
+PDB = Kind(
+    "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", ALWAYS_CHILD_VERBS, selector=_CHILD
+)
 SERVICE_MONITOR = Kind(
     "monitoring.coreos.com/v1",
     "ServiceMonitor",
@@ -65,6 +71,9 @@ SERVICE_MONITOR = Kind(
     CHILD_VERBS,
     crd="servicemonitors.monitoring.coreos.com",
     selector=_CHILD,
+)
+SERVICE_ACCOUNT = Kind(
+    "v1", "ServiceAccount", "serviceaccounts", ALWAYS_CHILD_VERBS, selector=_CHILD
 )
 SCALED_OBJECT = Kind(
     "keda.sh/v1alpha1",
@@ -94,6 +103,7 @@ CHILDREN: tuple[Kind, ...] = (
     DEPLOYMENT,
     SERVICE,
     PDB,
+    SERVICE_ACCOUNT,
     SERVICE_MONITOR,
     SCALED_OBJECT,
     TRIGGER_AUTH,
@@ -121,6 +131,17 @@ SECRET = Kind(
     ("list", "watch"),
     selector=f"{CREDENTIALS_LABEL}=true",
     why="Temporal credentials for the scaler, only Secrets that opted in by label",
+)
+# The same watch, in the operator's own namespace: ClusterTemporalConnections' Secrets live
+# there. A cluster-wide install's ClusterRole covers it already; a namespaced install
+# (Roles per watched namespace) needs this Role in its own namespace too.
+CREDENTIALS_NAMESPACE_SECRET = Kind(
+    "v1",
+    "Secret",
+    "secrets",
+    ("list", "watch"),
+    selector=f"{CREDENTIALS_LABEL}=true",
+    why="ClusterTemporalConnection credentials, in the operator's own namespace only",
 )
 POD = Kind(
     "v1",
@@ -210,7 +231,7 @@ CLUSTER_ONLY_KINDS: tuple[Kind, ...] = (
     CLUSTER_CONNECTION_STATUS,
 )
 # Rules in the operator's own namespace only.
-OWN_NAMESPACE_KINDS: tuple[Kind, ...] = (LEASE,)
+OWN_NAMESPACE_KINDS: tuple[Kind, ...] = (LEASE, CREDENTIALS_NAMESPACE_SECRET)
 
 BY_KEY: dict[tuple[str, str], Kind] = {k.key: k for k in (*WATCHED, POOL, EVENT, LEASE)}
 
@@ -227,12 +248,14 @@ def docs_table() -> str:
     """The markdown table of docs/design.md (a unit test keeps the two equal)."""
     rows = ["| kind | API | verbs | watched with | why |", "|---|---|---|---|---|"]
     table = (*CHILDREN, POOL, POOL_STATUS, *CONNECTIONS, CONNECTION_STATUS,
-             CLUSTER_CONNECTION_STATUS, SECRET, POD, NAMESPACE, CRD, EVENT, LEASE)  # fmt: skip
+             CLUSTER_CONNECTION_STATUS, SECRET, CREDENTIALS_NAMESPACE_SECRET, POD, NAMESPACE, CRD,
+             EVENT, LEASE)  # fmt: skip
     for k in table:
         role = "child" if k in CHILDREN else k.why
         if k.crd:
             role += f" (when CRD `{k.crd}` is installed)"
-        watch = f"`{k.selector}`" if k.selector else ("all" if k in (*WATCHED, POOL) else "-")
+        watched = (*WATCHED, POOL, CREDENTIALS_NAMESPACE_SECRET)
+        watch = f"`{k.selector}`" if k.selector else ("all" if k in watched else "-")
         rows.append(
             f"| {k.kind}{'/status' if k in STATUS_KINDS else ''} | `{k.api_version}` "
             f"| {', '.join(k.verbs)} | {watch} | {role} |"

@@ -381,7 +381,8 @@ def plan(
             out.writes.append(ChildWrite(kind, desired, known=live is not None))
     for kind in CHILDREN:
         live = observed.children.get(kind)
-        if kind not in wanted and live is not None and controlled_by(live, pool.uid):
+        prunable = "delete" in kind.verbs  # the always-present children are never pruned
+        if kind not in wanted and live is not None and controlled_by(live, pool.uid) and prunable:
             out.prune.append((kind, str(live["metadata"].get("uid") or "")))
 
     deployment = observed.children.get(DEPLOYMENT)

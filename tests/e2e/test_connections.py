@@ -88,6 +88,12 @@ async def test_a_pool_follows_its_temporal_connection(
             lambda: env(k, ns, "p"),
         )
         assert env(k, ns, "p")["TWP_TEMPORAL_ADDRESS"] == "127.0.0.1:1"
+        # the pool's own ServiceAccount, without a token, is what its pods run as
+        sa = k.get("serviceaccount", "p", namespace=ns)
+        assert sa["automountServiceAccountToken"] is False
+        assert sa["metadata"]["ownerReferences"][0]["kind"] == "TemporalWorkerPool"
+        pod = k.get("deployment", "p", namespace=ns)["spec"]["template"]["spec"]
+        assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("p", False)
 
         k.kubectl(
             "patch",

@@ -10,6 +10,7 @@ Secret, list GPU pods, post Events, hold the Lease, without a single 403.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,52 @@ def test_manifests_install_and_rbac_suffices(
     assert "Forbidden" not in log_text, log_text[-3000:]
     assert " 403" not in log_text, log_text[-3000:]
     assert op.tracebacks() == 0, log_text[-3000:]
+
+
+# Granted to every authenticated user by the API server's default roles, not by our RBAC.
+_DEFAULT_GRANTS = {
+    "selfsubjectaccessreviews.authorization.k8s.io",
+    "selfsubjectrulesreviews.authorization.k8s.io",
+    "selfsubjectreviews.authentication.k8s.io",
+}
+
+
+def can_i_list(kube_cluster: Any, namespace: str) -> dict[str, set[str]]:
+    """`kubectl auth can-i --list` for the operator's ServiceAccount: resource -> verbs."""
+    out = kube_cluster.kubectl(
+        "auth", "can-i", "--list", "-n", namespace, f"--as=system:serviceaccount:{SYSTEM_NS}:{SA}"
+    )
+    print(f"\n$ kubectl auth can-i --list -n {namespace} --as=...:{SYSTEM_NS}:{SA}\n{out}")
+    granted: dict[str, set[str]] = {}
+    for line in out.splitlines()[1:]:
+        match = re.match(r"^(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$", line)
+        if not match or match.group(1) in _DEFAULT_GRANTS:
+            continue  # non-resource URLs (discovery), default self-reviews
+        granted.setdefault(match.group(1), set()).update(match.group(4).split())
+    return granted
+
+
+def expected_grants(kind_list: Any) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for k in kind_list:
+        resource = k.plural if not k.group else f"{k.plural.split('/')[0]}.{k.group}"
+        resource += "/status" if k.plural.endswith("/status") else ""
+        out.setdefault(resource, set()).update(k.verbs)
+    return out
+
+
+@pytest.mark.usefixtures("installed")
+def test_the_service_accounts_permissions_are_exactly_the_kind_registry(
+    kube_cluster: Any, namespace: str
+) -> None:
+    """What the API server grants the ServiceAccount (auth can-i --list), printed, equals
+    kinds.py: no verb the code does not use (e.g. no delete on Deployments, Services, PDBs,
+    no Secret writes, no reads of Secrets beyond list/watch, which the label selector limits)."""
+    from workerpool_operator import kinds
+
+    cluster = expected_grants((*kinds.CLUSTER_RULE_KINDS, *kinds.CLUSTER_ONLY_KINDS))
+    assert can_i_list(kube_cluster, namespace) == cluster
+    own = can_i_list(kube_cluster, SYSTEM_NS)
+    assert own == {**cluster, **expected_grants(kinds.OWN_NAMESPACE_KINDS)}
+    assert "delete" not in own["deployments.apps"]
+    assert own["secrets"] == {"list", "watch"}

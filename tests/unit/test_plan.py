@@ -15,6 +15,7 @@ from workerpool_operator.kinds import (
     PDB,
     REPLICAS_OWNERS,
     SERVICE,
+    SERVICE_ACCOUNT,
     SERVICE_MONITOR,
     Kind,
 )
@@ -83,7 +84,7 @@ def live_from(p: Plan) -> dict[Kind, dict[str, Any]]:
 
 def test_new_pool_writes_every_child_checking_names_first() -> None:
     p = plan(body(replicas=2), Capabilities(), Observed())
-    assert {w.kind for w in p.writes} == {DEPLOYMENT, SERVICE, PDB}
+    assert {w.kind for w in p.writes} == {DEPLOYMENT, SERVICE, PDB, SERVICE_ACCOUNT}
     assert all(not w.known for w in p.writes)  # absent from the cache: check for foreign objects
     assert p.conditions[api.CONDITION_READY].reason == Reason.REPLICAS_NOT_READY
     assert p.fields["desiredReplicas"] == 0  # no Deployment yet
@@ -390,3 +391,21 @@ def test_exactly_one_of_connection_and_connection_ref() -> None:
         p = plan(b, Capabilities(), Observed(connection=connection()))
         assert p.conditions[api.CONDITION_READY].reason == Reason.INVALID_SPEC
         assert "exactly one of spec.connection" in p.conditions[api.CONDITION_READY].message
+
+
+def test_children_without_delete_are_never_pruned() -> None:
+    """RBAC grants delete only on kinds a pool can stop wanting; the planner agrees."""
+    from workerpool_operator.kinds import CHILDREN
+
+    live = live_from(plan(body(replicas=1), Capabilities(), Observed()))
+    always = [k for k in CHILDREN if "delete" not in k.verbs]
+    assert {k.kind for k in always} == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+    }
+    assert all(k in live for k in always)
+    # even a plan that (hypothetically) wanted none of them prunes none of them
+    p = plan(ref_body(), Capabilities(), Observed(children=live, connection=connection()))
+    assert not [k for k, _ in p.prune if k in always]

@@ -353,3 +353,22 @@ def test_user_volumes_are_added_after_the_operators_own() -> None:
     assert pod["volumes"][-1]["persistentVolumeClaim"] == {"claimName": "w"}
     mounts = {m["name"]: m for m in container(p)["volumeMounts"]}
     assert mounts["models"] == {"name": "models", "mountPath": "/models", "readOnly": True}
+
+
+def test_each_pool_runs_as_its_own_service_account_without_a_token() -> None:
+    from workerpool_operator.render import desired_children
+
+    p = pool()
+    (sa,) = [c for c in desired_children(p, Capabilities()) if c["kind"] == "ServiceAccount"]
+    assert sa["metadata"]["name"] == "p"
+    assert sa["automountServiceAccountToken"] is False
+    assert sa["metadata"]["ownerReferences"][0]["uid"] == "uid-1"  # goes with the pool
+    pod = render_deployment(p, replicas=1)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "p"
+    assert pod["automountServiceAccountToken"] is False
+    # an explicit template.serviceAccountName wins (admission may restrict it, see security.md)
+    custom = pool({"template": {"serviceAccountName": "team-sa"}})
+    assert (
+        render_deployment(custom, replicas=1)["spec"]["template"]["spec"]["serviceAccountName"]
+        == "team-sa"
+    )

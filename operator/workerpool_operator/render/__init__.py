@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.deployment import render_deployment
+from workerpool_operator.render.identity import render_service_account
 from workerpool_operator.render.observability import (
     render_pdb,
     render_service,
@@ -20,6 +21,7 @@ __all__ = [
     "render_deployment",
     "render_pdb",
     "render_service",
+    "render_service_account",
     "render_service_monitor",
 ]
 
@@ -45,6 +47,7 @@ def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manif
         render_deployment(pool, replicas=fixed_replicas(pool)),
         render_service(pool),
         render_pdb(pool),
+        render_service_account(pool),
     ]
     if caps.service_monitor and pool.spec.metrics.service_monitor.mode() != "Disabled":
         children.append(render_service_monitor(pool))

@@ -17,6 +17,7 @@ from workerpool_operator.render.common import (
     object_meta,
     selector_labels,
 )
+from workerpool_operator.render.identity import service_account_name
 
 CONTAINER = "worker"
 RUNTIME_UID = 10001
@@ -202,6 +203,7 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
         "containers": [container],
         "terminationGracePeriodSeconds": spec.worker.graceful_shutdown_seconds
         + TERMINATION_GRACE_MARGIN_SECONDS,
+        "serviceAccountName": service_account_name(pool),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
@@ -228,7 +230,6 @@ def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Mani
         for field, key in (
             ("affinity", "affinity"),
             ("topology_spread_constraints", "topologySpreadConstraints"),
-            ("service_account_name", "serviceAccountName"),
             ("priority_class_name", "priorityClassName"),
             ("image_pull_secrets", "imagePullSecrets"),
         ):
