@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from testbed.cluster import LocalCluster, install_crds, kubectl
+from testbed.cluster import LocalCluster, install_crds, kubectl, wait_established
 from testbed.operator import OperatorProcess, metric, pool_manifest
 from workerpool_operator.kinds import DEPLOYMENT, PDB, POOL, SERVICE, Kind
 from workerpool_operator.kube import Kube, path
@@ -357,8 +357,7 @@ async def run(scale: list[int], idle_seconds: float, burst: int) -> dict[str, An
     try:
         install_crds(kubeconfig)
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        kubectl(kubeconfig, "wait", "--for=condition=Established",
-                "crd/temporalworkerpools.workerpools.io", "--timeout=60s")  # fmt: skip
+        wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
         op = Operator(kubeconfig, "burst")
         await until(
             lambda: asyncio.to_thread(lambda: op.value("workerpool_operator_queue_depth") == 0

@@ -30,12 +30,24 @@ from typing import Any
 
 import yaml
 
-from testbed.cluster import LocalCluster, TestbedError, cache_root, install_crds, kubectl
+from testbed.cluster import (
+    LocalCluster,
+    TestbedError,
+    cache_root,
+    install_crds,
+    kubectl,
+    wait_established,
+)
 from testbed.forward import Forwarder, forwarding
 from testbed.realnode import GATEWAY, RealNode, build_runtime_image, placement
 from testbed.temporal import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CRDs of crds/ (kustomization): the pool and the two connection kinds.
+CRD_NAMES = tuple(
+    f"{plural}.workerpools.io"
+    for plural in ("temporalworkerpools", "temporalconnections", "clustertemporalconnections")
+)
 NAMESPACE = "workerpools-demo"
 SAMPLES = ROOT / "manifests" / "samples"
 # queue -> (workflows started, desired replicas the sample's autoscaling should reach)
@@ -186,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"kubeconfig: {kubeconfig}")
         install_crds(kubeconfig)
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+        wait_established(kubeconfig, *CRD_NAMES)
         log("starting the Temporal dev server")
         (workdir / "temporal" / "temporal.db").unlink(missing_ok=True)
         temporal.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -174,14 +175,29 @@ def crd_names(files: Iterable[Path]) -> list[str]:
     return names
 
 
+def wait_established(kubeconfig: str | Path, *names: str, timeout: float = 60) -> None:
+    """Wait until each CRD is Established. `kubectl wait --for=condition=Established` fails at
+    once (instead of waiting) on a CRD so new that it has no status.conditions yet."""
+
+    def established(name: str) -> bool:
+        proc = kubectl(kubeconfig, "get", "crd", name, "-o",
+                       "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                       check=False)  # fmt: skip
+        return proc.returncode == 0 and proc.stdout.strip() == "True"
+
+    for name in names:
+        wait_until(
+            functools.partial(established, name), timeout=timeout, what=f"CRD {name} Established"
+        )
+
+
 def install_crds(kubeconfig: str | Path, *, cache: Path | None = None) -> list[str]:
     """Server-side apply the third-party CRDs (too big for client-side apply's annotation)."""
     files = crd_files(cache)
     file_args = [arg for path in files for arg in ("-f", str(path))]
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *file_args)
     names = crd_names(files)
-    crd_args = [f"crd/{name}" for name in names]
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *crd_args)
+    wait_established(kubeconfig, *names)
     return names
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from testbed.cluster import wait_established
+
 if TYPE_CHECKING:  # imported by pytest_plugins below, after assertion rewriting is set up
     from testbed.pytest_cluster import KubeCluster
 
@@ -24,7 +26,9 @@ def pool_crd(kube_cluster: KubeCluster) -> Path:
     """The generated CRDs (the pool's and the two connection kinds), applied and Established."""
     for path in sorted(POOL_CRD.parent.glob("workerpools.io_*.yaml")):
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    for crd in ("temporalworkerpools", "temporalconnections", "clustertemporalconnections"):
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                             f"crd/{crd}.workerpools.io")  # fmt: skip
+    wait_established(
+        kube_cluster.kubeconfig,
+        *(f"{crd}.workerpools.io"
+          for crd in ("temporalworkerpools", "temporalconnections", "clustertemporalconnections")),
+    )  # fmt: skip
     return POOL_CRD

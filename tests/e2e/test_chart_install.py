@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from testbed.cluster import wait_established
 from testbed.tools import require_tool
 from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig, wait
 from workerpool_operator import kinds
@@ -59,8 +60,7 @@ def crd(kube_cluster: Any) -> str:
     """The real CRD on the bed, applied the way the other e2e tests apply it."""
     path = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
     kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/temporalworkerpools.workerpools.io")  # fmt: skip
+    wait_established(kube_cluster.kubeconfig, "temporalworkerpools.workerpools.io")
     return str(path)
 
 
@@ -281,8 +281,7 @@ def test_crds_install_keep_and_delete(
             "leaderElection.enabled=false", "--set", "rbac.create=false"]  # fmt: skip
     try:
         helm.run("install", "crdtest", str(chart), *base)
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                             f"crd/{crd_name}")  # fmt: skip
+        wait_established(kube_cluster.kubeconfig, crd_name)
         annotations = kube_cluster.get("crd", crd_name)["metadata"]["annotations"]
         assert annotations["helm.sh/resource-policy"] == "keep"
         helm.run("uninstall", "crdtest", "-n", release_namespace, "--wait")

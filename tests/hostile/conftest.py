@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from testbed.cluster import wait_established
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import free_port
 
@@ -154,10 +155,7 @@ def bed(
     kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HostileBed]:
     kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/temporalworkerpools.workerpools.io",
-    )  # fmt: skip
+    wait_established(kube_cluster.kubeconfig, "temporalworkerpools.workerpools.io")
     namespace = f"hostile-{uuid.uuid4().hex[:8]}"
     kube_cluster.kubectl("create", "namespace", namespace)
     log = tmp_path_factory.mktemp("hostile") / "operator.log"

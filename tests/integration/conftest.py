@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.cluster import wait_established
+
 # Short resync so idle-write and drift tests see several cycles; read when handlers import.
 os.environ.setdefault("WORKERPOOL_RESYNC_SECONDS", "3")
 
@@ -19,12 +21,7 @@ CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
 def crd_installed(kube_cluster) -> str:  # type: ignore[no-untyped-def]
     """The generated CRD, applied and Established."""
     kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/temporalworkerpools.workerpools.io",
-    )
+    wait_established(kube_cluster.kubeconfig, "temporalworkerpools.workerpools.io")
     return str(CRD)
 
 

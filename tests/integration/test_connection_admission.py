@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from testbed.cluster import wait_established
 from testbed.pytest_cluster import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ def connection_crds(kube_cluster: KubeCluster) -> None:
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
                              str(ROOT / "crds" / name))  # fmt: skip
     for crd in CONNECTION_CRDS:
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+        wait_established(kube_cluster.kubeconfig, crd)
 
 
 def conn(kind: str = "TemporalConnection", **spec: Any) -> dict[str, Any]:
