@@ -75,6 +75,9 @@ SERVICE_MONITOR = Kind(
 SERVICE_ACCOUNT = Kind(
     "v1", "ServiceAccount", "serviceaccounts", ALWAYS_CHILD_VERBS, selector=_CHILD
 )
+NETWORK_POLICY = Kind(
+    "networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", CHILD_VERBS, selector=_CHILD
+)
 SCALED_OBJECT = Kind(
     "keda.sh/v1alpha1",
     "ScaledObject",
@@ -104,6 +107,7 @@ CHILDREN: tuple[Kind, ...] = (
     SERVICE,
     PDB,
     SERVICE_ACCOUNT,
+    NETWORK_POLICY,
     SERVICE_MONITOR,
     SCALED_OBJECT,
     TRIGGER_AUTH,

@@ -37,8 +37,11 @@ def helm() -> str:
 def template(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [helm, "template", "wp", str(CHART), "--namespace", NS, *args],
-        capture_output=True, text=True, check=check, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
 def render(helm: str, *args: str) -> list[Doc]:
@@ -71,8 +74,11 @@ def operator_container(docs: list[Doc]) -> Doc:
 def test_lint_strict(helm: str, values: Path) -> None:
     result = subprocess.run(
         [helm, "lint", "--strict", str(CHART), "-f", str(values), "--namespace", NS],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[WARNING]" not in result.stdout, result.stdout
     assert "[ERROR]" not in result.stdout, result.stdout
@@ -180,9 +186,16 @@ def test_more_than_one_replica_needs_leader_election(helm: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["replicaCount=-1", "logFormat=xml", "image.pullPolicy=Sometimes", "unknownKey=1",
-     "crds.instal=true", "watchNamespaces[0]=Not_A_Namespace", "metrics.port=0"],
-)  # fmt: skip
+    [
+        "replicaCount=-1",
+        "logFormat=xml",
+        "image.pullPolicy=Sometimes",
+        "unknownKey=1",
+        "crds.instal=true",
+        "watchNamespaces[0]=Not_A_Namespace",
+        "metrics.port=0",
+    ],
+)
 def test_schema_rejects_bad_values(helm: str, bad: str) -> None:
     result = template(helm, "--set", bad, check=False)
     assert result.returncode != 0, f"{bad} was accepted"
@@ -326,8 +339,16 @@ def test_chart_and_kustomize_install_the_same_operator(helm: str) -> None:
     assert cpod["securityContext"] == kpod["securityContext"]
     assert cpod["volumes"] == kpod["volumes"]
     cc, kc = operator_container(chart), kpod["containers"][0]
-    for key in ("args", "env", "ports", "livenessProbe", "resources", "securityContext",
-                "volumeMounts", "imagePullPolicy"):  # fmt: skip
+    for key in (
+        "args",
+        "env",
+        "ports",
+        "livenessProbe",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+        "imagePullPolicy",
+    ):
         assert cc[key] == kc[key], key
     repo = kc["image"].rsplit(":", 1)[0]
     tag = next(i["newTag"] for i in kustomization["images"] if i["name"] == repo)
@@ -348,3 +369,20 @@ def test_chart_and_kustomize_install_the_same_operator(helm: str) -> None:
     # The namespace enforces the restricted profile the pod is written for.
     ns = one(kust, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_admission_policy_is_optional_and_the_shipped_one(helm: str) -> None:
+    """Off by default; on, the chart installs exactly manifests/admission/."""
+    assert "ValidatingAdmissionPolicy" not in kinds_of(render(helm))
+    shipped = [
+        d
+        for d in yaml.safe_load_all(
+            (ROOT / "manifests" / "admission" / "pool-template-policy.yaml").read_text()
+        )
+        if d
+    ]
+    docs = render(helm, "--set", "admissionPolicy.enabled=true")
+    chart = [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert [d["kind"] for d in chart] == [d["kind"] for d in shipped]
+    for ours, theirs in zip(chart, shipped, strict=True):
+        assert ours["spec"] == theirs["spec"]

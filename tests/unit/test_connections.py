@@ -177,3 +177,25 @@ def test_task_queue_stats_by_server_version(version: str, new_enough: bool) -> N
     from workerpool_operator.scaling.backlog import version_at_least
 
     assert version_at_least(version, (1, 25)) is new_enough
+
+
+def test_the_connection_samples_parse_and_the_pool_renders_through_them() -> None:
+    from workerpool_operator.plan import Observed, Resolved, resolve_connection
+    from workerpool_operator.render import Capabilities, desired_children
+
+    docs = list(
+        yaml.safe_load_all((ROOT / "manifests" / "samples" / "connections.yaml").read_text())
+    )
+    by_kind = {d["kind"]: d for d in docs if d}
+    api.TemporalConnection.from_body(by_kind["TemporalConnection"])
+    cluster = by_kind["ClusterTemporalConnection"]
+    api.ClusterTemporalConnection.from_body(cluster)
+    pool_body = {**by_kind["TemporalWorkerPool"]}
+    pool_body["metadata"] = {**pool_body["metadata"], "namespace": "payments", "uid": "u"}
+    pool = api.TemporalWorkerPool.from_body(pool_body)
+    resolved = resolve_connection(
+        pool, Observed(connection=cluster, namespace_labels={"temporal-tenant": "payments"})
+    )
+    assert isinstance(resolved, Resolved)
+    kinds_rendered = {c["kind"] for c in desired_children(resolved.pool, Capabilities())}
+    assert {"Deployment", "ServiceAccount", "NetworkPolicy"} <= kinds_rendered

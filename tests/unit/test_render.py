@@ -14,7 +14,7 @@ from tests.unit.conn_helper import resolved_pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
-from workerpool_operator.render.common import label_value
+from workerpool_operator.render.common import label_value, selector_labels
 from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,3 +372,47 @@ def test_each_pool_runs_as_its_own_service_account_without_a_token() -> None:
         render_deployment(custom, replicas=1)["spec"]["template"]["spec"]["serviceAccountName"]
         == "team-sa"
     )
+
+
+@pytest.mark.parametrize(
+    ("address", "to"),
+    [
+        ("10.0.0.7:7233", [{"ipBlock": {"cidr": "10.0.0.7/32"}}]),
+        ("[fd00::1]:7233", [{"ipBlock": {"cidr": "fd00::1/128"}}]),
+        (
+            "temporal-frontend.temporal.svc:7233",
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "temporal"}}}],
+        ),
+        (
+            "frontend.temporal.svc.cluster.local:7233",
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "temporal"}}}],
+        ),
+        ("ns.a1b2c.tmprl.cloud:7233", None),  # a DNS name: by port only
+    ],
+)
+def test_network_policy_egress_to_temporal(address: str, to: list[dict[str, Any]] | None) -> None:
+    from workerpool_operator.render import desired_children
+
+    extra = {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}
+    p = pool(
+        {
+            "connection": {"address": address},
+            "networkPolicy": {
+                "metricsFromNamespaces": {"matchLabels": {"team": "obs"}},
+                "extraEgress": [extra],
+            },
+        }
+    )
+    (np,) = [c for c in desired_children(p, Capabilities()) if c["kind"] == "NetworkPolicy"]
+    spec = np["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["podSelector"]["matchLabels"] == selector_labels(p)
+    (ingress,) = spec["ingress"]
+    assert ingress["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": p.spec.metrics.port}]  # metrics only
+    temporal, dns, more = spec["egress"]
+    assert temporal["ports"] == [{"protocol": "TCP", "port": 7233}]
+    assert temporal.get("to") == to
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert more == extra
+    assert not [c for c in desired_children(pool(), Capabilities()) if c["kind"] == "NetworkPolicy"]

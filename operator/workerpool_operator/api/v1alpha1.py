@@ -229,6 +229,41 @@ def toleration_rules(what: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+class LabelSelectorRequirement(Model):
+    """One matchExpressions entry of a metav1.LabelSelector."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
+                ": (!has(self.values) || size(self.values) == 0)",
+                "allowedNamespaces.matchExpressions[]: In and NotIn need values; Exists and "
+                "DoesNotExist take none",
+            ),
+        )
+    )
+
+    key: str = Field(min_length=1, max_length=317, pattern=LABEL_KEY)
+    """The namespace label the requirement tests."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value is tested."""
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+    """The values for In and NotIn (none for Exists and DoesNotExist)."""
+
+
+class NamespaceSelector(Model):
+    """A metav1.LabelSelector on Namespaces. `{}` selects every namespace."""
+
+    match_labels: dict[str, str] | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra={**LABEL_VALUES, "maxProperties": 32},
+    )
+    """Namespaces whose labels have all these values."""
+    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
+    """Requirements on namespace labels, all of which must hold."""
+
+
 # --- connection -----------------------------------------------------------------------------
 
 
@@ -848,6 +883,30 @@ class RolloutSpec(Model):
     )
 
 
+class PoolNetworkPolicySpec(Model):
+    """A NetworkPolicy for the pool's pods: ingress only to the metrics port from the selected
+    namespaces, egress only to the Temporal frontend and DNS, plus `extraEgress`."""
+
+    metrics_from_namespaces: NamespaceSelector = Field(
+        default_factory=NamespaceSelector,
+        description=(
+            "Namespaces (label selector) whose pods may scrape the metrics port; `{}` (the "
+            "default) selects every namespace. Nothing else may connect to the workers."
+        ),
+        json_schema_extra=EMPTY_DEFAULT,
+    )
+    extra_egress: KubeObjectList | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "More egress rules (networking.k8s.io/v1 NetworkPolicyEgressRule), e.g. to a model "
+            "store or an LLM API. Temporal (the connection's address: an IP is matched exactly, "
+            "a <svc>.<namespace>.svc name by namespace, any other host name by port only) and "
+            "DNS (port 53) are always allowed."
+        ),
+    )
+
+
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
 _ZERO = "['0', '0%']"
 _EFFECTIVE_SURGE = (
@@ -1066,6 +1125,13 @@ class TemporalWorkerPoolSpec(Model):
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None
     rollout: RolloutSpec | None = None
+    network_policy: PoolNetworkPolicySpec | None = Field(
+        default=None,
+        description=(
+            "Create a NetworkPolicy for the pool's pods (enforced only where the cluster's "
+            "network plugin enforces NetworkPolicies); see PoolNetworkPolicySpec."
+        ),
+    )
 
     @field_validator("connection")
     @classmethod
@@ -1272,41 +1338,6 @@ class TemporalConnectionSpec(Model):
             "the operator as a bearer token to spec.address only."
         ),
     )
-
-
-class LabelSelectorRequirement(Model):
-    """One matchExpressions entry of a metav1.LabelSelector."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel(
-            (
-                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
-                ": (!has(self.values) || size(self.values) == 0)",
-                "allowedNamespaces.matchExpressions[]: In and NotIn need values; Exists and "
-                "DoesNotExist take none",
-            ),
-        )
-    )
-
-    key: str = Field(min_length=1, max_length=317, pattern=LABEL_KEY)
-    """The namespace label the requirement tests."""
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    """How the label's value is tested."""
-    values: list[LabelValue] = Field(default_factory=list, max_length=64)
-    """The values for In and NotIn (none for Exists and DoesNotExist)."""
-
-
-class NamespaceSelector(Model):
-    """A metav1.LabelSelector on Namespaces. `{}` selects every namespace."""
-
-    match_labels: dict[str, str] | None = Field(
-        default=None,
-        max_length=32,
-        json_schema_extra={**LABEL_VALUES, "maxProperties": 32},
-    )
-    """Namespaces whose labels have all these values."""
-    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
-    """Requirements on namespace labels, all of which must hold."""
 
 
 class ClusterTemporalConnectionSpec(TemporalConnectionSpec):

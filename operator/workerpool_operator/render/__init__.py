@@ -8,6 +8,7 @@ from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.deployment import render_deployment
 from workerpool_operator.render.identity import render_service_account
+from workerpool_operator.render.network import render_network_policy
 from workerpool_operator.render.observability import (
     render_pdb,
     render_service,
@@ -19,6 +20,7 @@ __all__ = [
     "Manifest",
     "desired_children",
     "render_deployment",
+    "render_network_policy",
     "render_pdb",
     "render_service",
     "render_service_account",
@@ -49,6 +51,9 @@ def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manif
         render_pdb(pool),
         render_service_account(pool),
     ]
+    network_policy = render_network_policy(pool)
+    if network_policy is not None:
+        children.append(network_policy)
     if caps.service_monitor and pool.spec.metrics.service_monitor.mode() != "Disabled":
         children.append(render_service_monitor(pool))
     return children

@@ -75,12 +75,21 @@ class HealthChecker:
             for body in store.values():
                 meta = body.get("metadata") or {}
                 key = (kind.kind, str(meta.get("namespace") or ""), str(meta.get("name")))
+                if not self._ours(kind, key[2]):
+                    continue
                 generation = int(meta.get("generation") or 0)
                 last = self._last.get(key)
                 if last is None or last[1] != generation or self.clock() - last[0] >= self.period:
                     self._last[key] = (self.clock(), generation)
                     due.append((kind, body))
         await asyncio.gather(*(self.check(kind, body) for kind, body in due))
+
+    def _ours(self, kind: Kind, name: str) -> bool:
+        """A namespaced install (one of several shards, say) checks a ClusterTemporalConnection
+        only while one of its pools uses it, so shards never write the same status."""
+        if kind is not CLUSTER_CONNECTION or self.engine.namespaces is None:
+            return True
+        return bool(self.engine.pools_using(kind.kind, "", name))
 
     async def check(self, kind: Kind, body: dict[str, Any]) -> None:
         meta = body["metadata"]

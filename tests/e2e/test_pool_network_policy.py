@@ -1,0 +1,73 @@
+"""spec.networkPolicy: the NetworkPolicy child is accepted by the API server, follows the spec
+and is pruned when the field goes (the bed's kwok nodes do not enforce it; the rules are
+unit-tested in tests/unit/test_render.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from testbed.operator import running_operator
+from testbed.pytest_cluster import KubeCluster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def crd(pool_crd: object) -> None:
+    """Pools."""
+
+
+async def eventually(probe: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(probe):
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def test_network_policy_follows_the_spec_and_is_pruned(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    k, ns = kube_cluster, namespace
+    spec: dict[str, Any] = {
+        "connection": {"address": "10.1.2.3:7233"},
+        "taskQueue": "np",
+        "workflows": ["a:W"],
+        "replicas": 1,
+        "networkPolicy": {"metricsFromNamespaces": {"matchLabels": {"team": "observability"}}},
+    }
+    async with running_operator(k.kubeconfig, ns):
+        k.apply(
+            {
+                "apiVersion": "workerpools.io/v1alpha1",
+                "kind": "TemporalWorkerPool",
+                "metadata": {"name": "np"},
+                "spec": spec,
+            },
+            namespace=ns,
+        )
+        await eventually(lambda: k.exists("networkpolicy", "np", namespace=ns), "NetworkPolicy")
+        policy = k.get("networkpolicy", "np", namespace=ns)["spec"]
+        assert policy["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+        assert policy["ingress"][0]["from"][0]["namespaceSelector"] == {
+            "matchLabels": {"team": "observability"}
+        }
+        k.kubectl(
+            "patch",
+            "twp",
+            "np",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"networkPolicy": None}}),
+        )
+        await eventually(lambda: not k.exists("networkpolicy", "np", namespace=ns), "pruned")
+        assert k.exists("deployment", "np", namespace=ns)
