@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
 from testbed.operator import pool_manifest
 from testbed.pytest_cluster import KubeCluster
 from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, Kind
-from workerpool_operator.kube import Kube, path
+from workerpool_operator.kube import ApiError, Kube, path
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("CHAOS_SCALE", "") == "full"
@@ -46,13 +47,24 @@ def pool_body(namespace: str, name: str, replicas: int) -> dict[str, Any]:
 
 
 async def create_pool(kube: Kube, namespace: str, name: str, replicas: int = 1) -> None:
-    await kube.request(
-        "POST",
-        path(POOL, namespace),
-        kind=POOL,
-        body=pool_body(namespace, name, replicas),
-        write_verb="create",
-    )
+    """Create a pool as a user would, retrying while the API server says 429 or 5xx."""
+    for attempt in range(60):
+        try:
+            await kube.request(
+                "POST",
+                path(POOL, namespace),
+                kind=POOL,
+                body=pool_body(namespace, name, replicas),
+                write_verb="create",
+            )
+            return
+        except ApiError as exc:
+            if (exc.status != 429 and exc.status < 500) or attempt == 59:
+                raise
+        except (aiohttp.ClientError, OSError):
+            if attempt == 59:
+                raise
+        await asyncio.sleep(1.0)
 
 
 async def problems(kube: Kube, namespace: str) -> list[str]:
@@ -97,11 +109,19 @@ async def problems(kube: Kube, namespace: str) -> list[str]:
 async def eventually(
     probe: Callable[[], Awaitable[list[str]]], what: str, limit_s: float = 300
 ) -> None:
-    """Poll until probe() returns no problems; fail with the last list otherwise."""
+    """Poll until probe() returns no problems; fail with the last list otherwise. A 429 or 5xx
+    from the API server (restarting, or its storage re-initializing) is 'not yet'."""
     deadline = time.monotonic() + limit_s
     found: list[str] = []
     while time.monotonic() < deadline:
-        found = await probe()
+        try:
+            found = await probe()
+        except ApiError as exc:
+            if exc.status != 429 and exc.status < 500:
+                raise
+            found = [f"API server: {exc.sentence()}"]
+        except (aiohttp.ClientError, OSError) as exc:
+            found = [f"API server unreachable: {exc}"]
         if not found:
             return
         await asyncio.sleep(1.0)

@@ -268,7 +268,12 @@ def test_local_bed_nodes(kube_cluster: KubeCluster) -> None:
     """The kwok nodes look like what a GPU device plugin and kubelet would register."""
     if not kube_cluster.local:
         pytest.skip("node layout is specific to the local kwok test bed")
-    nodes = {n["metadata"]["name"]: n for n in kube_cluster.get("nodes")["items"]}
+    # The kwok nodes; real-0 (pool label "real") is there while a session runs real pods.
+    nodes = {
+        n["metadata"]["name"]: n
+        for n in kube_cluster.get("nodes")["items"]
+        if n["metadata"]["labels"].get(POOL_LABEL) != "real"
+    }
     pools = {name: n["metadata"]["labels"].get(POOL_LABEL) for name, n in nodes.items()}
     assert sorted(pools.values()) == ["cpu", "cpu", "gpu", "gpu"]
     for node in nodes.values():
