@@ -401,6 +401,8 @@ def plan(
         "replicas": workload.replicas,
         "readyReplicas": workload.ready,
         "selector": selector_string(pool),
+        # what `kubectl get -o wide` shows, also for pools that take it from connectionRef
+        "connection": pool.spec.effective_connection.address,
     }
     if engine != "Builtin":  # the Builtin scaler owns desiredReplicas with its own manager
         out.fields["desiredReplicas"] = workload.desired

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from testbed.pytest_cluster import KubeCluster
 from tests.e2e.test_trust import NOWHERE, condition, eventually, operator, patch, pool
+
+pytestmark = pytest.mark.usefixtures("pool_crd")  # every test here creates pools
 
 
 def connection(name: str, **spec: Any) -> dict[str, Any]:
@@ -49,6 +53,9 @@ async def test_rotated_api_key_rolls_the_workers_and_reaches_the_scaler(
     kube_cluster.apply(pool_of("cloud", name, autoscaling=autoscaling), namespace=namespace)
 
     def template_hash() -> str:
+        """The pods' credentials hash; '' until the Deployment exists."""
+        if not kube_cluster.exists("deployment", name, namespace=namespace):
+            return ""
         dep = kube_cluster.get("deployment", name, namespace=namespace)
         annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
         return str(annotations.get("workerpools.io/credentials-hash", ""))

@@ -67,6 +67,7 @@ def operator(kube_cluster: Any, namespace: str, tmp_path: Path) -> Any:
     op.stop()
 
 
+@pytest.mark.usefixtures("pool_crd")
 def test_argocd_and_kstatus_read_real_pools(
     kube_cluster: Any, namespace: str, operator: OperatorProcess
 ) -> None:

@@ -145,7 +145,7 @@ def printer_columns() -> list[dict[str, Any]]:
         {
             "name": "Connection",
             "type": "string",
-            "jsonPath": ".spec.connection.address",
+            "jsonPath": ".status.connection",
             "priority": 1,
         },
         {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},

@@ -1208,6 +1208,8 @@ class TemporalWorkerPoolStatus(Model):
     """Pods of the pool that are ready."""
     desired_replicas: int | None = Field(default=None, description="What the pool asks for now.")
     selector: str | None = Field(default=None, description="Label selector (scale subresource).")
+    connection: str | None = None
+    """The Temporal address the workers use: spec.connection's, or the referenced connection's."""
     backlog: BacklogStatus | None = None
     """The task-queue backlog the Builtin autoscaler last read from Temporal."""
     last_scale_time: str | None = None
