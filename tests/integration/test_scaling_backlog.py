@@ -8,7 +8,13 @@ import uuid
 from temporalio.client import Client
 
 from testbed.temporal import TemporalDevServer
-from workerpool_operator.scaling.backlog import BacklogPoller, Connection
+from workerpool_operator.scaling.backlog import (
+    ACTIVITY,
+    WORKFLOW,
+    BacklogPoller,
+    Connection,
+    served_types,
+)
 
 
 async def start_workflows(address: str, queue: str, n: int) -> Client:
@@ -70,6 +76,43 @@ async def test_concurrent_requesters_share_one_round(temporal_server: TemporalDe
         # inside the window: served from the cache, no new call
         await poller.observe(conn, queue, max_age=30)
         assert poller.calls[key] == 2
+    finally:
+        await poller.close()
+
+
+async def test_only_the_types_a_pool_polls_are_fetched_and_counted(
+    temporal_server: TemporalDevServer,
+) -> None:
+    """A workflow-only pool scales on workflow tasks (one call per round); an activity-only pool
+    on the same queue never sees them, since its workers could not take them."""
+    queue = f"bp-{uuid.uuid4().hex[:8]}"
+    conn = Connection(temporal_server.address, temporal_server.namespace)
+    poller = BacklogPoller()
+    key = (conn.address, conn.namespace, queue)
+    try:
+        await start_workflows(temporal_server.address, queue, 3)
+        workflow_only = served_types(workflows=True, activities=False)
+        assert workflow_only == {WORKFLOW}
+        count = -1
+        for _ in range(60):
+            wf = await poller.observe(conn, queue, max_age=0.5, types=workflow_only)
+            assert wf.activity is None
+            count = wf.backlog.count if wf.backlog else -1
+            if count == 3:
+                break
+            await asyncio.sleep(0.5)
+        assert count == 3
+        rounds = poller.calls[key]
+        assert rounds >= 1
+        act = await poller.observe(
+            conn, queue, max_age=0.5, types=served_types(workflows=False, activities=True)
+        )
+        assert act.workflow is None
+        assert act.activity is not None
+        assert act.backlog is not None
+        assert act.backlog.count == 0  # the workflow tasks are not its work
+        assert poller.calls[key] == rounds + 1  # its own round: one call, the activity type
+        assert served_types(workflows=False, activities=False) == {WORKFLOW, ACTIVITY}
     finally:
         await poller.close()
 

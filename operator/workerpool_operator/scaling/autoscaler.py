@@ -39,6 +39,7 @@ from workerpool_operator.scaling.backlog import (
     Connection,
     Reading,
     poll_period,
+    served_types,
 )
 from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
 from workerpool_operator.status import ConditionSpec, merge_conditions
@@ -197,8 +198,11 @@ def _conditions(
         )
     else:
         b = reading.backlog
-        wf = reading.workflow.backlog if reading.workflow else 0
-        act = reading.activity.backlog if reading.activity else 0
+        parts = [
+            f"{kind} {stats.backlog}"
+            for kind, stats in (("workflow", reading.workflow), ("activity", reading.activity))
+            if stats is not None
+        ]
         out.append(
             ConditionSpec(
                 api.CONDITION_AUTOSCALING, "True", Reason.BACKLOG_POLLED, decision.message
@@ -209,7 +213,7 @@ def _conditions(
                 api.CONDITION_BACKLOG,
                 "True",
                 Reason.BACKLOG_POLLED,
-                f"backlog {b.count} (workflow {wf}, activity {act}), {b.pollers} pollers",
+                f"backlog {b.count} ({', '.join(parts)}), {b.pollers} pollers",
             )
         )
     if pool.spec.gpu is not None and gpu is not None:
@@ -377,6 +381,7 @@ class Scaler:
                 count_running=policy.min_replicas == 0
                 and current > 0
                 and bool(pool.spec.workflows),
+                types=served_types(bool(pool.spec.workflows), bool(pool.spec.activities)),
             )
             observation = Observation(
                 current,

@@ -5,8 +5,12 @@ key), and at most one round of calls per (address, namespace, task queue) per po
 however many pools share the queue: requesters inside the freshness window get the cached
 reading, and concurrent requesters await the same in-flight fetch.
 
-A round is `DescribeTaskQueue(report_stats=True)` for the workflow and the activity task queue
-(in parallel) plus, only when a caller is about to consider scaling to zero, a visibility count
+A round is `DescribeTaskQueue(report_stats=True)` for each task queue type the pool's workers
+poll (in parallel): the workflow type when the pool registers workflows, the activity type when it
+registers activities. A backlog of a type the pool does not poll is work its workers could never
+take, so it is neither fetched nor scaled on (and a workflow-only pool costs one call per round,
+not two; the single-call ENHANCED mode that KEDA uses is deprecated in Temporal's API). Plus,
+only when a caller is about to consider scaling to zero, a visibility count
 of the running workflows on the queue (the zero guard's signal, see docs/autoscaling.md), at
 most once per `COUNT_MAX_AGE_SECONDS`: visibility APIs have a low per-namespace rate limit
 (the dev server answers "namespace rate limit exceeded" well before DescribeTaskQueue does).
@@ -69,6 +73,18 @@ TEMPORAL_CALLS = Counter(
     "Calls the autoscaler made to Temporal, by method and result.",
     ["method", "result"],
 )
+
+
+WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+BOTH_TYPES: frozenset[TaskQueueType.ValueType] = frozenset({WORKFLOW, ACTIVITY})
+
+
+def served_types(workflows: bool, activities: bool) -> frozenset[TaskQueueType.ValueType]:
+    """The task queue types a pool's workers poll (a pool hosting nothing is refused at
+    admission; both types is the safe answer for it anyway)."""
+    types = {t for t, on in ((WORKFLOW, workflows), (ACTIVITY, activities)) if on}
+    return frozenset(types) or BOTH_TYPES
 
 
 def poll_period(interval_seconds: float) -> float:
@@ -207,8 +223,9 @@ class BacklogPoller:
         self._clients: dict[Connection, Client] = {}
         self._client_lock = asyncio.Lock()
         self._client_used: dict[Connection, float] = {}
-        # By (credentials fingerprint, task queue): tenants never see each other's readings.
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        # By (credentials fingerprint, task queue, types polled): tenants never see each other's
+        # readings, and a reading of fewer types is never served to a pool that polls more.
+        self._entries: dict[tuple[str, str, frozenset[int]], _Entry] = {}
         self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
 
     async def observe(
@@ -218,14 +235,18 @@ class BacklogPoller:
         *,
         max_age: float = MIN_POLL_SECONDS,
         count_running: bool = False,
+        types: frozenset[TaskQueueType.ValueType] = BOTH_TYPES,
     ) -> Reading:
-        """The queue's backlog, fetched at most once per `max_age` across all callers.
+        """The backlog of `types` on the queue, fetched at most once per `max_age` across all
+        callers.
 
         A reading younger than `max_age` minus a small tolerance (so a caller looping at
         `max_age` does not just miss it) is returned from the cache.
         """
         key = (conn.address, conn.namespace, task_queue)
-        entry = self._entries.setdefault((conn.fingerprint(), task_queue), _Entry())
+        entry = self._entries.setdefault(
+            (conn.fingerprint(), task_queue, frozenset(int(t) for t in types)), _Entry()
+        )
         self._client_used[conn] = self._clock()
         if entry.inflight is not None:
             return await asyncio.shield(entry.inflight)
@@ -238,7 +259,9 @@ class BacklogPoller:
                 return last
             if last.error is not None and now < entry.retry_at:
                 return last
-        entry.inflight = asyncio.create_task(self._round(conn, task_queue, entry, key, want_count))
+        entry.inflight = asyncio.create_task(
+            self._round(conn, task_queue, entry, key, want_count, types)
+        )
         return await asyncio.shield(entry.inflight)
 
     async def close(self) -> None:
@@ -334,11 +357,17 @@ class BacklogPoller:
             return found
 
     async def _round(
-        self, conn: Connection, task_queue: str, entry: _Entry, key: QueueKey, want_count: bool
+        self,
+        conn: Connection,
+        task_queue: str,
+        entry: _Entry,
+        key: QueueKey,
+        want_count: bool,
+        types: frozenset[TaskQueueType.ValueType],
     ) -> Reading:
         started = self._clock()
         try:
-            reading = await self._fetch(conn, task_queue, entry, want_count, key, started)
+            reading = await self._fetch(conn, task_queue, entry, want_count, key, started, types)
         except asyncio.CancelledError:
             entry.inflight = None
             raise
@@ -366,6 +395,7 @@ class BacklogPoller:
         want_count: bool,
         key: QueueKey,
         started: float,
+        types: frozenset[TaskQueueType.ValueType],
     ) -> Reading:
         client = await self._client(conn)
 
@@ -417,17 +447,17 @@ class BacklogPoller:
             TEMPORAL_CALLS.labels("CountWorkflowExecutions", "ok").inc()
             entry.count, entry.count_at, entry.count_failed = int(result.count), started, False
 
-        wf, act, _ = await asyncio.gather(
-            describe(TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-            describe(TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-            count(),
-        )
+        async def maybe(kind: TaskQueueType.ValueType) -> TypeStats | None:
+            return await describe(kind) if kind in types else None
+
+        wf, act, _ = await asyncio.gather(maybe(WORKFLOW), maybe(ACTIVITY), count())
+        polled = [s for s in (wf, act) if s is not None]
         backlog = Backlog(
-            count=wf.backlog + act.backlog,
-            age_seconds=max(wf.age_seconds, act.age_seconds),
-            add_rate=wf.add_rate + act.add_rate,
-            dispatch_rate=wf.dispatch_rate + act.dispatch_rate,
-            pollers=max(wf.pollers, act.pollers),
+            count=sum(s.backlog for s in polled),
+            age_seconds=max(s.age_seconds for s in polled),
+            add_rate=sum(s.add_rate for s in polled),
+            dispatch_rate=sum(s.dispatch_rate for s in polled),
+            pollers=max(s.pollers for s in polled),
             running_workflows=entry.count,
             running_unknown=entry.count_failed,
         )
@@ -436,7 +466,7 @@ class BacklogPoller:
     def debug_state(self) -> dict[str, Any]:
         """Cache state per queue, for logs and tests."""
         return {
-            "/".join(k[1:]): {
+            k[1]: {
                 "failures": e.failures,
                 "error": e.last.error if e.last else None,
                 "backlog": e.last.backlog.count if e.last and e.last.backlog else None,
