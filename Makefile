@@ -99,6 +99,11 @@ bench: venv controlplane tools ## Benchmarks: operator, runtime throughput, auto
 	$(PY) -m bench.bench_operator
 	$(PY) -m bench.bench_runtime
 	$(PY) -m bench.bench_autoscaling
+	$(PY) -m bench.sim_autoscaling
+
+.PHONY: sim
+sim: venv ## Trace-driven autoscaling study: decide() policies vs a KEDA+HPA model, no cluster (seconds) -> bench-results/sim_autoscaling.json
+	$(PY) -m bench.sim_autoscaling $(SIM_ARGS)
 
 .PHONY: gpu-check
 gpu-check: venv ## RunLLMOnGPU vs raw transformers generate (tokens/s, ratio, peak GPU memory, cancel latency) -> bench-results/gpu.json
