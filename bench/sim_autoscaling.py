@@ -7,8 +7,12 @@ the numbers follow the operator's code, and compares policies on task wait (p50/
 replica-seconds / GPU-seconds.
 
     python -m bench.sim_autoscaling [--seed 1] [--day-hours 24] [--policies a,b] [--out FILE]
+        [--seeds N] [--opt-in TRACE:FIELD=VALUE ...]
 
-(`make sim`; `make bench` runs it too) writes bench-results/sim_autoscaling.json.
+(`make sim`, `SIM_ARGS=...`; `make bench` runs it too) writes bench-results/sim_autoscaling.json.
+`--seeds N` adds a min-max table over N seeds (is a ranking the policy's or the seed's?);
+`--policies` also takes age-only, rates-only and idle-only (one opt-in rule family each);
+`--opt-in` changes a field the age+rate policy adds on one trace.
 
 Queue model (discrete time, 1 s steps, every time an integer second):
 - Tasks arrive per the trace and wait in one FIFO backlog (Temporal's task queue). One task is one
@@ -642,12 +646,62 @@ def simulate(trace: Trace, policy: str, seed: int) -> Run:
     return Run(trace, policy, world, scaler, t, time.perf_counter() - began)
 
 
-def traces(seed: int, day_hours: float = 24.0) -> list[Trace]:
-    return [gpu_llm_trace(seed), steady_eval_trace(seed), daily_ramp_trace(seed, day_hours)]
+def traces(
+    seed: int, day_hours: float = 24.0, opt_in: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Trace]:
+    """The three traces; `opt_in` overrides age+rate fields per trace name (`--opt-in`)."""
+    out = [gpu_llm_trace(seed), steady_eval_trace(seed), daily_ramp_trace(seed, day_hours)]
+    extra = dict(opt_in or {})
+    unknown = set(extra) - {t.name for t in out}
+    if unknown:
+        raise ValueError(f"unknown trace(s) {sorted(unknown)}")
+    return [
+        replace(t, pool=replace(t.pool, opt_in={**t.pool.opt_in, **extra[t.name]}))
+        if t.name in extra
+        else t
+        for t in out
+    ]
 
 
-def study(seed: int, day_hours: float = 24.0, policies: Sequence[str] = POLICIES) -> list[Run]:
-    return [simulate(tr, p, seed) for tr in traces(seed, day_hours) for p in policies]
+def study(
+    seed: int,
+    day_hours: float = 24.0,
+    policies: Sequence[str] = POLICIES,
+    opt_in: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Run]:
+    return [simulate(tr, p, seed) for tr in traces(seed, day_hours, opt_in) for p in policies]
+
+
+def spread(per_seed: Mapping[int, Sequence[Mapping[str, Any]]]) -> str:
+    """Markdown table of min-max over seeds: is a ranking a property of the policy or luck?"""
+    keys = ("wait_p50_s", "wait_p95_s", "replica_seconds", "max_replicas")
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for rows in per_seed.values():
+        for r in rows:
+            groups.setdefault((r["trace"], r["policy"]), []).append(r)
+    lines = [
+        f"| trace | policy | {' | '.join(k.removesuffix('_s') for k in keys)} |",
+        "|" + "---|" * (2 + len(keys)),
+    ]
+    for (trace, policy), rows in groups.items():
+        cells = []
+        for k in keys:
+            values = [r[k] for r in rows if r[k] is not None]
+            cells.append(f"{min(values):,}-{max(values):,}" if values else "-")
+        lines.append(f"| {trace} | {policy} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def _opt_in(values: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """TRACE:FIELD=VALUE (VALUE as JSON) -> {trace: {field: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        trace, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        if not trace or not key or not value:
+            raise SystemExit(f"--opt-in wants TRACE:FIELD=VALUE, got {item!r}")
+        out.setdefault(trace, {})[key] = json.loads(value)
+    return out
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -678,12 +732,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(POLICIES),
         help=f"comma-separated, of {', '.join((*POLICIES, *ABLATIONS))}",
     )
+    parser.add_argument(
+        "--opt-in",
+        action="append",
+        default=[],
+        metavar="TRACE:FIELD=VALUE",
+        help="override an age+rate field on one trace: gpu-llm:targetBacklogAgeSeconds=180",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="also run seeds seed+1 .. seed+N-1: min-max table"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/sim_autoscaling.json"))
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    runs = study(args.seed, args.day_hours, [p for p in args.policies.split(",") if p])
+    policies = [p for p in args.policies.split(",") if p]
+    opt_in = _opt_in(args.opt_in)
+    runs = study(args.seed, args.day_hours, policies, opt_in)
     rows = [r.summary() for r in runs]
     print(table(rows))
+    per_seed = {args.seed: rows}
+    for seed in range(args.seed + 1, args.seed + args.seeds):
+        per_seed[seed] = [r.summary() for r in study(seed, args.day_hours, policies, opt_in)]
+    if args.seeds > 1:
+        print(f"\nmin-max over seeds {args.seed}..{args.seed + args.seeds - 1}:")
+        print(spread(per_seed))
     elapsed = time.perf_counter() - began
     print(f"\nseed {args.seed}, {elapsed:.1f} s", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -693,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "seed": args.seed,
                 "day_hours": args.day_hours,
+                "opt_in_overrides": opt_in,
                 "command": "python -m bench.sim_autoscaling " + " ".join(sys.argv[1:]),
                 "elapsed_s": round(elapsed, 2),
                 "traces": {
@@ -723,6 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "hpa_scale_up": f"max(+{HPA_UP_PODS} pods, +{HPA_UP_PERCENT}%) per 15 s",
                 },
                 "results": rows,
+                "seeds": {str(k): v for k, v in per_seed.items()} if args.seeds > 1 else None,
             },
             indent=2,
         )

@@ -7,7 +7,9 @@ not. Short traces keep the whole file to a few seconds.
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +152,41 @@ def test_gpu_age_rate_reaches_zero_between_bursts_only_after_the_idle_window() -
     gaps = [e.t - _last_busy(plain.world, e.t) for e in plain.world.events if e.after == 0]
     assert gaps
     assert min(gaps) < window
+
+
+def test_policies_come_from_the_spec_fields() -> None:
+    """count-only is the spec's defaults; age+rate adds the opt-in fields, `--opt-in` overrides."""
+    gpu = next(t for t in small_traces() if t.name == "gpu-llm")
+    plain = sim.policy_for(gpu.pool, "count-only")
+    assert plain.target_backlog_age is None
+    assert not plain.scale_on_rates
+    assert plain.zero_idle_window == 0
+    assert plain.scale_down_window == 300  # the spec's default
+    rich = sim.policy_for(gpu.pool, "age+rate")
+    assert rich.target_backlog_age == 60
+    assert rich.scale_on_rates
+    assert rich.scale_down_only_when_idle
+    assert rich.zero_idle_window == 600
+    (changed,) = (
+        t
+        for t in sim.traces(SEED, 0.5, {"gpu-llm": {"targetBacklogAgeSeconds": 180}})
+        if t.name == "gpu-llm"
+    )
+    assert sim.policy_for(changed.pool, "age+rate").target_backlog_age == 180
+    with pytest.raises(ValueError, match="unknown trace"):
+        sim.traces(SEED, 0.5, {"nope": {}})
+
+
+def test_main_prints_the_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sim.json"
+    args = ["--day-hours", "0.5", "--policies", "count-only", "--seeds", "2", "--out", str(out)]
+    assert sim.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| gpu-llm | count-only |" in printed
+    assert "min-max over seeds 1..2" in printed
+    data = json.loads(out.read_text())
+    assert [r["trace"] for r in data["results"]] == ["gpu-llm", "steady-eval", "daily-ramp"]
+    assert set(data["seeds"]) == {"1", "2"}
+    assert all(r["served"] == r["tasks"] for r in data["results"])
