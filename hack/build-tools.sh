@@ -5,7 +5,8 @@
 #   promtool  github.com/prometheus/prometheus/cmd/promtool (alert unit tests; no SD plugins)
 #   kstatus   hack/kstatus/main.go on sigs.k8s.io/cli-utils (Flux's health reading of a pool)
 #             and helm-controller's API types (strict HelmRelease validation)
-# The three builds run in parallel. Prints the bin folder.
+#   metrics-server  hack/build-metrics-server.sh (metrics.k8s.io for the HPA e2e test; own folder)
+# The four builds run in parallel. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -92,6 +93,8 @@ pids=()
 [ -x "$helm_bin" ] || { build_helm & pids+=($!); }
 [ -x "$promtool_bin" ] || { build_promtool & pids+=($!); }
 [ -x "$kstatus_bin" ] || { build_kstatus & pids+=($!); }
+# Its own cached script (a no-op when built), like hack/build-keda.sh; stdout is its bin folder.
+bash "$here/build-metrics-server.sh" >/dev/null & pids+=($!)
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 [ "$rc" = 0 ] || { log "a tool failed to build (see above)"; exit 1; }
