@@ -408,6 +408,10 @@ class World:
             self._stats_at = t
         return self._stats
 
+    def ready(self, t: int) -> int:
+        """The Deployment's readyReplicas: ready pods not terminating (draining)."""
+        return sum(1 for p in self.live if not p.draining and p.ready_at <= t)
+
     def running_workflows(self) -> int:
         """Visibility's count of Running workflows on the queue: jobs arrived and not done."""
         return self.next_task - self.completed
@@ -457,7 +461,11 @@ class BuiltinScaler(Scaler):
                 self.count, self.count_at = world.running_workflows(), t
             running = self.count
         decision = decide(
-            Observation(current, replace(reading, running_workflows=running)),
+            Observation(
+                current,
+                replace(reading, running_workflows=running),
+                ready_replicas=world.ready(t),
+            ),
             self.history,
             self.policy,
             float(t),

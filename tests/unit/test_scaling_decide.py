@@ -151,10 +151,34 @@ CASES = [
         5,  # 3 + 4/s * 5 s = 23 tasks -> ceil(23 / 5)
     ),
     Case(
-        "rates: steady arrivals with empty backlog keep capacity",
-        obs(3, 0, add_rate=1.0, dispatch_rate=1.5, pollers=3),
+        "rates: empty backlog says nothing about capacity; the count target scales down",
+        obs(3, 0, add_rate=1.0, dispatch_rate=1.0, pollers=3),
         RATES,
-        2,
+        1,  # the zero guard keeps one while tasks move
+    ),
+    Case(
+        "rates: dispatch counted over ready replicas only (7 of 8 still starting)",
+        obs(8, 10, add_rate=4.0, dispatch_rate=1.0, pollers=1, ready_replicas=1),
+        replace(RATES, max_replicas=40),
+        5,  # keep-up 4 (not 32); growth: 10 + 3/s * 5 s = 25 tasks at 5 per replica
+    ),
+    Case(
+        "rates: keep-up capped at ready + waiting tasks",
+        obs(2, 3, add_rate=0.3, dispatch_rate=0.002, pollers=2, ready_replicas=2),
+        RATES,
+        5,  # long tasks: 300 replicas would keep up with the rate; 3 waiting tasks use 3 more
+    ),
+    Case(
+        "age: pods still starting are not asked for again",
+        obs(10, 8, age_seconds=600, ready_replicas=0),
+        replace(AGE, max_replicas=20),
+        10,  # counting the starting ones: 10 * 600 / 30, capped at 10 + 8 = 18
+    ),
+    Case(
+        "age: ratio on ready replicas",
+        obs(4, 6, age_seconds=90, ready_replicas=2),
+        AGE,
+        6,  # ceil(2 * 90 / 30) = 6, under max(4, 2 + 6)
     ),
     Case(
         "rates: draining queue (dispatch > add) asks nothing extra",
@@ -329,7 +353,7 @@ def test_signal_messages_say_why() -> None:
     d = decide(obs(1, 2, age_seconds=120), History(), AGE, now=0)
     assert "backlog age 120s over 30s" in d.message
     d = decide(obs(2, 10, add_rate=8.0, dispatch_rate=2.0, pollers=2), History(), RATES, now=0)
-    assert "add 8/s vs dispatch 1/s per replica" in d.message
+    assert "add 8/s vs dispatch 1/s per ready replica" in d.message
     d = decide(obs(4, 3, pollers=4), History(), IDLE_ONLY, now=0)
     assert "not scaling down while busy: backlog 3" in d.message
     d = decide(obs(1, 0, pollers=1), History(), GPU_ZERO, now=0)

@@ -388,6 +388,7 @@ class Scaler:
                 reading.backlog,
                 error=reading.error,
                 replica_ceiling=current if gpu and gpu[0] else None,
+                ready_replicas=int((deployment.get("status") or {}).get("readyReplicas") or 0),
             )
         decision = decide(observation, state.history, policy, self.clock())
         state.history = decision.history

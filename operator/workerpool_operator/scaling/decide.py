@@ -21,13 +21,19 @@ Rules, in order:
 
 Opt-in signals (each off by default, so a spec without them decides as before):
 - Backlog age (`targetBacklogAgeSeconds`): while the oldest task has waited longer than the
-  target, ask for at least ceil(current * age / target) replicas, like an HPA ratio on age,
-  capped at current + backlog (a waiting task can use one more worker at most) and at least 1:
-  a small but old backlog (slow tasks) gets workers a count target would not.
-- Rates (`scaleOnRates`): with add rate A and dispatch rate D over the current replicas, each
-  replica dispatches D / current per second, so ceil(A / (D / current)) replicas keep up with
-  the arrivals; and a growing backlog (A > D) is sized for the backlog one poll ahead,
-  count + (A - D) * pollInterval. Both only raise the recommendation.
+  target, ask for at least ceil(ready * age / target) replicas, like an HPA ratio on age,
+  capped at max(current, ready + backlog) (a waiting task can use one more worker at most) and
+  at least 1: a small but old backlog (slow tasks) gets workers a count target would not.
+  Counting ready replicas, not all of them, matters for slow starts (GPU pods loading a
+  model): tasks keep ageing while pods start, and pods already on their way are not asked for
+  again.
+- Rates (`scaleOnRates`): while tasks wait (the workers are saturated, so what they dispatch
+  is their capacity), each ready replica dispatches D / ready per second, so
+  ceil(A / (D / ready)) replicas keep up with the add rate A, capped like the age signal; and
+  a growing backlog (A > D) is sized for the backlog one poll ahead, count + (A - D) *
+  pollInterval. Both only raise the recommendation. With an empty backlog the dispatch rate
+  is the arrival rate, not the capacity, so it says nothing and the count target scales down.
+- `ready` is the Deployment's ready replicas when the caller knows it, else the current ones.
 - Idle-only scale-down (`scaleDownOnlyWhenIdle`): never recommend fewer replicas than now
   while the queue shows any work (`busy_reason`: backlog, add/dispatch rates, running
   workflows, in-flight tasks); pollers waiting with nothing dispatched are idle workers.
@@ -70,6 +76,7 @@ class Observation:
     error: str | None = None
     in_flight: int | None = None  # tasks the workers report executing, when known
     replica_ceiling: int | None = None  # e.g. GPU capacity: do not ask for more than this
+    ready_replicas: int | None = None  # the Deployment's ready replicas; None: as current
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,8 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
     target = policy.target_backlog_per_replica
     raw = math.ceil(count / target)
     signals: list[str] = []
-    for want, why in _extra_signals(current, reading, count, policy):
+    ready = current if observation.ready_replicas is None else observation.ready_replicas
+    for want, why in _extra_signals(current, min(ready, current), reading, count, policy):
         if want > raw:
             raw = want
             signals.append(why)
@@ -273,23 +281,25 @@ def _remember(history: History, now: float, rec: int, backlog: int, policy: Poli
 
 
 def _extra_signals(
-    current: int, reading: Backlog, count: int, policy: Policy
+    current: int, ready: int, reading: Backlog, count: int, policy: Policy
 ) -> list[tuple[int, str]]:
     """Replicas the opt-in age and rate signals ask for, each with its reason."""
     out: list[tuple[int, str]] = []
+    # Each waiting task can use at most one more worker than the ready ones; replicas already
+    # asked for (starting) are never asked for again.
+    cap = max(current, ready + count)
     age_target = policy.target_backlog_age
     if age_target is not None and count > 0 and reading.age_seconds > age_target:
-        # Each waiting task can use at most one more worker: never more than current + count.
-        ratio = math.ceil(current * reading.age_seconds / age_target)
-        want = max(1, min(ratio, current + count))
+        ratio = math.ceil(max(ready, 1) * reading.age_seconds / age_target)
+        want = max(1, min(ratio, cap))
         out.append((want, f"backlog age {reading.age_seconds:g}s over {age_target:g}s"))
-    if policy.scale_on_rates and current > 0 and reading.dispatch_rate > 0:
-        per_replica = reading.dispatch_rate / current
-        want = math.ceil(reading.add_rate / per_replica - 1e-9)
+    if policy.scale_on_rates and count > 0 and ready > 0 and reading.dispatch_rate > 0:
+        per_replica = reading.dispatch_rate / ready
+        want = min(math.ceil(reading.add_rate / per_replica - 1e-9), cap)
         out.append(
             (
                 want,
-                f"add {reading.add_rate:g}/s vs dispatch {per_replica:g}/s per replica",
+                f"add {reading.add_rate:g}/s vs dispatch {per_replica:g}/s per ready replica",
             )
         )
     if policy.scale_on_rates and reading.add_rate > reading.dispatch_rate:
