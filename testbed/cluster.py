@@ -41,10 +41,19 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
 POOL_LABEL = "workerpools.dev/node-pool"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# metrics-server reads a node's resource metrics from this path instead of /metrics/resource;
+# kwok serves each fake node's simulated kubelet metrics under its own path.
+RESOURCE_METRICS_PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
+KWOK_METRICS_CRDS = ("Metric", "ClusterResourceUsage", "ResourceUsage")
 
 
 class TestbedError(RuntimeError):
     """The test bed could not be brought to the requested state; the message says why."""
+
+
+def kwok_metrics_path(node: str) -> str:
+    """Where kwok serves a fake node's kubelet resource metrics (its Metric object's path)."""
+    return f"/metrics/nodes/{node}/metrics/resource"
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,10 @@ class FakeNode:
             "metadata": {
                 "name": self.name,
                 "labels": labels,
-                "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+                "annotations": {
+                    KWOK_NODE_ANNOTATION: "fake",
+                    RESOURCE_METRICS_PATH_ANNOTATION: kwok_metrics_path(self.name),
+                },
             },
             "spec": spec,
             "status": {"capacity": capacity, "allocatable": dict(capacity)},
@@ -407,6 +419,11 @@ class LocalCluster:
                 "kubeSchedulerBinary": str(b / "kube-scheduler"),
                 "etcdBinary": str(b / "etcd"),
                 "kwokControllerBinary": str(b / "kwok"),
+                # kwok's resource-usage simulation as CRDs, inert until a test creates a
+                # Metric and a (Cluster)ResourceUsage (testbed/metrics_server.py): then kwok
+                # serves kubelet-style /metrics/resource for its nodes' pods, which
+                # metrics-server scrapes. No objects, no usage: other tests see no change.
+                "enableCRDs": list(KWOK_METRICS_CRDS),
             },
             "componentsPatches": [
                 {

@@ -1,0 +1,349 @@
+"""metrics-server as a local process on the bed, aggregated as `metrics.k8s.io`, fed by kwok.
+
+Built from its Go module by hack/build-metrics-server.sh (cached; `make tools` builds it). It
+serves the resource metrics API that the bed's real kube-controller-manager (HPA controller)
+reads for CPU and memory utilization targets, and `kubectl top`.
+
+Where the numbers come from. kwok pods run nothing, so kwok simulates them: the bed starts kwok
+with its Metric, ClusterResourceUsage and ResourceUsage CRDs enabled (testbed/cluster.py), and
+while metrics-server runs, `running_metrics_server` applies kwok's own Metric object
+(testbed/kwok-metrics-resource.yaml), which makes the kwok controller serve kubelet-style
+`/metrics/resource` for each fake node (the path is the node annotation
+`metrics.k8s.io/resource-metrics-path`). A test states the usage of its pods with
+`simulated_usage` (a ClusterResourceUsage selecting only its namespace); pods nobody simulates
+report zero. metrics-server scrapes kwok as if it were the kubelets: each kwok node reports the
+address `Hostname: localhost` and kwok's port, so every scrape goes to loopback; only nodes
+labelled `type=kwok` are scraped (the real node `real-0` is not), and the start refuses a kwok
+node whose address is not loopback.
+
+How the kube-apiserver reaches metrics-server: exactly as for KEDA's adapter (testbed/keda.py):
+the aggregator dials the Service's ClusterIP, so a network namespace of this process's own holds
+that address at the end of a veth pair, and a forwarder inside it passes each connection to
+metrics-server on host loopback. Traffic goes only to loopback and to that address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_until
+from testbed.keda import Process, _b64, _ip, make_certs
+from testbed.temporal import free_port
+
+BUILD_SCRIPT = REPO_ROOT / "hack" / "build-metrics-server.sh"
+KWOK_METRIC = REPO_ROOT / "testbed" / "kwok-metrics-resource.yaml"
+KWOK_METRIC_NAME = "metrics-resource"
+NAMESPACE = "kube-system"
+SERVICE = "metrics-server"
+APISERVICE = "v1beta1.metrics.k8s.io"
+NODE_SELECTOR = "type=kwok"
+# The host end of the veth; KEDA's uses .1, so both can run on one bed at the same time.
+HOST_IP = "169.254.213.2"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def bin_dir() -> Path:
+    return cache_root() / "metrics-server" / read_versions()["METRICS_SERVER_VERSION"] / "bin"
+
+
+def binary() -> Path:
+    return bin_dir() / "metrics-server"
+
+
+def missing() -> bool:
+    """True when hack/build-metrics-server.sh has not built the binary yet."""
+    return not os.access(binary(), os.X_OK)
+
+
+def build(timeout: float = 3600) -> Path:
+    """Run hack/build-metrics-server.sh (a no-op when cached); return the bin folder."""
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/build-metrics-server.sh failed:\n{proc.stderr[-4000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class MetricsServer:
+    """The running metrics-server: its process, the forwarder, where their logs are."""
+
+    kubeconfig: str
+    workdir: Path
+    server: Process
+    forwarder: Process
+    cluster_ip: str
+    netns: str
+    port: int
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name} ({p.log_path}):\n{p.tail()}" for p in (self.server, self.forwarder)
+        )
+
+    def pod_metrics(self, namespace: str) -> Any:
+        """GET PodMetrics through the aggregator, as the HPA controller does."""
+        path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
+        return json.loads(kubectl(self.kubeconfig, "get", "--raw", path, timeout=30).stdout)
+
+
+def kwok_nodes_on_loopback(kubeconfig: str) -> list[str]:
+    """Names of the scraped nodes; raise if one would be scraped at a non-loopback address."""
+    out = kubectl(kubeconfig, "get", "nodes", "-l", NODE_SELECTOR, "-o", "json").stdout
+    names: list[str] = []
+    for node in json.loads(out)["items"]:
+        name = node["metadata"]["name"]
+        hostnames = [
+            a["address"]
+            for a in node.get("status", {}).get("addresses", [])
+            if a.get("type") == "Hostname"
+        ]
+        if not hostnames or hostnames[0] not in LOOPBACK_NAMES:
+            raise RuntimeError(
+                f"node {name} reports Hostname {hostnames}: metrics-server would scrape it "
+                "off loopback; the bed's kwok reports `localhost` for its nodes"
+            )
+        names.append(name)
+    return names
+
+
+def usage_name(namespace: str) -> str:
+    return f"twp-usage-{namespace}"
+
+
+@contextlib.contextmanager
+def simulated_usage(
+    kubeconfig: str, namespace: str, *, cpu: str, memory: str
+) -> Iterator[dict[str, Any]]:
+    """Every container of every pod in `namespace` uses `cpu` and `memory` (kwok's
+    ClusterResourceUsage, cluster-scoped, so removed on exit, not with the namespace).
+    Apply it again with `set_usage` to change the load."""
+    doc = set_usage(kubeconfig, namespace, cpu=cpu, memory=memory)
+    try:
+        yield doc
+    finally:
+        kubectl(
+            kubeconfig, "delete", "clusterresourceusage", usage_name(namespace),
+            "--ignore-not-found", "--wait=false", check=False,
+        )  # fmt: skip
+
+
+def set_usage(kubeconfig: str, namespace: str, *, cpu: str, memory: str) -> dict[str, Any]:
+    """Create or replace the namespace's simulated usage (see `simulated_usage`)."""
+    doc = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterResourceUsage",
+        "metadata": {"name": usage_name(namespace)},
+        "spec": {
+            "selector": {"matchNamespaces": [namespace]},
+            "usages": [{"usage": {"cpu": {"value": cpu}, "memory": {"value": memory}}}],
+        },
+    }
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(doc))
+    return doc
+
+
+def _apiservice_status(kubeconfig: str) -> dict[str, Any]:
+    proc = kubectl(kubeconfig, "get", "apiservice", APISERVICE, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()}
+    status: dict[str, Any] = json.loads(proc.stdout).get("status", {})
+    return status
+
+
+def _apiservice_available(kubeconfig: str) -> bool:
+    conds = _apiservice_status(kubeconfig).get("conditions", [])
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
+
+
+@contextlib.contextmanager
+def running_metrics_server(
+    kubeconfig: str, workdir: Path, *, timeout: float = 180
+) -> Iterator[MetricsServer]:
+    """metrics-server scraping kwok, aggregated as metrics.k8s.io; everything removed on exit.
+
+    One per bed at a time (the APIService and kwok's Metric are global): a file lock in the
+    cache folder makes a second session wait."""
+    if os.geteuid() != 0:
+        raise RuntimeError("metrics-server on the bed needs root: it creates a network namespace")
+    if missing():
+        raise RuntimeError(
+            f"metrics-server missing in {bin_dir()}: run `make tools` "
+            "(hack/build-metrics-server.sh, about 2 min cold)"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    lock_path = cache_root() / "metrics-server" / ".running.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        deadline = time.monotonic() + 1800
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    busy = f"another session runs metrics-server on the bed ({lock_path})"
+                    raise RuntimeError(busy) from None
+                time.sleep(1)
+        with _running(kubeconfig, workdir, timeout=timeout) as running:
+            yield running
+
+
+@contextlib.contextmanager
+def _running(kubeconfig: str, workdir: Path, *, timeout: float) -> Iterator[MetricsServer]:
+    kwok_nodes_on_loopback(kubeconfig)
+    tag = f"{os.getpid() % 100000}"
+    netns = f"twp-ms-{tag}"
+    veth_host, veth_ns = f"twpm{tag}h", f"twpm{tag}n"
+    stack = contextlib.ExitStack()
+    try:
+        # kwok serves /metrics/nodes/<node>/metrics/resource while this object exists.
+        kubectl(kubeconfig, "apply", "-f", str(KWOK_METRIC))
+        stack.callback(
+            kubectl, kubeconfig, "delete", "metric.kwok.x-k8s.io", KWOK_METRIC_NAME,
+            "--ignore-not-found", "--wait=false", check=False,
+        )  # fmt: skip
+        # The Service first: its ClusterIP becomes the namespace's address.
+        svc = {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE,
+                         "labels": {"app.kubernetes.io/managed-by": "workerpools-testbed"}},
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 4443}]},
+        }  # fmt: skip
+        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(svc))
+        stack.callback(
+            kubectl, kubeconfig, "delete", "service", SERVICE, "-n", NAMESPACE,
+            "--ignore-not-found", "--wait=false", check=False,
+        )  # fmt: skip
+        cluster_ip = kubectl(
+            kubeconfig, "get", "service", SERVICE, "-n", NAMESPACE, "-o",
+            "jsonpath={.spec.clusterIP}",
+        ).stdout.strip()  # fmt: skip
+        # Endpoints for the aggregator's availability check (it routes to the ClusterIP).
+        eps = {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+            "subsets": [{"addresses": [{"ip": cluster_ip}],
+                         "ports": [{"name": "https", "port": 443}]}],
+        }  # fmt: skip
+        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(eps))
+
+        _ip("netns", "del", netns, check=False)
+        _ip("netns", "add", netns)
+        stack.callback(_ip, "netns", "del", netns, check=False)
+        _ip("link", "add", veth_host, "type", "veth", "peer", "name", veth_ns)
+        stack.callback(_ip, "link", "del", veth_host, check=False)
+        _ip("link", "set", veth_ns, "netns", netns)
+        _ip("addr", "add", f"{HOST_IP}/32", "dev", veth_host)
+        _ip("link", "set", veth_host, "up")
+        _ip("route", "add", f"{cluster_ip}/32", "dev", veth_host, "src", HOST_IP)
+        _ip("-n", netns, "addr", "add", f"{cluster_ip}/32", "dev", veth_ns)
+        _ip("-n", netns, "link", "set", veth_ns, "up")
+        _ip("-n", netns, "link", "set", "lo", "up")
+        _ip("-n", netns, "route", "add", f"{HOST_IP}/32", "dev", veth_ns)
+
+        certs = make_certs(
+            workdir / "certs",
+            ["IP:127.0.0.1", f"IP:{cluster_ip}", "DNS:localhost",
+             f"DNS:{SERVICE}.{NAMESPACE}.svc", f"DNS:{SERVICE}.{NAMESPACE}.svc.cluster.local"],
+        )  # fmt: skip
+        port = free_port()
+        server = Process(
+            "metrics-server",
+            [str(binary()), "--bind-address=127.0.0.1", f"--secure-port={port}",
+             f"--tls-cert-file={certs / 'tls.crt'}", f"--tls-private-key-file={certs / 'tls.key'}",
+             f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+             f"--authorization-kubeconfig={kubeconfig}",
+             # kwok plays the kubelets: every kwok node reports Hostname `localhost` and kwok's
+             # port, and kwok's serving certificate is not for `localhost`.
+             f"--node-selector={NODE_SELECTOR}", "--kubelet-preferred-address-types=Hostname",
+             "--kubelet-use-node-status-port", "--kubelet-insecure-tls",
+             # The shortest it takes: the HPA sees a change within one resolution.
+             "--metric-resolution=10s", "--kubelet-request-timeout=5s"],
+            {**os.environ, "KUBECONFIG": kubeconfig}, workdir / "metrics-server.log",
+        )  # fmt: skip
+        forwarder = Process(
+            "forwarder",
+            [sys.executable, "-m", "testbed.keda", "forward", "--netns", netns,
+             "--listen", f"{cluster_ip}:443", "--to", f"127.0.0.1:{port}"],
+            {**os.environ, "PYTHONPATH": str(REPO_ROOT)}, workdir / "forwarder.log",
+        )  # fmt: skip
+        for p in (server, forwarder):
+            p.start()
+            stack.callback(p.stop)
+        running = MetricsServer(kubeconfig, workdir, server, forwarder, cluster_ip, netns, port)
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+
+        def ready() -> bool:
+            for p in (server, forwarder):
+                if not p.alive():
+                    raise RuntimeError(f"{p.name} exited")
+            # /livez, not /readyz: metrics-server is ready only once it holds a non-zero
+            # sample, and no pod on the bed uses anything before a test simulates usage.
+            with contextlib.suppress(OSError):
+                url = f"https://127.0.0.1:{port}/livez"
+                with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+                    return bool(r.status == 200)
+            return False
+
+        try:
+            wait_until(ready, timeout=timeout, interval=1, what="metrics-server /livez")
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n{running.logs()}") from exc
+        apisvc = {
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": APISERVICE},
+            "spec": {
+                "service": {"namespace": NAMESPACE, "name": SERVICE, "port": 443},
+                "group": "metrics.k8s.io", "version": "v1beta1",
+                "caBundle": _b64(certs / "ca.crt"),
+                "groupPriorityMinimum": 100, "versionPriority": 100,
+            },
+        }  # fmt: skip
+        # Registered last and removed first: an APIService without a backend would make
+        # discovery (and namespace deletion) fail for everyone on the shared bed.
+        stack.callback(
+            kubectl, kubeconfig, "delete", "apiservice", APISERVICE, "--ignore-not-found",
+            check=False,
+        )  # fmt: skip
+        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(apisvc))
+        try:
+            wait_until(
+                lambda: _apiservice_available(kubeconfig) and forwarder.alive(),
+                timeout=timeout,
+                interval=1,
+                what=f"APIService {APISERVICE} Available",
+            )
+        except Exception as exc:
+            status = json.dumps(_apiservice_status(kubeconfig))
+            raise RuntimeError(f"{exc}: {status}\n{running.logs()}") from exc
+        yield running
+    finally:
+        stack.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed.metrics_server")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("build", help="build (or reuse) metrics-server; print its folder")
+    parser.parse_args(argv)
+    print(build())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

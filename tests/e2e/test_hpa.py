@@ -1,0 +1,199 @@
+"""The HPA engine end to end on real resource metrics: the operator renders the
+HorizontalPodAutoscaler, the bed's real kube-controller-manager (HPA controller) scales the
+pool's Deployment on CPU or memory utilization that it reads from `metrics.k8s.io`.
+
+`metrics.k8s.io` is served by a real metrics-server (built from its Go module by
+hack/build-metrics-server.sh) run as a local process and aggregated by the bed's kube-apiserver
+(testbed/metrics_server.py). It scrapes kwok, which plays the kubelets of the fake nodes and
+simulates the pods' usage from a kwok ClusterResourceUsage that the test sets for its own
+namespace: "the workers are busy" is 2x (CPU) or 3x (memory) the target, "idle" far below it.
+
+Missing metrics-server skips locally and fails under CI=true (make setup builds it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from testbed import metrics_server as msbed
+from testbed.operator import running_operator
+from testbed.pytest_cluster import KubeCluster, _fail_or_skip
+from testbed.temporal import TemporalDevServer
+from workerpool_operator.api import v1alpha1 as api
+
+pytestmark = pytest.mark.e2e
+
+WAIT_S = 300.0  # a shared 2-core machine; bounds a wait, never asserted on
+MIN, MAX = 1, 3
+
+
+@dataclass(frozen=True)
+class Case:
+    """One utilization target, with per-pod usages above and below it."""
+
+    resource: str
+    requests: dict[str, str]
+    target: int
+    busy: dict[str, str]  # simulated per-container usage: {"cpu": ..., "memory": ...}
+    busy_utilization: int  # what that is in percent of the request
+    idle: dict[str, str]
+
+
+CASES = {
+    # 400m of a 200m request = 200 % against a 50 % target: ceil(1 x 4) -> capped at MAX.
+    "cpu": Case("cpu", {"cpu": "200m", "memory": "1Gi"}, 50,
+                {"cpu": "400m", "memory": "100Mi"}, 200, {"cpu": "10m", "memory": "100Mi"}),
+    # 150Mi of a 100Mi request = 150 % against a 50 % target: ceil(1 x 3) = MAX.
+    "memory": Case("memory", {"cpu": "1", "memory": "100Mi"}, 50,
+                   {"cpu": "10m", "memory": "150Mi"}, 150, {"cpu": "10m", "memory": "10Mi"}),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def metrics_server(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[msbed.MetricsServer]:
+    """metrics-server scraping kwok, aggregated as metrics.k8s.io, for this module."""
+    if not kube_cluster.local:
+        pytest.skip("metrics-server on the bed needs the local control plane (kwok, netns)")
+    if os.geteuid() != 0:
+        _fail_or_skip("metrics-server on the bed needs root: it creates a network namespace")
+    if msbed.missing():
+        _fail_or_skip(
+            f"metrics-server missing in {msbed.bin_dir()}: run `make tools` "
+            "(hack/build-metrics-server.sh, about 2 min cold)"
+        )
+    workdir = tmp_path_factory.mktemp("metrics-server")
+    try:
+        with msbed.running_metrics_server(kube_cluster.kubeconfig, workdir) as running:
+            yield running
+    except RuntimeError as exc:
+        pytest.fail(f"metrics-server did not start on the bed:\n{exc}", pytrace=False)
+
+
+async def eventually(probe: Callable[[], bool], what: str, state: Callable[[], Any]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(probe):
+            return
+        await asyncio.sleep(2.0)
+    seen = await asyncio.to_thread(state)
+    pytest.fail(f"timed out waiting for {what}; last seen:\n{seen}")
+
+
+def current_utilization(hpa: dict[str, Any], resource: str) -> int | None:
+    """status.currentMetrics[resource].current.averageUtilization, as `kubectl get hpa` shows."""
+    for metric in hpa.get("status", {}).get("currentMetrics") or []:
+        res = metric.get("resource") or {}
+        if metric.get("type") == "Resource" and res.get("name") == resource:
+            value = res.get("current", {}).get("averageUtilization")
+            return None if value is None else int(value)
+    return None
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    temporal: TemporalDevServer,
+    metrics_server: msbed.MetricsServer,
+    pool_crd: object,
+    case: Case,
+) -> None:
+    name = f"hpa-{case.resource}"
+    kube = kube_cluster
+    pool = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "connection": {"address": temporal.address, "namespace": temporal.namespace},
+            "taskQueue": name,
+            "workflows": ["app.workflows:Flow"],
+            "resources": {"requests": case.requests},
+            "autoscaling": {
+                "engine": "HPA",
+                "minReplicas": MIN,
+                "maxReplicas": MAX,
+                f"{case.resource}Utilization": case.target,
+                "scaleDownStabilizationSeconds": 0,
+            },
+        },
+    }
+
+    def replicas() -> int:
+        return int(kube.get("deployment", name, namespace=namespace)["spec"].get("replicas", 1))
+
+    def hpa() -> dict[str, Any]:
+        return kube.get("hpa", name, namespace=namespace)
+
+    def state() -> str:
+        hpa_now = kube.run("get", "hpa", name, "-n", namespace, "-o", "yaml").stdout
+        pods = kube.run("get", "pods", "-n", namespace, "-o", "wide").stdout
+        served = kube.run(
+            "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
+        )  # fmt: skip
+        return (
+            f"deployment replicas {replicas()}\nHPA:\n{hpa_now[-2500:]}\npods:\n{pods}\n"
+            f"PodMetrics: {served.stdout[-1500:]}{served.stderr[-500:]}\n{metrics_server.logs()}"
+        )
+
+    with msbed.simulated_usage(kube.kubeconfig, namespace, **case.busy):
+        kube.apply(pool)
+        async with running_operator(kube.kubeconfig, namespace):
+            await eventually(
+                lambda: kube.exists("hpa", name, namespace=namespace),
+                "the operator's HorizontalPodAutoscaler",
+                state,
+            )
+            spec = hpa()["spec"]
+            assert spec["scaleTargetRef"] == {
+                "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+            }  # fmt: skip
+            assert (spec["minReplicas"], spec["maxReplicas"]) == (MIN, MAX)
+            (metric,) = spec["metrics"]
+            assert metric["resource"] == {
+                "name": case.resource,
+                "target": {"type": "Utilization", "averageUtilization": case.target},
+            }
+            await eventually(
+                lambda: condition(
+                    kube.get(api.KIND.lower(), name, namespace=namespace),
+                    api.CONDITION_AUTOSCALING,
+                ).get("status") == "True",
+                "the pool's AutoscalingReady=True",
+                state,
+            )  # fmt: skip
+
+            # Busy workers: the HPA controller reads the utilization from metrics.k8s.io and
+            # raises the Deployment the operator left without spec.replicas.
+            await eventually(lambda: replicas() == MAX, f"the HPA scales 1 -> {MAX}", state)
+            scaled = hpa()
+            busy = current_utilization(scaled, case.resource)
+            assert busy is not None, scaled.get("status")
+            # kwok's simulated usage, as metrics-server computed it (CPU: a rate of a counter).
+            assert case.busy_utilization * 0.8 <= busy <= case.busy_utilization * 1.2, busy
+            active = condition(scaled, "ScalingActive")
+            assert (active.get("status"), active.get("reason")) == ("True", "ValidMetricFound")
+            assert scaled["status"]["desiredReplicas"] == MAX
+
+            # Idle workers: far below the target, back to minReplicas (scale-down window 0).
+            msbed.set_usage(kube.kubeconfig, namespace, **case.idle)
+            await eventually(lambda: replicas() == MIN, f"the HPA scales {MAX} -> {MIN}", state)
+            idle = current_utilization(hpa(), case.resource)
+            assert idle is not None, hpa().get("status")
+            assert idle < case.target
