@@ -245,6 +245,67 @@ def running_keda(
             yield keda
 
 
+def service_in_netns(
+    stack: contextlib.ExitStack,
+    kubeconfig: str,
+    namespace: str,
+    service: str,
+    target_port: int,
+    *,
+    netns: str,
+    tag: str,
+    host_ip: str,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """A Service whose ClusterIP is the address of a network namespace of the bed's own, and
+    returns that ClusterIP; everything is undone by `stack`.
+
+    The aggregator dials an APIService's Service at its ClusterIP, and the bed has no
+    kube-proxy: so the ClusterIP is given to the namespace's end of a veth pair (`tag` names
+    the pair), the host routes it there, and a forwarder inside the namespace (`forward`)
+    passes connections on to a server on loopback. Endpoints are written by hand for the
+    aggregator's availability check. Nothing outside the bed's own namespaces is addressed."""
+    meta: dict[str, Any] = {"name": service, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    svc = {
+        "apiVersion": "v1", "kind": "Service", "metadata": meta,
+        "spec": {"ports": [{"name": "https", "port": 443, "targetPort": target_port}]},
+    }  # fmt: skip
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(svc))
+    stack.callback(
+        kubectl, kubeconfig, "delete", "service", service, "-n", namespace,
+        "--ignore-not-found", "--wait=false", check=False,
+    )  # fmt: skip
+    cluster_ip = kubectl(
+        kubeconfig, "get", "service", service, "-n", namespace, "-o",
+        "jsonpath={.spec.clusterIP}",
+    ).stdout.strip()  # fmt: skip
+    eps = {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": service, "namespace": namespace},
+        "subsets": [{"addresses": [{"ip": cluster_ip}],
+                     "ports": [{"name": "https", "port": 443}]}],
+    }  # fmt: skip
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(eps))
+
+    veth_host, veth_ns = f"twp{tag}h", f"twp{tag}n"
+    _ip("netns", "del", netns, check=False)
+    _ip("netns", "add", netns)
+    stack.callback(_ip, "netns", "del", netns, check=False)
+    _ip("link", "add", veth_host, "type", "veth", "peer", "name", veth_ns)
+    stack.callback(_ip, "link", "del", veth_host, check=False)
+    _ip("link", "set", veth_ns, "netns", netns)
+    _ip("addr", "add", f"{host_ip}/32", "dev", veth_host)
+    _ip("link", "set", veth_host, "up")
+    _ip("route", "add", f"{cluster_ip}/32", "dev", veth_host, "src", host_ip)
+    _ip("-n", netns, "addr", "add", f"{cluster_ip}/32", "dev", veth_ns)
+    _ip("-n", netns, "link", "set", veth_ns, "up")
+    _ip("-n", netns, "link", "set", "lo", "up")
+    _ip("-n", netns, "route", "add", f"{host_ip}/32", "dev", veth_ns)
+    return cluster_ip
+
+
 @contextlib.contextmanager
 def _running_keda(
     kubeconfig: str, workdir: Path, *, ca_dirs: tuple[Path, ...], timeout: float
@@ -253,47 +314,13 @@ def _running_keda(
     kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)
     tag = f"{os.getpid() % 100000}"
     netns = f"twp-keda-{tag}"
-    veth_host, veth_ns = f"twpk{tag}h", f"twpk{tag}n"
     host_ip = "169.254.213.1"
     stack = contextlib.ExitStack()
     try:
-        # The Service first: its ClusterIP becomes the namespace's address.
-        svc = {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
-        }  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(svc))
-        stack.callback(
-            kubectl, kubeconfig, "delete", "service", SERVICE, "-n", NAMESPACE,
-            "--ignore-not-found", "--wait=false", check=False,
+        cluster_ip = service_in_netns(
+            stack, kubeconfig, NAMESPACE, SERVICE, 6443, netns=netns, tag=f"k{tag}",
+            host_ip=host_ip,
         )  # fmt: skip
-        cluster_ip = kubectl(
-            kubeconfig, "get", "service", SERVICE, "-n", NAMESPACE, "-o",
-            "jsonpath={.spec.clusterIP}",
-        ).stdout.strip()  # fmt: skip
-        # Endpoints for the availability check (the aggregator routes to the ClusterIP).
-        eps = {
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-            "subsets": [{"addresses": [{"ip": cluster_ip}],
-                         "ports": [{"name": "https", "port": 443}]}],
-        }  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(eps))
-
-        _ip("netns", "del", netns, check=False)
-        _ip("netns", "add", netns)
-        stack.callback(_ip, "netns", "del", netns, check=False)
-        _ip("link", "add", veth_host, "type", "veth", "peer", "name", veth_ns)
-        stack.callback(_ip, "link", "del", veth_host, check=False)
-        _ip("link", "set", veth_ns, "netns", netns)
-        _ip("addr", "add", f"{host_ip}/32", "dev", veth_host)
-        _ip("link", "set", veth_host, "up")
-        _ip("route", "add", f"{cluster_ip}/32", "dev", veth_host, "src", host_ip)
-        _ip("-n", netns, "addr", "add", f"{cluster_ip}/32", "dev", veth_ns)
-        _ip("-n", netns, "link", "set", veth_ns, "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        _ip("-n", netns, "route", "add", f"{host_ip}/32", "dev", veth_ns)
 
         certs = make_certs(
             workdir / "certs",

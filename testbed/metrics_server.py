@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_until
-from testbed.keda import Process, _b64, _ip, make_certs
+from testbed.keda import Process, _b64, make_certs, service_in_netns
 from testbed.temporal import free_port
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-metrics-server.sh"
@@ -208,7 +208,6 @@ def _running(kubeconfig: str, workdir: Path, *, timeout: float) -> Iterator[Metr
     kwok_nodes_on_loopback(kubeconfig)
     tag = f"{os.getpid() % 100000}"
     netns = f"twp-ms-{tag}"
-    veth_host, veth_ns = f"twpm{tag}h", f"twpm{tag}n"
     stack = contextlib.ExitStack()
     try:
         # kwok serves /metrics/nodes/<node>/metrics/resource while this object exists.
@@ -217,44 +216,10 @@ def _running(kubeconfig: str, workdir: Path, *, timeout: float) -> Iterator[Metr
             kubectl, kubeconfig, "delete", "metric.kwok.x-k8s.io", KWOK_METRIC_NAME,
             "--ignore-not-found", "--wait=false", check=False,
         )  # fmt: skip
-        # The Service first: its ClusterIP becomes the namespace's address.
-        svc = {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE,
-                         "labels": {"app.kubernetes.io/managed-by": "workerpools-testbed"}},
-            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 4443}]},
-        }  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(svc))
-        stack.callback(
-            kubectl, kubeconfig, "delete", "service", SERVICE, "-n", NAMESPACE,
-            "--ignore-not-found", "--wait=false", check=False,
+        cluster_ip = service_in_netns(
+            stack, kubeconfig, NAMESPACE, SERVICE, 4443, netns=netns, tag=f"m{tag}",
+            host_ip=HOST_IP, labels={"app.kubernetes.io/managed-by": "workerpools-testbed"},
         )  # fmt: skip
-        cluster_ip = kubectl(
-            kubeconfig, "get", "service", SERVICE, "-n", NAMESPACE, "-o",
-            "jsonpath={.spec.clusterIP}",
-        ).stdout.strip()  # fmt: skip
-        # Endpoints for the aggregator's availability check (it routes to the ClusterIP).
-        eps = {
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-            "subsets": [{"addresses": [{"ip": cluster_ip}],
-                         "ports": [{"name": "https", "port": 443}]}],
-        }  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(eps))
-
-        _ip("netns", "del", netns, check=False)
-        _ip("netns", "add", netns)
-        stack.callback(_ip, "netns", "del", netns, check=False)
-        _ip("link", "add", veth_host, "type", "veth", "peer", "name", veth_ns)
-        stack.callback(_ip, "link", "del", veth_host, check=False)
-        _ip("link", "set", veth_ns, "netns", netns)
-        _ip("addr", "add", f"{HOST_IP}/32", "dev", veth_host)
-        _ip("link", "set", veth_host, "up")
-        _ip("route", "add", f"{cluster_ip}/32", "dev", veth_host, "src", HOST_IP)
-        _ip("-n", netns, "addr", "add", f"{cluster_ip}/32", "dev", veth_ns)
-        _ip("-n", netns, "link", "set", veth_ns, "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        _ip("-n", netns, "route", "add", f"{HOST_IP}/32", "dev", veth_ns)
 
         certs = make_certs(
             workdir / "certs",

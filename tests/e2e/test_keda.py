@@ -65,7 +65,7 @@ def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copy(ca.cert, trust / "ca.crt")
     try:
         with kedabed.running_keda(kube_cluster.kubeconfig, workdir, ca_dirs=(trust,)) as running:
-            yield running, leaf
+            yield running, leaf, ca
     except RuntimeError as exc:
         pytest.fail(f"KEDA did not start on the bed:\n{exc}", pytrace=False)
 
@@ -73,7 +73,7 @@ def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def tls_front(temporal: TemporalDevServer, keda: Any, tmp_path: Path) -> Iterator[Forwarder]:
     """TLS on loopback in front of the plain dev server (`start-dev` has no TLS flags)."""
-    _, leaf = keda
+    _, leaf, _ = keda
     with forwarding(
         "127.0.0.1", temporal.address, tmp_path / "tls-front.log", "--cert", str(leaf.cert),
         "--key", str(leaf.key),
@@ -138,7 +138,7 @@ async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(
     tls_front: Forwarder,
     pool_crd: object,
 ) -> None:
-    running, _ = keda
+    running, _, _ = keda
     queue = f"keda-{uuid.uuid4().hex[:8]}"
     name = "orders"
     doc = {
@@ -225,3 +225,98 @@ async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(
         # KEDA's scaler reached Temporal through the TLS front (with the API key).
         assert len(tls_front.connections()) >= max(connections_before, 1)
         assert all(c.get("tls") for c in tls_front.connections()), tls_front.connections()
+
+
+async def test_keda_engine_reaches_temporal_over_mtls_with_the_rendered_trigger_authentication(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    temporal: TemporalDevServer,
+    keda: Any,
+    tmp_path: Path,
+    pool_crd: object,
+) -> None:
+    """mTLS: the TemporalConnection's tls Secret (ca.crt, tls.crt, tls.key) becomes the
+    TriggerAuthentication's ca/cert/key, and KEDA's scaler presents that certificate to a TLS
+    front that refuses any connection without one. The activation 0 -> 1 on backlog is the
+    proof that KEDA got through: the front is the only address it has."""
+    running, leaf, ca = keda
+    client_pair = issue(ca, tmp_path, "keda-client", sans=[], client=True)
+    log = tmp_path / "mtls-front.log"
+    tls = ("--cert", str(leaf.cert), "--key", str(leaf.key), "--client-ca", str(ca.cert))
+    queue = f"keda-mtls-{uuid.uuid4().hex[:8]}"
+    name = "mtls"
+    with forwarding("127.0.0.1", temporal.address, log, *tls) as front:
+        kube_cluster.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": "temporal-mtls",
+                        "labels": {"workerpools.io/temporal-credentials": "true"},
+                    },
+                    "stringData": {
+                        "ca.crt": ca.cert.read_text(),
+                        "tls.crt": client_pair.cert.read_text(),
+                        "tls.key": client_pair.key.read_text(),
+                    },
+                },
+                {
+                    "apiVersion": api.API_VERSION,
+                    "kind": "TemporalConnection",
+                    "metadata": {"name": "temporal-mtls"},
+                    "spec": {
+                        "address": front.address,
+                        "namespace": temporal.namespace,
+                        "tls": {"secretName": "temporal-mtls"},
+                    },
+                },
+                {
+                    "apiVersion": api.API_VERSION,
+                    "kind": api.KIND,
+                    "metadata": {"name": name},
+                    "spec": {
+                        "connectionRef": {"kind": "TemporalConnection", "name": "temporal-mtls"},
+                        "taskQueue": queue,
+                        "workflows": [f"{APP}:ShortWorkflow"],
+                        "autoscaling": {
+                            "engine": "KEDA",
+                            "minReplicas": 0,
+                            "maxReplicas": 2,
+                            "pollIntervalSeconds": 5,
+                        },
+                    },
+                },
+            ],
+            namespace=namespace,
+        )
+
+        def state() -> str:
+            so = kube_cluster.get("scaledobject", name, namespace=namespace)
+            seen = front.connections()[-5:]
+            return f"ScaledObject status: {so.get('status')}\n{seen}\n{running.logs()}"
+
+        async with running_operator(kube_cluster.kubeconfig, namespace):
+            await eventually(
+                lambda: kube_cluster.exists("triggerauthentication", name, namespace=namespace),
+                "the operator's TriggerAuthentication",
+            )
+            ta = kube_cluster.get("triggerauthentication", name, namespace=namespace)
+            refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
+            assert {p: (refs[p]["name"], refs[p]["key"]) for p in ("ca", "cert", "key")} == {
+                "ca": ("temporal-mtls", "ca.crt"),
+                "cert": ("temporal-mtls", "tls.crt"),
+                "key": ("temporal-mtls", "tls.key"),
+            }
+            await eventually(
+                lambda: replicas(kube_cluster, namespace, name) == 0, "KEDA scales to 0", state
+            )
+            client = await Client.connect(temporal.address, namespace=temporal.namespace)
+            await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-0", task_queue=queue)
+            await eventually(
+                lambda: replicas(kube_cluster, namespace, name) >= 1,
+                "KEDA activates 0 -> 1 through the mTLS front",
+                state,
+            )
+            presented = {c.get("client_cert") for c in front.connections()}
+            assert "commonName=keda-client" in presented, front.connections()
