@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -47,7 +47,12 @@ LEGACY_FINALIZER = f"{api.GROUP}/finalizer"
 CREDENTIALS_HASH_ANNOTATION = "workerpools.io/credentials-hash"
 
 # Ready/Degraded come first so `kubectl get` and GitOps tools find them where they look.
-_ORDER = (api.CONDITION_READY, api.CONDITION_PROGRESSING, api.CONDITION_DEGRADED)
+_ORDER = (
+    api.CONDITION_READY,
+    api.CONDITION_PROGRESSING,
+    api.CONDITION_DEGRADED,
+    api.CONDITION_STALLED,
+)
 
 
 def engine_of(pool: api.TemporalWorkerPool) -> Engine:
@@ -442,6 +447,9 @@ def finish(
         conditions[api.CONDITION_DEGRADED] = ConditionSpec(
             api.CONDITION_DEGRADED, "True", reason, message
         )
+    degraded = conditions.get(api.CONDITION_DEGRADED)
+    if degraded is not None:  # kstatus's name for it (see CONDITION_STALLED)
+        conditions[api.CONDITION_STALLED] = replace(degraded, type=api.CONDITION_STALLED)
     ordered = [conditions[t] for t in _ORDER if t in conditions]
     ordered += [c for t, c in conditions.items() if t not in _ORDER]
     return {

@@ -29,8 +29,9 @@ EXPECTED: dict[str, tuple[dict[str, Any], str, str]] = {
     "zero": ({"replicas": 0}, "Healthy", "Current"),
     "rolling": ({"replicas": 2, "template": {"nodeSelector": UNSCHEDULABLE}}, "Progressing",
                 "InProgress"),
+    # Stalled mirrors Degraded: kstatus reads it as Failed
     "degraded": ({"replicas": 1, "template": {"nodeSelector": UNSCHEDULABLE}}, "Degraded",
-                 "InProgress"),
+                 "Failed"),
 }  # fmt: skip
 
 

@@ -61,6 +61,11 @@ REJECTED: dict[str, tuple[dict[str, Any], str]] = {
         "image.repository must not contain a digest",
     ),
     "cpu-1-2-3": (spec(resources={"requests": {"cpu": "1.2.3"}}), "spec.resources.requests.cpu"),
+    # Admitted by the upstream pattern, refused by the Deployment decoder with a 500.
+    "limit-fractional-exponent": (
+        spec(resources={"limits": {"example.com/k": ".17334E.7958243"}}),
+        "resources.limits values must be Kubernetes quantities",
+    ),
     "toleration-bogus-operator": (
         spec(template={"tolerations": [{"key": "k", "operator": "Maybe"}]}),
         "template.tolerations[].operator must be Exists or Equal",

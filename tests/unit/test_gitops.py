@@ -29,8 +29,8 @@ EXPECTED = {
     "healthy": ("Healthy", "Current"),
     "zero": ("Healthy", "Current"),
     "rolling": ("Progressing", "InProgress"),
-    # kstatus knows Ready/Reconciling/Stalled, not Degraded: see the note in docs/api.md.
-    "degraded": ("Degraded", "InProgress"),
+    # kstatus knows Ready/Reconciling/Stalled, not Degraded: Stalled mirrors it (docs/api.md).
+    "degraded": ("Degraded", "Failed"),
 }
 
 

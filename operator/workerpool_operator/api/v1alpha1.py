@@ -585,6 +585,13 @@ class ResourceRequirements(Model):
                 "self.all(k, !string(self[k]).startsWith('-'))",
                 "resources.requests must not be negative",
             ),
+            (
+                # The OpenAPI pattern admits what the Deployment decoder refuses (an exponent
+                # with a fraction, '1E.5'): the API server then answers 500 on every write.
+                "self.all(k, isQuantity(string(self[k])))",
+                "resources.requests values must be Kubernetes quantities such as 500m, 2, 1.5Gi "
+                "or 1e3 (an exponent is a whole number)",
+            ),
             max_properties=16,
             overlay=QUANTITY_VALUES,
         ),
@@ -597,6 +604,13 @@ class ResourceRequirements(Model):
             (
                 "self.all(k, !string(self[k]).startsWith('-'))",
                 "resources.limits must not be negative",
+            ),
+            (
+                # The OpenAPI pattern admits what the Deployment decoder refuses (an exponent
+                # with a fraction, '1E.5'): the API server then answers 500 on every write.
+                "self.all(k, isQuantity(string(self[k])))",
+                "resources.limits values must be Kubernetes quantities such as 500m, 2, 1.5Gi "
+                "or 1e3 (an exponent is a whole number)",
             ),
             max_properties=16,
             overlay=QUANTITY_VALUES,
@@ -1169,7 +1183,7 @@ class Condition(Model):
     """Shaped like metav1.Condition, so kstatus, Argo CD and Flux read it."""
 
     type: str
-    """Ready, Progressing, Degraded, or one of the feature conditions (docs/api.md)."""
+    """Ready, Progressing, Degraded, Stalled, or one of the feature conditions (docs/api.md)."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
@@ -1469,6 +1483,10 @@ def selector_matches(selector: NamespaceSelector, labels: dict[str, str]) -> boo
 CONDITION_READY = "Ready"
 CONDITION_PROGRESSING = "Progressing"
 CONDITION_DEGRADED = "Degraded"
+# Degraded in the words of kstatus (Flux, Config Sync, `kstatus`): Stalled=True reads as
+# Failed there, so a pool that cannot progress without a person fails a GitOps sync at once
+# instead of at its timeout. Always equal to Degraded (status, reason and message).
+CONDITION_STALLED = "Stalled"
 CONDITION_SERVICE_MONITOR = "ServiceMonitorReady"
 CONDITION_AUTOSCALING = "AutoscalingReady"
 CONDITION_BACKLOG = "BacklogAvailable"
