@@ -69,6 +69,11 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 300.0
+# A child write the API server keeps answering with 5xx is reported (ApplyFailed) from this
+# many consecutive failed reconciles on (still retried): some 5xx are not transient, e.g. a
+# quantity the CRD's pattern admits but the Deployment decoder refuses ("quantities must match
+# the regular expression"), and a pool must never sit silently without a status.
+SERVER_ERRORS_BEFORE_REPORT = 3
 # A child's events come in bursts (a new Deployment's status moves several times in a second):
 # its pool is looked at once, this long after the first of them.
 CHILD_EVENT_DELAY_SECONDS = 0.5
@@ -134,6 +139,10 @@ class WorkQueue:
 
     def forget(self, key: Key) -> None:
         self._failures.pop(key, None)
+
+    def failures(self, key: Key) -> int:
+        """Consecutive failed attempts of `key` so far."""
+        return self._failures.get(key, 0)
 
     async def get(self) -> Key:
         while True:
@@ -448,10 +457,17 @@ class Engine:
                     outcome.created += 1
             except ApiError as exc:
                 # The object's own refusal (invalid, forbidden by quota or policy) is the
-                # pool's ApplyFailed; throttling and server trouble retry the whole pool.
-                if exc.status in (401, 429) or exc.status >= 500:
+                # pool's ApplyFailed; throttling and server trouble retry the whole pool, and
+                # a 5xx that persists is reported too (SERVER_ERRORS_BEFORE_REPORT).
+                if exc.status in (401, 429):
                     raise
-                outcome.failures[w.kind] = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
+                sentence = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
+                if exc.status >= 500:
+                    tries = self.queue.failures((ns, name)) + 1
+                    if tries < SERVER_ERRORS_BEFORE_REPORT:
+                        raise
+                    sentence += f" (HTTP {exc.status} {tries} times in a row; still retrying)"
+                outcome.failures[w.kind] = sentence
                 metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
 
         # KEDA resolves a ScaledObject's TriggerAuthentication when it first sees it: the

@@ -16,9 +16,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from temporalio.client import Client
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
+from testbed.wait import eventually
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.handlers import Operator
 from workerpool_operator.plan import Observed, Resolved, resolve_connection
@@ -66,25 +66,6 @@ async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operat
     async with running_operator(cluster.kubeconfig, namespace) as op:
         op.poller = op.scaler.poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
         yield op
-
-
-async def eventually(
-    probe: Callable[[], bool],
-    what: str,
-    wait_s: float = WAIT_S,
-    state: Callable[[], Any] | None = None,
-) -> None:
-    """Poll a blocking probe in a thread (the autoscaler keeps running meanwhile).
-
-    On timeout the failure shows `state()` (e.g. the pool's status) to say what was seen.
-    """
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(1.0)
-    seen = await asyncio.to_thread(state) if state is not None else None
-    pytest.fail(f"timed out waiting for {what}; last seen: {seen}")
 
 
 def replicas(cluster: KubeCluster, ns: str, name: str) -> int:

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +33,13 @@ from testbed.forward import Forwarder, forwarding
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("pool_crd")]
 
 WAIT_S = 180.0  # bounds a wait on a shared 2-core machine; never asserted on
 SCALER = "workerpool-autoscaler"
 CREDENTIALS = {"workerpools.io/temporal-credentials": "true"}
-
-
-async def eventually(probe: Callable[[], Any], what: str, state: Callable[[], Any]) -> None:
-    """Poll a blocking probe in a thread until it holds, or fail showing `state`."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; last seen: {await asyncio.to_thread(state)}")
 
 
 def pool(name: str, queue: str, connection: dict[str, Any], **spec: Any) -> dict[str, Any]:

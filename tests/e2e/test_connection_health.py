@@ -7,9 +7,6 @@ check, the scaler and the zero guard share one Temporal client per connection.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(autouse=True)
 def crd(pool_crd: object) -> None:
     """Pools and connections."""
-
-
-async def eventually(probe: Callable[[], bool], what: str, seen: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; saw {seen()}")
 
 
 def tconn(name: str, address: str, namespace: str = "default") -> dict[str, Any]:

@@ -7,17 +7,15 @@ never run (kwok nodes), the Deployment's env is what is checked.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
+from testbed.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +23,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(autouse=True)
 def crd(pool_crd: object) -> None:
     """Pools and connections (pool_crd installs all three CRDs)."""
-
-
-async def eventually(probe: Callable[[], bool], what: str, seen: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; saw {seen()}")
 
 
 def pool(name: str, ref: dict[str, str]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from testbed.pytest_cluster import KubeCluster
-from tests.e2e.test_trust import NOWHERE, condition, eventually, operator, patch, pool
+from testbed.wait import eventually
+from tests.e2e.test_trust import NOWHERE, condition, operator, patch, pool
 
 pytestmark = pytest.mark.usefixtures("pool_crd")  # every test here creates pools
 
@@ -120,5 +121,5 @@ async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: s
                 and reason("gpu", "GPUCapacityAvailable") == "GPUsScheduled"
             ),
             "each problem fixed",
-            limit_s=180,
+            wait_s=180,
         )

@@ -13,10 +13,8 @@ Missing metrics-server skips locally and fails under CI=true (make setup builds 
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,7 @@ from testbed import metrics_server as msbed
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster, _fail_or_skip
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 from workerpool_operator.api import v1alpha1 as api
 
 pytestmark = pytest.mark.e2e
@@ -76,16 +75,6 @@ def metrics_server(
             yield running
     except RuntimeError as exc:
         pytest.fail(f"metrics-server did not start on the bed:\n{exc}", pytrace=False)
-
-
-async def eventually(probe: Callable[[], bool], what: str, state: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(2.0)
-    seen = await asyncio.to_thread(state)
-    pytest.fail(f"timed out waiting for {what}; last seen:\n{seen}")
 
 
 def current_utilization(hpa: dict[str, Any], resource: str) -> int | None:

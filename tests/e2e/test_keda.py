@@ -15,10 +15,8 @@ Missing KEDA binaries skip locally and fail under CI=true (make setup builds the
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ from testbed.forward import Forwarder, forwarding
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster, _fail_or_skip
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 from workerpool_operator.api import v1alpha1 as api
 
 pytestmark = pytest.mark.e2e
@@ -118,16 +117,6 @@ def connection_fields(
 
 def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
     return int(cluster.get("deployment", name, namespace=ns)["spec"].get("replicas", 1))
-
-
-async def eventually(probe: Any, what: str, state: Any = None, wait_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(1.0)
-    seen = await asyncio.to_thread(state) if state is not None else None
-    pytest.fail(f"timed out waiting for {what}; last seen: {seen}")
 
 
 async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(

@@ -4,16 +4,14 @@ unit-tested in tests/unit/test_render.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
+from testbed.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +19,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(autouse=True)
 def crd(pool_crd: object) -> None:
     """Pools."""
-
-
-async def eventually(probe: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 async def test_network_policy_follows_the_spec_and_is_pruned(

@@ -34,6 +34,7 @@ from testbed.pytest_cluster import KubeCluster
 from testbed.pytest_realnode import RUNTIME_REPO, RUNTIME_TAG
 from testbed.realnode import GATEWAY, NODE_NAME, SUBNET, RealNode, placement
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 from tests.runtime.helpers import metric_sum
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,15 +182,6 @@ def scrape(address: str, port: int) -> str:
 def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
     status = cluster.get(TWP, name, namespace=ns).get("status") or {}
     return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
-
-
-async def eventually(probe: Callable[[], bool], what: str, state: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(1.0)
-    pytest.fail(f"timed out waiting for {what}; last seen: {await asyncio.to_thread(state)}")
 
 
 def debug(cluster: KubeCluster, node: RealNode, ns: str, name: str, operator_log: Path) -> str:

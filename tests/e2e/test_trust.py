@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
+from testbed.wait import eventually
 from workerpool_operator.plan import HANDOVER_MANAGER, SCALER_MANAGER
 
 pytestmark = pytest.mark.e2e
@@ -31,21 +31,6 @@ def crd(pool_crd: object) -> None:
 
 def operator(cluster: KubeCluster, namespace: str) -> Any:
     return running_operator(cluster.kubeconfig, namespace)
-
-
-async def eventually(
-    probe: Callable[[], bool],
-    what: str,
-    limit_s: float = 120,
-    seen: Callable[[], Any] | None = None,
-) -> None:
-    """Poll `probe` until it holds; on timeout the failure shows `seen()` (what was there)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe):
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; saw {seen() if seen else '-'}")
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
@@ -323,6 +308,70 @@ async def test_apply_failed_names_the_object_and_recovers(
         await eventually(
             lambda: condition(kube_cluster, namespace, "refused").get("reason") == "Available",
             "recovery once the quota is lifted (retried with backoff)",
-            limit_s=180,
+            wait_s=180,
         )
         assert kube_cluster.exists("pdb", "refused", namespace=namespace)
+
+
+async def test_a_write_the_api_server_keeps_failing_with_500_is_reported_not_silent(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    """A broken admission webhook (failurePolicy Fail, nothing listening) makes every write of
+    the pool's Service a 500. Retried, and from the third failure reported: ApplyFailed naming
+    the Service and the server's sentence, Degraded and Stalled True; Available once fixed."""
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": f"broken-{namespace}"},
+        "webhooks": [
+            {
+                "name": "broken.workerpools.test",
+                # loopback, where nothing listens: the call fails at once
+                "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                           "operations": ["CREATE", "UPDATE"]}],
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                },
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 2,
+            }
+        ],
+    }  # fmt: skip
+    kube_cluster.apply(webhook)
+    try:
+        probe = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "probe"},
+                 "spec": {"ports": [{"port": 80}]}}  # fmt: skip
+        await eventually(
+            lambda: (
+                "failed calling webhook"
+                in kube_cluster.apply(probe, namespace=namespace, check=False).stderr
+            ),
+            "the webhook to be called",
+        )
+        kube_cluster.apply(pool("broken", replicas=1), namespace=namespace)
+        async with operator(kube_cluster, namespace):
+            await eventually(
+                lambda: condition(kube_cluster, namespace, "broken").get("reason") == "ApplyFailed",
+                "ApplyFailed after repeated 500s",
+                lambda: condition(kube_cluster, namespace, "broken"),
+            )
+            message = condition(kube_cluster, namespace, "broken")["message"]
+            assert "Service" in message
+            assert "failed calling webhook" in message
+            assert "HTTP 500" in message
+            assert "still retrying" in message
+            for ctype in ("Degraded", "Stalled"):
+                assert condition(kube_cluster, namespace, "broken", ctype)["status"] == "True"
+            kube_cluster.delete("validatingwebhookconfiguration", f"broken-{namespace}")
+            await eventually(
+                lambda: condition(kube_cluster, namespace, "broken").get("reason") == "Available",
+                "recovery once the webhook is gone (retried with backoff)",
+                lambda: condition(kube_cluster, namespace, "broken"),
+            )
+            assert kube_cluster.exists("service", "broken", namespace=namespace)
+    finally:
+        kube_cluster.run("delete", "validatingwebhookconfiguration", f"broken-{namespace}",
+                         "--ignore-not-found")  # fmt: skip
