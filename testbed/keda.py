@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -195,19 +195,56 @@ class Keda:
         return json.loads(out)
 
 
-def _apiservice_available(kubeconfig: str) -> bool:
-    proc = kubectl(kubeconfig, "get", "apiservice", APISERVICE, "-o", "json", check=False)
+def apiservice_status(kubeconfig: str, name: str) -> dict[str, Any]:
+    """An APIService's status (or the error of reading it), for waits and failure messages."""
+    proc = kubectl(kubeconfig, "get", "apiservice", name, "-o", "json", check=False)
     if proc.returncode != 0:
-        return False
-    conds = json.loads(proc.stdout).get("status", {}).get("conditions", [])
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
+        return {"error": proc.stderr.strip()}
+    status: dict[str, Any] = json.loads(proc.stdout).get("status", {})
+    return status
 
 
-def _apiservice_message(kubeconfig: str) -> str:
-    proc = kubectl(kubeconfig, "get", "apiservice", APISERVICE, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return proc.stderr.strip()
-    return json.dumps(json.loads(proc.stdout).get("status", {}))
+def register_apiservice(
+    stack: contextlib.ExitStack,
+    kubeconfig: str,
+    *,
+    name: str,
+    group: str,
+    namespace: str,
+    service: str,
+    ca: Path,
+    alive: Callable[[], bool],
+    timeout: float,
+    logs: Callable[[], str],
+) -> None:
+    """Aggregate `group`/v1beta1 to the Service, and wait until the aggregator calls it
+    Available (while `alive()`); failures carry the APIService's status and `logs()`.
+
+    Call it last and let `stack` remove it first: an APIService without a backend makes
+    discovery (and namespace deletion) fail for everyone on the shared bed."""
+    apisvc = {
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": name},
+        "spec": {
+            "service": {"namespace": namespace, "name": service, "port": 443},
+            "group": group, "version": "v1beta1", "caBundle": _b64(ca),
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+        },
+    }  # fmt: skip
+    stack.callback(
+        kubectl, kubeconfig, "delete", "apiservice", name, "--ignore-not-found", check=False
+    )
+    kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(apisvc))
+
+    def available() -> bool:
+        conds = apiservice_status(kubeconfig, name).get("conditions", [])
+        return alive() and any(c["type"] == "Available" and c["status"] == "True" for c in conds)
+
+    try:
+        wait_until(available, timeout=timeout, interval=1, what=f"APIService {name} Available")
+    except Exception as exc:
+        status = json.dumps(apiservice_status(kubeconfig, name))
+        raise RuntimeError(f"{exc}: {status}\n{logs()}") from exc
 
 
 @contextlib.contextmanager
@@ -386,32 +423,11 @@ def _running_keda(
             return False
 
         wait_until(lambda: ready(op_probe), timeout=timeout, what="keda-operator /readyz")
-        apisvc = {
-            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": {"name": APISERVICE},
-            "spec": {
-                "service": {"namespace": NAMESPACE, "name": SERVICE, "port": 443},
-                "group": "external.metrics.k8s.io", "version": "v1beta1",
-                "caBundle": _b64(certs / "ca.crt"),
-                "groupPriorityMinimum": 100, "versionPriority": 100,
-            },
-        }  # fmt: skip
-        # Registered last and removed first: an APIService without a backend would make
-        # discovery (and namespace deletion) fail for everyone on the shared bed.
-        stack.callback(
-            kubectl, kubeconfig, "delete", "apiservice", APISERVICE, "--ignore-not-found",
-            check=False,
+        register_apiservice(
+            stack, kubeconfig, name=APISERVICE, group="external.metrics.k8s.io",
+            namespace=NAMESPACE, service=SERVICE, ca=certs / "ca.crt", alive=forwarder.alive,
+            timeout=timeout, logs=keda.logs,
         )  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(apisvc))
-        try:
-            wait_until(
-                lambda: _apiservice_available(kubeconfig) and forwarder.alive(),
-                timeout=timeout,
-                interval=1,
-                what=f"APIService {APISERVICE} Available",
-            )
-        except Exception as exc:
-            raise RuntimeError(f"{exc}: {_apiservice_message(kubeconfig)}\n{keda.logs()}") from exc
         yield keda
     finally:
         stack.close()

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_until
-from testbed.keda import Process, _b64, make_certs, service_in_netns
+from testbed.keda import Process, make_certs, register_apiservice, service_in_netns
 from testbed.temporal import free_port
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-metrics-server.sh"
@@ -157,19 +157,6 @@ def set_usage(kubeconfig: str, namespace: str, *, cpu: str, memory: str) -> dict
     return doc
 
 
-def _apiservice_status(kubeconfig: str) -> dict[str, Any]:
-    proc = kubectl(kubeconfig, "get", "apiservice", APISERVICE, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip()}
-    status: dict[str, Any] = json.loads(proc.stdout).get("status", {})
-    return status
-
-
-def _apiservice_available(kubeconfig: str) -> bool:
-    conds = _apiservice_status(kubeconfig).get("conditions", [])
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
-
-
 @contextlib.contextmanager
 def running_metrics_server(
     kubeconfig: str, workdir: Path, *, timeout: float = 180
@@ -269,33 +256,11 @@ def _running(kubeconfig: str, workdir: Path, *, timeout: float) -> Iterator[Metr
             wait_until(ready, timeout=timeout, interval=1, what="metrics-server /livez")
         except Exception as exc:
             raise RuntimeError(f"{exc}\n{running.logs()}") from exc
-        apisvc = {
-            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": {"name": APISERVICE},
-            "spec": {
-                "service": {"namespace": NAMESPACE, "name": SERVICE, "port": 443},
-                "group": "metrics.k8s.io", "version": "v1beta1",
-                "caBundle": _b64(certs / "ca.crt"),
-                "groupPriorityMinimum": 100, "versionPriority": 100,
-            },
-        }  # fmt: skip
-        # Registered last and removed first: an APIService without a backend would make
-        # discovery (and namespace deletion) fail for everyone on the shared bed.
-        stack.callback(
-            kubectl, kubeconfig, "delete", "apiservice", APISERVICE, "--ignore-not-found",
-            check=False,
+        register_apiservice(
+            stack, kubeconfig, name=APISERVICE, group="metrics.k8s.io", namespace=NAMESPACE,
+            service=SERVICE, ca=certs / "ca.crt", alive=forwarder.alive, timeout=timeout,
+            logs=running.logs,
         )  # fmt: skip
-        kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(apisvc))
-        try:
-            wait_until(
-                lambda: _apiservice_available(kubeconfig) and forwarder.alive(),
-                timeout=timeout,
-                interval=1,
-                what=f"APIService {APISERVICE} Available",
-            )
-        except Exception as exc:
-            status = json.dumps(_apiservice_status(kubeconfig))
-            raise RuntimeError(f"{exc}: {status}\n{running.logs()}") from exc
         yield running
     finally:
         stack.close()
