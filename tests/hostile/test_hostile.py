@@ -183,7 +183,8 @@ def test_defect_renders_and_reconciles(
 
 
 def generate(count: int) -> list[dict[str, Any]]:
-    """`count` distinct specs from the CRD schema (deterministic: derandomized hypothesis)."""
+    """`count` distinct specs from the CRD schema (derandomized hypothesis: the same specs in a
+    fresh process; after other tests in one session the engine's choices can differ)."""
     drawn: list[dict[str, Any]] = []
 
     @settings(
