@@ -30,7 +30,9 @@ async def test_old_finalizer_is_dropped_and_pools_delete_with_the_operator_down(
         async def upgraded() -> bool:
             pool = await kube.get(POOL, namespace, "old")
             dep = await kube.get(DEPLOYMENT, namespace, "old")
-            return bool(pool) and not pool["metadata"].get("finalizers") and dep is not None
+            if pool is None or dep is None:
+                return False
+            return not pool["metadata"].get("finalizers")
 
         deadline = asyncio.get_running_loop().time() + 120
         while not await upgraded():

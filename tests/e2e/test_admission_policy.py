@@ -56,7 +56,7 @@ def test_pool_template_policy_denies_what_tenants_may_not_run(
         # before the label, the namespace is not restricted
         assert k.apply(pool("free", template=HOSTPATH), namespace=ns, check=False).returncode == 0
         k.kubectl("label", "namespace", ns, "workerpools.io/pool-policy=restricted")
-        cases = {
+        cases: dict[str, tuple[dict[str, Any], str]] = {
             "hostpath": ({"template": HOSTPATH}, "hostPath volumes are not allowed"),
             "other-sa": (
                 {"template": {"serviceAccountName": "cluster-admin-sa"}},

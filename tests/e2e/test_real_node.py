@@ -14,6 +14,7 @@ workflow, so "all workflows completed, attempt 1" means nothing was lost or retr
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import threading
 import time
@@ -31,8 +32,8 @@ from testbed.certs import issue, make_ca
 from testbed.forward import Forwarder, forwarding
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from testbed.pytest_realnode import RUNTIME_REPO, RUNTIME_TAG
-from testbed.realnode import GATEWAY, NODE_NAME, SUBNET, RealNode, placement
+from testbed.pytest_realnode import RUNTIME_TAG
+from testbed.realnode import GATEWAY, NODE_NAME, RUNTIME_REPO, SUBNET, RealNode, placement
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
 from tests.runtime.helpers import metric_sum
@@ -450,15 +451,18 @@ async def test_mtls_and_api_key_pools_run_and_become_ready(
             namespace=ns,
         )  # fmt: skip
         client = await Client.connect(temporal_server.address)
+
+        def one_ready_pod(n: str) -> bool:
+            return len(ready_pods(kube_cluster, ns, n)) == 1
+
+        def pool_ready(n: str) -> bool:
+            return condition(kube_cluster, ns, n, "Ready").get("status") == "True"
+
         for name, queue, fwd in (("mtls", q_mtls, mtls), ("apikey", q_key, tls)):
-            state = lambda n=name: debug(kube_cluster, real_node, ns, n, operator)  # noqa: E731
+            state = functools.partial(debug, kube_cluster, real_node, ns, name, operator)
+            await eventually(functools.partial(one_ready_pod, name), f"{name} Ready", state)
             await eventually(
-                lambda n=name: len(ready_pods(kube_cluster, ns, n)) == 1, f"{name} Ready", state
-            )
-            await eventually(
-                lambda n=name: condition(kube_cluster, ns, n, "Ready").get("status") == "True",
-                f"pool {name} condition Ready=True",
-                state,
+                functools.partial(pool_ready, name), f"pool {name} condition Ready=True", state
             )
             (pod,) = ready_pods(kube_cluster, ns, name)
             assert_on_real_node(pod)

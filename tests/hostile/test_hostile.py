@@ -260,7 +260,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
             out.append(entry)
         return out
 
-    result = {
+    result: dict[str, Any] = {
         "specs": len(specs),
         "rejected": len(rejected),
         "reconciled": len(reconciled),

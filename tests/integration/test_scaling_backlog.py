@@ -54,6 +54,7 @@ async def test_backlog_of_unpolled_queue(temporal_server: TemporalDevServer) -> 
             if reading.backlog.running_workflows == 7:
                 break
             await asyncio.sleep(0.5)
+        assert reading.backlog is not None
         assert reading.backlog.running_workflows == 7
         assert reading.backlog.pollers == 0
         assert reading.workflow is not None

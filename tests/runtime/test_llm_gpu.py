@@ -28,6 +28,7 @@ from temporalio.testing import ActivityEnvironment
 from testbed.tiny_model import save_tiny_model
 from worker_runtime import metrics
 from worker_runtime.llm import gpu
+from worker_runtime.llm.types import LLMRequest
 
 pytestmark = pytest.mark.llm
 
@@ -45,7 +46,7 @@ def _env(beats: list[Any]) -> ActivityEnvironment:
 
 def test_generates_from_local_model_with_progress(model_dir: Path) -> None:
     beats: list[Any] = []
-    req = gpu.LLMRequest(prompt="hello world", model_path=str(model_dir), max_new_tokens=12)
+    req = LLMRequest(prompt="hello world", model_path=str(model_dir), max_new_tokens=12)
     result = _env(beats).run(gpu.run_llm_on_gpu, req)
 
     assert 1 <= result.tokens <= 12
@@ -65,13 +66,13 @@ def test_generates_from_local_model_with_progress(model_dir: Path) -> None:
 def test_model_path_from_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWP_LLM_MODEL_PATH", str(model_dir))
     monkeypatch.setenv("TWP_LLM_MAX_NEW_TOKENS", "3")
-    result = _env([]).run(gpu.run_llm_on_gpu, gpu.LLMRequest(prompt="fox"))
+    result = _env([]).run(gpu.run_llm_on_gpu, LLMRequest(prompt="fox"))
     assert result.model_path == str(model_dir)
     assert result.tokens <= 3
 
 
 def test_missing_model_is_non_retryable(tmp_path: Path) -> None:
-    req = gpu.LLMRequest(prompt="x", model_path=str(tmp_path / "absent"))
+    req = LLMRequest(prompt="x", model_path=str(tmp_path / "absent"))
     with pytest.raises(ApplicationError) as info:
         _env([]).run(gpu.run_llm_on_gpu, req)
     assert info.value.non_retryable
@@ -91,7 +92,7 @@ def test_cancellation_stops_generation(model_dir: Path) -> None:
             threading.Thread(target=env.cancel).start()
 
     env.on_heartbeat = on_beat
-    req = gpu.LLMRequest(prompt="hello", model_path=str(model_dir), max_new_tokens=4000)
+    req = LLMRequest(prompt="hello", model_path=str(model_dir), max_new_tokens=4000)
     with pytest.raises(CancelledError):
         env.run(gpu.run_llm_on_gpu, req)
     # Stopped mid-way: never reported completion.
@@ -110,7 +111,7 @@ def test_heartbeats_while_a_slow_model_loads(
 
     monkeypatch.setattr(gpu, "load_model", slow_load)
     beats: list[Any] = []
-    req = gpu.LLMRequest(prompt="hi", model_path=str(model_dir), max_new_tokens=2)
+    req = LLMRequest(prompt="hi", model_path=str(model_dir), max_new_tokens=2)
     _env(beats).run(gpu.run_llm_on_gpu, req)
     loading = [b for b in beats if b["stage"] == "loading"]
     assert len(loading) >= 3  # one at start, then about one a second

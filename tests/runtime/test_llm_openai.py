@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 from worker_runtime import metrics
 from worker_runtime.llm import openai as oai
+from worker_runtime.llm.types import ChatRequest
 
 
 @dataclass
@@ -82,8 +83,8 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeAPI]:
     await runner.cleanup()
 
 
-def _req(text: str = "hi", **kw: Any) -> oai.ChatRequest:
-    return oai.ChatRequest(messages=[{"role": "user", "content": text}], **kw)
+def _req(text: str = "hi", **kw: Any) -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": text}], **kw)
 
 
 async def test_chat_returns_output_tokens_and_metrics(api: FakeAPI) -> None:

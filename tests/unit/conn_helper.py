@@ -13,16 +13,16 @@ from workerpool_operator.plan import Observed, Resolved, resolve_connection
 def via_connection(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(pool body, connection body): a spec.connection that names Secrets becomes a
     TemporalConnection of the same fields, referenced by spec.connectionRef."""
-    body = copy.deepcopy(dict(body))
-    conn = body["spec"].get("connection") or {}
+    out: dict[str, Any] = copy.deepcopy(dict(body))
+    conn = out["spec"].get("connection") or {}
     if not ((conn.get("tls") or {}).get("secretName") or conn.get("apiKeySecretRef")):
-        return body, None
-    meta = body.get("metadata") or {}
+        return out, None
+    meta = out.get("metadata") or {}
     name = f"{meta.get('name', 'p')}-conn"
-    body["spec"].pop("connection")
-    body["spec"]["connectionRef"] = {"kind": "TemporalConnection", "name": name}
+    out["spec"].pop("connection")
+    out["spec"]["connectionRef"] = {"kind": "TemporalConnection", "name": name}
     connection = {"metadata": {"name": name, "namespace": meta.get("namespace")}, "spec": conn}
-    return body, connection
+    return out, connection
 
 
 def resolved_pool(body: Mapping[str, Any]) -> TemporalWorkerPool:

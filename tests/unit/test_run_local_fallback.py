@@ -8,12 +8,13 @@ import pytest
 
 from hack import run_local
 from testbed import cluster
+from testbed.realnode import RealNode
 
 
 def test_missing_prerequisites_keep_every_pool_on_kwok(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(run_local.RealNode, "missing", lambda self: ["root (why)"])
+    monkeypatch.setattr(RealNode, "missing", lambda self: ["root (why)"])
     assert run_local.start_real_node("kubeconfig") is None
     out = capsys.readouterr().out
     assert "missing: root (why)" in out
@@ -28,9 +29,9 @@ def test_a_node_that_fails_to_start_is_released_and_kwok_is_used(
     def fail(self: Any, kubeconfig: str) -> None:
         raise cluster.TestbedError("node real-0 never became Ready")
 
-    monkeypatch.setattr(run_local.RealNode, "missing", lambda self: [])
-    monkeypatch.setattr(run_local.RealNode, "acquire", fail)
-    monkeypatch.setattr(run_local.RealNode, "release", lambda self, k: released.append(k))
+    monkeypatch.setattr(RealNode, "missing", lambda self: [])
+    monkeypatch.setattr(RealNode, "acquire", fail)
+    monkeypatch.setattr(RealNode, "release", lambda self, k: released.append(k))
     assert run_local.start_real_node("kubeconfig") is None
     out = capsys.readouterr().out
     assert "never became Ready" in out
