@@ -113,7 +113,27 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
         b = OperatorProcess(kube_cluster.kubeconfig, "b", *ha, log_dir=tmp_path, env=env)
         await wait_for(b.live, "replica b to start")
         await asyncio.gather(*(create_pool(kube, namespace, f"h{i}") for i in range(5)))
-        await eventually(lambda: problems(kube, namespace), "pools made by the leader")
+
+        async def settled() -> list[str]:
+            """Children and status current, and every pool Ready: a status a had yet to
+            write when it died (pods turning ready) would be b's to write, legitimately."""
+            found = await problems(kube, namespace)
+            pools, _ = await kube.list(POOL, namespace)
+            for pool in pools:
+                conds = (pool.get("status") or {}).get("conditions") or []
+                if not any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                    found.append(f"pool {pool['metadata']['name']} not Ready yet")
+            return found
+
+        await eventually(settled, "pools made by the leader, Ready")
+        # ... and a has stopped writing (nothing left in its queue to carry out)
+        deadline = time.monotonic() + 60
+        before = a.writes()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(2)
+            if a.writes() == before and a.value("workerpool_operator_queue_depth") == 0:
+                break
+            before = a.writes()
         assert a.writes() > 0
         assert b.writes() == 0  # the standby never writes
         assert not b.leads()
