@@ -195,6 +195,26 @@ class Keda:
         return json.loads(out)
 
 
+@contextlib.contextmanager
+def one_per_bed(name: str, what: str, wait_s: float = 1800) -> Iterator[None]:
+    """Hold the bed-wide lock `name` (a file in the cache folder) while the block runs: what it
+    starts (an APIService, a global Service) exists once per bed, so a second session waits."""
+    lock_path = cache_root() / name / ".running.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    busy = f"another session runs {what} on the bed ({lock_path})"
+                    raise RuntimeError(busy) from None
+                time.sleep(1)
+        yield
+
+
 def apiservice_status(kubeconfig: str, name: str) -> dict[str, Any]:
     """An APIService's status (or the error of reading it), for waits and failure messages."""
     proc = kubectl(kubeconfig, "get", "apiservice", name, "-o", "json", check=False)
@@ -265,21 +285,11 @@ def running_keda(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     # One KEDA per bed at a time: the keda namespace's Service and the APIService are global.
-    lock_path = cache_root() / "keda" / ".running.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        deadline = time.monotonic() + 1800
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    busy = f"another session runs KEDA on the bed ({lock_path})"
-                    raise RuntimeError(busy) from None
-                time.sleep(1)
-        with _running_keda(kubeconfig, workdir, ca_dirs=ca_dirs, timeout=timeout) as keda:
-            yield keda
+    with (
+        one_per_bed("keda", "KEDA"),
+        _running_keda(kubeconfig, workdir, ca_dirs=ca_dirs, timeout=timeout) as keda,
+    ):
+        yield keda
 
 
 def service_in_netns(

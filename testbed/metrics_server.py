@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_until
-from testbed.keda import Process, make_certs, register_apiservice, service_in_netns
+from testbed.keda import (
+    Process,
+    make_certs,
+    one_per_bed,
+    register_apiservice,
+    service_in_netns,
+)
 from testbed.temporal import free_port
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-metrics-server.sh"
@@ -173,21 +177,11 @@ def running_metrics_server(
             "(hack/build-metrics-server.sh, about 2 min cold)"
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    lock_path = cache_root() / "metrics-server" / ".running.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        deadline = time.monotonic() + 1800
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    busy = f"another session runs metrics-server on the bed ({lock_path})"
-                    raise RuntimeError(busy) from None
-                time.sleep(1)
-        with _running(kubeconfig, workdir, timeout=timeout) as running:
-            yield running
+    with (
+        one_per_bed("metrics-server", "metrics-server"),
+        _running(kubeconfig, workdir, timeout=timeout) as running,
+    ):
+        yield running
 
 
 @contextlib.contextmanager
