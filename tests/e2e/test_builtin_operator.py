@@ -34,6 +34,7 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests.e2e.test_trust import condition, replicas_owners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("pool_crd")]
 
@@ -65,19 +66,9 @@ def builtin(**autoscaling: Any) -> dict[str, Any]:
     }
 
 
-def replica_managers(dep: dict[str, Any]) -> set[str]:
+def replica_managers(cluster: KubeCluster, ns: str, name: str) -> set[str]:
     """Field managers that own the Deployment's spec.replicas."""
-    return {
-        e["manager"]
-        for e in dep["metadata"].get("managedFields") or []
-        if "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})
-    }
-
-
-def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    pool_body = cluster.get("temporalworkerpool", name, namespace=ns)
-    found = [c for c in pool_body.get("status", {}).get("conditions", []) if c["type"] == ctype]
-    return found[0] if found else {}
+    return {manager for manager, _ in replicas_owners(cluster, ns, name)}
 
 
 async def start(client: Client, queue: str, n: int) -> None:
@@ -119,11 +110,7 @@ async def test_scaler_in_the_operator_process_owns_only_builtin_replicas_and_kee
     )  # fmt: skip
 
     def dep(name: str) -> dict[str, Any]:
-        """The Deployment with its managedFields (kubectl hides them unless asked)."""
-        out = kube_cluster.kubectl("get", "deployment", name, "-n", ns, "-o", "json",
-                                   "--show-managed-fields")  # fmt: skip
-        found: dict[str, Any] = json.loads(out)
-        return found
+        return kube_cluster.get("deployment", name, namespace=ns)
 
     def replicas(name: str) -> int:
         if not kube_cluster.exists("deployment", name, namespace=ns):
@@ -142,10 +129,11 @@ async def test_scaler_in_the_operator_process_owns_only_builtin_replicas_and_kee
         await eventually(lambda: replicas("scaled") == 0, "the scaler takes scaled to 0", state)
         await start(client, queue, 6)  # 6 tasks at 2 per replica: 3
         await eventually(lambda: replicas("scaled") == 3, "the scaler raises scaled to 3", state)
-        assert SCALER in replica_managers(dep("scaled"))
+        assert SCALER in replica_managers(kube_cluster, ns, "scaled")
         # Only the Builtin pool was ever looked at by the scaler.
         for other in ("fixed", "keda"):
-            assert SCALER not in replica_managers(dep(other)), dep(other)["metadata"]
+            owners = replica_managers(kube_cluster, ns, other)
+            assert SCALER not in owners, owners
             assert decisions(op, ns, other) == 0
         assert decisions(op, ns, "scaled") > 0
         assert replicas("fixed") == 2
@@ -203,7 +191,7 @@ async def test_scaler_in_the_operator_process_owns_only_builtin_replicas_and_kee
         )
         await start(client, queue, 4)  # 10 tasks: 5, the maximum
         await eventually(lambda: replicas("scaled") == 5, "the scaler raises scaled to 5", state)
-        assert SCALER in replica_managers(dep("scaled"))
+        assert SCALER in replica_managers(kube_cluster, ns, "scaled")
         assert op.tracebacks() == 0
     finally:
         op.stop()
