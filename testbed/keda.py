@@ -56,14 +56,20 @@ def missing_binaries() -> list[str]:
     return [b for b in BINARIES if not (bin_dir() / b).is_file()]
 
 
-def build(timeout: float = 3600) -> Path:
-    """Run hack/build-keda.sh (a no-op when cached); return the bin folder."""
+def run_build_script(script: Path, timeout: float = 3600) -> Path:
+    """Run one of the hack/build-*.sh scripts (a no-op when cached); return the bin folder
+    it prints last."""
     proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False
+        ["bash", str(script)], capture_output=True, text=True, timeout=timeout, check=False
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"hack/build-keda.sh failed:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"hack/{script.name} failed:\n{proc.stderr[-4000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def build(timeout: float = 3600) -> Path:
+    """Run hack/build-keda.sh (a no-op when cached); return the bin folder."""
+    return run_build_script(BUILD_SCRIPT, timeout)
 
 
 def crd_folder() -> Path:

@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import ssl
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from testbed.keda import (
     make_certs,
     one_per_bed,
     register_apiservice,
+    run_build_script,
     service_in_netns,
 )
 from testbed.temporal import free_port
@@ -74,12 +74,7 @@ def missing() -> bool:
 
 def build(timeout: float = 3600) -> Path:
     """Run hack/build-metrics-server.sh (a no-op when cached); return the bin folder."""
-    proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"hack/build-metrics-server.sh failed:\n{proc.stderr[-4000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return run_build_script(BUILD_SCRIPT, timeout)
 
 
 @dataclass
