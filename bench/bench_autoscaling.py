@@ -46,6 +46,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -322,46 +323,43 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         names = all_names
         engine_of = {pool_name(e, i): e for e in ENGINES for i in range(args.trials)}
-        starts: dict[str, float] = {}
 
-        async def trial(name: str) -> None:
-            await asyncio.sleep(random.uniform(0, args.spread))
-            watch.armed.add(name)
-            starts[name] = time.monotonic()
-            for k in range(WORKFLOWS_PER_TRIAL):
-                await clients[engine_of[name]].start_workflow(
-                    "ShortWorkflow", 1.0, id=f"{queues[name]}-{k}", task_queue=queues[name]
-                )
+        async def backlog_trials(
+            first: int, arm: Callable[[str], None], reached: Mapping[str, float]
+        ) -> dict[str, float]:
+            """Each pool gets WORKFLOWS_PER_TRIAL more workflows at a random moment of the
+            spread (after `arm`, which tells the watch what to wait for); returns when each
+            started, once every pool is in `reached` (or after 180 s)."""
+            starts: dict[str, float] = {}
 
-        await asyncio.gather(*(trial(n) for n in names))
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if all(n in watch.rose for n in names):
-                break
-            await asyncio.sleep(1)
+            async def trial(name: str) -> None:
+                await asyncio.sleep(random.uniform(0, args.spread))
+                arm(name)
+                starts[name] = time.monotonic()
+                for k in range(first, first + WORKFLOWS_PER_TRIAL):
+                    await clients[engine_of[name]].start_workflow(
+                        "ShortWorkflow", 1.0, id=f"{queues[name]}-{k}", task_queue=queues[name]
+                    )
+
+            await asyncio.gather(*(trial(n) for n in names))
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                if all(n in reached for n in names):
+                    break
+                await asyncio.sleep(1)
+            return starts
+
+        def arm_n(name: str) -> None:
+            watch.arm_n[name] = 4
+
+        starts = await backlog_trials(0, watch.armed.add, watch.rose)
         # From N: every pool at ceil(10 / 5) = 2 (KEDA: activation, then the HPA), then 10 more
         # tasks at a random moment; the clock stops at spec.replicas >= 4.
         await wait_all_at_least(watch, names, 2, wait_s=240)
         # ... and while every pool sits at 2 replicas with a backlog (KEDA's HPA now also asks
         # its metrics server, which asks Temporal, every 15 s).
         calls_at_n = await measure_calls("at N")
-        starts_n: dict[str, float] = {}
-
-        async def trial_n(name: str) -> None:
-            await asyncio.sleep(random.uniform(0, args.spread))
-            watch.arm_n[name] = 4
-            starts_n[name] = time.monotonic()
-            for k in range(WORKFLOWS_PER_TRIAL, 2 * WORKFLOWS_PER_TRIAL):
-                await clients[engine_of[name]].start_workflow(
-                    "ShortWorkflow", 1.0, id=f"{queues[name]}-{k}", task_queue=queues[name]
-                )
-
-        await asyncio.gather(*(trial_n(n) for n in names))
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if all(n in watch.reached_n for n in names):
-                break
-            await asyncio.sleep(1)
+        starts_n = await backlog_trials(WORKFLOWS_PER_TRIAL, arm_n, watch.reached_n)
         # Trials the operator under test raised itself (its log says "scaling 0 -> k" / "2 -> k"):
         # on a shared bed another operator watching every namespace may raise a pool first.
         own_0, own_n = own_scale_ups(op.log_path, ns)
