@@ -90,21 +90,42 @@ async def start_backlog(address: str) -> None:
     """Queue work no one polls yet, so the autoscaler sees a real Temporal backlog.
 
     The CPU pool hosts RouterWorkflow, so its workers (real pods on the real node) can run
-    what is queued for them; the GPU pool's queue gets work nobody runs (its pods are kwok's).
+    what is queued for them. The GPU pool hosts only activities, so its backlog must be
+    activity tasks (the scaler counts only the task types a pool's workers take): this process
+    plays the jobs service, running `LLMJobWorkflow` (examples/gpu_llm_job) on its own queue
+    just long enough for each job to schedule its GPU activity, which nobody runs (the GPU
+    pool's pods are kwok's).
     """
     from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from examples.gpu_llm_job.workflows import LLMJobInput, LLMJobWorkflow
 
     client = await Client.connect(address)
-    for queue, (count, _) in BACKLOG.items():
-        for i in range(count):
-            wid = f"demo-{queue}-{i}-{int(time.time())}"
-            if queue == REAL_POOL:
-                text = f"order {i}: two widgets, one gadget"
-                await client.start_workflow(
-                    "RouterWorkflow", {"text": text}, id=wid, task_queue=queue
-                )
-            else:
-                await client.start_workflow("DemoWorkflow", id=wid, task_queue=queue)
+    jobs_queue = "demo-llm-jobs"
+    async with Worker(client, task_queue=jobs_queue, workflows=[LLMJobWorkflow]):
+        scheduled = []
+        for queue, (count, _) in BACKLOG.items():
+            for i in range(count):
+                wid = f"demo-{queue}-{i}-{int(time.time())}"
+                if queue == REAL_POOL:
+                    text = f"order {i}: two widgets, one gadget"
+                    await client.start_workflow(
+                        "RouterWorkflow", {"text": text}, id=wid, task_queue=queue
+                    )
+                else:
+                    job = LLMJobInput(prompt=f"job {i}", gpu_queue=queue)
+                    handle = await client.start_workflow(
+                        LLMJobWorkflow.run, job, id=wid, task_queue=jobs_queue
+                    )
+                    scheduled.append(handle)
+        deadline = time.monotonic() + 60
+        for handle in scheduled:  # each job's GPU activity is on the GPU queue
+            while time.monotonic() < deadline:
+                description = await handle.describe()
+                if description.raw_description.pending_activities:
+                    break
+                await asyncio.sleep(0.2)
     log(f"started {sum(c for c, _ in BACKLOG.values())} workflows on {', '.join(BACKLOG)}")
 
 
