@@ -9,7 +9,9 @@ PY := $(VENV)/bin/python
 # Extras installed for development and tests: llm brings torch + transformers for the GPU pack.
 EXTRAS ?= dev,llm
 PYTEST_ARGS ?=
-IMG_TAG ?= 0.1.0
+# One version number: worker_runtime.__version__.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' worker_runtime/__init__.py)
+IMG_TAG ?= $(VERSION)
 comma := ,
 
 .PHONY: help

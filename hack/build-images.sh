@@ -3,13 +3,13 @@
 # package index and verifies TLS), for the base image's Python and this machine's CPU, into
 # build/wheelhouse/<target>; `docker build` then installs with --no-index, so no build step
 # needs the network. Usage: hack/build-images.sh [operator] [runtime] [runtime-gpu] (default: all)
-#   IMG_TAG (0.1.0), BASE_IMAGE (workerpools/base:$DEBIAN_SUITE), PYTHON (python3, with pip)
+#   IMG_TAG (worker_runtime.__version__), BASE_IMAGE (workerpools/base:$DEBIAN_SUITE), PYTHON (python3, with pip)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
-tag="${IMG_TAG:-0.1.0}"
+tag="${IMG_TAG:-$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$root/worker_runtime/__init__.py")}"
 base="${BASE_IMAGE:-workerpools/base:$DEBIAN_SUITE}"
 python="${PYTHON:-python3}"
 targets=("$@")

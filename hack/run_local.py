@@ -41,6 +41,7 @@ from testbed.cluster import (
 from testbed.forward import Forwarder, forwarding
 from testbed.realnode import GATEWAY, RealNode, build_runtime_image, placement
 from testbed.temporal import TemporalDevServer
+from workerpool_operator.api import v1alpha1 as api
 
 ROOT = Path(__file__).resolve().parents[1]
 # The CRDs of crds/ (kustomization): the pool and the two connection kinds.
@@ -53,7 +54,7 @@ SAMPLES = ROOT / "manifests" / "samples"
 # queue -> (workflows started, desired replicas the sample's autoscaling should reach)
 BACKLOG = {"orders": (60, 3), "llm-gpu": (5, 3)}
 REAL_POOL = "orders"  # the CPU sample: runs on the real node when there is one
-IMAGE_TAG = "0.1.0"  # the pools' default image tag (api.v1alpha1.DEFAULT_IMAGE_TAG)
+IMAGE_TAG = api.DEFAULT_IMAGE_TAG  # the pools' default image tag: this release
 # Full resource name: a test's leftover CRD of another group may share the short names.
 TWP = "temporalworkerpools.workerpools.io"
 

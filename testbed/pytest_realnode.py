@@ -6,7 +6,7 @@ Fixtures:
         session that needs it, if a test session started it. Put a pod on it with
         `testbed.realnode.placement()`; pods get addresses in `realnode.SUBNET`, and reach the
         host only at `realnode.GATEWAY`.
-    runtime_image (session): the runtime image (`workerpools/worker-runtime:0.1.0-test`),
+    runtime_image (session): the runtime image (`workerpools/worker-runtime:<version>-test`),
         built with hack/build-images.sh and imported into the node's containerd; pods use it
         with `imagePullPolicy: Never`.
 
@@ -25,8 +25,9 @@ import pytest
 from testbed.cluster import TestbedError
 from testbed.pytest_cluster import KubeCluster
 from testbed.realnode import RUNTIME_REPO, RealNode, build_runtime_image
+from worker_runtime import __version__
 
-RUNTIME_TAG = "0.1.0-test"  # the tag tests/runtime/test_image.py builds too: shared layers
+RUNTIME_TAG = f"{__version__}-test"  # the tag tests/runtime/test_image.py builds too: shared layers
 RUNTIME_IMAGE = f"{RUNTIME_REPO}:{RUNTIME_TAG}"
 
 

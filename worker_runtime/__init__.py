@@ -1,3 +1,3 @@
 """Shared worker runtime: one image that hosts any TemporalWorkerPool's workflows and activities."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

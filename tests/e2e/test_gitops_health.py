@@ -104,7 +104,7 @@ def test_argocd_and_kstatus_read_real_pools(
     for column in ("ENGINE", "VERSION", "CONNECTION"):
         assert column in header, header
     assert "temporal:7233" in row
-    assert "0.1.0" in row
+    assert "0.3.0" in row  # the tag in tests/unit/fixtures/pools
 
     objects = {state: slim(kube.get("twp", state, namespace=ns)) for state in EXPECTED}
     statuses = kstatus(kstatus_bin, list(objects.values()))

@@ -22,13 +22,14 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from testbed.pytest_realnode import RUNTIME_TAG
 from testbed.temporal import TemporalDevServer, free_port
 from tests.runtime.helpers import REPO_ROOT, metric_sum, unique_queue
 from worker_runtime.contract import env_var
 
 pytestmark = pytest.mark.docker
 
-TAG = "0.1.0-test"
+TAG = RUNTIME_TAG  # shared with the real-node tests: one build
 RUNTIME = f"workerpools/worker-runtime:{TAG}"
 OPERATOR = f"workerpools/operator:{TAG}"
 APP = REPO_ROOT / "tests" / "runtime" / "app.py"

@@ -12,7 +12,11 @@ import yaml
 
 from tests.unit.conn_helper import resolved_pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
-from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
+from workerpool_operator.api.v1alpha1 import (
+    DEFAULT_IMAGE_TAG,
+    RESERVED_ENV_NAMES,
+    TemporalWorkerPool,
+)
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
 from workerpool_operator.render.common import label_value, selector_labels
 from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
@@ -281,7 +285,7 @@ DIGEST = "sha256:" + "ab" * 32
 @pytest.mark.parametrize(
     ("image", "reference"),
     [
-        ({}, "workerpools/worker-runtime:0.1.0"),
+        ({}, f"workerpools/worker-runtime:{DEFAULT_IMAGE_TAG}"),
         ({"repository": "r.example.com:5000/w", "tag": "v2"}, "r.example.com:5000/w:v2"),
         ({"repository": "w", "digest": DIGEST}, f"w@{DIGEST}"),
         ({"repository": "w", "tag": "v2", "digest": DIGEST}, f"w@{DIGEST}"),

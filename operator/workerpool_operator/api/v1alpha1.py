@@ -14,6 +14,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from worker_runtime import __version__
 from worker_runtime.contract import ENV_PREFIX, SHM_MOUNT_PATH, TLS_MOUNT_PATH
 from workerpool_operator.reasons import DOCS as _REASON_DOCS
 
@@ -27,7 +28,7 @@ SHORT_NAMES = ["workerpools", "workerpool", "twp"]
 CATEGORIES = ["temporal"]
 
 DEFAULT_IMAGE_REPOSITORY = "workerpools/worker-runtime"
-DEFAULT_IMAGE_TAG = "0.1.0"
+DEFAULT_IMAGE_TAG = __version__  # the runtime image of this release
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 # Safety cap on spec.replicas and autoscaling.maxReplicas unless spec.replicaLimit raises it.
 DEFAULT_REPLICA_LIMIT = 100
@@ -408,7 +409,7 @@ class ImageSpec(Model):
             (
                 f"self.matches(r'{IMAGE_TAG}')",
                 "image.tag must be a tag: up to 128 letters, digits, '_', '.' or '-', not "
-                "starting with '.' or '-', e.g. 0.1.0",
+                "starting with '.' or '-', e.g. 0.3.0",
             )
         ),
     )
