@@ -39,8 +39,8 @@ from typing import Any
 from testbed.cluster import LocalCluster, install_crds, kubectl, wait_established
 from testbed.operator import OperatorProcess, metric, pool_manifest
 from workerpool_operator.kinds import DEPLOYMENT, PDB, POOL, SERVICE, Kind
-from workerpool_operator.kube import Kube, path
-from workerpool_operator.plan import Observed, plan
+from workerpool_operator.kube.client import Kube, path
+from workerpool_operator.reconcile.plan import Observed, plan
 from workerpool_operator.render import Capabilities
 
 ROOT = Path(__file__).resolve().parents[1]

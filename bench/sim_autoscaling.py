@@ -97,12 +97,12 @@ from pathlib import Path
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import AutoscalingSpec
-from workerpool_operator.scaling.backlog import (
+from workerpool_operator.scaling.decide import Backlog, History, Observation, Policy, decide
+from workerpool_operator.scaling.observe import (
     COUNT_MAX_AGE_SECONDS,
     SERVER_STATS_CACHE_SECONDS,
     poll_period,
 )
-from workerpool_operator.scaling.decide import Backlog, History, Observation, Policy, decide
 
 RATE_WINDOW = 30  # Temporal's tasks_add_rate / tasks_dispatch_rate average the last 30 s
 

@@ -24,7 +24,7 @@ import yaml
 from testbed.temporal import free_port
 
 if TYPE_CHECKING:
-    from workerpool_operator.handlers import Operator
+    from workerpool_operator.app import Operator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,8 +191,8 @@ async def running_operator(
 ) -> AsyncIterator[Operator]:
     """The operator's whole engine (caches, reconciler, Builtin scaler) in this event loop,
     scoped to one namespace: for tests that drive it step by step."""
-    from workerpool_operator.handlers import Operator as _Operator
-    from workerpool_operator.kube import Kube
+    from workerpool_operator.app import Operator as _Operator
+    from workerpool_operator.kube.client import Kube
 
     os.environ["KUBECONFIG"] = kubeconfig
     op = _Operator(Kube(), **{"namespaces": [namespace], "leader_elect": False, "workers": 4,

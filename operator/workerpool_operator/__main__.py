@@ -12,7 +12,7 @@ import sys
 import kopf
 from prometheus_client import start_http_server
 
-from workerpool_operator import handlers as _handlers  # noqa: F401  (registers handlers)
+from workerpool_operator import app as _handlers  # noqa: F401  (registers handlers)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

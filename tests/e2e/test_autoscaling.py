@@ -29,10 +29,10 @@ from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.handlers import Operator
-from workerpool_operator.plan import Observed, Resolved, resolve_connection
+from workerpool_operator.app import Operator
+from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
 from workerpool_operator.render.autoscaling import plan_autoscaling
-from workerpool_operator.scaling.backlog import BacklogPoller
+from workerpool_operator.scaling.observe import BacklogPoller
 
 pytestmark = pytest.mark.e2e
 

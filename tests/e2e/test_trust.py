@@ -17,7 +17,7 @@ import pytest
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
-from workerpool_operator.plan import HANDOVER_MANAGER, SCALER_MANAGER
+from workerpool_operator.reconcile.plan import HANDOVER_MANAGER, SCALER_MANAGER
 
 pytestmark = pytest.mark.e2e
 

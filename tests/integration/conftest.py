@@ -31,7 +31,7 @@ def operator(kube_cluster, crd_installed) -> Iterator[object]:  # type: ignore[n
     from kopf.testing import KopfRunner
 
     os.environ["KUBECONFIG"] = kube_cluster.kubeconfig
-    args = ["run", "--all-namespaces", "--standalone", "-m", "workerpool_operator.handlers"]
+    args = ["run", "--all-namespaces", "--standalone", "-m", "workerpool_operator.app"]
     with KopfRunner(args, timeout=60) as runner:
         yield runner
     assert runner.exception is None, runner.exception

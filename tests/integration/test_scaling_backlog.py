@@ -8,7 +8,7 @@ import uuid
 from temporalio.client import Client
 
 from testbed.temporal import TemporalDevServer
-from workerpool_operator.scaling.backlog import (
+from workerpool_operator.scaling.observe import (
     ACTIVITY,
     WORKFLOW,
     BacklogPoller,

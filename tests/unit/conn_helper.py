@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.plan import Observed, Resolved, resolve_connection
+from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
 
 
 def via_connection(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -117,7 +117,7 @@ def test_connection_objects_parse() -> None:
 
 
 def _status(live: dict[str, Any] | None = None, **found: Any) -> dict[str, Any]:
-    from workerpool_operator.status import connection_status
+    from workerpool_operator.reconcile.status import connection_status
 
     args: dict[str, Any] = {
         "server_version": "1.32.0",
@@ -174,13 +174,13 @@ def test_connection_namespace_not_found() -> None:
     [("1.32.0", True), ("1.25.0", True), ("1.24.2", False), ("v1.26", True), ("dev", True)],
 )
 def test_task_queue_stats_by_server_version(version: str, new_enough: bool) -> None:
-    from workerpool_operator.scaling.backlog import version_at_least
+    from workerpool_operator.scaling.observe import version_at_least
 
     assert version_at_least(version, (1, 25)) is new_enough
 
 
 def test_the_connection_samples_parse_and_the_pool_renders_through_them() -> None:
-    from workerpool_operator.plan import Observed, Resolved, resolve_connection
+    from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
     from workerpool_operator.render import Capabilities, desired_children
 
     docs = list(

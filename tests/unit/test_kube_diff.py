@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workerpool_operator.diff import is_subset, up_to_date, with_hash
+from workerpool_operator.reconcile.diff import is_subset, up_to_date, with_hash
 
 
 @pytest.mark.parametrize(

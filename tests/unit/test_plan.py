@@ -19,7 +19,8 @@ from workerpool_operator.kinds import (
     SERVICE_MONITOR,
     Kind,
 )
-from workerpool_operator.plan import (
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import (
     ADOPT_ANNOTATION,
     CREDENTIALS_HASH_ANNOTATION,
     HANDOVER_MANAGER,
@@ -31,7 +32,6 @@ from workerpool_operator.plan import (
     finish,
     plan,
 )
-from workerpool_operator.reasons import Reason
 from workerpool_operator.render import Capabilities
 
 UID = "0000-pool-uid"
@@ -344,7 +344,7 @@ def test_a_cluster_connection_allowed_by_namespace_labels() -> None:
         ),
     )
     assert _deployment_env(p)["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
-    from workerpool_operator.plan import Resolved, resolve_connection
+    from workerpool_operator.reconcile.plan import Resolved, resolve_connection
 
     pool = api.TemporalWorkerPool.from_body(ref_body("ClusterTemporalConnection"))
     resolved = resolve_connection(

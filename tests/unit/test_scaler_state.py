@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from workerpool_operator.scaling.autoscaler import PoolState
-from workerpool_operator.scaling.backlog import BacklogPoller, Connection
 from workerpool_operator.scaling.decide import History
+from workerpool_operator.scaling.loop import PoolState
+from workerpool_operator.scaling.observe import BacklogPoller, Connection
 
 
 def test_history_resets_when_the_queue_or_the_connection_changes() -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from workerpool_operator.kinds import SERVICE
-from workerpool_operator.plan import Observed, Outcome, finish, plan
 from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import Observed, Outcome, finish, plan
 from workerpool_operator.render import Capabilities
 
 

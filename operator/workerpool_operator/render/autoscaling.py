@@ -17,8 +17,8 @@ from workerpool_operator.api.v1alpha1 import (
     TemporalWorkerPool,
 )
 from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.status import ConditionSpec
 from workerpool_operator.render.common import Manifest, object_meta
-from workerpool_operator.status import ConditionSpec
 
 KEDA_API = "keda.sh/v1alpha1"
 HPA_API = "autoscaling/v2"

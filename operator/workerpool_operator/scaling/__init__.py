@@ -1,1 +1,2 @@
-"""Queue-depth autoscaling: pure decision (`decide`), Temporal poller (`backlog`), engine loop."""
+"""Queue-depth autoscaling of Builtin pools: observe the backlog (`observe.py`), decide (pure,
+`decide.py`), and the loop that writes replicas and status (`loop.py`)."""

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.diff import up_to_date, with_hash
 from workerpool_operator.kinds import (
     CHILDREN,
     DEPLOYMENT,
@@ -26,15 +25,16 @@ from workerpool_operator.kinds import (
     child,
 )
 from workerpool_operator.reasons import Reason
-from workerpool_operator.render import Capabilities, desired_children
-from workerpool_operator.render.autoscaling import plan_autoscaling
-from workerpool_operator.render.common import selector_string
-from workerpool_operator.status import (
+from workerpool_operator.reconcile.diff import up_to_date, with_hash
+from workerpool_operator.reconcile.status import (
     ConditionSpec,
     merge_conditions,
     workload_conditions,
     workload_from_deployment,
 )
+from workerpool_operator.render import Capabilities, desired_children
+from workerpool_operator.render.autoscaling import plan_autoscaling
+from workerpool_operator.render.common import selector_string
 
 Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
 

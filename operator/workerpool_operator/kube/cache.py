@@ -17,7 +17,7 @@ from typing import Any
 
 from workerpool_operator import metrics
 from workerpool_operator.kinds import CRD, DEPLOYMENT, NAMESPACE, POD, REPLICAS_OWNERS, SECRET, Kind
-from workerpool_operator.kube import Gone, Kube, WatchEvent
+from workerpool_operator.kube.client import Gone, Kube, WatchEvent
 
 log = logging.getLogger(__name__)
 

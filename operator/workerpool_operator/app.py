@@ -20,12 +20,12 @@ from typing import Any
 
 import kopf
 
-from workerpool_operator.engine import Engine
-from workerpool_operator.kube import Kube
-from workerpool_operator.leader import LeaderElector
-from workerpool_operator.scaling.autoscaler import Scaler
-from workerpool_operator.scaling.backlog import BacklogPoller
-from workerpool_operator.scaling.health import HealthChecker
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.kube.leader import LeaderElector
+from workerpool_operator.reconcile.engine import Engine
+from workerpool_operator.scaling.loop import Scaler
+from workerpool_operator.scaling.observe import BacklogPoller
+from workerpool_operator.temporal.health import HealthChecker
 
 log = logging.getLogger(__name__)
 

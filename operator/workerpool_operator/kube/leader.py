@@ -22,7 +22,7 @@ from typing import Any
 
 from workerpool_operator import metrics
 from workerpool_operator.kinds import LEASE
-from workerpool_operator.kube import ApiError, Kube, path
+from workerpool_operator.kube.client import ApiError, Kube, path
 
 log = logging.getLogger(__name__)
 

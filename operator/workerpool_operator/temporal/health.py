@@ -19,8 +19,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.diff import is_subset
-from workerpool_operator.engine import Engine
 from workerpool_operator.kinds import (
     CLUSTER_CONNECTION,
     CLUSTER_CONNECTION_STATUS,
@@ -28,12 +26,14 @@ from workerpool_operator.kinds import (
     CONNECTION_STATUS,
     Kind,
 )
-from workerpool_operator.kube import ApiError, Kube, NotLeader
-from workerpool_operator.plan import effective_connection_spec
+from workerpool_operator.kube.client import ApiError, Kube, NotLeader
 from workerpool_operator.reasons import Reason
-from workerpool_operator.scaling.autoscaler import CredentialsError, connection_from_spec
-from workerpool_operator.scaling.backlog import BacklogPoller, Health
-from workerpool_operator.status import connection_status, now_rfc3339
+from workerpool_operator.reconcile.diff import is_subset
+from workerpool_operator.reconcile.engine import Engine
+from workerpool_operator.reconcile.plan import effective_connection_spec
+from workerpool_operator.reconcile.status import connection_status, now_rfc3339
+from workerpool_operator.scaling.loop import CredentialsError, connection_from_spec
+from workerpool_operator.scaling.observe import BacklogPoller, Health
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,6 @@ from pydantic import ValidationError
 
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.cache import Informer, Key, Store
-from workerpool_operator.diff import is_subset
 from workerpool_operator.kinds import (
     CHILDREN,
     CLUSTER_CONNECTION,
@@ -43,8 +41,11 @@ from workerpool_operator.kinds import (
     TRIGGER_AUTH,
     Kind,
 )
-from workerpool_operator.kube import ApiError, Kube, NotLeader
-from workerpool_operator.plan import (
+from workerpool_operator.kube.cache import Informer, Key, Store
+from workerpool_operator.kube.client import ApiError, Kube, NotLeader
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.diff import is_subset
+from workerpool_operator.reconcile.plan import (
     DEFAULT_CREDENTIALS_NAMESPACE,
     ChildWrite,
     Observed,
@@ -60,10 +61,9 @@ from workerpool_operator.plan import (
     plan,
     resolve_connection,
 )
-from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.status import now_rfc3339
 from workerpool_operator.render import Capabilities
 from workerpool_operator.render.common import POOL_LABEL
-from workerpool_operator.status import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -414,7 +414,7 @@ class Engine:
 
     async def _drop_finalizer(self, ns: str, name: str, index: int) -> None:
         """Pools made before 0.2 carry kopf's finalizer; without timers nothing needs it."""
-        from workerpool_operator.plan import LEGACY_FINALIZER
+        from workerpool_operator.reconcile.plan import LEGACY_FINALIZER
 
         ops = [
             {"op": "test", "path": f"/metadata/finalizers/{index}", "value": LEGACY_FINALIZER},

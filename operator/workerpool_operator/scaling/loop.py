@@ -29,11 +29,13 @@ from pydantic import ValidationError
 from worker_runtime import contract
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import CREDENTIALS_LABEL, DEPLOYMENT, POD, POOL, POOL_STATUS
-from workerpool_operator.kube import Kube, NotLeader
-from workerpool_operator.plan import SCALER_MANAGER, Unresolved, engine_of
+from workerpool_operator.kube.client import Kube, NotLeader
 from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import SCALER_MANAGER, Unresolved, engine_of
+from workerpool_operator.reconcile.status import ConditionSpec, merge_conditions
 from workerpool_operator.render.common import POOL_LABEL
-from workerpool_operator.scaling.backlog import (
+from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
+from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
     BacklogPoller,
     Connection,
@@ -41,11 +43,9 @@ from workerpool_operator.scaling.backlog import (
     poll_period,
     served_types,
 )
-from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
-from workerpool_operator.status import ConditionSpec, merge_conditions
 
 if TYPE_CHECKING:
-    from workerpool_operator.engine import Engine
+    from workerpool_operator.reconcile.engine import Engine
 
 log = logging.getLogger(__name__)
 
