@@ -192,11 +192,10 @@ async def running_operator(
     """The operator's whole engine (caches, reconciler, Builtin scaler) in this event loop,
     scoped to one namespace: for tests that drive it step by step."""
     from workerpool_operator.app import Operator as _Operator
-    from workerpool_operator.kube.client import Kube
+    from workerpool_operator.settings import Settings
 
     os.environ["KUBECONFIG"] = kubeconfig
-    op = _Operator(Kube(), **{"namespaces": [namespace], "leader_elect": False, "workers": 4,
-                              **settings})  # fmt: skip
+    op = _Operator(Settings(**{"namespaces": (namespace,), "workers": 4, **settings}))
     task = asyncio.create_task(op.run())
     try:
         await asyncio.wait_for(op.ready.wait(), timeout=60)

@@ -1,56 +1,23 @@
-"""`python -m workerpool_operator`: run the operator (cluster-wide or for given namespaces)."""
+"""`python -m workerpool_operator`: run the operator (cluster-wide or for given namespaces);
+the flags are in settings.py."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 
 import kopf
 from prometheus_client import start_http_server
 
-from workerpool_operator import app as _handlers  # noqa: F401  (registers handlers)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="workerpool-operator", description=__doc__)
-    scope = p.add_mutually_exclusive_group()
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    scope.add_argument(
-        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
-    )
-    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", 8080)))
-    p.add_argument("--liveness-port", type=int, default=int(os.environ.get("LIVENESS_PORT", 8081)))
-    p.add_argument(
-        "--leader-elect",
-        action="store_true",
-        default=os.environ.get("WORKERPOOL_LEADER_ELECT", "") in ("1", "true"),
-        help="act only while holding the Lease workerpool-operator in $POD_NAMESPACE",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERPOOL_WORKERS", "16")),
-        help="pools reconciled concurrently (each pool is serialized)",
-    )
-    p.add_argument("--log-format", choices=["json", "text"], default="json")
-    p.add_argument("--verbose", action="store_true")
-    return p.parse_args(argv)
+from workerpool_operator import app as _app  # noqa: F401  (registers kopf's lifecycle hooks)
+from workerpool_operator.settings import parse_args, settings_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    namespaces = args.namespace or [
-        n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n
-    ]
-    clusterwide = args.all_namespaces or not namespaces
-    # The engine reads its settings from the environment (handlers.settings_from_env).
-    os.environ["WATCH_NAMESPACES"] = "" if clusterwide else ",".join(namespaces)
-    os.environ["WORKERPOOL_LEADER_ELECT"] = "1" if args.leader_elect else ""
-    os.environ["WORKERPOOL_WORKERS"] = str(args.workers)
+    settings = settings_from_args(args)
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -62,16 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info(
         "starting workerpool-operator",
         extra={
-            "clusterwide": clusterwide,
-            "namespaces": namespaces,
-            "leader_elect": args.leader_elect,
+            "clusterwide": settings.namespaces is None,
+            "namespaces": list(settings.namespaces or ()),
+            "leader_elect": settings.leader_elect,
         },
     )
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         kopf.run(
-            standalone=True,  # leader election is the engine's own (Lease), not kopf peering
-            clusterwide=True,  # kopf watches nothing itself; the engine honours the scope
+            standalone=True,  # leader election is the operator's own (Lease), not kopf peering
+            clusterwide=True,  # kopf watches nothing itself; the reconciler honours the scope
             liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz",
+            memo=kopf.Memo(settings=settings),
         )
     return 0
 

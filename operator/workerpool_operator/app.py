@@ -1,11 +1,9 @@
-"""kopf wiring: the process's lifecycle (startup, cleanup, liveness), nothing per object.
+"""The composition root: one process's caches, leader election, reconciler, scaler and
+connection health check, plus kopf's lifecycle hooks (startup, cleanup, login, liveness).
 
-kopf runs the process; the engine (`engine.py`) does the watching, with server-side label
-selectors kopf cannot express, and the reconciling. No per-pool timer, daemon or deletion
-handler exists, so kopf never puts a finalizer on a pool: a pool can be deleted at any time,
-with the operator down or uninstalled. Settings come from the environment (`__main__` sets
-it from the command line): WATCH_NAMESPACES, WORKERPOOL_LEADER_ELECT, POD_NAMESPACE,
-WORKERPOOL_WORKERS, WORKERPOOL_RESYNC_SECONDS.
+kopf runs the process; the reconciler does the watching (server-side label selectors kopf cannot
+express) and the reconciling. No per-pool timer, daemon or deletion handler exists, so kopf never
+puts a finalizer on a pool: a pool can be deleted at any time, with the operator down.
 """
 
 from __future__ import annotations
@@ -13,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from typing import Any
 
 import kopf
@@ -25,44 +20,38 @@ from workerpool_operator.kube.leader import LeaderElector
 from workerpool_operator.reconcile.engine import Engine
 from workerpool_operator.scaling.loop import Scaler
 from workerpool_operator.scaling.observe import BacklogPoller
+from workerpool_operator.settings import Settings, parse_args, settings_from_args
 from workerpool_operator.temporal.health import HealthChecker
 
 log = logging.getLogger(__name__)
 
 
-def settings_from_env() -> dict[str, Any]:
-    namespaces = [n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n]
-    return {
-        "namespaces": namespaces or None,
-        "workers": int(os.environ.get("WORKERPOOL_WORKERS", "16")),
-        "resync_seconds": float(os.environ.get("WORKERPOOL_RESYNC_SECONDS", "300")),
-        "leader_elect": os.environ.get("WORKERPOOL_LEADER_ELECT", "") in ("1", "true"),
-        "lease_namespace": os.environ.get("POD_NAMESPACE", "workerpools-system"),
-        "identity": os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
-    }
-
-
 class Operator:
     """Caches, leader election, reconcile workers and the scaler of one process."""
 
-    def __init__(self, kube: Kube | None = None, **settings: Any) -> None:
-        cfg = {**settings_from_env(), **settings}
-        self.kube = kube or Kube()
+    def __init__(self, settings: Settings | None = None, kube: Kube | None = None) -> None:
+        self.settings = settings = settings or Settings()
+        self.kube = kube or Kube(field_manager=settings.managers.operator)
         self.engine = Engine(
             self.kube,
-            namespaces=cfg["namespaces"],
-            workers=cfg["workers"],
-            resync_seconds=cfg["resync_seconds"],
-            credentials_namespace=cfg["lease_namespace"],
+            namespaces=None if settings.namespaces is None else list(settings.namespaces),
+            workers=settings.workers,
+            resync_seconds=settings.resync_seconds,
+            credentials_namespace=settings.namespace,
+            managers=settings.managers,
         )
         self.elector: LeaderElector | None = None
-        if cfg["leader_elect"]:
-            self.elector = LeaderElector(self.kube, cfg["lease_namespace"], cfg["identity"])
+        if settings.leader_elect:
+            self.elector = LeaderElector(
+                self.kube, settings.namespace, settings.identity, name=settings.lease_name
+            )
             self.kube.may_write = self.elector.is_leader
         self.poller = BacklogPoller()
-        self.scaler = Scaler(self.kube, self.engine, self.poller)
+        self.scaler = Scaler(self.kube, self.engine, self.poller, manager=settings.managers.scaler)
         # Connection status, through the scaler's poller: one Temporal client per connection.
-        self.health = HealthChecker(self.kube, self.engine, self.poller)
+        self.health = HealthChecker(
+            self.kube, self.engine, self.poller, manager=settings.managers.health
+        )
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -117,7 +106,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     """Start the operator's engine next to kopf's own machinery."""
     settings.posting.level = logging.WARNING
-    operator = Operator()
+    # `python -m workerpool_operator` hands its Settings over; `kopf run -m ...app` has none, so
+    # the flags' defaults (and their environment variables) apply.
+    operator = Operator(getattr(memo, "settings", None) or settings_from_args(parse_args([])))
     memo.operator = operator
     memo.task = asyncio.create_task(operator.run(), name="workerpool-operator")
 

@@ -11,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.names import CREDENTIALS_LABEL, GPU_POD_LABEL, MANAGED_BY_LABEL, OPERATOR
 
-MANAGED_BY = "workerpool-operator"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-# Only Secrets carrying this label are ever read or cached (see docs/security.md).
-CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
-# Pods of GPU pools carry this label, so the Pod cache holds only what GPU capacity needs.
-GPU_POD_LABEL = "workerpools.io/gpu"
 # Synthetic field the Deployment cache carries instead of managedFields: who owns spec.replicas.
 REPLICAS_OWNERS = "_replicasOwners"
 
@@ -57,7 +52,7 @@ class Kind:
 # ownerReferences: the operator never deletes one, so it is not granted delete on them.
 CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 ALWAYS_CHILD_VERBS = ("get", "list", "watch", "create", "patch")
-_CHILD = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+_CHILD = f"{MANAGED_BY_LABEL}={OPERATOR}"
 
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ALWAYS_CHILD_VERBS, selector=_CHILD)
 SERVICE = Kind("v1", "Service", "services", ALWAYS_CHILD_VERBS, selector=_CHILD)

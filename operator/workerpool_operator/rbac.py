@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from workerpool_operator import kinds
+from workerpool_operator import kinds, names
 
-SERVICE_ACCOUNT = "workerpool-operator"
-SYSTEM_NAMESPACE = "workerpools-system"
+# The operator's own ServiceAccount and namespace (names.py).
+SERVICE_ACCOUNT = names.OPERATOR
+SYSTEM_NAMESPACE = names.DEFAULT_NAMESPACE
 MANIFEST_FILE = Path("manifests/rbac.yaml")
 CHART_FILE = Path("charts/workerpool-operator/files/rbac.yaml")
 

@@ -19,7 +19,8 @@ import pytest_asyncio
 from testbed.operator import pool_manifest
 from testbed.pytest_cluster import KubeCluster
 from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, Kind
-from workerpool_operator.kube.client import ApiError, Kube, path
+from workerpool_operator.kube.client import Kube, path
+from workerpool_operator.kube.errors import ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("CHAOS_SCALE", "") == "full"

@@ -14,7 +14,8 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from tests.chaos.conftest import FULL, create_pool, eventually, problems
 from workerpool_operator.kinds import DEPLOYMENT, LEASE, POOL
-from workerpool_operator.kube.client import ApiError, Kube, path
+from workerpool_operator.kube.client import Kube, path
+from workerpool_operator.kube.errors import ApiError
 
 
 async def wait_for(probe_s: object, what: str, limit_s: float = 120) -> None:

@@ -13,7 +13,7 @@ from tests.chaos.conftest import pool_body
 from tests.chaos.test_crashes import wait_for
 from workerpool_operator.kinds import DEPLOYMENT, POOL
 from workerpool_operator.kube.client import Kube, path
-from workerpool_operator.reconcile.plan import LEGACY_FINALIZER
+from workerpool_operator.names import LEGACY_FINALIZER
 
 
 async def test_old_finalizer_is_dropped_and_pools_delete_with_the_operator_down(

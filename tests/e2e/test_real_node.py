@@ -37,12 +37,12 @@ from testbed.realnode import GATEWAY, NODE_NAME, RUNTIME_REPO, SUBNET, RealNode,
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
 from tests.runtime.helpers import metric_sum
+from workerpool_operator.names import CREDENTIALS_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_FILE = Path(__file__).with_name("realnode_app.py")
 APP = "e2eapp.realnode_app"
 SECOND_TAG = f"{RUNTIME_TAG}-b"
-CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
 SERVER_NAME = "temporal.twp.test"
 RUNTIME_UID = 10001
 # Full resource name: other tests' CRDs (e.g. a chart test's renamed group) may share "twp".

@@ -17,7 +17,7 @@ import pytest
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
-from workerpool_operator.reconcile.plan import HANDOVER_MANAGER, SCALER_MANAGER
+from workerpool_operator.names import MANAGERS
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
         )
         await never_below(kube_cluster, namespace, name, 10, 6)
         owners = replicas_owners(kube_cluster, namespace, name)
-        assert (SCALER_MANAGER, "Apply") in owners
+        assert (MANAGERS.scaler, "Apply") in owners
         assert ("workerpool-operator", "Apply") not in owners
         await eventually(
             lambda: (
@@ -153,7 +153,7 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
                          "ScaledObject")  # fmt: skip
         await never_below(kube_cluster, namespace, name, 4, 4)
         owners = replicas_owners(kube_cluster, namespace, name)
-        assert (HANDOVER_MANAGER, "Apply") in owners
+        assert (MANAGERS.handover, "Apply") in owners
         assert ("workerpool-operator", "Apply") not in owners
 
         # KEDA -> Builtin with min above the current replicas: the scaler raises to min

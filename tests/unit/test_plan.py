@@ -10,7 +10,6 @@ import pytest
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     DEPLOYMENT,
-    GPU_POD_LABEL,
     HPA,
     PDB,
     REPLICAS_OWNERS,
@@ -19,13 +18,15 @@ from workerpool_operator.kinds import (
     SERVICE_MONITOR,
     Kind,
 )
-from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import (
+from workerpool_operator.names import (
     ADOPT_ANNOTATION,
     CREDENTIALS_HASH_ANNOTATION,
-    HANDOVER_MANAGER,
+    GPU_POD_LABEL,
     LEGACY_FINALIZER,
-    SCALER_MANAGER,
+    MANAGERS,
+)
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import (
     Observed,
     Outcome,
     Plan,
@@ -140,11 +141,11 @@ def test_prune_only_what_the_pool_controls() -> None:
 @pytest.mark.parametrize(
     ("autoscaling", "manager"),
     [
-        ({"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20}, SCALER_MANAGER),
-        ({"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20}, HANDOVER_MANAGER),
+        ({"engine": "Builtin", "minReplicas": 2, "maxReplicas": 20}, MANAGERS.scaler),
+        ({"engine": "KEDA", "minReplicas": 1, "maxReplicas": 20}, MANAGERS.handover),
         (
             {"engine": "HPA", "minReplicas": 1, "maxReplicas": 20, "cpuUtilization": 70},
-            HANDOVER_MANAGER,
+            MANAGERS.handover,
         ),
     ],
 )

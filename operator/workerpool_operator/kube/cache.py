@@ -17,7 +17,8 @@ from typing import Any
 
 from workerpool_operator import metrics
 from workerpool_operator.kinds import CRD, DEPLOYMENT, NAMESPACE, POD, REPLICAS_OWNERS, SECRET, Kind
-from workerpool_operator.kube.client import Gone, Kube, WatchEvent
+from workerpool_operator.kube.client import Kube, WatchEvent
+from workerpool_operator.kube.errors import Gone
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,6 @@ class Informer:
         self.namespace = namespace
         self.watch_timeout = watch_timeout
         self.synced = asyncio.Event()
-        self.relists = 0
 
     def _key_of(self, obj: dict[str, Any]) -> Key:
         meta = obj.get("metadata") or {}
@@ -160,7 +160,6 @@ class Informer:
 
     async def _list(self) -> str:
         items, rv = await self.kube.list(self.kind, self.namespace, self.kind.selector)
-        self.relists += 1
         for item in items:
             item.setdefault("apiVersion", self.kind.api_version)
             item.setdefault("kind", self.kind.kind)

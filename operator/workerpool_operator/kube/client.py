@@ -13,7 +13,6 @@ fence (leader election) whether this replica may write at all.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -31,42 +30,13 @@ import kopf
 
 from workerpool_operator import metrics
 from workerpool_operator.kinds import BY_KEY, EVENT, Kind
+from workerpool_operator.kube.errors import Conflict, Gone, NotLeader, Unauthorized, api_error
+from workerpool_operator.names import MANAGERS, OPERATOR
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "workerpool-operator"
-USER_AGENT = "workerpool-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is valid YAML
 REQUEST_TIMEOUT_SECONDS = 30.0
-
-
-class ApiError(Exception):
-    """A non-2xx answer; `message` is the API server's own sentence, `causes` its field list."""
-
-    def __init__(self, status: int, reason: str, message: str, causes: list[dict[str, Any]]):
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.causes = causes
-
-    def sentence(self) -> str:
-        """A readable line naming the fields the API server complained about (no raw JSON)."""
-        if self.causes:
-            parts = []
-            for c in self.causes:
-                where = c.get("field") or ""
-                parts.append(f"{where}: {c.get('message', '')}".strip(": "))
-            return f"{self.reason}: " + "; ".join(parts)
-        return f"{self.reason}: {self.message}"
-
-
-class NotLeader(Exception):
-    """This replica may not write right now (it lost, or never held, the leader lease)."""
-
-
-class Gone(Exception):
-    """The watch's resourceVersion is too old (410): list again."""
 
 
 def _materialize(data: Any, path: Any, folder: str, name: str) -> str | None:
@@ -149,12 +119,13 @@ class Kube:
         info: kopf.ConnectionInfo | None = None,
         *,
         may_write: Callable[[], bool] | None = None,
+        field_manager: str = MANAGERS.operator,
     ) -> None:
         self._info = info
         self._session: aiohttp.ClientSession | None = None
         self.may_write: Callable[[], bool] = may_write or (lambda: True)
-        self.writes = 0
-        self.requests = 0
+        # The manager of writes that name none (the reconciler's children and status).
+        self.field_manager = field_manager
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -164,7 +135,7 @@ class Kube:
             self._session = aiohttp.ClientSession(
                 base_url=self._info.server,
                 connector=connector,
-                headers={"User-Agent": USER_AGENT},
+                headers={"User-Agent": OPERATOR},
             )
         return self._session
 
@@ -210,7 +181,6 @@ class Kube:
             else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         )
         for attempt in (1, 2):
-            self.requests += 1
             metrics.API_REQUESTS.labels(method, kind.kind, namespace or "").inc()
             async with session.request(
                 method,
@@ -227,12 +197,11 @@ class Kube:
                     return None
                 text = await resp.text()
                 if resp.status >= 400:
-                    raise _error(resp.status, text)
+                    raise api_error(resp.status, text)
                 if write_verb is not None:
-                    self.writes += 1
                     metrics.WRITES.labels(namespace or "", kind.kind, write_verb).inc()
                 return json.loads(text) if text else {}
-        raise ApiError(401, "Unauthorized", "credentials rejected twice", [])
+        raise Unauthorized(401, "Unauthorized", "credentials rejected twice", [])
 
     async def get(
         self, kind: Kind, namespace: str | None, name: str, *, cached: bool = False
@@ -282,7 +251,6 @@ class Kube:
         }
         if selector:
             params["labelSelector"] = selector
-        self.requests += 1
         metrics.API_REQUESTS.labels("WATCH", kind.kind, namespace or "").inc()
         async with session.get(
             path(kind, namespace),
@@ -295,7 +263,7 @@ class Kube:
             if resp.status == 401:
                 await self._relogin()
             if resp.status >= 400:
-                raise _error(resp.status, await resp.text())
+                raise api_error(resp.status, await resp.text())
             async for line in resp.content:
                 if not line.strip():
                     continue
@@ -304,16 +272,19 @@ class Kube:
                     status = event.get("object") or {}
                     if status.get("code") == 410:
                         raise Gone()
-                    raise _error(int(status.get("code") or 500), json.dumps(status))
+                    raise api_error(int(status.get("code") or 500), json.dumps(status))
                 yield WatchEvent(str(event.get("type")), event.get("object") or {})
 
     async def apply(
-        self, obj: Mapping[str, Any], *, manager: str = FIELD_MANAGER, force: bool = True
+        self, obj: Mapping[str, Any], *, manager: str | None = None, force: bool = True
     ) -> dict[str, Any] | None:
         """Server-side apply of a whole object under `manager`."""
         kind = kind_of(obj)
         meta = obj["metadata"]
-        params = {"fieldManager": manager, "force": "true" if force else "false"}
+        params = {
+            "fieldManager": manager or self.field_manager,
+            "force": "true" if force else "false",
+        }
         return await self.request(
             "PATCH",
             path(kind, meta.get("namespace"), meta["name"]),
@@ -332,7 +303,7 @@ class Kube:
         name: str,
         status: Mapping[str, Any],
         *,
-        manager: str = FIELD_MANAGER,
+        manager: str | None = None,
     ) -> dict[str, Any] | None:
         """Server-side apply of a status fragment: each manager owns its own fields."""
         body = {
@@ -345,7 +316,7 @@ class Kube:
             "PATCH",
             path(kind, namespace, name, "status"),
             kind=kind,
-            params={"fieldManager": manager, "force": "true"},
+            params={"fieldManager": manager or self.field_manager, "force": "true"},
             body=body,
             content_type=APPLY_CONTENT_TYPE,
             namespace=namespace,
@@ -360,7 +331,7 @@ class Kube:
         patch: Any,
         *,
         content_type: str = "application/merge-patch+json",
-        manager: str = FIELD_MANAGER,
+        manager: str | None = None,
         verb: str = "patch",
     ) -> dict[str, Any] | None:
         """A merge or JSON patch (an Update operation in managedFields, unlike apply)."""
@@ -368,7 +339,7 @@ class Kube:
             "PATCH",
             path(kind, namespace, name),
             kind=kind,
-            params={"fieldManager": manager},
+            params={"fieldManager": manager or self.field_manager},
             body=patch,
             content_type=content_type,
             namespace=namespace,
@@ -389,10 +360,8 @@ class Kube:
                 namespace=namespace,
                 write_verb="delete",
             )
-        except ApiError as exc:
-            if exc.status == 409:  # the uid precondition failed: not ours any more
-                return False
-            raise
+        except Conflict:  # the uid precondition failed: not ours any more
+            return False
         return done is not None
 
     async def event(
@@ -402,7 +371,7 @@ class Kube:
         reason: str,
         message: str,
         type_: str = "Normal",
-        component: str = FIELD_MANAGER,
+        component: str = OPERATOR,
     ) -> None:
         """Record a core/v1 Event on an object (why it scaled, what failed)."""
         meta = involved["metadata"]
@@ -435,26 +404,3 @@ class Kube:
             namespace=meta["namespace"],
             write_verb="create",
         )
-
-
-def _error(status: int, text: str) -> ApiError:
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return ApiError(status, "Error", text[:500], [])
-    details = doc.get("details") or {}
-    return ApiError(
-        status,
-        str(doc.get("reason") or "Error"),
-        str(doc.get("message") or text[:500]),
-        list(details.get("causes") or []),
-    )
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True when `stop` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

@@ -12,7 +12,6 @@ lease_duration + retry seconds. A leader that stops cleanly releases the lease a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -21,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workerpool_operator import metrics
+from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.kinds import LEASE
-from workerpool_operator.kube.client import ApiError, Kube, path
+from workerpool_operator.kube.client import Kube, path
+from workerpool_operator.kube.errors import ApiError, Conflict
+from workerpool_operator.names import LEASE_NAME
 
 log = logging.getLogger(__name__)
-
-LEASE_NAME = "workerpool-operator"
 
 
 def _now_micro() -> str:
@@ -48,7 +48,6 @@ class LeaderElector:
     _renewed_at: float = -1e9
     _seen: tuple[str, str] | None = None  # (holder, renewTime) last observed
     _seen_at: float = 0.0
-    transitions: int = 0
 
     def is_leader(self) -> bool:
         """The write fence: leading, and renewed recently enough that no one else can lead."""
@@ -103,17 +102,17 @@ class LeaderElector:
             while not stop.is_set():
                 try:
                     held = await self._try()
+                except Conflict:
+                    held = False  # another replica won this round
                 except ApiError as exc:
                     held = False
-                    if exc.status != 409:  # 409: another replica won this round
-                        log.warning("leader election: %s", exc.sentence())
+                    log.warning("leader election: %s", exc.sentence())
                 except Exception as exc:
                     held = False
                     log.warning("leader election: %s", exc)
                 if held:
                     self._renewed_at = self.clock()
                     if not self.leading.is_set():
-                        self.transitions += 1
                         log.info("became leader", extra={"identity": self.identity})
                         self.lost.clear()
                         self.leading.set()
@@ -123,8 +122,7 @@ class LeaderElector:
                     self.leading.clear()
                     self.lost.set()
                     metrics.LEADER.set(0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.retry)
+                await sleep_or_stop(stop, self.retry)
         finally:
             if self.leading.is_set():
                 await self.release()

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from workerpool_operator.names import APPLIED_HASH_ANNOTATION
 from workerpool_operator.quantity import parse_quantity
-
-APPLIED_HASH_ANNOTATION = "workerpools.io/applied-hash"
 
 
 def manifest_hash(obj: Mapping[str, Any]) -> str:

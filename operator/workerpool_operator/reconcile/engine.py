@@ -23,6 +23,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from workerpool_operator import metrics
+from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
@@ -42,11 +43,24 @@ from workerpool_operator.kinds import (
     Kind,
 )
 from workerpool_operator.kube.cache import Informer, Key, Store
-from workerpool_operator.kube.client import ApiError, Kube, NotLeader
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.kube.errors import (
+    ApiError,
+    NotLeader,
+    ServerError,
+    TooManyRequests,
+    Unauthorized,
+)
+from workerpool_operator.names import (
+    DEFAULT_NAMESPACE,
+    LEGACY_FINALIZER,
+    MANAGERS,
+    POOL_LABEL,
+    FieldManagers,
+)
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import is_subset
 from workerpool_operator.reconcile.plan import (
-    DEFAULT_CREDENTIALS_NAMESPACE,
     ChildWrite,
     Observed,
     Outcome,
@@ -63,7 +77,6 @@ from workerpool_operator.reconcile.plan import (
 )
 from workerpool_operator.reconcile.status import now_rfc3339
 from workerpool_operator.render import Capabilities
-from workerpool_operator.render.common import POOL_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +190,8 @@ class Engine:
     queue: WorkQueue = field(default_factory=WorkQueue)
     caps: Capabilities = field(default_factory=Capabilities)
     # Where the Secrets of ClusterTemporalConnections live: the operator's own namespace.
-    credentials_namespace: str = DEFAULT_CREDENTIALS_NAMESPACE
+    credentials_namespace: str = DEFAULT_NAMESPACE
+    managers: FieldManagers = MANAGERS
     reconciles: int = 0
     _informers: dict[Kind, list[asyncio.Task[None]]] = field(default_factory=dict)
     _synced: dict[Kind, list[asyncio.Event]] = field(default_factory=dict)
@@ -379,7 +393,6 @@ class Engine:
         if body is None:
             return False
         start = time.perf_counter()
-        self.reconciles += 1
         observed = Observed(
             children={
                 kind: (self.stores[kind].get(ns, name) if kind in self.stores else None)
@@ -388,7 +401,13 @@ class Engine:
             secrets=self.secrets_in(ns),
             **self.observed_connection(body),
         )
-        p = plan(body, self.caps, observed, namespace_terminating=self.namespace_terminating(ns))
+        p = plan(
+            body,
+            self.caps,
+            observed,
+            namespace_terminating=self.namespace_terminating(ns),
+            managers=self.managers,
+        )
         try:
             if p.drop_finalizer is not None:
                 await self._drop_finalizer(ns, name, p.drop_finalizer)
@@ -414,8 +433,6 @@ class Engine:
 
     async def _drop_finalizer(self, ns: str, name: str, index: int) -> None:
         """Pools made before 0.2 carry kopf's finalizer; without timers nothing needs it."""
-        from workerpool_operator.reconcile.plan import LEGACY_FINALIZER
-
         ops = [
             {"op": "test", "path": f"/metadata/finalizers/{index}", "value": LEGACY_FINALIZER},
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
@@ -459,10 +476,10 @@ class Engine:
                 # The object's own refusal (invalid, forbidden by quota or policy) is the
                 # pool's ApplyFailed; throttling and server trouble retry the whole pool, and
                 # a 5xx that persists is reported too (SERVER_ERRORS_BEFORE_REPORT).
-                if exc.status in (401, 429):
+                if isinstance(exc, (Unauthorized, TooManyRequests)):
                     raise
                 sentence = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
-                if exc.status >= 500:
+                if isinstance(exc, ServerError):
                     tries = self.queue.failures((ns, name)) + 1
                     if tries < SERVER_ERRORS_BEFORE_REPORT:
                         raise
@@ -542,8 +559,7 @@ class Engine:
     async def _resync(self, stop: asyncio.Event) -> None:
         """Safety net: look at every pool again now and then (free when all is current)."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.resync_seconds)
+            await sleep_or_stop(stop, self.resync_seconds)
             for key in self.store(POOL).list_keys():
                 self.queue.add(key)
 

@@ -19,10 +19,18 @@ from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
     DEPLOYMENT,
-    GPU_POD_LABEL,
     REPLICAS_OWNERS,
     Kind,
     child,
+)
+from workerpool_operator.names import (
+    ADOPT_ANNOTATION,
+    CREDENTIALS_HASH_ANNOTATION,
+    DEFAULT_NAMESPACE,
+    GPU_POD_LABEL,
+    LEGACY_FINALIZER,
+    MANAGERS,
+    FieldManagers,
 )
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import up_to_date, with_hash
@@ -38,13 +46,6 @@ from workerpool_operator.render.common import selector_string
 
 Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
 
-FIELD_MANAGER = "workerpool-operator"
-SCALER_MANAGER = "workerpool-autoscaler"
-# Owner of spec.replicas until KEDA's or the HPA's first change of it (see `Handover`).
-HANDOVER_MANAGER = "workerpool-handover"
-ADOPT_ANNOTATION = "workerpools.io/adopt"
-LEGACY_FINALIZER = f"{api.GROUP}/finalizer"
-CREDENTIALS_HASH_ANNOTATION = "workerpools.io/credentials-hash"
 
 # Ready/Degraded come first so `kubectl get` and GitOps tools find them where they look.
 _ORDER = (
@@ -72,9 +73,6 @@ def validation_message(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-DEFAULT_CREDENTIALS_NAMESPACE = "workerpools-system"
-
-
 @dataclass(frozen=True)
 class Observed:
     """What the caches hold for one pool: its children (by kind), the opted-in Secrets of its
@@ -86,7 +84,7 @@ class Observed:
     secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     connection: Mapping[str, Any] | None = None
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
-    credentials_namespace: str = DEFAULT_CREDENTIALS_NAMESPACE
+    credentials_namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -316,17 +314,19 @@ def _unresolved(
     return out
 
 
-def _handover(pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None) -> Handover | None:
+def _handover(
+    pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None, managers: FieldManagers
+) -> Handover | None:
     engine = engine_of(pool)
     if engine == "Fixed" or live is None:
         return None
     owners = list(live.get(REPLICAS_OWNERS) or [])
-    ours = f"{FIELD_MANAGER}/Apply"
+    ours = f"{managers.operator}/Apply"
     if ours not in owners or any(o != ours for o in owners):
         return None  # someone else already holds the field: dropping ours removes nothing
     current = (live.get("spec") or {}).get("replicas")
     replicas = 1 if current is None else int(current)
-    return Handover(replicas, SCALER_MANAGER if engine == "Builtin" else HANDOVER_MANAGER)
+    return Handover(replicas, managers.scaler if engine == "Builtin" else managers.handover)
 
 
 def _legacy_finalizer(pool_body: Mapping[str, Any]) -> int | None:
@@ -340,6 +340,7 @@ def plan(
     observed: Observed,
     *,
     namespace_terminating: bool = False,
+    managers: FieldManagers = MANAGERS,
 ) -> Plan:
     """Everything one reconcile of this pool should do, given what the caches hold."""
     meta = pool_body.get("metadata") or {}
@@ -393,7 +394,7 @@ def plan(
     deployment = observed.children.get(DEPLOYMENT)
     if deployment is not None and not controlled_by(deployment, pool.uid):
         deployment = None
-    out.handover = _handover(pool, deployment)
+    out.handover = _handover(pool, deployment, managers)
     engine = engine_of(pool)
     workload = workload_from_deployment(deployment)
     for cond in workload_conditions(workload, autoscaled=engine != "Fixed"):

@@ -7,10 +7,13 @@ import re
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.names import (
+    MANAGED_BY_LABEL,
+    OPERATOR,
+    POOL_LABEL,
+    TASK_QUEUE_ANNOTATION,
+)
 
-MANAGED_BY = "workerpool-operator"
-POOL_LABEL = "workerpools.io/pool"
-TASK_QUEUE_ANNOTATION = "workerpools.io/task-queue"
 COMPONENT = "worker"
 
 Manifest = dict[str, Any]
@@ -54,7 +57,7 @@ def labels(pool: TemporalWorkerPool) -> dict[str, str]:
         "app.kubernetes.io/instance": pool.name,
         "app.kubernetes.io/component": COMPONENT,
         "app.kubernetes.io/part-of": "temporal-workerpools",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: OPERATOR,
         **selector_labels(pool),
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 from worker_runtime import contract
 from worker_runtime.contract import env_var
 from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
+from workerpool_operator.names import VERSION_LABEL
 from workerpool_operator.render.common import (
     Manifest,
     label_value,
@@ -24,7 +25,6 @@ RUNTIME_UID = 10001
 # Extra time on top of the drain so the runtime can shut its client down before SIGKILL.
 TERMINATION_GRACE_MARGIN_SECONDS = 15
 TLS_VOLUME = "temporal-tls"
-VERSION_LABEL = "app.kubernetes.io/version"
 # RollingUpdate defaults. CPU pools surge (no capacity lost while rolling); GPU pools replace one
 # pod at a time in place, because a surge pod on a full GPU node pool stays Pending forever.
 DEFAULT_ROLLOUT = {"maxSurge": "25%", "maxUnavailable": 0}

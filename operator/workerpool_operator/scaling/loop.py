@@ -27,13 +27,15 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from worker_runtime import contract
+from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.kinds import CREDENTIALS_LABEL, DEPLOYMENT, POD, POOL, POOL_STATUS
-from workerpool_operator.kube.client import Kube, NotLeader
+from workerpool_operator.kinds import DEPLOYMENT, POD, POOL, POOL_STATUS
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.kube.errors import NotLeader
+from workerpool_operator.names import CREDENTIALS_LABEL, MANAGERS, POOL_LABEL
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import SCALER_MANAGER, Unresolved, engine_of
+from workerpool_operator.reconcile.plan import Unresolved, engine_of
 from workerpool_operator.reconcile.status import ConditionSpec, merge_conditions
-from workerpool_operator.render.common import POOL_LABEL
 from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
 from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANAGER = SCALER_MANAGER
 # Rewrite an unchanged status (only backlog age/observedAt moved) at most this often.
 STATUS_REFRESH_SECONDS = 60.0
 TICK_SECONDS = 0.25
@@ -243,8 +244,10 @@ class Scaler:
         poller: BacklogPoller,
         *,
         clock: Callable[[], float] = time.monotonic,
+        manager: str = MANAGERS.scaler,
     ) -> None:
         self.kube = kube
+        self.manager = manager
         self.engine = engine
         self.poller = poller
         self.clock = clock
@@ -297,8 +300,7 @@ class Scaler:
                     self._released.discard(key)
                     self._spawn(self._release(key))
                 self.poller.evict_idle()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
+                await sleep_or_stop(stop, TICK_SECONDS)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -406,7 +408,7 @@ class Scaler:
                     "metadata": {"name": name, "namespace": ns},
                     "spec": {"replicas": decision.replicas},
                 },
-                manager=MANAGER,
+                manager=self.manager,
             )
             state.last_scale_time = _rfc3339(time.time())
             log.info("scaled %s/%s: %s", ns, name, decision.message)
@@ -463,7 +465,7 @@ class Scaler:
         if last_scale:
             status["lastScaleTime"] = last_scale
         await self.kube.apply_status(
-            POOL_STATUS, pool.namespace, pool.name, status, manager=MANAGER
+            POOL_STATUS, pool.namespace, pool.name, status, manager=self.manager
         )
         state.last_core, state.last_status_at = core, now
 
@@ -473,4 +475,4 @@ class Scaler:
         Applying an empty status with our field manager removes exactly what this manager owned.
         """
         with contextlib.suppress(Exception):
-            await self.kube.apply_status(POOL_STATUS, key[0], key[1], {}, manager=MANAGER)
+            await self.kube.apply_status(POOL_STATUS, key[0], key[1], {}, manager=self.manager)

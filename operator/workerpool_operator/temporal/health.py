@@ -10,7 +10,6 @@ DescribeNamespace, ListWorkerDeployments). The status is built by the pure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CLUSTER_CONNECTION,
@@ -26,7 +26,9 @@ from workerpool_operator.kinds import (
     CONNECTION_STATUS,
     Kind,
 )
-from workerpool_operator.kube.client import ApiError, Kube, NotLeader
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.kube.errors import ApiError, NotLeader
+from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import is_subset
 from workerpool_operator.reconcile.engine import Engine
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 
 HEALTH_PERIOD_SECONDS = 30.0
 TICK_SECONDS = 2.0
-HEALTH_MANAGER = "workerpool-connection-health"
 
 
 class HealthChecker:
@@ -51,8 +52,10 @@ class HealthChecker:
         *,
         period: float = HEALTH_PERIOD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        manager: str = MANAGERS.health,
     ) -> None:
         self.kube = kube
+        self.manager = manager
         self.engine = engine
         self.poller = poller
         self.period = period
@@ -63,8 +66,7 @@ class HealthChecker:
         """Until `stop` (run only while leading)."""
         while not stop.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
+            await sleep_or_stop(stop, TICK_SECONDS)
 
     async def tick(self) -> None:
         due = []
@@ -128,7 +130,7 @@ class HealthChecker:
         status["lastCheckTime"] = now_rfc3339()
         target = CLUSTER_CONNECTION_STATUS if cluster else CONNECTION_STATUS
         try:
-            await self.kube.apply_status(target, ns, meta["name"], status, manager=HEALTH_MANAGER)
+            await self.kube.apply_status(target, ns, meta["name"], status, manager=self.manager)
         except NotLeader:
             return
         except ApiError as exc:

@@ -1,0 +1,114 @@
+"""Typed settings of one operator process, built once from the command line and handed to the
+composition root (`app.Operator`) through kopf's memo: no environment round trip.
+
+Every flag also has an environment variable, read here once as the flag's default (so a
+Deployment can set either); nothing else in the operator reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from workerpool_operator import names
+
+
+def default_identity() -> str:
+    """A unique name for this replica when the pod name is unknown (outside a cluster)."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # None: every namespace; otherwise the namespaces watched and reconciled.
+    namespaces: tuple[str, ...] | None = None
+    # Pools reconciled concurrently (each pool is serialized).
+    workers: int = 16
+    # Every pool is looked at again this often (free when its children are current).
+    resync_seconds: float = 300.0
+    leader_elect: bool = False
+    lease_name: str = names.LEASE_NAME
+    # The operator's namespace: its Lease, and the Secrets of ClusterTemporalConnections.
+    namespace: str = names.DEFAULT_NAMESPACE
+    identity: str = field(default_factory=default_identity)
+    managers: names.FieldManagers = names.MANAGERS
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="workerpool-operator", description="Temporal worker pools operator."
+    )
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable; $WATCH_NAMESPACES=a,b)",
+    )
+    p.add_argument("--metrics-port", type=int, default=int(env("METRICS_PORT", 8080)))
+    p.add_argument("--liveness-port", type=int, default=int(env("LIVENESS_PORT", 8081)))
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=_env_flag("WORKERPOOL_LEADER_ELECT"),
+        help="act only while holding the Lease (--lease-name) in the operator's namespace",
+    )
+    p.add_argument(
+        "--lease-name",
+        default=env("WORKERPOOL_LEASE_NAME", names.LEASE_NAME),
+        help="Lease of the leader election: two installs in one namespace need two names",
+    )
+    p.add_argument(
+        "--operator-namespace",
+        default=env("POD_NAMESPACE", names.DEFAULT_NAMESPACE),
+        help="the operator's namespace: its Lease and ClusterTemporalConnection Secrets "
+        "($POD_NAMESPACE)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("WORKERPOOL_WORKERS", "16")),
+        help="pools reconciled concurrently (each pool is serialized)",
+    )
+    p.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(env("WORKERPOOL_RESYNC_SECONDS", "300")),
+        help="look at every pool again this often (free when its children are current)",
+    )
+    p.add_argument(
+        "--field-manager-suffix",
+        default="",
+        help="tests only: append -SUFFIX to every field manager, so managedFields tell "
+        "operators on one cluster apart",
+    )
+    p.add_argument("--log-format", choices=["json", "text"], default="json")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The Settings the parsed flags (and their environment defaults) describe."""
+    namespaces = args.namespace or [
+        n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n
+    ]
+    return Settings(
+        namespaces=None if args.all_namespaces or not namespaces else tuple(namespaces),
+        workers=args.workers,
+        resync_seconds=args.resync_seconds,
+        leader_elect=args.leader_elect,
+        lease_name=args.lease_name,
+        namespace=args.operator_namespace,
+        identity=os.environ.get("POD_NAME") or default_identity(),
+        managers=names.MANAGERS.suffixed(args.field_manager_suffix),
+    )
