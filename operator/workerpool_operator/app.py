@@ -15,9 +15,13 @@ from typing import Any
 
 import kopf
 
+from workerpool_operator.kinds import POOL
+from workerpool_operator.kube.cache import Caches
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.leader import LeaderElector
-from workerpool_operator.reconcile.engine import Engine
+from workerpool_operator.metrics import PoolGauges
+from workerpool_operator.reconcile.reconciler import Reconciler
+from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.loop import Scaler
 from workerpool_operator.scaling.observe import BacklogPoller
 from workerpool_operator.settings import Settings, parse_args, settings_from_args
@@ -27,19 +31,25 @@ log = logging.getLogger(__name__)
 
 
 class Operator:
-    """Caches, leader election, reconcile workers and the scaler of one process."""
+    """One process: caches always; the reconciler, the scaler and the connection health check
+    only while this replica leads (or always, without leader election)."""
 
     def __init__(self, settings: Settings | None = None, kube: Kube | None = None) -> None:
         self.settings = settings = settings or Settings()
         self.kube = kube or Kube(field_manager=settings.managers.operator)
-        self.engine = Engine(
+        self.caches = Caches(
+            self.kube, namespaces=settings.namespaces, credentials_namespace=settings.namespace
+        )
+        self.view = ClusterView(self.caches)
+        self.reconciler = Reconciler(
             self.kube,
-            namespaces=None if settings.namespaces is None else list(settings.namespaces),
+            self.caches,
+            self.view,
             workers=settings.workers,
             resync_seconds=settings.resync_seconds,
-            credentials_namespace=settings.namespace,
             managers=settings.managers,
         )
+        self.caches.subscribe(PoolGauges(lambda: len(self.view.store(POOL))).cache_event)
         self.elector: LeaderElector | None = None
         if settings.leader_elect:
             self.elector = LeaderElector(
@@ -47,10 +57,11 @@ class Operator:
             )
             self.kube.may_write = self.elector.is_leader
         self.poller = BacklogPoller()
-        self.scaler = Scaler(self.kube, self.engine, self.poller, manager=settings.managers.scaler)
+        self.scaler = Scaler(self.kube, self.view, self.poller, manager=settings.managers.scaler)
+        self.caches.subscribe(self.scaler.cache_event)
         # Connection status, through the scaler's poller: one Temporal client per connection.
         self.health = HealthChecker(
-            self.kube, self.engine, self.poller, manager=settings.managers.health
+            self.kube, self.view, self.poller, manager=settings.managers.health
         )
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
@@ -61,7 +72,7 @@ class Operator:
         if self.elector is not None:
             tasks.append(asyncio.create_task(self.elector.run(self.stop), name="leader"))
         try:
-            await self.engine.start_caches()
+            await self.caches.start()
             self.ready.set()
             while not self.stop.is_set():
                 if self.elector is not None:
@@ -70,7 +81,7 @@ class Operator:
                         break
                 acting = asyncio.Event()
                 work = [
-                    asyncio.create_task(self.engine.work(acting), name="reconcile"),
+                    asyncio.create_task(self.reconciler.work(acting), name="reconcile"),
                     asyncio.create_task(self.scaler.run(acting), name="scaler"),
                     asyncio.create_task(self.health.run(acting), name="connection-health"),
                 ]
@@ -81,7 +92,7 @@ class Operator:
         finally:
             self.stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.engine.close()
+            await self.caches.close()
             await self.poller.close()
             await self.kube.close()
 

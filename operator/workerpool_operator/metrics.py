@@ -1,8 +1,15 @@
-"""The operator's own Prometheus metrics (served by prometheus_client on --metrics-port)."""
+"""The operator's own Prometheus metrics (served by prometheus_client on --metrics-port), all
+defined here, and the pool gauges that follow the pool cache."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from workerpool_operator.kinds import POOL, Kind
 
 RECONCILES = Counter(
     "workerpool_operator_reconciles_total", "Pool reconciliations by result.", ["result"]
@@ -14,7 +21,8 @@ RECONCILE_SECONDS = Histogram(
 )
 WRITES = Counter(
     "workerpool_operator_writes_total",
-    "Writes to the API server by namespace, kind and verb (counted in kube.py, the one writer).",
+    "Writes to the API server by namespace, kind and verb (counted by kube/client.py, the one "
+    "writer).",
     ["namespace", "kind", "verb"],
 )
 ERRORS = Counter("workerpool_operator_errors_total", "Reconcile errors by reason.", ["reason"])
@@ -41,3 +49,50 @@ POOL_CONDITION = Gauge(
     ["namespace", "pool", "type", "status"],
 )
 CONDITION_STATUSES = ("True", "False", "Unknown")
+
+# The Builtin scaler (scaling/).
+BACKLOG = Gauge(
+    "workerpool_backlog", "Task-queue backlog the autoscaler last saw.", ["namespace", "pool"]
+)
+DESIRED = Gauge(
+    "workerpool_desired_replicas", "Replicas the autoscaler asks for.", ["namespace", "pool"]
+)
+DECISIONS = Counter(
+    "workerpool_scale_decisions_total",
+    "Autoscaler decisions by direction (up, down, none).",
+    ["namespace", "pool", "direction"],
+)
+TEMPORAL_CALLS = Counter(
+    "workerpool_temporal_calls_total",
+    "Calls the autoscaler made to Temporal, by method and result.",
+    ["method", "result"],
+)
+
+
+class PoolGauges:
+    """`workerpool_operator_pools` and `workerpool_pool_condition` from pool cache events
+    (alerts and dashboards read them); a pool's series go when the pool or condition does."""
+
+    def __init__(self, pool_count: Callable[[], int]) -> None:
+        self._pool_count = pool_count
+        self._types: dict[tuple[str, str], set[str]] = {}
+
+    def cache_event(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
+        if kind is not POOL:
+            return
+        POOLS.set(self._pool_count())
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        before = self._types.pop((ns, name), set())
+        now: set[str] = set()
+        if type_ != "DELETED":
+            for cond in (obj.get("status") or {}).get("conditions") or []:
+                ctype, status = str(cond.get("type")), str(cond.get("status"))
+                now.add(ctype)
+                for value in CONDITION_STATUSES:
+                    POOL_CONDITION.labels(ns, name, ctype, value).set(1 if value == status else 0)
+            self._types[(ns, name)] = now
+        for ctype in before - now:
+            for value in CONDITION_STATUSES:
+                with contextlib.suppress(KeyError):
+                    POOL_CONDITION.remove(ns, name, ctype, value)

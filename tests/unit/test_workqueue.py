@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workerpool_operator.reconcile.engine import WorkQueue
+from workerpool_operator.reconcile.queue import WorkQueue
 
 
 async def test_a_key_is_queued_once_and_requeued_if_it_changed_while_processed() -> None:

@@ -12,13 +12,28 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from workerpool_operator import metrics
-from workerpool_operator.kinds import CRD, DEPLOYMENT, NAMESPACE, POD, REPLICAS_OWNERS, SECRET, Kind
+from workerpool_operator.kinds import (
+    CHILDREN,
+    CONNECTIONS,
+    CRD,
+    DEPLOYMENT,
+    NAMESPACE,
+    POD,
+    POOL,
+    REPLICAS_OWNERS,
+    SCALED_OBJECT,
+    SECRET,
+    SERVICE_MONITOR,
+    TRIGGER_AUTH,
+    Kind,
+)
 from workerpool_operator.kube.client import Kube, WatchEvent
 from workerpool_operator.kube.errors import Gone
+from workerpool_operator.render import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -224,3 +239,129 @@ class Informer:
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                 # Keep rv: the server says 410 if it is too old, and we relist then.
+
+
+class Caches:
+    """Every informer of the process and its store: the operator's whole read side.
+
+    One informer per kind (per watched namespace for namespaced kinds); those of optional kinds
+    (ServiceMonitor, KEDA, the connection kinds) start and stop as their CRDs come and go, which
+    also decides the `caps` the renderers see. Every change is fanned out to the subscribers
+    (the reconciler, the scaler, the pool gauges); readers get copies from the stores.
+    """
+
+    def __init__(
+        self, kube: Kube, *, namespaces: Sequence[str] | None, credentials_namespace: str
+    ) -> None:
+        self.kube = kube
+        self.namespaces = None if namespaces is None else list(namespaces)
+        # ClusterTemporalConnections' Secrets live here (the operator's own namespace).
+        self.credentials_namespace = credentials_namespace
+        self.caps = Capabilities()
+        self.stores: dict[Kind, Store] = {}
+        self._informers: dict[Kind, list[asyncio.Task[None]]] = {}
+        self._synced: dict[Kind, list[asyncio.Event]] = {}
+        self._subscribers: list[OnEvent] = []
+        self._caps_subscribers: list[Callable[[], None]] = []
+        self._crd_changed = asyncio.Event()
+        self._crd_task: asyncio.Task[None] | None = None
+
+    def subscribe(self, callback: OnEvent) -> None:
+        """Call `callback(kind, type, object)` for every change (synchronously: keep it cheap)."""
+        self._subscribers.append(callback)
+
+    def subscribe_capabilities(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after an optional kind came or went (its CRD was (un)installed)."""
+        self._caps_subscribers.append(callback)
+
+    def store(self, kind: Kind) -> Store:
+        return self.stores.setdefault(kind, Store())
+
+    def synced(self, kind: Kind) -> bool:
+        events = self._synced.get(kind) or []
+        return bool(events) and all(e.is_set() for e in events)
+
+    async def wait_synced(self, kinds: Iterable[Kind]) -> None:
+        for kind in kinds:
+            for event in self._synced.get(kind, []):
+                await event.wait()
+
+    async def start(self) -> None:
+        """Start every informer and wait for the first full listing of each."""
+        always = [POOL, *[k for k in CHILDREN if k.crd is None], SECRET, POD, NAMESPACE, CRD]
+        for kind in always:
+            self._start_informers(kind)
+        self._crd_task = asyncio.create_task(self._crd_loop(), name="crd-follower")
+        await self.wait_synced([POOL, *[k for k in CHILDREN if k.crd is None], SECRET, NAMESPACE])
+        await self.wait_synced([CRD])
+        await self._follow_crds()
+
+    async def close(self) -> None:
+        for kind in list(self._informers):
+            self._stop_informers(kind)
+        if self._crd_task is not None:
+            self._crd_task.cancel()
+
+    def _dispatch(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
+        if kind is CRD:
+            self._crd_changed.set()
+        for callback in self._subscribers:
+            callback(kind, type_, obj)
+
+    def _start_informers(self, kind: Kind) -> None:
+        if kind in self._informers:
+            return
+        scopes: Iterable[str | None] = (
+            [None] if self.namespaces is None or not kind.namespaced else self.namespaces
+        )
+        if kind is SECRET and self.namespaces is not None:
+            scopes = list(dict.fromkeys([*self.namespaces, self.credentials_namespace]))
+        tasks, synced = [], []
+        for ns in scopes:
+            inf = Informer(self.kube, kind, self.store(kind), self._dispatch, namespace=ns)
+            tasks.append(asyncio.create_task(inf.run(), name=f"informer-{kind.plural}-{ns}"))
+            synced.append(inf.synced)
+        self._informers[kind] = tasks
+        self._synced[kind] = synced
+
+    def _stop_informers(self, kind: Kind) -> None:
+        for task in self._informers.pop(kind, []):
+            task.cancel()
+        self._synced.pop(kind, None)
+        self.stores.pop(kind, None)
+
+    @staticmethod
+    def _optional_kinds() -> list[Kind]:
+        return [k for k in (*CHILDREN, *CONNECTIONS) if k.crd is not None]
+
+    async def _crd_loop(self) -> None:
+        while True:
+            await self._crd_changed.wait()
+            self._crd_changed.clear()
+            await self._follow_crds()
+
+    async def _follow_crds(self) -> None:
+        """Start or stop the informer of an optional kind as its CRD comes and goes."""
+        established = {
+            str(c["metadata"]["name"]) for c in self.store(CRD).values() if c.get("established")
+        }
+        changed = False
+        for kind in self._optional_kinds():
+            if kind.crd in established and kind not in self._informers:
+                self._start_informers(kind)
+                changed = True
+            elif kind.crd not in established and kind in self._informers:
+                self._stop_informers(kind)
+                changed = True
+        if not changed:
+            return
+        await self.wait_synced(self._optional_kinds())
+        caps = Capabilities(
+            service_monitor=self.synced(SERVICE_MONITOR),
+            keda=self.synced(SCALED_OBJECT) and self.synced(TRIGGER_AUTH),
+        )
+        if caps != self.caps:
+            log.info("capabilities changed", extra={"capabilities": caps.__dict__})
+            self.caps = caps
+        for callback in self._caps_subscribers:
+            callback()

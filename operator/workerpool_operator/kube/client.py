@@ -29,7 +29,7 @@ import aiohttp
 import kopf
 
 from workerpool_operator import metrics
-from workerpool_operator.kinds import BY_KEY, EVENT, Kind
+from workerpool_operator.kinds import BY_KEY, DEPLOYMENT, EVENT, Kind
 from workerpool_operator.kube.errors import Conflict, Gone, NotLeader, Unauthorized, api_error
 from workerpool_operator.names import MANAGERS, OPERATOR
 
@@ -363,6 +363,28 @@ class Kube:
         except Conflict:  # the uid precondition failed: not ours any more
             return False
         return done is not None
+
+    async def apply_replicas(self, namespace: str, name: str, replicas: int, manager: str) -> None:
+        """Own a Deployment's spec.replicas at `replicas` under `manager` (server-side apply
+        of that one field: the scaler's writes and the engine handover)."""
+        await self.apply(
+            {
+                "apiVersion": DEPLOYMENT.api_version,
+                "kind": DEPLOYMENT.kind,
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"replicas": replicas},
+            },
+            manager=manager,
+        )
+
+    async def try_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, type_: str = "Normal"
+    ) -> None:
+        """An Event that may fail: it tells a user what happened, it never blocks the work."""
+        try:
+            await self.event(involved, reason=reason, message=message, type_=type_)
+        except Exception as exc:
+            log.debug("event %s on %s not recorded: %s", reason, involved.get("kind"), exc)
 
     async def event(
         self,

@@ -20,22 +20,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
-from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from worker_runtime import contract
+from workerpool_operator import metrics
 from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.kinds import DEPLOYMENT, POD, POOL, POOL_STATUS
+from workerpool_operator.kinds import DEPLOYMENT, POOL, POOL_STATUS, Kind
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import NotLeader
-from workerpool_operator.names import CREDENTIALS_LABEL, MANAGERS, POOL_LABEL
+from workerpool_operator.names import CREDENTIALS_LABEL, MANAGERS
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.plan import Unresolved, engine_of
 from workerpool_operator.reconcile.status import ConditionSpec, merge_conditions
+from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
 from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
@@ -46,26 +47,11 @@ from workerpool_operator.scaling.observe import (
     served_types,
 )
 
-if TYPE_CHECKING:
-    from workerpool_operator.reconcile.engine import Engine
-
 log = logging.getLogger(__name__)
 
 # Rewrite an unchanged status (only backlog age/observedAt moved) at most this often.
 STATUS_REFRESH_SECONDS = 60.0
 TICK_SECONDS = 0.25
-
-BACKLOG = Gauge(
-    "workerpool_backlog", "Task-queue backlog the autoscaler last saw.", ["namespace", "pool"]
-)
-DESIRED = Gauge(
-    "workerpool_desired_replicas", "Replicas the autoscaler asks for.", ["namespace", "pool"]
-)
-DECISIONS = Counter(
-    "workerpool_scale_decisions_total",
-    "Autoscaler decisions by direction (up, down, none).",
-    ["namespace", "pool", "direction"],
-)
 
 
 class CredentialsError(Exception):
@@ -235,12 +221,13 @@ def _conditions(
 
 
 class Scaler:
-    """Runs the Builtin engine for every Builtin pool in the engine's pool cache."""
+    """Runs the Builtin engine for every Builtin pool in the pool cache; `cache_event` must be
+    subscribed to the caches (it tracks which pools are Builtin)."""
 
     def __init__(
         self,
         kube: Kube,
-        engine: Engine,
+        view: ClusterView,
         poller: BacklogPoller,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -248,18 +235,22 @@ class Scaler:
     ) -> None:
         self.kube = kube
         self.manager = manager
-        self.engine = engine
+        self.view = view
         self.poller = poller
         self.clock = clock
         self.states: dict[tuple[str, str], PoolState] = {}
         self._builtin: set[tuple[str, str]] = set()
         self._released: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        engine._on_pool.append(self.pool_event)
-        for key in engine.store(POOL).list_keys():
-            body = engine.store(POOL).get(*key)
+        for key in view.pool_keys():
+            body = view.pool(key)
             if body is not None:
                 self.pool_event(key, "ADDED", body)
+
+    def cache_event(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
+        if kind is POOL:
+            meta = obj.get("metadata") or {}
+            self.pool_event((str(meta.get("namespace") or ""), str(meta.get("name"))), type_, obj)
 
     def pool_event(self, key: tuple[str, str], type_: str, body: Mapping[str, Any]) -> None:
         """Track which pools are Builtin (the informer calls this on every pool event)."""
@@ -279,7 +270,7 @@ class Scaler:
         elif key in self._builtin:
             self._builtin.discard(key)
             self.states.pop(key, None)
-            for gauge in (BACKLOG, DESIRED):
+            for gauge in (metrics.BACKLOG, metrics.DESIRED):
                 with contextlib.suppress(KeyError):
                     gauge.remove(*key)
             if type_ != "DELETED":
@@ -314,7 +305,7 @@ class Scaler:
     async def _step_logged(self, key: tuple[str, str], state: PoolState) -> None:
         period = MIN_POLL_SECONDS
         try:
-            body = self.engine.store(POOL).get(*key)
+            body = self.view.pool(key)
             with contextlib.suppress(Exception):
                 period = poll_period((body or {})["spec"]["autoscaling"]["pollIntervalSeconds"])
             await self.step(key, state)
@@ -331,7 +322,7 @@ class Scaler:
     async def step(self, key: tuple[str, str], state: PoolState) -> Decision | None:
         """One observe -> decide -> report -> write round for one pool."""
         ns, name = key
-        body = self.engine.store(POOL).get(ns, name)
+        body = self.view.pool(key)
         if body is None:
             return None
         try:
@@ -341,13 +332,13 @@ class Scaler:
         spec = pool.spec.autoscaling
         if spec is None or engine_of(pool) != "Builtin":
             return None
-        if self.engine.namespace_terminating(ns):
+        if self.view.namespace_terminating(ns):
             return None
-        resolved = self.engine.resolve(pool, body)
+        resolved = self.view.resolve(pool, body)
         if isinstance(resolved, Unresolved):
             return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
         pool = resolved.pool
-        deployment = self.engine.store(DEPLOYMENT).get(ns, name)
+        deployment = self.view.store(DEPLOYMENT).get(ns, name)
         if deployment is None:
             return None  # the reconciler has not created it yet
         dep_spec = deployment.get("spec") or {}
@@ -356,19 +347,13 @@ class Scaler:
 
         gpu: tuple[int, str] | None = None
         if pool.spec.gpu is not None:
-            pods = [
-                p
-                for p in self.engine.store(POD).values()
-                if (p.get("metadata") or {}).get("namespace") == ns
-                and ((p.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL) == name
-            ]
-            gpu = unschedulable_gpu_pods(pods, pool.spec.gpu.resource_name)
+            gpu = unschedulable_gpu_pods(self.view.pods_of(ns, name), pool.spec.gpu.resource_name)
 
         problem: tuple[Reason, str] | None = None
         reading: Reading | None = None
         try:
             conn = connection_for(
-                pool, self.engine.secrets_in(resolved.secrets_namespace), resolved.secrets_namespace
+                pool, self.view.secrets_in(resolved.secrets_namespace), resolved.secrets_namespace
             )
         except CredentialsError as exc:
             problem = (Reason.CREDENTIALS_UNAVAILABLE, f"holding {current} replicas: {exc}")
@@ -395,30 +380,20 @@ class Scaler:
         decision = decide(observation, state.history, policy, self.clock())
         state.history = decision.history
 
-        DECISIONS.labels(ns, name, decision.direction).inc()
-        DESIRED.labels(ns, name).set(decision.replicas)
+        metrics.DECISIONS.labels(ns, name, decision.direction).inc()
+        metrics.DESIRED.labels(ns, name).set(decision.replicas)
         if decision.backlog is not None:
-            BACKLOG.labels(ns, name).set(decision.backlog)
+            metrics.BACKLOG.labels(ns, name).set(decision.backlog)
 
         if decision.replicas != current:
-            await self.kube.apply(
-                {
-                    "apiVersion": DEPLOYMENT.api_version,
-                    "kind": DEPLOYMENT.kind,
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"replicas": decision.replicas},
-                },
-                manager=self.manager,
-            )
+            await self.kube.apply_replicas(ns, name, decision.replicas, self.manager)
             state.last_scale_time = _rfc3339(time.time())
             log.info("scaled %s/%s: %s", ns, name, decision.message)
-            involved = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
-            with contextlib.suppress(Exception):  # an Event is best effort
-                await self.kube.event(
-                    involved,
-                    reason=Reason.SCALED_UP if decision.replicas > current else Reason.SCALED_DOWN,
-                    message=decision.message,
-                )
+            await self.kube.try_event(
+                {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
+                reason=Reason.SCALED_UP if decision.replicas > current else Reason.SCALED_DOWN,
+                message=decision.message,
+            )
 
         await self._write_status(body, pool, state, reading, decision, problem, gpu, self.clock())
         return decision

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
@@ -53,6 +52,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from workerpool_operator import metrics
 from workerpool_operator.scaling.decide import Backlog
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,6 @@ RPC_TIMEOUT_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 60.0
 # A Temporal client nobody asked through for this long is dropped.
 CLIENT_IDLE_SECONDS = 600.0
-
-TEMPORAL_CALLS = Counter(
-    "workerpool_temporal_calls_total",
-    "Calls the autoscaler made to Temporal, by method and result.",
-    ["method", "result"],
-)
-
 
 WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
 ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
@@ -300,9 +293,9 @@ class BacklogPoller:
                 GetSystemInfoRequest(), timeout=self._rpc_timeout
             )
         except Exception as exc:
-            TEMPORAL_CALLS.labels("GetSystemInfo", "error").inc()
+            metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "error").inc()
             return Health(error=f"GetSystemInfo: {type(exc).__name__}: {exc}"[:500])
-        TEMPORAL_CALLS.labels("GetSystemInfo", "ok").inc()
+        metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "ok").inc()
         version = info.server_version or None
         exists: bool | None = None
         error = None
@@ -414,9 +407,9 @@ class BacklogPoller:
                     timeout=self._rpc_timeout,
                 )
             except Exception as exc:
-                TEMPORAL_CALLS.labels("DescribeTaskQueue", "error").inc()
+                metrics.TEMPORAL_CALLS.labels("DescribeTaskQueue", "error").inc()
                 raise TemporalCallError(f"DescribeTaskQueue: {exc}") from exc
-            TEMPORAL_CALLS.labels("DescribeTaskQueue", "ok").inc()
+            metrics.TEMPORAL_CALLS.labels("DescribeTaskQueue", "ok").inc()
             s = resp.stats
             return TypeStats(
                 backlog=int(s.approximate_backlog_count),
@@ -440,11 +433,11 @@ class BacklogPoller:
                     rpc_timeout=self._rpc_timeout,
                 )
             except Exception as exc:  # degrade: the guard treats the count as unknown
-                TEMPORAL_CALLS.labels("CountWorkflowExecutions", "error").inc()
+                metrics.TEMPORAL_CALLS.labels("CountWorkflowExecutions", "error").inc()
                 log.warning("running-workflow count for %s failed: %s", key, exc)
                 entry.count_failed = True
                 return
-            TEMPORAL_CALLS.labels("CountWorkflowExecutions", "ok").inc()
+            metrics.TEMPORAL_CALLS.labels("CountWorkflowExecutions", "ok").inc()
             entry.count, entry.count_at, entry.count_failed = int(result.count), started, False
 
         async def maybe(kind: TaskQueueType.ValueType) -> TypeStats | None:

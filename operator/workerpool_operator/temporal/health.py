@@ -31,9 +31,9 @@ from workerpool_operator.kube.errors import ApiError, NotLeader
 from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import is_subset
-from workerpool_operator.reconcile.engine import Engine
 from workerpool_operator.reconcile.plan import effective_connection_spec
 from workerpool_operator.reconcile.status import connection_status, now_rfc3339
+from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.loop import CredentialsError, connection_from_spec
 from workerpool_operator.scaling.observe import BacklogPoller, Health
 
@@ -47,7 +47,7 @@ class HealthChecker:
     def __init__(
         self,
         kube: Kube,
-        engine: Engine,
+        view: ClusterView,
         poller: BacklogPoller,
         *,
         period: float = HEALTH_PERIOD_SECONDS,
@@ -56,7 +56,7 @@ class HealthChecker:
     ) -> None:
         self.kube = kube
         self.manager = manager
-        self.engine = engine
+        self.view = view
         self.poller = poller
         self.period = period
         self.clock = clock
@@ -71,9 +71,9 @@ class HealthChecker:
     async def tick(self) -> None:
         due = []
         for kind in (CONNECTION, CLUSTER_CONNECTION):
-            store = self.engine.stores.get(kind)
-            if store is None:
+            if not self.view.has(kind):
                 continue
+            store = self.view.store(kind)
             for body in store.values():
                 meta = body.get("metadata") or {}
                 key = (kind.kind, str(meta.get("namespace") or ""), str(meta.get("name")))
@@ -89,9 +89,9 @@ class HealthChecker:
     def _ours(self, kind: Kind, name: str) -> bool:
         """A namespaced install (one of several shards, say) checks a ClusterTemporalConnection
         only while one of its pools uses it, so shards never write the same status."""
-        if kind is not CLUSTER_CONNECTION or self.engine.namespaces is None:
+        if kind is not CLUSTER_CONNECTION or self.view.namespaces is None:
             return True
-        return bool(self.engine.pools_using(kind.kind, "", name))
+        return bool(self.view.pools_using(kind.kind, "", name))
 
     async def check(self, kind: Kind, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -101,9 +101,9 @@ class HealthChecker:
         try:
             model = api.ClusterTemporalConnection if cluster else api.TemporalConnection
             spec = model.from_body(body).spec
-            where = self.engine.credentials_namespace if cluster else ns
+            where = self.view.credentials_namespace if cluster else ns
             conn = connection_from_spec(
-                effective_connection_spec(spec), self.engine.secrets_in(where), where
+                effective_connection_spec(spec), self.view.secrets_in(where), where
             )
         except ValidationError:
             return  # admission's job; pools report ConnectionInvalid

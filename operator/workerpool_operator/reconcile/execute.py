@@ -1,0 +1,99 @@
+"""Carry one pool's Plan out: hand spec.replicas over, server-side apply the children that
+differ (never taking over a name someone else holds), prune, and say what happened (`Outcome`).
+The decisions are all in `plan.py`; this module only does the writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from workerpool_operator import metrics
+from workerpool_operator.kinds import POOL, SCALED_OBJECT, TRIGGER_AUTH
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.kube.errors import ApiError, ServerError, TooManyRequests, Unauthorized
+from workerpool_operator.names import LEGACY_FINALIZER
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import (
+    ChildWrite,
+    Outcome,
+    Plan,
+    adoptable,
+    conflict_message,
+    controlled_by,
+)
+
+log = logging.getLogger(__name__)
+
+# A child write the API server keeps answering with 5xx is reported (ApplyFailed) from this
+# many consecutive failed reconciles on (still retried): some 5xx are not transient, e.g. a
+# quantity the CRD's pattern admits but the Deployment decoder refuses ("quantities must match
+# the regular expression"), and a pool must never sit silently without a status.
+SERVER_ERRORS_BEFORE_REPORT = 3
+
+
+class Executor:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def drop_finalizer(self, ns: str, name: str, index: int) -> None:
+        """Pools made before 0.2 carry kopf's finalizer; without timers nothing needs it."""
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": LEGACY_FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        with contextlib.suppress(ApiError):  # 422: the list changed meanwhile; next event
+            await self.kube.patch(
+                POOL, ns, name, ops, content_type="application/json-patch+json", verb="finalizer"
+            )
+
+    async def execute(self, ns: str, name: str, p: Plan, *, attempt: int = 1) -> Outcome:
+        """The plan's writes and prunes; `attempt` counts this pool's failed reconciles in a
+        row (plus this one), so a 5xx that persists is reported instead of retried silently.
+
+        Throttling and credentials trouble raise (the whole pool is retried); a refusal of the
+        object itself (invalid, forbidden by quota or policy) becomes the pool's ApplyFailed.
+        """
+        outcome = Outcome()
+        assert p.pool is not None
+        pool = p.pool
+        if p.handover is not None:
+            h = p.handover
+            await self.kube.apply_replicas(ns, name, h.replicas, h.manager)
+            log.info(
+                "handed spec.replicas over",
+                extra={"pool": f"{ns}/{name}", "replicas": h.replicas, "to": h.manager},
+            )
+
+        async def write(w: ChildWrite) -> None:
+            if not w.known:
+                live = await self.kube.get(w.kind, ns, name, cached=True)
+                if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
+                    outcome.conflicts[w.kind] = conflict_message(w.kind, ns, name)
+                    return
+            try:
+                await self.kube.apply(w.manifest)
+                if not w.known:
+                    outcome.created += 1
+            except (Unauthorized, TooManyRequests):
+                raise
+            except ApiError as exc:
+                sentence = f"{w.kind.kind} {ns}/{name}: {exc.sentence()}"
+                if isinstance(exc, ServerError):
+                    if attempt < SERVER_ERRORS_BEFORE_REPORT:
+                        raise
+                    sentence += f" (HTTP {exc.status} {attempt} times in a row; still retrying)"
+                outcome.failures[w.kind] = sentence
+                metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
+
+        # KEDA resolves a ScaledObject's TriggerAuthentication when it first sees it: the
+        # ScaledObject goes last, and not at all while its TriggerAuthentication is refused.
+        first = [w for w in p.writes if w.kind is not SCALED_OBJECT]
+        await asyncio.gather(*(write(w) for w in first))
+        auth_ok = TRIGGER_AUTH not in outcome.failures and TRIGGER_AUTH not in outcome.conflicts
+        for w in p.writes:
+            if w.kind is SCALED_OBJECT and auth_ok:
+                await write(w)
+        for kind, uid in p.prune:
+            await self.kube.delete(kind, ns, name, uid=uid)
+        return outcome

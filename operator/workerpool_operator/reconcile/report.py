@@ -1,0 +1,52 @@
+"""Write what a reconcile found: the pool's status (only when it differs from the stored one)
+and a Warning Event when the pool's Ready reason or message becomes a problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workerpool_operator import metrics
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.kinds import POOL_STATUS
+from workerpool_operator.kube.client import Kube
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.diff import is_subset
+from workerpool_operator.reconcile.plan import Outcome, Plan, finish
+from workerpool_operator.reconcile.status import now_rfc3339
+
+# Ready reasons a user must act on: each new one (or a new message) gets a Warning Event.
+PROBLEMS = frozenset(
+    {
+        Reason.INVALID_SPEC,
+        Reason.APPLY_FAILED,
+        Reason.NAME_CONFLICT,
+        Reason.CONNECTION_NOT_FOUND,
+        Reason.CONNECTION_NOT_ALLOWED,
+        Reason.CONNECTION_INVALID,
+    }
+)
+
+
+def _ready(conditions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return next((c for c in conditions or [] if c.get("type") == api.CONDITION_READY), {})
+
+
+async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome) -> None:
+    meta = body["metadata"]
+    live = body.get("status") or {}
+    generation = int(meta.get("generation") or 0)
+    status = finish(p, outcome, live, generation=generation, now=now_rfc3339())
+    if is_subset(status, live):
+        return
+    await kube.apply_status(POOL_STATUS, meta["namespace"], meta["name"], status)
+    before, now = _ready(live.get("conditions")), _ready(status["conditions"])
+    changed = (before.get("reason"), before.get("message")) != (now["reason"], now["message"])
+    if now["reason"] in PROBLEMS and changed:
+        metrics.ERRORS.labels(now["reason"]).inc()
+        await kube.try_event(
+            {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
+            reason=now["reason"],
+            message=now["message"],
+            type_="Warning",
+        )
