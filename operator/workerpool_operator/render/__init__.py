@@ -30,7 +30,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Which optional APIs the cluster serves (found by discovery, passed in to stay pure)."""
+    """Which optional APIs the cluster serves: followed from the CRD cache (kube/cache.py
+    `Caches`, no discovery calls) and passed in, so rendering stays pure."""
 
     service_monitor: bool = False
     keda: bool = False
@@ -44,7 +45,8 @@ def fixed_replicas(pool: TemporalWorkerPool) -> int | None:
 
 
 def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manifest]:
-    """Every child the pool should have right now (autoscaler objects are added by scaling)."""
+    """Every child the pool should have right now, except the autoscaling children, which
+    `render.autoscaling.plan_autoscaling` adds (reconcile/plan.py joins the two)."""
     children = [
         render_deployment(pool, replicas=fixed_replicas(pool)),
         render_service(pool),

@@ -1,7 +1,7 @@
 """Autoscaling children (KEDA ScaledObject + TriggerAuthentication, or HPA) and their conditions.
 
 Pure. The Builtin engine renders no child and no condition: the operator's scaler
-(`scaling/autoscaler.py`) writes Deployment replicas and owns the AutoscalingReady,
+(`scaling/loop.py`) writes Deployment replicas and owns the AutoscalingReady,
 BacklogAvailable and GPUCapacityAvailable conditions with its own field manager.
 """
 
@@ -23,12 +23,6 @@ from workerpool_operator.render.common import Manifest, object_meta
 KEDA_API = "keda.sh/v1alpha1"
 HPA_API = "autoscaling/v2"
 
-# Kinds this module may render; the reconciler prunes those no longer desired.
-OPTIONAL_KINDS: list[tuple[str, str]] = [
-    (KEDA_API, "ScaledObject"),
-    (KEDA_API, "TriggerAuthentication"),
-    (HPA_API, "HorizontalPodAutoscaler"),
-]
 # KEDA's temporal scaler reads both queue types; ours sums the same two.
 KEDA_QUEUE_TYPES = "workflow,activity"
 

@@ -1,46 +1,9 @@
 """The Builtin engine's replica decision: pure, so every rule is a table-driven unit test.
 
 No I/O, no clock: the caller passes what Temporal said (`Observation`), what was decided before
-(`History`), the pool's policy and `now` (seconds on any monotonic clock).
-
-Rules, in order:
-1. Temporal error or no reading: keep the current replicas (never scale blind), clamped into
-   [minReplicas, maxReplicas]: the bounds are the user's, and hold without a reading.
-2. Idle reset: Temporal unloads an idle task queue after ~5 min and then reports backlog 0 until
-   something reloads it. Tasks only leave a backlog by being dispatched to a poller, so a drop
-   to 0 with no pollers and no dispatches is not trusted: the last trusted backlog is used.
-3. raw = ceil(backlog / targetBacklogPerReplica), clamped to [minReplicas, maxReplicas].
-4. Activation: from 0 replicas, scale up only when backlog > activationBacklog.
-5. Zero guard: from >0 replicas never recommend 0 while the queue shows work (backlog, recent
-   add/dispatch rate, running workflows on the queue, or in-flight tasks the workers report).
-6. Stabilization with HPA semantics: the result is at least the LOWEST recommendation of the
-   scale-up window and at most the HIGHEST recommendation of the scale-down window. As in the
-   HPA, an empty history is seeded with the current replicas, so an operator restart does not
-   scale down before a full window has passed.
-7. Capacity ceiling (GPU pods Pending for lack of GPUs): never raise above it.
-
-Opt-in signals (each off by default, so a spec without them decides as before):
-- Backlog age (`targetBacklogAgeSeconds`): while the oldest task has waited longer than the
-  target, ask for at least ceil(ready * age / target) replicas, like an HPA ratio on age,
-  capped at max(current, ready + backlog) (a waiting task can use one more worker at most) and
-  at least 1: a small but old backlog (slow tasks) gets workers a count target would not.
-  Counting ready replicas, not all of them, matters for slow starts (GPU pods loading a
-  model): tasks keep ageing while pods start, and pods already on their way are not asked for
-  again.
-- Rates (`scaleOnRates`): while tasks wait (the workers are saturated, so what they dispatch
-  is their capacity), each ready replica dispatches D / ready per second, so
-  ceil(A / (D / ready)) replicas keep up with the add rate A, capped like the age signal; and
-  a growing backlog (A > D) is sized for the backlog one poll ahead, count + (A - D) *
-  pollInterval. Both only raise the recommendation. With an empty backlog the dispatch rate
-  is the arrival rate, not the capacity, so it says nothing and the count target scales down.
-- `ready` is the Deployment's ready replicas when the caller knows it, else the current ones.
-- Idle-only scale-down (`scaleDownOnlyWhenIdle`): never recommend fewer replicas than now
-  while the queue shows any work (`busy_reason`: backlog, add/dispatch rates, running
-  workflows, in-flight tasks); pollers waiting with nothing dispatched are idle workers.
-- Idle window to zero (`scaleToZeroAfterIdleSeconds`, for GPU pools whose cold start is
-  expensive): from >0 replicas, 0 only after the queue has been idle for the whole window
-  (`History.idle_since`), on top of the zero guard, which still never removes the last
-  replica while work runs.
+(`History`), the pool's policy and `now` (seconds on any monotonic clock). The rules (1-7, in
+order) and the opt-in signals are explained once, in docs/autoscaling.md ("The Builtin
+engine"); each step of `decide` names its rule.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from collections import Counter as CallCounter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -111,7 +110,8 @@ class TemporalCallError(Exception):
 
 @dataclass(frozen=True)
 class Connection:
-    """How to reach one Temporal namespace; secrets are passed in (the reconciler reads them)."""
+    """How to reach one Temporal namespace, credentials included (read from the opted-in
+    Secrets by `scaling.loop.connection_from_spec` for the scaler and the health check)."""
 
     address: str
     namespace: str = "default"
@@ -197,7 +197,7 @@ def _quote(value: str) -> str | None:
 
 
 class BacklogPoller:
-    """Shared across every pool of one operator process (put one in kopf's memo)."""
+    """One per operator process (app.Operator makes it), shared by every pool."""
 
     def __init__(
         self,
@@ -455,14 +455,3 @@ class BacklogPoller:
             running_unknown=entry.count_failed,
         )
         return Reading(backlog, None, self._wall(), started, workflow=wf, activity=act)
-
-    def debug_state(self) -> dict[str, Any]:
-        """Cache state per queue, for logs and tests."""
-        return {
-            k[1]: {
-                "failures": e.failures,
-                "error": e.last.error if e.last else None,
-                "backlog": e.last.backlog.count if e.last and e.last.backlog else None,
-            }
-            for k, e in self._entries.items()
-        }
