@@ -25,6 +25,7 @@ from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.loop import Scaler
 from workerpool_operator.scaling.observe import BacklogPoller
 from workerpool_operator.settings import Settings, parse_args, settings_from_args
+from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.health import HealthChecker
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,13 @@ class Operator:
                 self.kube, settings.namespace, settings.identity, name=settings.lease_name
             )
             self.kube.may_write = self.elector.is_leader
-        self.poller = BacklogPoller()
+        self.clients = TemporalClients()
+        self.poller = BacklogPoller(clients=self.clients)
         self.scaler = Scaler(self.kube, self.view, self.poller, manager=settings.managers.scaler)
         self.caches.subscribe(self.scaler.cache_event)
-        # Connection status, through the scaler's poller: one Temporal client per connection.
+        # Connection status, through the scaler's clients: one Temporal client per connection.
         self.health = HealthChecker(
-            self.kube, self.view, self.poller, manager=settings.managers.health
+            self.kube, self.view, self.clients, manager=settings.managers.health
         )
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
@@ -94,6 +96,7 @@ class Operator:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.caches.close()
             await self.poller.close()
+            self.clients.close()
             await self.kube.close()
 
 

@@ -30,9 +30,9 @@ from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.app import Operator
-from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.scaling.observe import BacklogPoller
+from workerpool_operator.temporal.connections import Resolved, resolve_connection
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,9 @@ def create_pool(
 async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
     """The operator's engine for the test's namespace, with a quick-to-give-up poller."""
     async with running_operator(cluster.kubeconfig, namespace) as op:
-        op.poller = op.scaler.poller = BacklogPoller(rpc_timeout=3.0, backoff_max=6.0)
+        op.poller = op.scaler.poller = BacklogPoller(
+            rpc_timeout=3.0, backoff_max=6.0, clients=op.clients
+        )
         yield op
 
 
@@ -347,7 +349,9 @@ def test_keda_and_hpa_objects_are_accepted_by_the_api_server(
         pool = create_pool(kube_cluster, namespace, name, {"taskQueue": name, **spec})
         if name in connections:  # what the planner renders from: the resolved connection
             cached = kube_cluster.get("temporalconnection", name, namespace=namespace)
-            resolved = resolve_connection(pool, Observed(connection=cached))
+            resolved = resolve_connection(
+                pool, connection=cached, namespace_labels={}, credentials_namespace=""
+            )
             assert isinstance(resolved, Resolved), resolved
             pool = resolved.pool
         plan = plan_autoscaling(pool, keda_installed=True)

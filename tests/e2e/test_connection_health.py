@@ -110,7 +110,7 @@ async def test_connection_status_from_the_health_check(
             "the scaler to read the backlog",
             lambda: k.get("twp", "p", namespace=ns).get("status"),
         )
-        to_dev = [c for c in op.poller.connections() if c.address == temporal_server.address]
+        to_dev = [c for c in op.clients.connections() if c.address == temporal_server.address]
         shared = [c for c in to_dev if c.namespace == "default"]
         assert len(shared) == 1, to_dev  # the pool's scaler and dev's health check: one client
         assert len(to_dev) == 2  # dev and missing-ns: two namespaces, two clients

@@ -65,18 +65,18 @@ async def test_rotated_api_key_rolls_the_workers_and_reaches_the_scaler(
         await eventually(lambda: template_hash() != "", "the credentials hash on the pods")
         first = template_hash()
         await eventually(
-            lambda: any(c.api_key == "first" for c in op.poller.connections()),
+            lambda: any(c.api_key == "first" for c in op.clients.connections()),
             "a client with the key",
         )
         kube_cluster.apply(secret("key", apiKey="second"), namespace=namespace)
         await eventually(lambda: template_hash() not in ("", first), "a rollout for the new key")
         await eventually(
-            lambda: any(c.api_key == "second" for c in op.poller.connections()),
+            lambda: any(c.api_key == "second" for c in op.clients.connections()),
             "the scaler's client to carry the new key",
         )
         assert op.poller.evict_idle(0.0) >= 1  # the old key's client goes once unused
         await eventually(
-            lambda: all(c.api_key == "second" for c in op.poller.connections()),
+            lambda: all(c.api_key == "second" for c in op.clients.connections()),
             "only the new key's client left",
         )
 

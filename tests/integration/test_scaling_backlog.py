@@ -12,9 +12,9 @@ from workerpool_operator.scaling.observe import (
     ACTIVITY,
     WORKFLOW,
     BacklogPoller,
-    Connection,
     served_types,
 )
+from workerpool_operator.temporal.connections import Connection
 
 
 async def start_workflows(address: str, queue: str, n: int) -> Client:

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
+from workerpool_operator.names import DEFAULT_NAMESPACE
+from workerpool_operator.temporal.connections import Resolved, resolve_connection
 
 
 def via_connection(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -29,6 +30,8 @@ def resolved_pool(body: Mapping[str, Any]) -> TemporalWorkerPool:
     """The pool the renderers see: its connection resolved as the planner resolves it."""
     body, connection = via_connection(body)
     pool = TemporalWorkerPool.from_body(body)
-    resolved = resolve_connection(pool, Observed(connection=connection))
+    resolved = resolve_connection(
+        pool, connection=connection, namespace_labels={}, credentials_namespace=DEFAULT_NAMESPACE
+    )
     assert isinstance(resolved, Resolved), resolved
     return resolved.pool

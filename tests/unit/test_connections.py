@@ -174,14 +174,14 @@ def test_connection_namespace_not_found() -> None:
     [("1.32.0", True), ("1.25.0", True), ("1.24.2", False), ("v1.26", True), ("dev", True)],
 )
 def test_task_queue_stats_by_server_version(version: str, new_enough: bool) -> None:
-    from workerpool_operator.scaling.observe import version_at_least
+    from workerpool_operator.temporal.health import version_at_least
 
     assert version_at_least(version, (1, 25)) is new_enough
 
 
 def test_the_connection_samples_parse_and_the_pool_renders_through_them() -> None:
-    from workerpool_operator.reconcile.plan import Observed, Resolved, resolve_connection
     from workerpool_operator.render import Capabilities, desired_children
+    from workerpool_operator.temporal.connections import Resolved, resolve_connection
 
     docs = list(
         yaml.safe_load_all((ROOT / "manifests" / "samples" / "connections.yaml").read_text())
@@ -194,7 +194,10 @@ def test_the_connection_samples_parse_and_the_pool_renders_through_them() -> Non
     pool_body["metadata"] = {**pool_body["metadata"], "namespace": "payments", "uid": "u"}
     pool = api.TemporalWorkerPool.from_body(pool_body)
     resolved = resolve_connection(
-        pool, Observed(connection=cluster, namespace_labels={"temporal-tenant": "payments"})
+        pool,
+        connection=cluster,
+        namespace_labels={"temporal-tenant": "payments"},
+        credentials_namespace="workerpools-system",
     )
     assert isinstance(resolved, Resolved)
     kinds_rendered = {c["kind"] for c in desired_children(resolved.pool, Capabilities())}

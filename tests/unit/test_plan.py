@@ -345,16 +345,14 @@ def test_a_cluster_connection_allowed_by_namespace_labels() -> None:
         ),
     )
     assert _deployment_env(p)["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
-    from workerpool_operator.reconcile.plan import Resolved, resolve_connection
+    from workerpool_operator.temporal.connections import Resolved, resolve_connection
 
     pool = api.TemporalWorkerPool.from_body(ref_body("ClusterTemporalConnection"))
     resolved = resolve_connection(
         pool,
-        Observed(
-            connection=connection(cluster=True),
-            namespace_labels={"tenant": "shop"},
-            credentials_namespace="ops",
-        ),
+        connection=connection(cluster=True),
+        namespace_labels={"tenant": "shop"},
+        credentials_namespace="ops",
     )
     assert isinstance(resolved, Resolved)
     assert resolved.secrets_namespace == "ops"  # the admin's namespace, not the tenant's

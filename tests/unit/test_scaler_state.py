@@ -7,7 +7,9 @@ from typing import Any
 
 from workerpool_operator.scaling.decide import History
 from workerpool_operator.scaling.loop import PoolState
-from workerpool_operator.scaling.observe import BacklogPoller, Connection
+from workerpool_operator.scaling.observe import BacklogPoller
+from workerpool_operator.temporal.clients import TemporalClients
+from workerpool_operator.temporal.connections import Connection
 
 
 def test_history_resets_when_the_queue_or_the_connection_changes() -> None:
@@ -50,7 +52,8 @@ async def fake_connect(address: str, **kwargs: Any) -> Any:
 
 
 async def test_tenants_with_other_credentials_never_share_readings_or_back_off() -> None:
-    poller = BacklogPoller(connect=fake_connect)
+    clients = TemporalClients(connect=fake_connect)
+    poller = BacklogPoller(clients=clients)
     a = Connection("temporal:7233", "shared", tls=True, api_key="tenant-a")
     b = Connection("temporal:7233", "shared", tls=True, api_key="tenant-b")
     revoked = Connection("temporal:7233", "shared", tls=True, api_key="revoked")
@@ -63,7 +66,7 @@ async def test_tenants_with_other_credentials_never_share_readings_or_back_off()
     assert bad.error is not None  # its failure and back-off are its own
     again = await poller.observe(a, "orders", max_age=60)
     assert again.error is None
-    assert len(poller.connections()) == 3
-    assert poller.evict_idle(0.0) == 3  # unused clients go
-    assert poller.connections() == []
+    assert len(clients.connections()) == 3
+    assert poller.evict_idle(0.0) == 3  # unused clients go, and their readings with them
+    assert clients.connections() == []
     await poller.close()

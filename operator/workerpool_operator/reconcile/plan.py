@@ -43,6 +43,11 @@ from workerpool_operator.reconcile.status import (
 from workerpool_operator.render import Capabilities, desired_children
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.render.common import selector_string
+from workerpool_operator.temporal.connections import (
+    Unresolved,
+    resolve_connection,
+    validation_message,
+)
 
 Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
 
@@ -64,15 +69,6 @@ def engine_of(pool: api.TemporalWorkerPool) -> Engine:
     return spec.engine
 
 
-def validation_message(err: ValidationError) -> str:
-    """One line per problem, naming the spec field (camelCase path) and what is wrong."""
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"spec.{where}: {e['msg']}" if where else f"spec: {e['msg']}")
-    return "; ".join(parts)
-
-
 @dataclass(frozen=True)
 class Observed:
     """What the caches hold for one pool: its children (by kind), the opted-in Secrets of its
@@ -85,98 +81,6 @@ class Observed:
     connection: Mapping[str, Any] | None = None
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     credentials_namespace: str = DEFAULT_NAMESPACE
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The pool with spec.connection filled in from its connection (renderers and the scaler
-    read `pool.spec.effective_connection`), and where the operator reads its Secrets."""
-
-    pool: api.TemporalWorkerPool
-    secrets_namespace: str
-    source: str  # "spec.connection", "TemporalConnection ns/name", "ClusterTemporalConnection name"
-
-
-@dataclass(frozen=True)
-class Unresolved:
-    reason: Reason
-    message: str
-
-
-def connection_ref_key(pool_body: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """(kind, namespace, name) of the connection a pool body references, for cache lookups."""
-    ref = (pool_body.get("spec") or {}).get("connectionRef")
-    if not isinstance(ref, Mapping) or not ref.get("name"):
-        return None
-    kind = str(ref.get("kind") or api.CONNECTION_KIND)
-    ns = (
-        ""
-        if kind == api.CLUSTER_CONNECTION_KIND
-        else str((pool_body.get("metadata") or {}).get("namespace") or "")
-    )
-    return (kind, ns, str(ref["name"]))
-
-
-def effective_connection_spec(spec: api.TemporalConnectionSpec) -> api.ConnectionSpec:
-    """A connection object's fields as the pool-level ConnectionSpec the renderers and the
-    scaler read (built without validation: the inline form may not name Secrets)."""
-    tls = None
-    if spec.tls is not None:
-        tls = api.TLSSpec.model_construct(
-            secret_name=spec.tls.secret_name, server_name=spec.tls.server_name
-        )
-    key = None
-    if spec.api_key_secret_ref is not None:
-        key = api.SecretKeyRef.model_construct(
-            name=spec.api_key_secret_ref.name, key=spec.api_key_secret_ref.key
-        )
-    return api.ConnectionSpec.model_construct(
-        address=spec.address, namespace=spec.namespace, tls=tls, api_key_secret_ref=key
-    )
-
-
-def resolve_connection(pool: api.TemporalWorkerPool, observed: Observed) -> Resolved | Unresolved:
-    """Pure: the effective connection of a pool, or why there is none."""
-    ref = pool.spec.connection_ref
-    if ref is None:
-        return Resolved(pool, pool.namespace, "spec.connection")
-    cluster = ref.kind == api.CLUSTER_CONNECTION_KIND
-    where = ref.name if cluster else f"{pool.namespace}/{ref.name}"
-    if observed.connection is None:
-        hint = "" if cluster else " in the pool's namespace"
-        return Unresolved(
-            Reason.CONNECTION_NOT_FOUND,
-            f"{ref.kind} {where} not found{hint}: create it, or fix spec.connectionRef",
-        )
-    try:
-        conn: api.TemporalConnection | api.ClusterTemporalConnection = (
-            api.ClusterTemporalConnection.from_body(observed.connection)
-            if cluster
-            else api.TemporalConnection.from_body(observed.connection)
-        )
-    except ValidationError as err:
-        return Unresolved(
-            Reason.CONNECTION_INVALID, f"{ref.kind} {where}: {validation_message(err)}"
-        )
-    if isinstance(conn, api.ClusterTemporalConnection) and not api.selector_matches(
-        conn.spec.allowed_namespaces, dict(observed.namespace_labels)
-    ):
-        return Unresolved(
-            Reason.CONNECTION_NOT_ALLOWED,
-            f"ClusterTemporalConnection {ref.name} does not allow namespace {pool.namespace} "
-            "(its spec.allowedNamespaces does not select the namespace's labels): ask the "
-            "cluster admin to label the namespace or widen allowedNamespaces",
-        )
-    effective = effective_connection_spec(conn.spec)
-    # model_copy does not validate: the effective spec may name Secrets, the stored one not.
-    resolved = pool.model_copy(
-        update={"spec": pool.spec.model_copy(update={"connection": effective})}
-    )
-    return Resolved(
-        resolved,
-        observed.credentials_namespace if cluster else pool.namespace,
-        f"{ref.kind} {where}",
-    )
 
 
 @dataclass(frozen=True)
@@ -354,7 +258,12 @@ def plan(
         out = _invalid(pool_body, validation_message(err))
         out.drop_finalizer = drop
         return out
-    resolved = resolve_connection(pool, observed)
+    resolved = resolve_connection(
+        pool,
+        connection=observed.connection,
+        namespace_labels=observed.namespace_labels,
+        credentials_namespace=observed.credentials_namespace,
+    )
     if isinstance(resolved, Unresolved):
         return _unresolved(pool, resolved, observed, drop)
     pool = resolved.pool

@@ -22,14 +22,14 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.kube.cache import Caches, Key, Store
 from workerpool_operator.names import POOL_LABEL
-from workerpool_operator.reconcile.plan import (
-    Observed,
+from workerpool_operator.reconcile.plan import Observed
+from workerpool_operator.render import Capabilities
+from workerpool_operator.temporal.connections import (
     Resolved,
     Unresolved,
     connection_ref_key,
     resolve_connection,
 )
-from workerpool_operator.render import Capabilities
 
 
 class ClusterView:
@@ -94,7 +94,7 @@ class ClusterView:
         self, pool: api.TemporalWorkerPool, body: Mapping[str, Any]
     ) -> Resolved | Unresolved:
         """The pool's effective connection (the plan resolves the same from `observed`)."""
-        return resolve_connection(pool, Observed(**self.observed_connection(body)))
+        return resolve_connection(pool, **self.observed_connection(body))
 
     def connection_ref(self, key: Key) -> tuple[str, str, str] | None:
         return connection_ref_key(self.pool(key) or {})

@@ -13,7 +13,6 @@ each manager's entries apart).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import logging
@@ -25,37 +24,32 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from worker_runtime import contract
 from workerpool_operator import metrics
 from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import DEPLOYMENT, POOL, POOL_STATUS, Kind
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import NotLeader
-from workerpool_operator.names import CREDENTIALS_LABEL, MANAGERS
+from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import Unresolved, engine_of
+from workerpool_operator.reconcile.plan import engine_of
 from workerpool_operator.reconcile.status import ConditionSpec, merge_conditions
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
 from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
     BacklogPoller,
-    Connection,
     Reading,
     poll_period,
     served_types,
 )
+from workerpool_operator.temporal.connections import CredentialsError, Unresolved, connection_for
 
 log = logging.getLogger(__name__)
 
 # Rewrite an unchanged status (only backlog age/observedAt moved) at most this often.
 STATUS_REFRESH_SECONDS = 60.0
 TICK_SECONDS = 0.25
-
-
-class CredentialsError(Exception):
-    """A Secret the connection needs is missing, not opted in, or lacks a key."""
 
 
 @dataclass
@@ -80,67 +74,6 @@ class PoolState:
 
 def _rfc3339(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _secret_value(
-    secrets: Mapping[str, Mapping[str, Any]], namespace: str, name: str, key: str
-) -> bytes | None:
-    secret = secrets.get(name)
-    if secret is None:
-        raise CredentialsError(
-            f"Secret {namespace}/{name} not found among the Secrets labelled "
-            f"{CREDENTIALS_LABEL}=true: create it, or label it with "
-            f"`kubectl label secret -n {namespace} {name} {CREDENTIALS_LABEL}=true`"
-        )
-    raw = (secret.get("data") or {}).get(key)
-    return None if raw is None else base64.b64decode(raw)
-
-
-def connection_for(
-    pool: api.TemporalWorkerPool,
-    secrets: Mapping[str, Mapping[str, Any]],
-    secrets_namespace: str | None = None,
-) -> Connection:
-    """The pool's (resolved) Temporal connection, TLS material and API key taken from its
-    Secrets, which live in `secrets_namespace` (the pool's, or for a ClusterTemporalConnection
-    the operator's own)."""
-    return connection_from_spec(
-        pool.spec.effective_connection, secrets, secrets_namespace or pool.namespace
-    )
-
-
-def connection_from_spec(
-    conn: api.ConnectionSpec, secrets: Mapping[str, Mapping[str, Any]], where: str
-) -> Connection:
-    """A Connection (the poller's client key) from a connection spec and the Secrets of
-    namespace `where`: the same for a pool and for the TemporalConnection it references, so
-    scaler, zero guard and health check share one client."""
-    ca = cert = key = None
-    server_name = None
-    if conn.tls is not None:
-        server_name = conn.tls.server_name
-        if conn.tls.secret_name:
-            ns, name = where, conn.tls.secret_name
-            ca = _secret_value(secrets, ns, name, contract.TLS_CA_FILE)
-            cert = _secret_value(secrets, ns, name, contract.TLS_CERT_FILE)
-            key = _secret_value(secrets, ns, name, contract.TLS_KEY_FILE)
-    api_key = None
-    if conn.api_key_secret_ref is not None:
-        ref = conn.api_key_secret_ref
-        value = _secret_value(secrets, where, ref.name, ref.key)
-        if value is None:
-            raise CredentialsError(f"Secret {where}/{ref.name} has no key {ref.key}")
-        api_key = value.decode().strip()
-    return Connection(
-        address=conn.address,
-        namespace=conn.namespace,
-        tls=conn.tls is not None,
-        server_root_ca=ca,
-        client_cert=cert,
-        client_key=key,
-        server_name=server_name,
-        api_key=api_key,
-    )
 
 
 def unschedulable_gpu_pods(pods: list[dict[str, Any]], resource: str) -> tuple[int, str]:

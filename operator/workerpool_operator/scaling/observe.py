@@ -32,27 +32,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import Counter as CallCounter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
-    DescribeNamespaceRequest,
     DescribeTaskQueueRequest,
-    GetSystemInfoRequest,
-    ListWorkerDeploymentsRequest,
 )
-from temporalio.client import Client, TLSConfig
-from temporalio.service import RPCError, RPCStatusCode
 
 from workerpool_operator import metrics
 from workerpool_operator.scaling.decide import Backlog
+from workerpool_operator.temporal.clients import CLIENT_IDLE_SECONDS, TemporalClients
+from workerpool_operator.temporal.connections import Connection
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +60,6 @@ MIN_POLL_SECONDS = SERVER_STATS_CACHE_SECONDS + 0.25
 COUNT_MAX_AGE_SECONDS = 15.0
 RPC_TIMEOUT_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 60.0
-# A Temporal client nobody asked through for this long is dropped.
-CLIENT_IDLE_SECONDS = 600.0
 
 WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
 ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
@@ -84,71 +78,8 @@ def poll_period(interval_seconds: float) -> float:
     return max(float(interval_seconds), MIN_POLL_SECONDS)
 
 
-@dataclass(frozen=True)
-class Health:
-    """What the connection health check found; `error` set when the server was not reached."""
-
-    server_version: str | None = None
-    namespace_exists: bool | None = None
-    task_queue_stats: bool | None = None
-    worker_deployments: bool | None = None
-    error: str | None = None
-
-
-def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
-    """'1.32.0' >= (1, 25); an unparsable version counts as new enough."""
-    try:
-        major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
-    except ValueError:
-        return True
-    return (major, minor) >= minimum
-
-
 class TemporalCallError(Exception):
     """One RPC failed; the message names it (which matters for rate limits)."""
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How to reach one Temporal namespace, credentials included (read from the opted-in
-    Secrets by `scaling.loop.connection_from_spec` for the scaler and the health check)."""
-
-    address: str
-    namespace: str = "default"
-    tls: bool = False
-    server_root_ca: bytes | None = None
-    client_cert: bytes | None = None
-    client_key: bytes | None = field(default=None, repr=False)
-    server_name: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-
-    def fingerprint(self) -> str:
-        """Identifies the credentials too: readings and back-off are never shared across them."""
-        material = repr(
-            (
-                self.address,
-                self.namespace,
-                self.tls,
-                self.server_root_ca,
-                self.client_cert,
-                self.client_key,
-                self.server_name,
-                self.api_key,
-            )
-        )
-        return hashlib.sha256(material.encode()).hexdigest()[:16]
-
-    def tls_config(self) -> bool | TLSConfig:
-        if not self.tls:
-            return False
-        if not (self.server_root_ca or self.client_cert or self.server_name):
-            return True  # system roots
-        return TLSConfig(
-            server_root_ca_cert=self.server_root_ca,
-            client_cert=self.client_cert,
-            client_private_key=self.client_key,
-            domain=self.server_name,
-        )
 
 
 @dataclass(frozen=True)
@@ -175,7 +106,6 @@ class Reading:
 
 
 QueueKey = tuple[str, str, str]
-ConnectFn = Callable[..., Awaitable[Client]]
 
 
 @dataclass
@@ -206,16 +136,13 @@ class BacklogPoller:
         backoff_max: float = BACKOFF_MAX_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        connect: ConnectFn = Client.connect,
+        clients: TemporalClients | None = None,
     ) -> None:
         self._rpc_timeout = timedelta(seconds=rpc_timeout)
         self._backoff_max = backoff_max
         self._clock = clock
         self._wall = wall
-        self._connect = connect
-        self._clients: dict[Connection, Client] = {}
-        self._client_lock = asyncio.Lock()
-        self._client_used: dict[Connection, float] = {}
+        self.clients = clients or TemporalClients(clock=clock)
         # By (credentials fingerprint, task queue, types polled): tenants never see each other's
         # readings, and a reading of fewer types is never served to a pool that polls more.
         self._entries: dict[tuple[str, str, frozenset[int]], _Entry] = {}
@@ -240,7 +167,7 @@ class BacklogPoller:
         entry = self._entries.setdefault(
             (conn.fingerprint(), task_queue, frozenset(int(t) for t in types)), _Entry()
         )
-        self._client_used[conn] = self._clock()
+        self.clients.touch(conn)
         if entry.inflight is not None:
             return await asyncio.shield(entry.inflight)
         now = self._clock()
@@ -258,96 +185,24 @@ class BacklogPoller:
         return await asyncio.shield(entry.inflight)
 
     async def close(self) -> None:
-        """Drop clients and cancel in-flight rounds (the SDK closes connections on drop)."""
+        """Cancel in-flight rounds and forget every reading."""
         for entry in self._entries.values():
             if entry.inflight is not None:
                 entry.inflight.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await entry.inflight
         self._entries.clear()
-        self._clients.clear()
-        self._client_used.clear()
 
     def evict_idle(self, idle_seconds: float = CLIENT_IDLE_SECONDS) -> int:
-        """Drop clients (and their readings) unused for `idle_seconds`: rotated credentials,
-        renamed queues and deleted pools leave them behind. Returns how many were dropped."""
-        now = self._clock()
-        stale = [c for c, used in self._client_used.items() if now - used > idle_seconds]
+        """Drop the clients unused for `idle_seconds` and the readings made through them
+        (rotated credentials, renamed queues and deleted pools leave them behind)."""
+        stale = self.clients.evict_idle(idle_seconds)
         for conn in stale:
-            self._client_used.pop(conn, None)
-            self._clients.pop(conn, None)  # the SDK closes the connection when dropped
             fp = conn.fingerprint()
             for key in [k for k in self._entries if k[0] == fp]:
-                entry = self._entries[key]
-                if entry.inflight is None:
+                if self._entries[key].inflight is None:
                     del self._entries[key]
         return len(stale)
-
-    async def health(self, conn: Connection) -> Health:
-        """The connection health check (TemporalConnection status), through the same client
-        the scaler and the zero guard use for this connection."""
-        self._client_used[conn] = self._clock()
-        try:
-            client = await self._client(conn)
-            info = await client.workflow_service.get_system_info(
-                GetSystemInfoRequest(), timeout=self._rpc_timeout
-            )
-        except Exception as exc:
-            metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "error").inc()
-            return Health(error=f"GetSystemInfo: {type(exc).__name__}: {exc}"[:500])
-        metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "ok").inc()
-        version = info.server_version or None
-        exists: bool | None = None
-        error = None
-        try:
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=conn.namespace), timeout=self._rpc_timeout
-            )
-            exists = True
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                exists = False
-            else:
-                error = f"DescribeNamespace: {exc.message}"[:500]
-        deployments: bool | None = None
-        if exists:
-            try:
-                await client.workflow_service.list_worker_deployments(
-                    ListWorkerDeploymentsRequest(namespace=conn.namespace, page_size=1),
-                    timeout=self._rpc_timeout,
-                )
-                deployments = True
-            except RPCError as exc:
-                # UNIMPLEMENTED on older servers; disabled per namespace on newer ones
-                deployments = False if exc.status != RPCStatusCode.UNAVAILABLE else None
-        return Health(
-            server_version=version,
-            namespace_exists=exists,
-            task_queue_stats=None if version is None else version_at_least(version, (1, 25)),
-            worker_deployments=deployments,
-            error=error,
-        )
-
-    def connections(self) -> list[Connection]:
-        """The connections that have a client now (after evictions)."""
-        return list(self._clients)
-
-    async def _client(self, conn: Connection) -> Client:
-        async with self._client_lock:
-            found = self._clients.get(conn)
-            if found is None:
-                # lazy: connecting happens on the first call, so an unreachable server surfaces
-                # as a call error (with backoff) instead of blocking the operator's startup.
-                found = await self._connect(
-                    conn.address,
-                    namespace=conn.namespace,
-                    tls=conn.tls_config(),
-                    api_key=conn.api_key,
-                    lazy=True,
-                    identity="workerpool-operator-autoscaler",
-                )
-                self._clients[conn] = found
-            return found
 
     async def _round(
         self,
@@ -390,7 +245,7 @@ class BacklogPoller:
         started: float,
         types: frozenset[TaskQueueType.ValueType],
     ) -> Reading:
-        client = await self._client(conn)
+        client = await self.clients.get(conn)
 
         async def describe(kind: TaskQueueType.ValueType) -> TypeStats:
             self.calls[key] += 1

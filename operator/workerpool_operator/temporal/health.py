@@ -1,10 +1,10 @@
 """Connection health check: the status of TemporalConnections and ClusterTemporalConnections.
 
 Leader-only, next to the scaler. Every `HEALTH_PERIOD_SECONDS` (and at once when a connection's
-spec changes) each connection is checked through the BacklogPoller's client for it, the same
-client the scaler and the zero guard use (`BacklogPoller.health`: GetSystemInfo,
-DescribeNamespace, ListWorkerDeployments). The status is built by the pure
-`status.connection_status` and server-side applied only when it differs from the cached one.
+spec changes) each connection is checked (`probe`: GetSystemInfo, DescribeNamespace,
+ListWorkerDeployments) through the shared client for it, the one the scaler and the zero guard
+use. The status is built by the pure `reconcile.status.connection_status` and server-side
+applied only when it differs from the cached one.
 """
 
 from __future__ import annotations
@@ -13,10 +13,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    GetSystemInfoRequest,
+    ListWorkerDeploymentsRequest,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
+from workerpool_operator import metrics
 from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
@@ -31,15 +40,86 @@ from workerpool_operator.kube.errors import ApiError, NotLeader
 from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import is_subset
-from workerpool_operator.reconcile.plan import effective_connection_spec
 from workerpool_operator.reconcile.status import connection_status, now_rfc3339
 from workerpool_operator.reconcile.view import ClusterView
-from workerpool_operator.scaling.loop import CredentialsError, connection_from_spec
-from workerpool_operator.scaling.observe import BacklogPoller, Health
+from workerpool_operator.temporal.clients import TemporalClients
+from workerpool_operator.temporal.connections import (
+    Connection,
+    CredentialsError,
+    connection_from_spec,
+    effective_connection_spec,
+)
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Health:
+    """What the connection health check found; `error` set when the server was not reached."""
+
+    server_version: str | None = None
+    namespace_exists: bool | None = None
+    task_queue_stats: bool | None = None
+    worker_deployments: bool | None = None
+    error: str | None = None
+
+
+def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
+    """'1.32.0' >= (1, 25); an unparsable version counts as new enough."""
+    try:
+        major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= minimum
+
+
+async def probe(clients: TemporalClients, conn: Connection, rpc_timeout: timedelta) -> Health:
+    """GetSystemInfo, DescribeNamespace, ListWorkerDeployments through the same client the
+    scaler and the zero guard use for this connection."""
+    try:
+        client = await clients.get(conn)
+        info = await client.workflow_service.get_system_info(
+            GetSystemInfoRequest(), timeout=rpc_timeout
+        )
+    except Exception as exc:
+        metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "error").inc()
+        return Health(error=f"GetSystemInfo: {type(exc).__name__}: {exc}"[:500])
+    metrics.TEMPORAL_CALLS.labels("GetSystemInfo", "ok").inc()
+    version = info.server_version or None
+    exists: bool | None = None
+    error = None
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=conn.namespace), timeout=rpc_timeout
+        )
+        exists = True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            exists = False
+        else:
+            error = f"DescribeNamespace: {exc.message}"[:500]
+    deployments: bool | None = None
+    if exists:
+        try:
+            await client.workflow_service.list_worker_deployments(
+                ListWorkerDeploymentsRequest(namespace=conn.namespace, page_size=1),
+                timeout=rpc_timeout,
+            )
+            deployments = True
+        except RPCError as exc:
+            # UNIMPLEMENTED on older servers; disabled per namespace on newer ones
+            deployments = False if exc.status != RPCStatusCode.UNAVAILABLE else None
+    return Health(
+        server_version=version,
+        namespace_exists=exists,
+        task_queue_stats=None if version is None else version_at_least(version, (1, 25)),
+        worker_deployments=deployments,
+        error=error,
+    )
+
+
 HEALTH_PERIOD_SECONDS = 30.0
+RPC_TIMEOUT_SECONDS = 5.0
 TICK_SECONDS = 2.0
 
 
@@ -48,7 +128,7 @@ class HealthChecker:
         self,
         kube: Kube,
         view: ClusterView,
-        poller: BacklogPoller,
+        clients: TemporalClients,
         *,
         period: float = HEALTH_PERIOD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -57,7 +137,7 @@ class HealthChecker:
         self.kube = kube
         self.manager = manager
         self.view = view
-        self.poller = poller
+        self.clients = clients
         self.period = period
         self.clock = clock
         self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
@@ -111,7 +191,7 @@ class HealthChecker:
             health, reason = Health(error=str(exc)), Reason.CREDENTIALS_UNAVAILABLE
             temporal_ns = str((body.get("spec") or {}).get("namespace") or "default")
         else:
-            health = await self.poller.health(conn)
+            health = await probe(self.clients, conn, timedelta(seconds=RPC_TIMEOUT_SECONDS))
             temporal_ns = spec.namespace
         status = connection_status(
             server_version=health.server_version,
