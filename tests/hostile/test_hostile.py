@@ -298,7 +298,8 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
 
 def test_task_queue_outside_the_bmp_reconciles(bed: HostileBed) -> None:
     """Found by this suite: an emoji in the queue (carried by an annotation and the env) made
-    every child write fail while the operator sent PyYAML with \\U escapes (fixed in kube.py)."""
+    every child write fail while the operator sent PyYAML with \\U escapes (fixed in
+    kube/client.py)."""
     (outcome,) = bed.create_all([("u-emoji-queue", spec(taskQueue="orders-\U0001f600"))])
     assert outcome.admitted, outcome.message
     pool = bed.wait_observed({outcome.name}, timeout=60)[outcome.name]

@@ -1,7 +1,7 @@
 """Leader election on a coordination.k8s.io/v1 Lease, with client-go's timing rules.
 
 Every replica keeps its caches warm; only the holder of the Lease reconciles, scales and
-writes. The holder renews every `retry` seconds and stops writing (the fence in kube.py) once
+writes. The holder renews every `retry` seconds and stops writing (the fence in kube/client.py) once
 `renew_deadline` has passed without a successful renewal, before the lease can expire for
 the others at `lease_duration`: two replicas never write at the same time. A standby takes
 the lease once it has seen the same renewal for a whole `lease_duration` on its own clock (no

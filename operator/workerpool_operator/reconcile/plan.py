@@ -1,6 +1,6 @@
 """Plan one pool's reconcile: (pool, capabilities, observed) -> Plan. Pure: no I/O, no clock.
 
-The executor (`engine.py`) only carries a Plan out, then `finish` folds what happened (a write
+The executor (`execute.py`) only carries a Plan out, then `finish` folds what happened (a write
 refused, a foreign object found under the pool's name) into the status. Everything a user
 would notice about a reconcile is decided here and table-tested in tests/unit/test_plan.py.
 """
