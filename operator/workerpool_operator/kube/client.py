@@ -6,77 +6,27 @@ all with paths that follow from the kind registry (`kinds.py`). aiohttp is alrea
 stack, credentials come from kopf's public login functions (the same ones kopf uses), and there
 is no thread pool, no model layer and no discovery round trip. See docs/design.md.
 
-Every request is counted by verb and kind (`workerpool_operator_api_requests_total`), every
-write also by namespace (`workerpool_operator_writes_total`), and every write first asks the
-fence (leader election) whether this replica may write at all.
+The HTTP side (credentials, TLS, the session, counting and the leader fence) is
+`kube/transport.py`; this module has the verbs.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import ssl
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-import kopf
-
-from workerpool_operator import metrics
 from workerpool_operator.kinds import BY_KEY, DEPLOYMENT, EVENT, Kind
-from workerpool_operator.kube.errors import Conflict, Gone, NotLeader, Unauthorized, api_error
-from workerpool_operator.names import MANAGERS, OPERATOR
+from workerpool_operator.kube.errors import Conflict
+from workerpool_operator.kube.transport import Transport
+from workerpool_operator.names import OPERATOR
 
 log = logging.getLogger(__name__)
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is valid YAML
-REQUEST_TIMEOUT_SECONDS = 30.0
-
-
-def _materialize(data: Any, path: Any, folder: str, name: str) -> str | None:
-    """A file path for PEM material given inline (base64, as kubeconfigs carry it) or by path."""
-    if data:
-        raw = data.encode() if isinstance(data, str) else data
-        try:
-            pem = base64.b64decode(raw, validate=True)
-        except ValueError:
-            pem = raw  # already PEM
-        target = os.path.join(folder, name)
-        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-            f.write(pem)
-        return target
-    return None if path is None else str(path)
-
-
-def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    """TLS settings for the API server from kopf's ConnectionInfo."""
-    if info.insecure:
-        return False
-    folder = tempfile.mkdtemp(prefix="workerpool-operator-")
-    ca = _materialize(info.ca_data, info.ca_path, folder, "ca.crt")
-    ctx = ssl.create_default_context(cafile=ca)
-    cert = _materialize(info.certificate_data, info.certificate_path, folder, "tls.crt")
-    key = _materialize(info.private_key_data, info.private_key_path, folder, "tls.key")
-    if cert and key:
-        ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-def login() -> kopf.ConnectionInfo:
-    """In-cluster ServiceAccount first, else $KUBECONFIG (kopf's own login functions)."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
-    if info is None:
-        raise RuntimeError("no Kubernetes credentials: not in a pod and no $KUBECONFIG")
-    return info
 
 
 def path(
@@ -111,97 +61,8 @@ class WatchEvent:
     object: dict[str, Any]
 
 
-class Kube:
+class Kube(Transport):
     """Async client for the kinds in the registry; one per process, shared by every task."""
-
-    def __init__(
-        self,
-        info: kopf.ConnectionInfo | None = None,
-        *,
-        may_write: Callable[[], bool] | None = None,
-        field_manager: str = MANAGERS.operator,
-    ) -> None:
-        self._info = info
-        self._session: aiohttp.ClientSession | None = None
-        self.may_write: Callable[[], bool] = may_write or (lambda: True)
-        # The manager of writes that name none (the reconciler's children and status).
-        self.field_manager = field_manager
-
-    async def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            if self._info is None:
-                self._info = login()
-            connector = aiohttp.TCPConnector(ssl=ssl_context(self._info), limit=0)
-            self._session = aiohttp.ClientSession(
-                base_url=self._info.server,
-                connector=connector,
-                headers={"User-Agent": OPERATOR},
-            )
-        return self._session
-
-    def _headers(self) -> dict[str, str]:
-        info = self._info
-        assert info is not None
-        if info.token:
-            return {"Authorization": f"Bearer {info.token}"}
-        if info.username and info.password:
-            raw = base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
-            return {"Authorization": f"Basic {raw}"}
-        return {}
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _relogin(self) -> None:
-        """A 401: the ServiceAccount token rotated; read credentials again."""
-        self._info = login()
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        kind: Kind,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-        namespace: str | None = None,
-        write_verb: str | None = None,
-    ) -> dict[str, Any] | None:
-        """One request; None on 404. Counted by verb, kind and `namespace`; writes are fenced."""
-        if write_verb is not None and not self.may_write():
-            raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
-        session = await self._open()
-        # UTF-8 as is: the API server's YAML decoder (apply patches) refuses \\u surrogate escapes.
-        data = (
-            None
-            if body is None
-            else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        )
-        for attempt in (1, 2):
-            metrics.API_REQUESTS.labels(method, kind.kind, namespace or "").inc()
-            async with session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers={**self._headers(), "Content-Type": content_type},
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
-            ) as resp:
-                if resp.status == 401 and attempt == 1:
-                    await self._relogin()
-                    continue
-                if resp.status == 404:
-                    return None
-                text = await resp.text()
-                if resp.status >= 400:
-                    raise api_error(resp.status, text)
-                if write_verb is not None:
-                    metrics.WRITES.labels(namespace or "", kind.kind, write_verb).inc()
-                return json.loads(text) if text else {}
-        raise Unauthorized(401, "Unauthorized", "credentials rejected twice", [])
 
     async def get(
         self, kind: Kind, namespace: str | None, name: str, *, cached: bool = False
@@ -242,7 +103,6 @@ class Kube:
         timeout_seconds: int = 300,
     ) -> AsyncIterator[WatchEvent]:
         """Events after `resource_version` until the server ends the watch; Gone on 410."""
-        session = await self._open()
         params = {
             "watch": "1",
             "resourceVersion": resource_version,
@@ -251,29 +111,14 @@ class Kube:
         }
         if selector:
             params["labelSelector"] = selector
-        metrics.API_REQUESTS.labels("WATCH", kind.kind, namespace or "").inc()
-        async with session.get(
+        async for event in self.stream(
             path(kind, namespace),
-            params=params,
-            headers=self._headers(),
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
-        ) as resp:
-            if resp.status == 410:
-                raise Gone()
-            if resp.status == 401:
-                await self._relogin()
-            if resp.status >= 400:
-                raise api_error(resp.status, await resp.text())
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == 410:
-                        raise Gone()
-                    raise api_error(int(status.get("code") or 500), json.dumps(status))
-                yield WatchEvent(str(event.get("type")), event.get("object") or {})
+            params,
+            kind=kind,
+            namespace=namespace,
+            read_timeout=timeout_seconds,
+        ):
+            yield WatchEvent(str(event.get("type")), event.get("object") or {})
 
     async def apply(
         self, obj: Mapping[str, Any], *, manager: str | None = None, force: bool = True
@@ -396,33 +241,39 @@ class Kube:
         component: str = OPERATOR,
     ) -> None:
         """Record a core/v1 Event on an object (why it scaled, what failed)."""
-        meta = involved["metadata"]
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"),
-                "kind": involved.get("kind"),
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": type_,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": component,
-        }
+        namespace = involved["metadata"]["namespace"]
         await self.request(
             "POST",
-            path(EVENT, meta["namespace"]),
+            path(EVENT, namespace),
             kind=EVENT,
-            body=body,
-            namespace=meta["namespace"],
+            body=event_body(involved, reason, message, type_, component),
+            namespace=namespace,
             write_verb="create",
         )
+
+
+def event_body(
+    involved: Mapping[str, Any], reason: str, message: str, type_: str, component: str
+) -> dict[str, Any]:
+    meta = involved["metadata"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "reportingComponent": component,
+    }

@@ -31,6 +31,29 @@ class Backlog:
 
 
 @dataclass(frozen=True)
+class TypeStats:
+    """Stats of one task queue type (workflow or activity)."""
+
+    backlog: int
+    age_seconds: float
+    add_rate: float
+    dispatch_rate: float
+    pollers: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One poll round's result: either `backlog` or `error`."""
+
+    backlog: Backlog | None
+    error: str | None
+    observed_at: float  # wall clock (epoch seconds) when the round finished
+    fetched_at: float  # poller clock (monotonic) when the round started
+    workflow: TypeStats | None = None
+    activity: TypeStats | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything `decide` needs to know about the world at one instant."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,22 +32,38 @@ from workerpool_operator.kube.errors import NotLeader
 from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.plan import engine_of
-from workerpool_operator.reconcile.status import ConditionSpec, merge_conditions
 from workerpool_operator.reconcile.view import ClusterView
-from workerpool_operator.scaling.decide import Decision, History, Observation, Policy, decide
+from workerpool_operator.scaling.decide import (
+    Decision,
+    History,
+    Observation,
+    Policy,
+    Reading,
+    decide,
+)
 from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
     BacklogPoller,
-    Reading,
     poll_period,
     served_types,
 )
-from workerpool_operator.temporal.connections import CredentialsError, Unresolved, connection_for
+from workerpool_operator.scaling.status import (
+    STATUS_REFRESH_SECONDS,
+    rfc3339,
+    scaler_conditions,
+    scaler_status,
+    status_core,
+    unschedulable_gpu_pods,
+)
+from workerpool_operator.temporal.connections import (
+    CredentialsError,
+    Resolved,
+    Unresolved,
+    connection_for,
+)
 
 log = logging.getLogger(__name__)
 
-# Rewrite an unchanged status (only backlog age/observedAt moved) at most this often.
-STATUS_REFRESH_SECONDS = 60.0
 TICK_SECONDS = 0.25
 
 
@@ -72,85 +87,28 @@ class PoolState:
         self.identity = identity
 
 
-def _rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def unschedulable_gpu_pods(pods: list[dict[str, Any]], resource: str) -> tuple[int, str]:
-    """Pods Pending because no node has free `resource`, and one scheduler message."""
-    count, message = 0, ""
-    for pod in pods:
-        status = pod.get("status") or {}
-        if status.get("phase") != "Pending":
-            continue
-        for cond in status.get("conditions") or []:
-            if (
-                cond.get("type") == "PodScheduled"
-                and cond.get("status") == "False"
-                and cond.get("reason") == "Unschedulable"
-                and resource in (cond.get("message") or "")
-            ):
-                count += 1
-                message = message or str(cond.get("message"))
-    return count, message
-
-
-def _conditions(
-    pool: api.TemporalWorkerPool,
-    reading: Reading | None,
-    decision: Decision,
-    *,
-    problem: tuple[Reason, str] | None,
-    gpu: tuple[int, str] | None,
-) -> list[ConditionSpec]:
-    out: list[ConditionSpec] = []
-    if problem is not None:
-        reason, message = problem
-        out.append(ConditionSpec(api.CONDITION_AUTOSCALING, "False", reason, message))
-        out.append(ConditionSpec(api.CONDITION_BACKLOG, "Unknown", reason, message))
-    elif reading is None or reading.backlog is None:
-        message = f"holding {decision.replicas} replicas: {reading.error if reading else '?'}"
-        out.append(
-            ConditionSpec(api.CONDITION_AUTOSCALING, "False", Reason.TEMPORAL_UNAVAILABLE, message)
-        )
-        out.append(
-            ConditionSpec(api.CONDITION_BACKLOG, "False", Reason.TEMPORAL_UNAVAILABLE, message)
-        )
-    else:
-        b = reading.backlog
-        parts = [
-            f"{kind} {stats.backlog}"
-            for kind, stats in (("workflow", reading.workflow), ("activity", reading.activity))
-            if stats is not None
-        ]
-        out.append(
-            ConditionSpec(
-                api.CONDITION_AUTOSCALING, "True", Reason.BACKLOG_POLLED, decision.message
-            )
-        )
-        out.append(
-            ConditionSpec(
-                api.CONDITION_BACKLOG,
-                "True",
-                Reason.BACKLOG_POLLED,
-                f"backlog {b.count} ({', '.join(parts)}), {b.pollers} pollers",
-            )
-        )
-    if pool.spec.gpu is not None and gpu is not None:
-        pending, message = gpu
-        if pending:
-            out.append(
-                ConditionSpec(
-                    api.CONDITION_GPU_CAPACITY,
-                    "False",
-                    Reason.INSUFFICIENT_GPU,
-                    f"{pending} pods Pending for lack of {pool.spec.gpu.resource_name}; not "
-                    f"scaling up further: {message}",
-                )
-            )
-        else:
-            out.append(ConditionSpec(api.CONDITION_GPU_CAPACITY, "True", Reason.GPUS_SCHEDULED))
-    return out
+def builtin_target(
+    view: ClusterView, key: tuple[str, str]
+) -> tuple[dict[str, Any], Resolved, dict[str, Any]] | None:
+    """(pool body, resolved pool, Deployment) of a Builtin pool the scaler may act on now;
+    None while the reconciler has something to say first (invalid spec, no connection, no
+    Deployment yet) or the namespace is going away."""
+    body = view.pool(key)
+    if body is None or view.namespace_terminating(key[0]):
+        return None
+    try:
+        pool = api.TemporalWorkerPool.from_body(body)
+    except ValidationError:
+        return None  # the reconciler reports InvalidSpec
+    if pool.spec.autoscaling is None or engine_of(pool) != "Builtin":
+        return None
+    resolved = view.resolve(pool, body)
+    if isinstance(resolved, Unresolved):
+        return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
+    deployment = view.store(DEPLOYMENT).get(*key)
+    if deployment is None:
+        return None  # the reconciler has not created it yet
+    return body, resolved, deployment
 
 
 class Scaler:
@@ -255,25 +213,13 @@ class Scaler:
     async def step(self, key: tuple[str, str], state: PoolState) -> Decision | None:
         """One observe -> decide -> report -> write round for one pool."""
         ns, name = key
-        body = self.view.pool(key)
-        if body is None:
+        found = builtin_target(self.view, key)
+        if found is None:
             return None
-        try:
-            pool = api.TemporalWorkerPool.from_body(body)
-        except ValidationError:
-            return None  # the reconciler reports InvalidSpec
-        spec = pool.spec.autoscaling
-        if spec is None or engine_of(pool) != "Builtin":
-            return None
-        if self.view.namespace_terminating(ns):
-            return None
-        resolved = self.view.resolve(pool, body)
-        if isinstance(resolved, Unresolved):
-            return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
+        body, resolved, deployment = found
         pool = resolved.pool
-        deployment = self.view.store(DEPLOYMENT).get(ns, name)
-        if deployment is None:
-            return None  # the reconciler has not created it yet
+        spec = pool.spec.autoscaling
+        assert spec is not None
         dep_spec = deployment.get("spec") or {}
         current = int(dep_spec["replicas"]) if dep_spec.get("replicas") is not None else 1
         policy = Policy.from_spec(spec)
@@ -320,7 +266,7 @@ class Scaler:
 
         if decision.replicas != current:
             await self.kube.apply_replicas(ns, name, decision.replicas, self.manager)
-            state.last_scale_time = _rfc3339(time.time())
+            state.last_scale_time = rfc3339(time.time())
             log.info("scaled %s/%s: %s", ns, name, decision.message)
             await self.kube.try_event(
                 {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
@@ -328,13 +274,15 @@ class Scaler:
                 message=decision.message,
             )
 
-        await self._write_status(body, pool, state, reading, decision, problem, gpu, self.clock())
+        await self._write_status(
+            pool, body.get("status") or {}, state, reading, decision, problem, gpu, self.clock()
+        )
         return decision
 
     async def _write_status(
         self,
-        body: Mapping[str, Any],
         pool: api.TemporalWorkerPool,
+        live: Mapping[str, Any],
         state: PoolState,
         reading: Reading | None,
         decision: Decision,
@@ -342,36 +290,13 @@ class Scaler:
         gpu: tuple[int, str] | None,
         now: float,
     ) -> None:
-        live = dict(body.get("status") or {})
-        conditions = _conditions(pool, reading, decision, problem=problem, gpu=gpu)
-        core: dict[str, Any] = {
-            "desiredReplicas": decision.replicas,
-            "backlog": decision.backlog,
-            "conditions": [(c.type, c.status, c.reason, c.message) for c in conditions],
-            "lastScaleTime": state.last_scale_time,
-        }
+        conditions = scaler_conditions(pool, reading, decision, problem=problem, gpu=gpu)
+        core = status_core(decision, conditions, state.last_scale_time)
         if core == state.last_core and now - state.last_status_at < STATUS_REFRESH_SECONDS:
             return
-        status: dict[str, Any] = {
-            "desiredReplicas": decision.replicas,
-            "conditions": merge_conditions(
-                live.get("conditions") or [],
-                conditions,
-                generation=pool.generation,
-                now=_rfc3339(time.time()),
-            ),
-        }
-        if reading is not None and reading.backlog is not None and decision.backlog is not None:
-            status["backlog"] = {
-                "count": decision.backlog,
-                "ageSeconds": round(reading.backlog.age_seconds, 1),
-                "observedAt": _rfc3339(reading.observed_at),
-            }
-        elif live.get("backlog"):
-            status["backlog"] = live["backlog"]  # keep the last known reading during an outage
-        last_scale = state.last_scale_time or live.get("lastScaleTime")
-        if last_scale:
-            status["lastScaleTime"] = last_scale
+        status = scaler_status(
+            pool, live, reading, decision, conditions, state.last_scale_time, now=time.time()
+        )
         await self.kube.apply_status(
             POOL_STATUS, pool.namespace, pool.name, status, manager=self.manager
         )

@@ -46,7 +46,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from workerpool_operator import metrics
-from workerpool_operator.scaling.decide import Backlog
+from workerpool_operator.scaling.decide import Backlog, Reading, TypeStats
 from workerpool_operator.temporal.clients import CLIENT_IDLE_SECONDS, TemporalClients
 from workerpool_operator.temporal.connections import Connection
 
@@ -80,29 +80,6 @@ def poll_period(interval_seconds: float) -> float:
 
 class TemporalCallError(Exception):
     """One RPC failed; the message names it (which matters for rate limits)."""
-
-
-@dataclass(frozen=True)
-class TypeStats:
-    """Stats of one task queue type (workflow or activity)."""
-
-    backlog: int
-    age_seconds: float
-    add_rate: float
-    dispatch_rate: float
-    pollers: int
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One poll round's result: either `backlog` or `error`."""
-
-    backlog: Backlog | None
-    error: str | None
-    observed_at: float  # wall clock (epoch seconds) when the round finished
-    fetched_at: float  # poller clock (monotonic) when the round started
-    workflow: TypeStats | None = None
-    activity: TypeStats | None = None
 
 
 QueueKey = tuple[str, str, str]

@@ -1,0 +1,192 @@
+"""The HTTP side of the Kubernetes client: credentials (kopf's login functions), TLS, one
+aiohttp session, and `request`/`stream` with a fresh login after a 401, the leader fence
+before every write, and a count of every request (`workerpool_operator_api_requests_total`)
+and write (`workerpool_operator_writes_total`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+from workerpool_operator import metrics
+from workerpool_operator.kinds import Kind
+from workerpool_operator.kube.errors import Gone, NotLeader, Unauthorized, api_error
+from workerpool_operator.names import MANAGERS, OPERATOR
+
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+def _materialize(data: Any, path: Any, folder: str, name: str) -> str | None:
+    """A file path for PEM material given inline (base64, as kubeconfigs carry it) or by path."""
+    if data:
+        raw = data.encode() if isinstance(data, str) else data
+        try:
+            pem = base64.b64decode(raw, validate=True)
+        except ValueError:
+            pem = raw  # already PEM
+        target = os.path.join(folder, name)
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(pem)
+        return target
+    return None if path is None else str(path)
+
+
+def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    """TLS settings for the API server from kopf's ConnectionInfo."""
+    if info.insecure:
+        return False
+    folder = tempfile.mkdtemp(prefix="workerpool-operator-")
+    ca = _materialize(info.ca_data, info.ca_path, folder, "ca.crt")
+    ctx = ssl.create_default_context(cafile=ca)
+    cert = _materialize(info.certificate_data, info.certificate_path, folder, "tls.crt")
+    key = _materialize(info.private_key_data, info.private_key_path, folder, "tls.key")
+    if cert and key:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def login() -> kopf.ConnectionInfo:
+    """In-cluster ServiceAccount first, else $KUBECONFIG (kopf's own login functions)."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise RuntimeError("no Kubernetes credentials: not in a pod and no $KUBECONFIG")
+    return info
+
+
+class Transport:
+    """Requests to the API server; `Kube` adds the verbs the operator uses."""
+
+    def __init__(
+        self,
+        info: kopf.ConnectionInfo | None = None,
+        *,
+        may_write: Callable[[], bool] | None = None,
+        field_manager: str = MANAGERS.operator,
+    ) -> None:
+        self._info = info
+        self._session: aiohttp.ClientSession | None = None
+        self.may_write: Callable[[], bool] = may_write or (lambda: True)
+        # The manager of writes that name none (the reconciler's children and status).
+        self.field_manager = field_manager
+
+    async def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if self._info is None:
+                self._info = login()
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self._info), limit=0)
+            self._session = aiohttp.ClientSession(
+                base_url=self._info.server,
+                connector=connector,
+                headers={"User-Agent": OPERATOR},
+            )
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        info = self._info
+        assert info is not None
+        if info.token:
+            return {"Authorization": f"Bearer {info.token}"}
+        if info.username and info.password:
+            raw = base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
+            return {"Authorization": f"Basic {raw}"}
+        return {}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _relogin(self) -> None:
+        """A 401: the ServiceAccount token rotated; read credentials again."""
+        self._info = login()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: Kind,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        namespace: str | None = None,
+        write_verb: str | None = None,
+    ) -> dict[str, Any] | None:
+        """One request; None on 404. Counted by verb, kind and `namespace`; writes are fenced."""
+        if write_verb is not None and not self.may_write():
+            raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
+        session = await self._open()
+        # UTF-8 as is: the API server's YAML decoder (apply patches) refuses \\u surrogate escapes.
+        data = (
+            None
+            if body is None
+            else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+        for attempt in (1, 2):
+            metrics.API_REQUESTS.labels(method, kind.kind, namespace or "").inc()
+            async with session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers={**self._headers(), "Content-Type": content_type},
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as resp:
+                if resp.status == 401 and attempt == 1:
+                    await self._relogin()
+                    continue
+                if resp.status == 404:
+                    return None
+                text = await resp.text()
+                if resp.status >= 400:
+                    raise api_error(resp.status, text)
+                if write_verb is not None:
+                    metrics.WRITES.labels(namespace or "", kind.kind, write_verb).inc()
+                return json.loads(text) if text else {}
+        raise Unauthorized(401, "Unauthorized", "credentials rejected twice", [])
+
+    async def stream(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        *,
+        kind: Kind,
+        namespace: str | None,
+        read_timeout: int,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The decoded lines of a watch until the server ends it; Gone on 410."""
+        session = await self._open()
+        metrics.API_REQUESTS.labels("WATCH", kind.kind, namespace or "").inc()
+        async with session.get(
+            url,
+            params=params,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=read_timeout + 30),
+        ) as resp:
+            if resp.status == 410:
+                raise Gone()
+            if resp.status == 401:
+                await self._relogin()
+            if resp.status >= 400:
+                raise api_error(resp.status, await resp.text())
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    if status.get("code") == 410:
+                        raise Gone()
+                    raise api_error(int(status.get("code") or 500), json.dumps(status))
+                yield event
