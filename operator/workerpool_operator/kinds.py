@@ -8,7 +8,7 @@ fails when the RBAC grants more or less than this registry needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.names import CREDENTIALS_LABEL, GPU_POD_LABEL, MANAGED_BY_LABEL, OPERATOR
@@ -134,13 +134,8 @@ SECRET = Kind(
 # The same watch, in the operator's own namespace: ClusterTemporalConnections' Secrets live
 # there. A cluster-wide install's ClusterRole covers it already; a namespaced install
 # (Roles per watched namespace) needs this Role in its own namespace too.
-CREDENTIALS_NAMESPACE_SECRET = Kind(
-    "v1",
-    "Secret",
-    "secrets",
-    ("list", "watch"),
-    selector=f"{CREDENTIALS_LABEL}=true",
-    why="ClusterTemporalConnection credentials, in the operator's own namespace only",
+CREDENTIALS_NAMESPACE_SECRET = replace(
+    SECRET, why="ClusterTemporalConnection credentials, in the operator's own namespace only"
 )
 POD = Kind(
     "v1",
