@@ -55,6 +55,12 @@ def k8s_field(
     return extra
 
 
+def schema_overlay(overlay: dict[str, Any]) -> dict[str, Any]:
+    """Mark a field whose schema crdgen generates from its type and then merges `overlay` into
+    (nested dicts merge, anything else is replaced): the same type, documented for another use."""
+    return {"x-overlay": overlay}
+
+
 IntOrString = Annotated[int | str, Field(json_schema_extra=INT_OR_STRING)]
 # The resource.Quantity grammar (the same pattern the extracted Kubernetes schema carries).
 QUANTITY_PATTERN = (
@@ -120,20 +126,18 @@ ENV_PREFIX_CHARS = r"^[ -<>-~]*$"
 PERCENT_UP_TO_100 = r"^(100|[1-9]?[0-9])%$"
 
 
+def name_rule(what: str) -> tuple[str, str]:
+    """CEL: a Kubernetes object name (DNS-1123 subdomain), with a message naming `what`."""
+    return (
+        f"self.matches(r'{DNS_SUBDOMAIN}')",
+        f"{what} must be a Kubernetes object name: lowercase letters, digits, '-' and "
+        "'.', starting and ending with a letter or digit",
+    )
+
+
 def name_field(what: str, **kwargs: Any) -> Any:
     """A Kubernetes object name (DNS-1123 subdomain) with a message naming `what`."""
-    return Field(
-        min_length=1,
-        max_length=253,
-        json_schema_extra=cel(
-            (
-                f"self.matches(r'{DNS_SUBDOMAIN}')",
-                f"{what} must be a Kubernetes object name: lowercase letters, digits, '-' and "
-                "'.', starting and ending with a letter or digit",
-            )
-        ),
-        **kwargs,
-    )
+    return Field(min_length=1, max_length=253, json_schema_extra=cel(name_rule(what)), **kwargs)
 
 
 # A label value as the API server checks it, as a schema of the map's values (no CEL cost: CEL

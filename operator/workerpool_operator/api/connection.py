@@ -29,105 +29,16 @@ CLUSTER_CONNECTION_SHORT_NAMES = ["ctconn"]
 CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
 
 
+def address_rule(what: str) -> tuple[str, str]:
+    """CEL: spec.address is host:port, with a message naming the field as `what`."""
+    return (
+        f"self.address.matches(r'{ADDRESS}')",
+        f"{what} must be host:port with a port from 1 to 65535 and no scheme, "
+        "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
+    )
+
+
 class SecretKeyRef(Model):
-    """A key inside a Secret in the pool's namespace."""
-
-    name: str = name_field(
-        "connection.apiKeySecretRef.name", description="Name of the Secret in the pool's namespace."
-    )
-    key: str = Field(
-        default="api-key",
-        min_length=1,
-        max_length=253,
-        pattern=SECRET_KEY,
-        description="Key inside the Secret (letters, digits, '-', '_', '.').",
-    )
-
-
-class TLSSpec(Model):
-    """TLS towards the Temporal frontend. An empty `tls: {}` means TLS with the system CA roots."""
-
-    secret_name: str | None = name_field(
-        "connection.tls.secretName",
-        default=None,
-        description=(
-            "Refused since 0.3 (admission): a pool may not name a Secret; put the certificate "
-            "into a TemporalConnection and use spec.connectionRef."
-        ),
-    )
-    server_name: str | None = Field(
-        default=None,
-        max_length=253,
-        description="Override the TLS server name (SNI) checked on the certificate.",
-    )
-
-
-MOVE_CREDENTIALS = (
-    "move the credentials into a TemporalConnection (spec.tls.secretName, "
-    "spec.apiKeySecretRef; its Secrets labelled workerpools.io/temporal-credentials=true) and "
-    "reference it with spec.connectionRef: {kind: TemporalConnection, name: ...} instead of "
-    "spec.connection"
-)
-
-
-class ConnectionSpec(Model):
-    """How workers reach Temporal, inline: a plain or system-TLS address, never a Secret.
-
-    Connections with credentials (mTLS certificate, API key) are TemporalConnection or
-    ClusterTemporalConnection objects, referenced with spec.connectionRef."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel(
-            (
-                f"self.address.matches(r'{ADDRESS}')",
-                "connection.address must be host:port with a port from 1 to 65535 and no scheme, "
-                "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
-            ),
-            (
-                "!has(self.tls) || !has(self.tls.secretName)",
-                "spec.connection.tls.secretName is no longer accepted in a pool: "
-                + MOVE_CREDENTIALS,
-            ),
-            (
-                "!has(self.apiKeySecretRef)",
-                "spec.connection.apiKeySecretRef is no longer accepted in a pool: "
-                + MOVE_CREDENTIALS,
-            ),
-        )
-    )
-
-    address: str = Field(
-        max_length=512, description="Temporal frontend gRPC endpoint as host:port."
-    )
-    namespace: str = Field(
-        default="default", min_length=1, max_length=1000, description="Temporal namespace."
-    )
-    tls: TLSSpec | None = Field(
-        default=None, description="Enable TLS with the system CA roots (`tls: {}`); see TLSSpec."
-    )
-    api_key_secret_ref: SecretKeyRef | None = Field(
-        default=None,
-        description=(
-            "Refused since 0.3 (admission): put the API key into a TemporalConnection and use "
-            "spec.connectionRef."
-        ),
-    )
-
-
-class ConnectionRef(Model):
-    """A TemporalConnection in the pool's namespace, or a ClusterTemporalConnection."""
-
-    kind: Literal["TemporalConnection", "ClusterTemporalConnection"] = Field(
-        default="TemporalConnection",
-        description=(
-            "TemporalConnection (in the pool's namespace) or ClusterTemporalConnection (whose "
-            "allowedNamespaces must select the pool's namespace)."
-        ),
-    )
-    name: str = name_field("spec.connectionRef.name", description="Name of the connection.")
-
-
-class ConnectionSecretKeyRef(Model):
     """A key inside a Secret (see the connection kind for which namespace)."""
 
     name: str = name_field("apiKeySecretRef.name", description="Name of the Secret.")
@@ -140,7 +51,7 @@ class ConnectionSecretKeyRef(Model):
     )
 
 
-class ConnectionTLSSpec(Model):
+class TLSSpec(Model):
     """TLS towards the Temporal frontend. An empty `tls: {}` means TLS with the system CA roots."""
 
     secret_name: str | None = name_field(
@@ -161,12 +72,46 @@ class ConnectionTLSSpec(Model):
     )
 
 
+class ConnectionSpec(Model):
+    """Where and how to reach one Temporal namespace: address, namespace, TLS, API key.
+
+    The one connection type: a connection object's spec is one, a pool's inline
+    spec.connection is one that names no Secret (legacy.py), and the connection a pool
+    resolves to (`TemporalWorkerPoolSpec.effective_connection`) is one."""
+
+    address: str = Field(
+        max_length=512, description="Temporal frontend gRPC endpoint as host:port."
+    )
+    namespace: str = Field(
+        default="default", min_length=1, max_length=1000, description="Temporal namespace."
+    )
+    tls: TLSSpec | None = Field(
+        default=None, description="Enable TLS (mTLS with a client certificate Secret)."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Temporal Cloud API key: this Secret key goes into the worker env and is sent by "
+            "the operator as a bearer token to spec.address only."
+        ),
+    )
+
+
+class ConnectionRef(Model):
+    """A TemporalConnection in the pool's namespace, or a ClusterTemporalConnection."""
+
+    kind: Literal["TemporalConnection", "ClusterTemporalConnection"] = Field(
+        default="TemporalConnection",
+        description=(
+            "TemporalConnection (in the pool's namespace) or ClusterTemporalConnection (whose "
+            "allowedNamespaces must select the pool's namespace)."
+        ),
+    )
+    name: str = name_field("spec.connectionRef.name", description="Name of the connection.")
+
+
 _CONNECTION_RULES = (
-    (
-        f"self.address.matches(r'{ADDRESS}')",
-        "spec.address must be host:port with a port from 1 to 65535 and no scheme, "
-        "e.g. temporal-frontend.temporal.svc:7233 or my-ns.a1b2c.tmprl.cloud:7233",
-    ),
+    address_rule("spec.address"),
     (
         "!has(self.apiKeySecretRef) || has(self.tls)",
         "spec.apiKeySecretRef requires spec.tls: an API key must not travel in clear text; add "
@@ -175,7 +120,7 @@ _CONNECTION_RULES = (
 )
 
 
-class TemporalConnectionSpec(Model):
+class TemporalConnectionSpec(ConnectionSpec):
     """Where and how to reach one Temporal namespace; owned by whoever owns its credentials.
 
     Pools reference it with spec.connectionRef. Its Secrets live in the connection's own
@@ -183,23 +128,6 @@ class TemporalConnectionSpec(Model):
     reads no other Secret)."""
 
     model_config = ConfigDict(json_schema_extra=cel(*_CONNECTION_RULES))
-
-    address: str = Field(
-        max_length=512, description="Temporal frontend gRPC endpoint as host:port."
-    )
-    namespace: str = Field(
-        default="default", min_length=1, max_length=1000, description="Temporal namespace."
-    )
-    tls: ConnectionTLSSpec | None = Field(
-        default=None, description="Enable TLS (mTLS with a client certificate Secret)."
-    )
-    api_key_secret_ref: ConnectionSecretKeyRef | None = Field(
-        default=None,
-        description=(
-            "Temporal Cloud API key: this Secret key goes into the worker env and is sent by "
-            "the operator as a bearer token to spec.address only."
-        ),
-    )
 
 
 class ClusterTemporalConnectionSpec(TemporalConnectionSpec):

@@ -72,6 +72,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    if "x-overlay" in node:  # schema_overlay(): the type's schema, then the overlay on top
+        overlay = copy.deepcopy(node.pop("x-overlay"))
+        return _merge(_structural(node, defs), overlay)
     if "x-k8s-field" in node:
         return _k8s_field(node)
     if "$ref" in node:

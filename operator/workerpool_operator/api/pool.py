@@ -23,11 +23,8 @@ from workerpool_operator.api.common import (
     k8s_field,
 )
 from workerpool_operator.api.conditions import Conditions
-from workerpool_operator.api.connection import (
-    MOVE_CREDENTIALS,
-    ConnectionRef,
-    ConnectionSpec,
-)
+from workerpool_operator.api.connection import ConnectionRef, ConnectionSpec
+from workerpool_operator.api.legacy import INLINE_CONNECTION, refuse_inline_secrets
 from workerpool_operator.api.template import (
     DisruptionBudgetSpec,
     PodTemplateSpec,
@@ -159,6 +156,7 @@ class TemporalWorkerPoolSpec(Model):
             "Inline connection for the simple case: a plain or system-TLS address. Exactly one "
             "of connection or connectionRef."
         ),
+        json_schema_extra=INLINE_CONNECTION,
     )
     connection_ref: ConnectionRef | None = Field(
         default=None,
@@ -305,16 +303,7 @@ class TemporalWorkerPoolSpec(Model):
         ),
     )
 
-    @field_validator("connection")
-    @classmethod
-    def _no_secrets_inline(cls, conn: ConnectionSpec | None) -> ConnectionSpec | None:
-        """The admission rule, for pools stored before it existed (they are not rolled back:
-        the operator leaves their children as they are and reports InvalidSpec)."""
-        if conn is not None and conn.tls is not None and conn.tls.secret_name:
-            raise ValueError(f"tls.secretName is no longer accepted in a pool: {MOVE_CREDENTIALS}")
-        if conn is not None and conn.api_key_secret_ref is not None:
-            raise ValueError(f"apiKeySecretRef is no longer accepted in a pool: {MOVE_CREDENTIALS}")
-        return conn
+    _no_secrets_inline = field_validator("connection")(refuse_inline_secrets)
 
     @model_validator(mode="after")
     def _exactly_one_connection(self) -> TemporalWorkerPoolSpec:
