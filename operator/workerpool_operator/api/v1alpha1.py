@@ -4,8 +4,8 @@ The models are the single source of truth for the API: `make crds` generates crd
 (crdgen.py); field descriptions become `kubectl explain` text and their CEL rules admission
 rules. `from workerpool_operator.api import v1alpha1 as api` is the import the operator, tests
 and tools use; the kinds live in pool.py and connection.py, shared helpers in common.py,
-conditions in conditions.py, the pool's sections in autoscaling.py, workload.py and template.py.
-Pure modules: no Kubernetes client, no kopf.
+conditions in conditions.py, the pool's sections in autoscaling.py, workload.py and template.py,
+and what 0.3 refuses in legacy.py. Pure modules: no Kubernetes client, no kopf.
 """
 
 from workerpool_operator.api.autoscaling import (
