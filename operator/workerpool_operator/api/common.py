@@ -9,7 +9,8 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
-GROUP = "workerpools.io"
+from workerpool_operator.names import GROUP
+
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORIES = ["temporal"]

@@ -17,6 +17,7 @@ from workerpool_operator.api.common import (
     name_field,
 )
 from workerpool_operator.api.conditions import Conditions
+from workerpool_operator.names import CREDENTIALS_LABEL
 
 CONNECTION_KIND = "TemporalConnection"
 CONNECTION_PLURAL = "temporalconnections"
@@ -24,9 +25,6 @@ CONNECTION_SHORT_NAMES = ["tconn"]
 CLUSTER_CONNECTION_KIND = "ClusterTemporalConnection"
 CLUSTER_CONNECTION_PLURAL = "clustertemporalconnections"
 CLUSTER_CONNECTION_SHORT_NAMES = ["ctconn"]
-# A namespaced connection's Secrets must carry this label; the operator's Secret watch is
-# selected on it, so no other Secret is ever sent to the operator (docs/security.md).
-CREDENTIALS_LABEL = "workerpools.io/temporal-credentials"
 
 
 def address_rule(what: str) -> tuple[str, str]:

@@ -21,7 +21,6 @@ from workerpool_operator.api.common import (
     EMPTY_DEFAULT,
     ENV_NAME,
     ENV_PREFIX_CHARS,
-    GROUP,
     IMAGE_DIGEST,
     IMAGE_REPOSITORY,
     IMAGE_TAG,
@@ -74,7 +73,6 @@ from workerpool_operator.api.connection import (
     CONNECTION_KIND,
     CONNECTION_PLURAL,
     CONNECTION_SHORT_NAMES,
-    CREDENTIALS_LABEL,
     ClusterTemporalConnection,
     ClusterTemporalConnectionSpec,
     ConnectionCapabilities,
@@ -128,6 +126,7 @@ from workerpool_operator.api.workload import (
     ServiceMonitorSpec,
     WorkerTuning,
 )
+from workerpool_operator.names import CREDENTIALS_LABEL, GROUP
 
 __all__ = [
     "ADDRESS",
