@@ -47,7 +47,7 @@ CORE = "api__v1_openapi.json"
 APPS = "apis__apps__v1_openapi.json"
 POLICY = "apis__policy__v1_openapi.json"
 
-# name used in api/v1alpha1.py -> (OpenAPI document, definition, property or None)
+# name used in api/*.py (k8s_field) -> (OpenAPI document, definition, property or None)
 FIELDS: dict[str, tuple[str, str, str | None]] = {
     "Container.env": (CORE, "io.k8s.api.core.v1.Container", "env"),
     "Container.envFrom": (CORE, "io.k8s.api.core.v1.Container", "envFrom"),

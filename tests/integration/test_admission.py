@@ -1,6 +1,6 @@
 """The CRD's schema and CEL rules reject bad pools at admission, with messages naming the fix.
 
-Against the real kube-apiserver: every rule in api/v1alpha1.py is exercised here.
+Against the real kube-apiserver: every rule in the api/ models is exercised here.
 """
 
 from __future__ import annotations

@@ -113,6 +113,54 @@ def test_connection_objects_parse() -> None:
     assert n.spec.tls is not None
 
 
+def test_a_pool_resolves_to_the_connection_type_its_inline_form_has() -> None:
+    """One set of connection types: a ClusterTemporalConnection's Secrets reach the pool's
+    effective connection, a validated ConnectionSpec without the cluster-only fields."""
+    from workerpool_operator.temporal.connections import effective_connection_spec
+
+    spec = api.ClusterTemporalConnectionSpec.model_validate(
+        {
+            "address": "temporal.example:7233",
+            "tls": {"secretName": "temporal-mtls", "serverName": "temporal.example"},
+            "apiKeySecretRef": {"name": "temporal-key", "key": "token"},
+            "allowedNamespaces": {},
+        }
+    )
+    conn = effective_connection_spec(spec)
+    assert type(conn) is api.ConnectionSpec
+    assert conn.dump() == {
+        "address": "temporal.example:7233",
+        "namespace": "default",
+        "tls": {"secretName": "temporal-mtls", "serverName": "temporal.example"},
+        "apiKeySecretRef": {"name": "temporal-key", "key": "token"},
+    }
+
+
+def test_a_pool_refuses_and_explains_secrets_in_its_inline_connection() -> None:
+    """The shared type, documented for the pool (api/legacy.py): kubectl explain says the
+    Secret fields are refused, admission refuses them, and connections keep their own texts."""
+    pool = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    inline = pool["properties"]["spec"]["properties"]["connection"]
+    assert inline["properties"]["tls"]["properties"]["secretName"]["description"].startswith(
+        "Refused since 0.3"
+    )
+    assert inline["properties"]["apiKeySecretRef"]["description"].startswith("Refused since 0.3")
+    rules = [r["message"] for r in inline["x-kubernetes-validations"]]
+    assert rules[0].startswith("connection.address must be host:port")
+    assert sum("no longer accepted in a pool" in m for m in rules) == 2
+    conn = crdgen.connection_crd(cluster=False)["spec"]["versions"][0]["schema"]
+    tls = conn["openAPIV3Schema"]["properties"]["spec"]["properties"]["tls"]
+    assert api.CREDENTIALS_LABEL in tls["properties"]["secretName"]["description"]
+    with pytest.raises(ValueError, match="apiKeySecretRef is no longer accepted in a pool"):
+        api.TemporalWorkerPoolSpec.model_validate(
+            {
+                "connection": {"address": "t:7233", "apiKeySecretRef": {"name": "k"}},
+                "taskQueue": "q",
+                "workflows": ["m:W"],
+            }
+        )
+
+
 # --- status from the health check (pure) ---------------------------------------------------
 
 

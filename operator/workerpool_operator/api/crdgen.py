@@ -72,6 +72,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    if "x-overlay" in node:  # schema_overlay(): the type's schema, then the overlay on top
+        overlay = copy.deepcopy(node.pop("x-overlay"))
+        return _merge(_structural(node, defs), overlay)
     if "x-k8s-field" in node:
         return _k8s_field(node)
     if "$ref" in node:
@@ -153,28 +156,51 @@ def printer_columns() -> list[dict[str, Any]]:
     ]
 
 
-def crd() -> dict[str, Any]:
-    """The full CustomResourceDefinition object."""
-    spec = openapi_schema(api.TemporalWorkerPoolSpec)
-    spec["description"] = api.TemporalWorkerPoolSpec.__doc__
-    status = openapi_schema(api.TemporalWorkerPoolStatus)
-    status["description"] = api.TemporalWorkerPoolStatus.__doc__
+def _envelope(
+    *,
+    kind: str,
+    plural: str,
+    short_names: list[str],
+    cluster: bool,
+    spec_model: type[api.Model],
+    status_model: type[api.Model],
+    description: str,
+    subresources: dict[str, Any],
+    columns: list[dict[str, Any]],
+    rules: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """One CustomResourceDefinition: a single served and stored version of `kind`, whose schema
+    is the structural schema of its spec and status models (each described by its docstring)."""
+    spec = openapi_schema(spec_model)
+    spec["description"] = " ".join((spec_model.__doc__ or "").split())
+    status = openapi_schema(status_model)
+    status["description"] = " ".join((status_model.__doc__ or "").split())
+    root: dict[str, Any] = {"type": "object", "description": description, "required": ["spec"]}
+    if rules:
+        root["x-kubernetes-validations"] = rules
+    root["properties"] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+        "status": status,
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{api.PLURAL}.{api.GROUP}",
+            "name": f"{plural}.{api.GROUP}",
             "labels": {"app.kubernetes.io/part-of": "temporal-workerpools"},
         },
         "spec": {
             "group": api.GROUP,
-            "scope": "Namespaced",
+            "scope": "Cluster" if cluster else "Namespaced",
             "names": {
-                "kind": api.KIND,
-                "listKind": f"{api.KIND}List",
-                "plural": api.PLURAL,
-                "singular": api.SINGULAR,
-                "shortNames": api.SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
                 "categories": api.CATEGORIES,
             },
             "versions": [
@@ -182,44 +208,46 @@ def crd() -> dict[str, Any]:
                     "name": api.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.selector",
-                        },
-                    },
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (
-                                "A pool of Temporal workers: Deployment, Service, ServiceMonitor, "
-                                "PodDisruptionBudget and backlog autoscaling from one object."
-                            ),
-                            "required": ["spec"],
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": NAME_RULE,
-                                    "message": "metadata.name must be a DNS-1035 label of at most "
-                                    "63 characters (lowercase letters, digits, '-', starting "
-                                    "with a letter): the pool's Service and labels carry it",
-                                }
-                            ],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
+                    "subresources": subresources,
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
     }
+
+
+def crd() -> dict[str, Any]:
+    """The TemporalWorkerPool CustomResourceDefinition (with the scale subresource)."""
+    return _envelope(
+        kind=api.KIND,
+        plural=api.PLURAL,
+        short_names=api.SHORT_NAMES,
+        cluster=False,
+        spec_model=api.TemporalWorkerPoolSpec,
+        status_model=api.TemporalWorkerPoolStatus,
+        description=(
+            "A pool of Temporal workers: Deployment, Service, ServiceMonitor, "
+            "PodDisruptionBudget and backlog autoscaling from one object."
+        ),
+        subresources={
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+        },
+        columns=printer_columns(),
+        rules=[
+            {
+                "rule": NAME_RULE,
+                "message": "metadata.name must be a DNS-1035 label of at most 63 characters "
+                "(lowercase letters, digits, '-', starting with a letter): the pool's Service "
+                "and labels carry it",
+            }
+        ],
+    )
 
 
 def connection_printer_columns(cluster: bool) -> list[dict[str, Any]]:
@@ -249,62 +277,21 @@ def connection_printer_columns(cluster: bool) -> list[dict[str, Any]]:
 
 def connection_crd(cluster: bool) -> dict[str, Any]:
     """The CRD of TemporalConnection (namespaced) or ClusterTemporalConnection."""
-    model = api.ClusterTemporalConnectionSpec if cluster else api.TemporalConnectionSpec
-    kind = api.CLUSTER_CONNECTION_KIND if cluster else api.CONNECTION_KIND
-    plural = api.CLUSTER_CONNECTION_PLURAL if cluster else api.CONNECTION_PLURAL
-    spec = openapi_schema(model)
-    spec["description"] = " ".join((model.__doc__ or "").split())
-    status = openapi_schema(api.TemporalConnectionStatus)
-    status["description"] = api.TemporalConnectionStatus.__doc__
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{plural}.{api.GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "temporal-workerpools"},
-        },
-        "spec": {
-            "group": api.GROUP,
-            "scope": "Cluster" if cluster else "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": (
-                    api.CLUSTER_CONNECTION_SHORT_NAMES if cluster else api.CONNECTION_SHORT_NAMES
-                ),
-                "categories": api.CATEGORIES,
-            },
-            "versions": [
-                {
-                    "name": api.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": connection_printer_columns(cluster),
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (
-                                "A Temporal connection (address, namespace, TLS, API key) that "
-                                "TemporalWorkerPools reference with spec.connectionRef"
-                                + (", from the namespaces it allows." if cluster else ".")
-                            ),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return _envelope(
+        kind=api.CLUSTER_CONNECTION_KIND if cluster else api.CONNECTION_KIND,
+        plural=api.CLUSTER_CONNECTION_PLURAL if cluster else api.CONNECTION_PLURAL,
+        short_names=api.CLUSTER_CONNECTION_SHORT_NAMES if cluster else api.CONNECTION_SHORT_NAMES,
+        cluster=cluster,
+        spec_model=api.ClusterTemporalConnectionSpec if cluster else api.TemporalConnectionSpec,
+        status_model=api.TemporalConnectionStatus,
+        description=(
+            "A Temporal connection (address, namespace, TLS, API key) that "
+            "TemporalWorkerPools reference with spec.connectionRef"
+            + (", from the namespaces it allows." if cluster else ".")
+        ),
+        subresources={"status": {}},
+        columns=connection_printer_columns(cluster),
+    )
 
 
 HEADER = "# Generated by `make crds` from workerpool_operator/api/v1alpha1.py. Do not edit.\n"

@@ -60,21 +60,11 @@ def connection_ref_key(pool_body: Mapping[str, Any]) -> tuple[str, str, str] | N
     return (kind, ns, str(ref["name"]))
 
 
-def effective_connection_spec(spec: api.TemporalConnectionSpec) -> api.ConnectionSpec:
-    """A connection object's fields as the pool-level ConnectionSpec the renderers and the
-    scaler read (built without validation: the inline form may not name Secrets)."""
-    tls = None
-    if spec.tls is not None:
-        tls = api.TLSSpec.model_construct(
-            secret_name=spec.tls.secret_name, server_name=spec.tls.server_name
-        )
-    key = None
-    if spec.api_key_secret_ref is not None:
-        key = api.SecretKeyRef.model_construct(
-            name=spec.api_key_secret_ref.name, key=spec.api_key_secret_ref.key
-        )
-    return api.ConnectionSpec.model_construct(
-        address=spec.address, namespace=spec.namespace, tls=tls, api_key_secret_ref=key
+def effective_connection_spec(spec: api.ConnectionSpec) -> api.ConnectionSpec:
+    """A connection object's address, namespace, TLS and API key as the ConnectionSpec the
+    renderers and the scaler read, validated (a ClusterTemporalConnection's other fields go)."""
+    return api.ConnectionSpec.model_validate(
+        spec.model_dump(include=set(api.ConnectionSpec.model_fields))
     )
 
 
