@@ -16,6 +16,7 @@ from pydantic.config import JsonDict
 
 from worker_runtime import __version__
 from worker_runtime.contract import ENV_PREFIX, SHM_MOUNT_PATH, TLS_MOUNT_PATH
+from workerpool_operator.api.versioning import VersioningSpec, VersionList
 from workerpool_operator.reasons import DOCS as _REASON_DOCS
 
 GROUP = "workerpools.io"
@@ -1147,6 +1148,14 @@ class TemporalWorkerPoolSpec(Model):
             "network plugin enforces NetworkPolicies); see PoolNetworkPolicySpec."
         ),
     )
+    versioning: VersioningSpec | None = Field(
+        default=None,
+        description=(
+            "Run each build as its own Temporal Worker Deployment Version, with running "
+            "workflows kept on the build that started them; see docs/versioning.md. Unset: "
+            "one Deployment, rolled in place."
+        ),
+    )
 
     @field_validator("connection")
     @classmethod
@@ -1229,6 +1238,14 @@ class TemporalWorkerPoolStatus(Model):
     """The task-queue backlog the Builtin autoscaler last read from Temporal."""
     last_scale_time: str | None = None
     """When the Builtin autoscaler last changed the replicas (RFC 3339)."""
+    versions: VersionList | None = None
+    """Versioned pools: every build the operator runs or still tracks (spec.versioning)."""
+    current_build_id: str | None = None
+    """Versioned pools: the build Temporal routes new work to."""
+    target_build_id: str | None = None
+    """Versioned pools: the build the spec asks for."""
+    ramp_percentage: float | None = None
+    """Versioned pools: share of new work sent to the target build while it ramps."""
 
 
 class TemporalWorkerPool(Model):
