@@ -48,12 +48,17 @@ REJECTED = [
     (
         "deployment-name-colon",
         versioned(deploymentName="team:pool"),
-        "spec.versioning.deploymentName must not contain ':'",
+        "spec.versioning.deploymentName must not contain '.', ':'",
+    ),
+    (
+        "deployment-name-dot",
+        versioned(deploymentName="team/orders.eu"),
+        "spec.versioning.deploymentName must not contain '.', ':'",
     ),
     (
         "deployment-name-quote",
         versioned(deploymentName="team'pool"),
-        "spec.versioning.deploymentName must not contain ':'",
+        "spec.versioning.deploymentName must not contain '.', ':'",
     ),
     (
         "build-id-not-a-label-value",
@@ -105,7 +110,7 @@ def test_versioning_full_block_admitted(
     kube_cluster: Any, crd_installed: str, namespace: str
 ) -> None:
     block = {
-        "deploymentName": "payments/orders.v2",
+        "deploymentName": "payments/orders-v2",
         "defaultBehavior": "AutoUpgrade",
         "buildId": "release-2026.12_1",
         "strategy": "Progressive",
@@ -123,4 +128,4 @@ def test_versioning_full_block_admitted(
         {"rampPercentage": 50, "pauseSeconds": 300},
     ]
     assert live["gate"] == {**block["gate"]}  # type: ignore[dict-item]
-    assert live["deploymentName"] == "payments/orders.v2"
+    assert live["deploymentName"] == "payments/orders-v2"

@@ -51,8 +51,9 @@ def test_defaults() -> None:
             "must increase",
         ),
         ({"strategy": "Manual", "gate": {"workflowType": "Smoke"}}, "gate never runs"),
-        ({"deploymentName": "a:b"}, "must not contain ':'"),
-        ({"deploymentName": 'a"b'}, "must not contain ':'"),
+        ({"deploymentName": "a:b"}, "must not contain '.', ':'"),
+        ({"deploymentName": "team/orders.eu"}, "must not contain '.', ':'"),
+        ({"deploymentName": 'a"b'}, "must not contain '.', ':'"),
         ({"buildId": "-bad"}, "String should match pattern"),
         ({"buildId": "x" * 64}, "at most 63"),
         (

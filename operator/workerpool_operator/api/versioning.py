@@ -48,9 +48,10 @@ def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
 # A Kubernetes label value that is not empty: build IDs label the Deployment and its pods.
 BUILD_ID_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 BUILD_ID_MAX = 63
-# Temporal names a version "<deployment>:<build>" in visibility queries (the exact count of open
-# pinned workflows), so the deployment name cannot carry ':' or what breaks a quoted query.
-DEPLOYMENT_NAME_FORBIDDEN = r"[:\x22\x27\x5c\x00-\x1f\x7f]"  # : " ' \\ and control characters
+# Temporal refuses a deployment name with '.' ("worker deployment name cannot contain '.'", seen
+# on the dev server), and names a version "<deployment>:<build>" in visibility queries (the exact
+# count of open pinned workflows), so neither ':' nor what breaks a quoted query may appear.
+DEPLOYMENT_NAME_FORBIDDEN = r"[.:\x22\x27\x5c\x00-\x1f\x7f]"  # . : " ' \\ and control chars
 DEPLOYMENT_NAME_MAX = 255
 MAX_STEPS = 20
 MAX_PAUSE_SECONDS = 7 * 24 * 3600
@@ -159,9 +160,9 @@ class VersioningSpec(Model):
             (
                 "!has(self.deploymentName) || "
                 f"!self.deploymentName.matches(r'{DEPLOYMENT_NAME_FORBIDDEN}')",
-                "spec.versioning.deploymentName must not contain ':', quotes, a backslash or "
-                "control characters (Temporal writes a version as <deployment>:<buildId>); "
-                "rename it",
+                "spec.versioning.deploymentName must not contain '.', ':', quotes, a backslash or "
+                "control characters (Temporal refuses '.' and writes a version as "
+                "<deployment>:<buildId>); rename it",
             ),
         )
     )
@@ -236,7 +237,8 @@ class VersioningSpec(Model):
     def _deployment_name(cls, value: str | None) -> str | None:
         if value is not None and re.search(DEPLOYMENT_NAME_FORBIDDEN, value):
             raise ValueError(
-                "deploymentName must not contain ':', quotes, a backslash or control characters"
+                "deploymentName must not contain '.', ':', quotes, a backslash or control "
+                "characters"
             )
         return value
 
