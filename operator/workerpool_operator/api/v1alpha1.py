@@ -61,6 +61,10 @@ RESERVED_ENV_FIELDS = (
     "max_activities_per_second",
     "max_task_queue_activities_per_second",
     "max_cached_workflows",
+    # Written per build of a versioned pool (spec.versioning).
+    "worker_deployment_name",
+    "worker_build_id",
+    "default_versioning_behavior",
 )
 RESERVED_ENV_NAMES = tuple(f"{ENV_PREFIX}{f.upper()}" for f in RESERVED_ENV_FIELDS)
 # Volumes and mount paths the renderer adds to every pod (scratch /tmp, GPU /dev/shm, TLS Secret).
