@@ -46,6 +46,7 @@ from workerpool_operator.versioning.routing import (
     DeleteVersion,
     DeploymentState,
     GateObservation,
+    Observation,
     SetCurrent,
     SetManager,
     SetRamping,
@@ -310,17 +311,6 @@ def describe_call(call: Call) -> str:
     if isinstance(call, DeleteVersion):
         return f"DeleteVersion {call.build_id}"
     return "SetManager (this operator)"
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Everything Temporal says about one versioned pool in one pass (routing.RoutingInput's
-    Temporal half)."""
-
-    temporal: DeploymentState
-    pinned_open: dict[str, int | None]
-    gate: GateObservation | None
-    unversioned_pollers: bool
 
 
 async def observe_pool(

@@ -103,6 +103,16 @@ class GateObservation:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """Everything Temporal says about one versioned pool in one pass (`execute.observe_pool`)."""
+
+    temporal: DeploymentState
+    pinned_open: dict[str, int | None]
+    gate: GateObservation | None
+    unversioned_pollers: bool
+
+
+@dataclass(frozen=True)
 class RoutingInput:
     spec: VersioningSpec
     pool: str
