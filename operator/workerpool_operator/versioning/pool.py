@@ -4,6 +4,10 @@ Composes `routing.plan()` with `render/versioned.py`: the target build's Deploym
 in full from the spec; every other build's Deployment keeps the template it was created with and
 only has its replicas set (re-rendering it from today's spec would run today's code under an old
 build's name), or is deleted once its sunset is due.
+
+For the executor: `scale` must not be server-side applied as a replicas-only manifest under the
+field manager that applied the full Deployment (the apply would drop that manager's template
+fields); use the scale subresource or a manager of its own.
 """
 
 from __future__ import annotations
