@@ -418,3 +418,12 @@ def test_status_versions_are_sorted_and_carry_counts() -> None:
     ]
     assert rows[1].ramp_percentage == 10
     assert rows[0].deployment == "orders-a"
+
+
+def test_a_build_seen_registered_before_is_kept_when_temporal_no_longer_shows_it() -> None:
+    """E.g. the connection now points at another Temporal namespace: its pinned work may still
+    run where the operator no longer looks, so its Deployment is not deleted."""
+    seen = [VersionStatus(build_id="A", state="Draining", openPinnedWorkflows=2)]
+    p = plan(inp(DeploymentState(), previous=seen))
+    a = version(p, "A")
+    assert (a.state, a.replicas, a.delete) == ("NotRegistered", 3, False)

@@ -451,8 +451,15 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             if state == "Ramping" or build == target:
                 replicas = max(1, replicas)
         elif state == "NotRegistered":
-            # Superseded before it ever polled: nothing can be pinned to it.
-            replicas, delete = 0, not paused
+            before = previous.get(build)
+            if kube is not None and before is not None and before.state != "NotRegistered":
+                # Seen registered before and gone now (another Temporal namespace after a
+                # connection change, a deleted deployment): its work may live where we no
+                # longer look, so keep it as it is rather than guess.
+                replicas = observed
+            else:
+                # Superseded before it ever polled: nothing can be pinned to it.
+                replicas, delete = 0, not paused
         elif state == "Draining":
             replicas = max(1, observed)  # never 0 while pinned work is open (or uncounted)
         else:  # Drained or Inactive, not the target: sunset
