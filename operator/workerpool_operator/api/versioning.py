@@ -209,7 +209,7 @@ class VersioningSpec(Model):
     gate: GateSpec | None = None
     """Workflow that must succeed on a new build before traffic moves to it."""
     paused: bool = False
-    """Hold routing where it is (no step, promotion or rollback); Deployments are still kept."""
+    """Hold routing where it is (no step, promotion or rollback) and delete no build."""
     rollback_window_seconds: int = Field(
         default=DEFAULT_ROLLBACK_WINDOW_SECONDS,
         ge=0,
