@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentManagerRequest
 from temporalio.client import Client
 
 from testbed.temporal import TemporalDevServer
@@ -305,3 +306,47 @@ async def test_a_failing_gate_stops_the_rollout(
     assert "FAILED" in failed.conditions[0].message
     state = await observe(client, pool.deployment)
     assert (state.current_build, state.ramping_build) == ("b1", None)
+
+
+async def test_routing_owned_by_someone_else_is_reported_not_fought(
+    server: TemporalDevServer, spawn_runtime: SpawnRuntime
+) -> None:
+    client = await Client.connect(server.address, namespace=server.namespace)
+    pool = Pool(client, f"owned-{uuid.uuid4().hex[:8]}")
+    v1 = pool.worker(spawn_runtime, server, "b1", V1)
+    await v1.wait_status("/readyz", 200)
+    await pool.registered("b1")
+    state = await observe(client, pool.deployment)
+    await client.workflow_service.set_worker_deployment_manager(
+        SetWorkerDeploymentManagerRequest(
+            namespace=client.namespace,
+            deployment_name=pool.deployment,
+            self=True,
+            conflict_token=state.conflict_token,
+            identity="alice",
+        )
+    )
+
+    refused, out = await pool.reconcile(VersioningSpec(), "b1")
+    assert refused.calls == ()
+    assert out.done == []
+    assert refused.conditions[0].reason == Why.OWNED_ELSEWHERE
+    assert "'alice'" in refused.conditions[0].message
+    state = await observe(client, pool.deployment)
+    assert (state.current_build, state.manager_identity) == (None, "alice")
+
+    # Alice hands routing back (manager-identity unset); the next pass claims and promotes.
+    await client.workflow_service.set_worker_deployment_manager(
+        SetWorkerDeploymentManagerRequest(
+            namespace=client.namespace,
+            deployment_name=pool.deployment,
+            manager_identity="",
+            conflict_token=state.conflict_token,
+            identity="alice",
+        )
+    )
+    back, out = await pool.reconcile(VersioningSpec(), "b1")
+    assert back.calls == (SetManager(), SetCurrent("b1"))
+    assert out.refused == []
+    state = await observe(client, pool.deployment)
+    assert (state.current_build, state.manager_identity) == ("b1", ME)
