@@ -98,7 +98,10 @@ class SunsetSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=_cel(
             (
-                "self.deleteDelaySeconds >= self.scaleDownDelaySeconds",
+                # has(): the API server checks the rule against the `{}` default as well.
+                f"(has(self.deleteDelaySeconds) ? self.deleteDelaySeconds : "
+                f"{DEFAULT_DELETE_DELAY_SECONDS}) >= (has(self.scaleDownDelaySeconds) ? "
+                f"self.scaleDownDelaySeconds : {DEFAULT_SCALE_DOWN_DELAY_SECONDS})",
                 "spec.versioning.sunset.deleteDelaySeconds must be >= scaleDownDelaySeconds: a "
                 "version's Deployment is scaled to 0 first, then deleted; raise deleteDelaySeconds",
             )
