@@ -83,7 +83,9 @@ def test_old_builds_are_only_scaled_never_re_rendered() -> None:
     out = plan_pass(p, live=[old, new], observed=obs, identity=ME, now=NOW, desired_replicas=3)
     assert out.routing.calls == (SetCurrent(target),)
     assert [d["metadata"]["labels"][BUILD_ID_LABEL] for d in out.apply] == [target]
-    assert out.scale == {"orders-old": 1}  # pinned work open: at least one worker, same template
+    # Demoted by this very pass: kept at the pool's scale, with its own template, until a later
+    # pass sees it demoted (the promotion may still be refused).
+    assert out.scale == {"orders-old": 3}
     assert out.delete == []
     states = {v["buildId"]: v["state"] for v in out.status["versions"]}
     assert states == {"old": "Draining", target: "Current"}

@@ -410,6 +410,9 @@ def plan(inp: RoutingInput) -> RoutingPlan:
     builds = sorted(
         {target, *inp.build_deployments, *(v.build_id for v in t.versions), *previous} - {""},
     )
+    # Builds that serve new work before this pass's calls: a demotion planned now may still be
+    # refused, so they are neither scaled down nor retired until a later pass sees them demoted.
+    serving = {t.current_build, t.ramping_build} - {None}
     keep_wait: list[float] = [r.wait] if r.wait is not None else []
     # Newest first among retired candidates, for spec.versioning.retention.
     idle: list[tuple[datetime, str]] = []
@@ -421,7 +424,7 @@ def plan(inp: RoutingInput) -> RoutingPlan:
         state = _state(build, summary, current, ramping, count)
         states[build] = state
         drained: datetime | None = None
-        if state in ("Drained", "Inactive") and build != target:
+        if state in ("Drained", "Inactive") and build != target and build not in serving:
             before = previous.get(build)
             drained = (
                 _parse(before.drained_since)
@@ -446,10 +449,12 @@ def plan(inp: RoutingInput) -> RoutingPlan:
         delete = False
         if build == target or state in ("Current", "Ramping"):
             replicas = inp.desired_replicas
-            if build == target and state == "NotRegistered":
-                replicas = max(1, replicas)  # a version exists only after its first poll
             if state == "Ramping" or build == target:
+                # The target: a version exists only after its first poll. Ramping: it gets work.
                 replicas = max(1, replicas)
+        elif build in serving:
+            # Demoted by this pass's calls: keep what it runs until a later pass sees it demoted.
+            replicas = max(observed, inp.desired_replicas, 0 if count == 0 else 1)
         elif state == "NotRegistered":
             before = previous.get(build)
             if kube is not None and before is not None and before.state != "NotRegistered":
