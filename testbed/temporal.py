@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_NAMESPACE = "default"
@@ -73,7 +75,16 @@ class TemporalDevServer:
         workdir: folder holding the database file and the server log (`server.log`).
     """
 
-    def __init__(self, workdir: Path, *, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        startup_timeout: float = 120.0,
+        dynamic_config: Mapping[str, object] | None = None,
+    ) -> None:
+        """`dynamic_config`: server settings (`--dynamic-config-value KEY=JSON`), e.g. shorter
+        Worker Versioning drainage and poller TTLs so versioning tests take seconds."""
+        self.dynamic_config = dict(dynamic_config or {})
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -117,6 +128,8 @@ class TemporalDevServer:
             "--db-filename", str(self.db_file),
             "--log-level", "warn",
         ]  # fmt: skip
+        for key, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         log = self.log_file.open("ab")
         try:
             self._proc = _SPAWNER.submit(

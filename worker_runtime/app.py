@@ -20,6 +20,7 @@ from typing import Any
 import temporalio
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -34,6 +35,7 @@ from temporalio.worker import (
     ExecuteActivityInput,
     Interceptor,
     Worker,
+    WorkerDeploymentConfig,
     WorkerTuner,
 )
 
@@ -125,11 +127,37 @@ async def connect(
     return None
 
 
+BEHAVIORS = {"Pinned": VersioningBehavior.PINNED, "AutoUpgrade": VersioningBehavior.AUTO_UPGRADE}
+
+
+def deployment_config(settings: RuntimeSettings) -> WorkerDeploymentConfig | None:
+    """The Worker Deployment Version this worker registers as; None for an unversioned pool.
+
+    Workflows may declare their own behavior (`@workflow.defn(versioning_behavior=...)`); the
+    pool's default applies to those that do not.
+    """
+    if settings.worker_deployment_name is None or settings.worker_build_id is None:
+        return None
+    behavior = settings.default_versioning_behavior
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.worker_deployment_name, build_id=settings.worker_build_id
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=(
+            BEHAVIORS[behavior] if behavior is not None else VersioningBehavior.UNSPECIFIED
+        ),
+    )
+
+
 def build_worker(
     client: Client, settings: RuntimeSettings, code: UserCode, executor: ThreadPoolExecutor | None
 ) -> Worker:
     """Map the env contract onto Worker options; the graceful timeout is always passed."""
     kwargs: dict[str, Any] = {}
+    versioning = deployment_config(settings)
+    if versioning is not None:
+        kwargs["deployment_config"] = versioning
     if settings.resource_tuner_target_memory is not None:
         assert settings.resource_tuner_target_cpu is not None  # enforced by the contract
         kwargs["tuner"] = WorkerTuner.create_resource_based(
@@ -225,6 +253,8 @@ async def serve(settings: RuntimeSettings, code: UserCode) -> int:
                 "workflows": [w.__name__ for w in code.workflows],
                 "activities": [getattr(a, "__name__", repr(a)) for a in code.activities],
                 "graceful_shutdown_seconds": settings.graceful_shutdown_seconds,
+                "worker_deployment_name": settings.worker_deployment_name,
+                "build_id": settings.worker_build_id,
             },
         )
         worker_task = asyncio.create_task(worker.run(), name="worker")

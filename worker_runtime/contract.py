@@ -65,6 +65,17 @@ class RuntimeSettings(BaseSettings):
         description="Temporal Cloud API key (sent as a bearer token; requires TLS).",
     )
 
+    # Worker Versioning (a pool with spec.versioning): all three set together, or none.
+    worker_deployment_name: str | None = Field(
+        default=None, min_length=1, description="Temporal Worker Deployment name."
+    )
+    worker_build_id: str | None = Field(
+        default=None, min_length=1, description="Build ID of this worker's deployment version."
+    )
+    default_versioning_behavior: Literal["Pinned", "AutoUpgrade"] | None = Field(
+        default=None, description="Versioning behavior of workflows that declare none."
+    )
+
     max_concurrent_activities: int | None = Field(default=None, ge=1)
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
     max_activities_per_second: float | None = Field(default=None, gt=0)
@@ -133,6 +144,45 @@ class RuntimeSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_versioning(self) -> RuntimeSettings:
+        """A half-set version would register the worker unversioned or under a wrong name."""
+        if (self.worker_deployment_name is None) != (self.worker_build_id is None):
+            raise ValueError(
+                f"set both {env_var('worker_deployment_name')} and {env_var('worker_build_id')} "
+                "to run a versioned worker, or neither"
+            )
+        if self.default_versioning_behavior is not None and self.worker_build_id is None:
+            raise ValueError(
+                f"{env_var('default_versioning_behavior')} needs "
+                f"{env_var('worker_deployment_name')} and {env_var('worker_build_id')}"
+            )
+        return self
+
+    @property
+    def versioned(self) -> bool:
+        """Whether this worker runs as a Worker Deployment Version."""
+        return self.worker_build_id is not None
+
+
+# Settings that say where and how a worker connects (address, namespace, TLS, credentials). A
+# versioned pool keeps its build ID when only these change: its Deployments roll in place.
+CONNECTION_FIELDS: tuple[str, ...] = (
+    "temporal_address",
+    "temporal_namespace",
+    "tls_enabled",
+    "tls_ca_path",
+    "tls_cert_path",
+    "tls_key_path",
+    "tls_server_name",
+    "api_key",
+)
+# Settings the operator writes per version of a versioned pool (never part of the build hash).
+VERSIONING_FIELDS: tuple[str, ...] = (
+    "worker_deployment_name",
+    "worker_build_id",
+    "default_versioning_behavior",
+)
 
 # Worker options a pool may tune: each name is at once the field of spec.worker, the settings
 # field above (env TWP_<NAME>) and the temporalio Worker keyword. Renderer and runtime loop here.

@@ -20,6 +20,7 @@ class Reason(StrEnum):
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
     CONNECTION_NOT_ALLOWED = "ConnectionNotAllowed"
     CONNECTION_INVALID = "ConnectionInvalid"
+    VERSIONING_NOT_ACTIVE = "VersioningNotActive"
     # Progressing
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     ROLLOUT_COMPLETE = "RolloutComplete"
@@ -75,6 +76,11 @@ DOCS: dict[Reason, str] = {
     Reason.CONNECTION_INVALID: (
         "The referenced connection's spec cannot be read (it passed an older admission); the "
         "message names the field. Children are left as they are."
+    ),
+    Reason.VERSIONING_NOT_ACTIVE: (
+        "The pool sets spec.versioning, which this release accepts but does not act on yet "
+        "(docs/versioning.md): nothing is written for the pool, running workers keep what "
+        "they have. Remove spec.versioning to run the pool unversioned."
     ),
     Reason.ROLLOUT_IN_PROGRESS: "The Deployment is rolling out a new template or scaling.",
     Reason.ROLLOUT_COMPLETE: "The latest template is fully rolled out.",

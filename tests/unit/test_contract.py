@@ -40,3 +40,28 @@ def test_the_renderer_passes_every_tuning_field_as_its_env_variable() -> None:
     env = {e["name"]: e.get("value") for e in runtime_env(pool)}
     for name, value in values.items():
         assert env[contract.env_var(name)] == str(value)
+
+
+def test_versioning_settings_come_in_a_set() -> None:
+    """A half-set version would register the worker unversioned or under the wrong name."""
+    import pytest
+    from pydantic import ValidationError
+
+    from worker_runtime.contract import RuntimeSettings
+
+    base = {"temporal_address": "t:7233", "task_queue": "q"}
+    assert not RuntimeSettings.model_validate(base).versioned
+    full = RuntimeSettings.model_validate(
+        {
+            **base,
+            "worker_deployment_name": "ns/p",
+            "worker_build_id": "b1",
+            "default_versioning_behavior": "AutoUpgrade",
+        }
+    )
+    assert full.versioned
+    assert full.default_versioning_behavior == "AutoUpgrade"
+    with pytest.raises(ValidationError, match="TWP_WORKER_DEPLOYMENT_NAME and TWP_WORKER_BUILD_ID"):
+        RuntimeSettings.model_validate({**base, "worker_build_id": "b1"})
+    with pytest.raises(ValidationError, match="TWP_DEFAULT_VERSIONING_BEHAVIOR needs"):
+        RuntimeSettings.model_validate({**base, "default_versioning_behavior": "Pinned"})

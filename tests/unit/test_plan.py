@@ -408,3 +408,16 @@ def test_children_without_delete_are_never_pruned() -> None:
     # even a plan that (hypothetically) wanted none of them prunes none of them
     p = plan(ref_body(), Capabilities(), Observed(children=live, connection=connection()))
     assert not [k for k, _ in p.prune if k in always]
+
+
+def test_a_versioned_pool_is_not_rolled_unversioned_while_versioning_is_not_active() -> None:
+    """spec.versioning is accepted by the API before the reconciler drives it: the pool must
+    say so and get no children, not silently run as one unversioned Deployment."""
+    b = body()
+    b["spec"]["versioning"] = {}
+    p = plan(b, Capabilities(), Observed())
+    assert p.writes == []
+    assert p.prune == []
+    ready = p.conditions[api.CONDITION_READY]
+    assert (ready.status, ready.reason) == ("False", Reason.VERSIONING_NOT_ACTIVE)
+    assert "remove spec.versioning" in ready.message

@@ -151,6 +151,11 @@ def printer_columns() -> list[dict[str, Any]]:
             "jsonPath": ".status.connection",
             "priority": 1,
         },
+        # -o wide, versioned pools (spec.versioning): the build Temporal routes new work to, the
+        # build the spec asks for, and the share of new work the target gets while it ramps.
+        {"name": "Current", "type": "string", "jsonPath": ".status.currentBuildId", "priority": 1},
+        {"name": "Target", "type": "string", "jsonPath": ".status.targetBuildId", "priority": 1},
+        {"name": "Ramp", "type": "number", "jsonPath": ".status.rampPercentage", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -31,6 +31,7 @@ from workerpool_operator.api.template import (
     PoolNetworkPolicySpec,
     RolloutSpec,
 )
+from workerpool_operator.api.versioning import VersioningSpec, VersionList
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
     DEFAULT_IMAGE_TAG,
@@ -72,6 +73,10 @@ RESERVED_ENV_FIELDS = (
     "max_activities_per_second",
     "max_task_queue_activities_per_second",
     "max_cached_workflows",
+    # Written per build of a versioned pool (spec.versioning).
+    "worker_deployment_name",
+    "worker_build_id",
+    "default_versioning_behavior",
 )
 RESERVED_ENV_NAMES = tuple(f"{ENV_PREFIX}{f.upper()}" for f in RESERVED_ENV_FIELDS)
 
@@ -302,6 +307,14 @@ class TemporalWorkerPoolSpec(Model):
             "network plugin enforces NetworkPolicies); see PoolNetworkPolicySpec."
         ),
     )
+    versioning: VersioningSpec | None = Field(
+        default=None,
+        description=(
+            "Run each build as its own Temporal Worker Deployment Version, with running "
+            "workflows kept on the build that started them; see docs/versioning.md. Unset: "
+            "one Deployment, rolled in place."
+        ),
+    )
 
     _no_secrets_inline = field_validator("connection")(refuse_inline_secrets)
 
@@ -347,6 +360,14 @@ class TemporalWorkerPoolStatus(Model):
     """The task-queue backlog the Builtin autoscaler last read from Temporal."""
     last_scale_time: str | None = None
     """When the Builtin autoscaler last changed the replicas (RFC 3339)."""
+    versions: VersionList | None = None
+    """Versioned pools: every build the operator runs or still tracks (spec.versioning)."""
+    current_build_id: str | None = None
+    """Versioned pools: the build Temporal routes new work to."""
+    target_build_id: str | None = None
+    """Versioned pools: the build the spec asks for."""
+    ramp_percentage: float | None = None
+    """Versioned pools: share of new work sent to the target build while it ramps."""
 
 
 class TemporalWorkerPool(Model):

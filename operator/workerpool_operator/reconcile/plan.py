@@ -218,6 +218,14 @@ def _unresolved(
     return out
 
 
+VERSIONING_NOT_ACTIVE = Unresolved(
+    Reason.VERSIONING_NOT_ACTIVE,
+    "spec.versioning is accepted, but this operator release does not run versioned rollouts "
+    "yet: nothing is written for this pool and running workers keep what they have; remove "
+    "spec.versioning to run the pool unversioned (docs/versioning.md)",
+)
+
+
 def _handover(
     pool: api.TemporalWorkerPool, live: Mapping[str, Any] | None, managers: FieldManagers
 ) -> Handover | None:
@@ -258,6 +266,10 @@ def plan(
         out = _invalid(pool_body, validation_message(err))
         out.drop_finalizer = drop
         return out
+    if pool.spec.versioning is not None:
+        # The API and the routing engine (versioning/) exist, the reconciler does not drive
+        # them yet: rendering the pool unversioned would silently break what the user asked.
+        return _unresolved(pool, VERSIONING_NOT_ACTIVE, observed, drop)
     resolved = resolve_connection(
         pool,
         connection=observed.connection,

@@ -24,6 +24,7 @@ PROBLEMS = frozenset(
         Reason.CONNECTION_NOT_FOUND,
         Reason.CONNECTION_NOT_ALLOWED,
         Reason.CONNECTION_INVALID,
+        Reason.VERSIONING_NOT_ACTIVE,
     }
 )
 

@@ -1,0 +1,302 @@
+"""spec.versioning and the version status of a TemporalWorkerPool (Temporal Worker Versioning).
+
+Opt-in: a pool without `spec.versioning` is rendered and run exactly as before. With it, every
+build of the pool is its own Temporal Worker Deployment Version served by its own Deployment, and
+the operator moves new work between versions by the rollout strategy below, while workflows
+pinned to an older build finish there (docs/versioning.md).
+
+Pure module, imported by `v1alpha1` (the pool spec has one field of this type). It imports
+nothing from `v1alpha1` so either module can be imported first; `Model` mirrors the base there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+
+class Model(BaseModel):
+    """Same wire conventions as v1alpha1.Model (camelCase, frozen, docstrings as descriptions)."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """Serialize as the API server stores it (camelCase, unset optionals omitted)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+# A Kubernetes label value that is not empty: build IDs label the Deployment and its pods.
+BUILD_ID_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+BUILD_ID_MAX = 63
+# Temporal refuses a deployment name with '.' ("worker deployment name cannot contain '.'", seen
+# on the dev server), and names a version "<deployment>:<build>" in visibility queries (the exact
+# count of open pinned workflows), so neither ':' nor what breaks a quoted query may appear.
+DEPLOYMENT_NAME_FORBIDDEN = r"[.:\x22\x27\x5c\x00-\x1f\x7f]"  # . : " ' \\ and control chars
+DEPLOYMENT_NAME_MAX = 255
+MAX_STEPS = 20
+MAX_PAUSE_SECONDS = 7 * 24 * 3600
+DEFAULT_ROLLBACK_WINDOW_SECONDS = 3600
+DEFAULT_SCALE_DOWN_DELAY_SECONDS = 3600
+DEFAULT_DELETE_DELAY_SECONDS = 24 * 3600
+DEFAULT_RETENTION = 5
+DEFAULT_GATE_TIMEOUT_SECONDS = 600
+
+Strategy = Literal["AllAtOnce", "Progressive", "Manual"]
+Behavior = Literal["Pinned", "AutoUpgrade"]
+
+
+class RampStep(Model):
+    """One step of a Progressive rollout: send this share of new work to the new build, then wait
+    `pauseSeconds` before the next step (after the last step the new build becomes current)."""
+
+    ramp_percentage: int = Field(ge=1, le=99)
+    """Percentage (1-99) of new workflow executions routed to the new build during this step."""
+    pause_seconds: int = Field(default=300, ge=0, le=MAX_PAUSE_SECONDS)
+    """How long this step holds before the next one (seconds, default 300)."""
+
+
+class GateSpec(Model):
+    """A workflow run once per new build, pinned to it, before any traffic moves to it. The rollout
+    waits while it runs and stops (condition GateFailed) if it fails or times out."""
+
+    workflow_type: str = Field(min_length=1, max_length=1000)
+    """Workflow type name the new build registers (e.g. `SmokeTest`)."""
+    task_queue: str | None = Field(default=None, min_length=1, max_length=1000)
+    """Task queue to start it on; default the pool's spec.taskQueue."""
+    input: Annotated[
+        Any, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    ] = None
+    """Argument passed to the workflow (any JSON value); no argument when unset."""
+    timeout_seconds: int = Field(default=DEFAULT_GATE_TIMEOUT_SECONDS, ge=1, le=24 * 3600)
+    """The gate fails if it has not completed within this many seconds (default 600)."""
+
+
+class SunsetSpec(Model):
+    """What happens to a version once it is drained (no open pinned workflows, not current, not
+    ramping). Both delays count from the moment it was seen drained."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                # has(): the API server checks the rule against the `{}` default as well.
+                f"(has(self.deleteDelaySeconds) ? self.deleteDelaySeconds : "
+                f"{DEFAULT_DELETE_DELAY_SECONDS}) >= (has(self.scaleDownDelaySeconds) ? "
+                f"self.scaleDownDelaySeconds : {DEFAULT_SCALE_DOWN_DELAY_SECONDS})",
+                "spec.versioning.sunset.deleteDelaySeconds must be >= scaleDownDelaySeconds: a "
+                "version's Deployment is scaled to 0 first, then deleted; raise deleteDelaySeconds",
+            )
+        )
+    )
+
+    scale_down_delay_seconds: int = Field(
+        default=DEFAULT_SCALE_DOWN_DELAY_SECONDS, ge=0, le=30 * 24 * 3600
+    )
+    """Seconds after draining before the version's Deployment is scaled to 0 (default 3600)."""
+    delete_delay_seconds: int = Field(
+        default=DEFAULT_DELETE_DELAY_SECONDS,
+        ge=0,
+        le=90 * 24 * 3600,
+        description=(
+            "Seconds after draining before the Deployment and the Temporal version are deleted "
+            "(default 86400)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SunsetSpec:
+        if self.delete_delay_seconds < self.scale_down_delay_seconds:
+            raise ValueError(
+                "sunset.deleteDelaySeconds must be >= scaleDownDelaySeconds: raise "
+                "deleteDelaySeconds"
+            )
+        return self
+
+
+_STEPS_SORTED = "self.steps.map(s, s.rampPercentage).isSorted()"
+
+
+class VersioningSpec(Model):
+    """Run the pool with Temporal Worker Versioning: one Worker Deployment Version per build."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "self.strategy != 'Progressive' || (has(self.steps) && size(self.steps) > 0)",
+                "spec.versioning.strategy Progressive needs spec.versioning.steps: list at least "
+                "one {rampPercentage, pauseSeconds}, or use strategy AllAtOnce",
+            ),
+            (
+                "self.strategy == 'Progressive' || !has(self.steps) || size(self.steps) == 0",
+                "spec.versioning.steps is read only by strategy Progressive: remove the steps or "
+                "set strategy: Progressive",
+            ),
+            (
+                f"!has(self.steps) || {_STEPS_SORTED}",
+                "spec.versioning.steps: rampPercentage must increase from one step to the next; "
+                "sort the steps",
+            ),
+            (
+                "self.strategy != 'Manual' || !has(self.gate)",
+                "spec.versioning.gate never runs with strategy Manual (the operator does not "
+                "change routing): remove the gate or use AllAtOnce or Progressive",
+            ),
+            (
+                "!has(self.deploymentName) || "
+                f"!self.deploymentName.matches(r'{DEPLOYMENT_NAME_FORBIDDEN}')",
+                "spec.versioning.deploymentName must not contain '.', ':', quotes, a backslash or "
+                "control characters (Temporal refuses '.' and writes a version as "
+                "<deployment>:<buildId>); rename it",
+            ),
+        )
+    )
+
+    deployment_name: str | None = Field(default=None, min_length=1, max_length=DEPLOYMENT_NAME_MAX)
+    """Temporal Worker Deployment name; default `<namespace>/<pool name>`."""
+    default_behavior: Behavior = Field(
+        default="Pinned",
+        description=(
+            "Versioning behavior of workflows that declare none: Pinned (a workflow finishes on "
+            "the build that started it) or AutoUpgrade (it moves to the current build at its next "
+            "task)."
+        ),
+    )
+    build_id: str | None = Field(
+        default=None,
+        max_length=BUILD_ID_MAX,
+        pattern=BUILD_ID_PATTERN,
+        description=(
+            "Fixed build ID. Unset: derived from the image and a hash of the pod template, so "
+            "every change is a new version. Set: changes roll the build's Deployment in place and "
+            "only a new value starts a new version."
+        ),
+    )
+    strategy: Strategy = Field(
+        default="AllAtOnce",
+        description=(
+            "AllAtOnce: a new build becomes current once it has registered (and passed the gate). "
+            "Progressive: ramp through `steps`, then current. Manual: the operator runs the "
+            "Deployments but never changes routing (use `temporal worker deployment "
+            "set-current-version`)."
+        ),
+    )
+    steps: Annotated[
+        list[RampStep],
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["rampPercentage"],
+            }
+        ),
+    ] = Field(default_factory=list, max_length=MAX_STEPS)
+    """Progressive steps, increasing rampPercentage (at most 20)."""
+    gate: GateSpec | None = None
+    """Workflow that must succeed on a new build before traffic moves to it."""
+    paused: bool = False
+    """Hold routing where it is (no step, promotion or rollback) and delete no build."""
+    rollback_window_seconds: int = Field(
+        default=DEFAULT_ROLLBACK_WINDOW_SECONDS,
+        ge=0,
+        le=30 * 24 * 3600,
+        description=(
+            "A target build that was current within this many seconds becomes current again at "
+            "once, skipping gate and steps (so reverting the spec is a rollback); 0 turns this "
+            "off."
+        ),
+    )
+    sunset: SunsetSpec = Field(default_factory=SunsetSpec, json_schema_extra={"default": {}})
+    """When drained versions are scaled down and deleted."""
+    retention: int = Field(
+        default=DEFAULT_RETENTION,
+        ge=0,
+        le=50,
+        description=(
+            "Inactive or drained versions kept (newest first) besides the current and target "
+            "ones; older ones are retired once nothing runs on them."
+        ),
+    )
+
+    @field_validator("deployment_name")
+    @classmethod
+    def _deployment_name(cls, value: str | None) -> str | None:
+        if value is not None and re.search(DEPLOYMENT_NAME_FORBIDDEN, value):
+            raise ValueError(
+                "deploymentName must not contain '.', ':', quotes, a backslash or control "
+                "characters"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _strategy_fields(self) -> VersioningSpec:
+        if self.strategy == "Progressive" and not self.steps:
+            raise ValueError("strategy Progressive needs at least one step")
+        if self.strategy != "Progressive" and self.steps:
+            raise ValueError("steps are read only by strategy Progressive")
+        ramps = [s.ramp_percentage for s in self.steps]
+        if ramps != sorted(set(ramps)):
+            raise ValueError("steps: rampPercentage must increase from one step to the next")
+        if self.strategy == "Manual" and self.gate is not None:
+            raise ValueError("gate never runs with strategy Manual")
+        return self
+
+    def effective_deployment_name(self, namespace: str, pool: str) -> str:
+        """The Temporal Worker Deployment name the workers register under."""
+        return self.deployment_name or f"{namespace}/{pool}"
+
+
+# --- status -----------------------------------------------------------------------------------
+
+VersionState = Literal["NotRegistered", "Inactive", "Ramping", "Current", "Draining", "Drained"]
+
+
+class VersionStatus(Model):
+    """One build of a versioned pool, as the operator last saw it in Kubernetes and Temporal."""
+
+    build_id: str
+    """The build ID (also the Deployment's `workerpools.io/build-id` label)."""
+    state: VersionState
+    """NotRegistered (no worker has polled yet), Inactive (registered, gets no new work), Ramping,
+    Current, Draining (not current, pinned workflows still open) or Drained."""
+    deployment: str | None = None
+    """Name of the Deployment running this build."""
+    replicas: int | None = None
+    """Pods of this build's Deployment."""
+    ready_replicas: int | None = None
+    """Ready pods of this build's Deployment."""
+    ramp_percentage: float | None = None
+    """Share of new work routed to this build while it is Ramping."""
+    open_pinned_workflows: int | None = None
+    """Exact count of running workflows pinned to this build (Temporal visibility)."""
+    drained_since: str | None = None
+    """When the build was first seen drained (RFC 3339); sunset delays count from here."""
+
+
+# status.versions: one entry per build, merged by build ID under server-side apply.
+VersionList = Annotated[
+    list[VersionStatus],
+    Field(
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["buildId"],
+        }
+    ),
+]

@@ -1,0 +1,1 @@
+"""Versioned rollouts (spec.versioning): build IDs, routing plans and their execution."""

@@ -1,0 +1,109 @@
+"""One pass of a versioned pool, pure: routing plan + per-build Deployments + status fields.
+
+Composes `routing.plan()` with `render/versioned.py`: the target build's Deployment is rendered
+in full from the spec; every other build's Deployment keeps the template it was created with and
+only has its replicas set (re-rendering it from today's spec would run today's code under an old
+build's name), or is deleted once its sunset is due.
+
+For the executor: `scale` must not be server-side applied as a replicas-only manifest under the
+field manager that applied the full Deployment (the apply would drop that manager's template
+fields); use the scale subresource or a manager of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.render.common import Manifest
+from workerpool_operator.render.versioned import render_build_deployment, target_build_id
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
+from workerpool_operator.versioning.routing import (
+    BuildDeployment,
+    Observation,
+    RoutingInput,
+    RoutingPlan,
+    plan,
+    status_versions,
+)
+
+
+@dataclass(frozen=True)
+class VersionedPass:
+    routing: RoutingPlan
+    apply: list[Manifest] = field(default_factory=list)  # the target build's Deployment
+    scale: dict[str, int] = field(default_factory=dict)  # other builds: Deployment -> replicas
+    delete: list[str] = field(default_factory=list)  # Deployment names
+    status: dict[str, Any] = field(default_factory=dict)  # status fields (camelCase)
+
+
+def build_deployments(live: Iterable[Mapping[str, Any]]) -> dict[str, BuildDeployment]:
+    """The pool's per-build Deployments by build ID (from their build-id label): the replicas
+    they are asked for and the ready ones."""
+    out: dict[str, BuildDeployment] = {}
+    for obj in live:
+        meta = obj.get("metadata") or {}
+        build = (meta.get("labels") or {}).get(BUILD_ID_LABEL)
+        if not build:
+            continue
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        out[str(build)] = BuildDeployment(
+            name=str(meta.get("name")),
+            replicas=int(spec.get("replicas") or 0),
+            ready_replicas=int(status.get("readyReplicas") or 0),
+        )
+    return out
+
+
+def plan_pass(
+    pool: TemporalWorkerPool,
+    *,
+    live: Iterable[Mapping[str, Any]],
+    observed: Observation,
+    identity: str,
+    now: datetime,
+    desired_replicas: int,
+) -> VersionedPass:
+    """Everything one pass of a versioned pool does: see the module docstring."""
+    versioning = pool.spec.versioning
+    assert versioning is not None, "only versioned pools come here"
+    target = target_build_id(pool)
+    deployments = build_deployments(live)
+    previous = pool.status.versions if pool.status and pool.status.versions else []
+    routing = plan(
+        RoutingInput(
+            spec=versioning,
+            pool=pool.name,
+            deployment=versioning.effective_deployment_name(pool.namespace, pool.name),
+            target_build=target,
+            task_queue=pool.spec.task_queue,
+            identity=identity,
+            temporal=observed.temporal,
+            now=now,
+            desired_replicas=desired_replicas,
+            pinned_open=observed.pinned_open,
+            build_deployments=deployments,
+            previous=previous,
+            gate=observed.gate,
+            unversioned_pollers=observed.unversioned_pollers,
+        )
+    )
+    out = VersionedPass(routing=routing)
+    for v in routing.versions:
+        kube = deployments.get(v.build_id)
+        if v.delete:
+            out.delete.append(v.deployment)
+        elif v.build_id == target:
+            out.apply.append(render_build_deployment(pool, target, replicas=v.replicas))
+        elif kube is not None and kube.replicas != v.replicas:
+            out.scale[kube.name] = v.replicas
+    out.status.update(
+        currentBuildId=routing.current_build,
+        targetBuildId=target,
+        rampPercentage=routing.ramp_percentage,
+        versions=[s.dump() for s in status_versions(routing, deployments)],
+    )
+    return out

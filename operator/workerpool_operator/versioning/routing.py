@@ -1,0 +1,571 @@
+"""The routing plan of a versioned pool (pure): which Temporal calls to make, how many replicas
+each build's Deployment keeps, which Deployments and versions to retire, and what to report.
+
+Everything is derived from what was observed this pass: the spec, one DescribeWorkerDeployment
+(routing, conflict token, manager identity, version summaries), the exact count of open pinned
+workflows per build, the build Deployments in Kubernetes, the gate workflow, the previous
+status and the clock. A Progressive rollout keeps no step counter of its own: the step is the
+ramp percentage Temporal holds and its pause runs from Temporal's
+`ramping_version_percentage_changed_time`, so a restarted or newly elected operator resumes at
+the same step, neither repeating nor skipping one. `execute.py` carries the plan out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from workerpool_operator.api.versioning import VersioningSpec, VersionState, VersionStatus
+from workerpool_operator.versioning.build_id import deployment_name
+
+# Temporal's version statuses (enum WorkerDeploymentVersionStatus), without the prefix.
+TemporalStatus = Literal["Inactive", "Created", "Current", "Ramping", "Draining", "Drained"]
+GateState = Literal["NotStarted", "Running", "Succeeded", "Failed"]
+# Report the version cap once this share of `matching.maxVersionsInDeployment` is used.
+VERSION_CAP_WARN_RATIO = 0.8
+DEFAULT_VERSION_CAP = 100
+_RAMP_EPSILON = 0.01
+
+
+class Why(StrEnum):
+    """Reasons of the VersionRollout and VersionLimit conditions and of routing Events."""
+
+    TARGET_CURRENT = "TargetCurrent"
+    WAITING_FOR_POLLERS = "WaitingForPollers"
+    GATED = "Gated"
+    GATE_FAILED = "GateFailed"
+    RAMPING = "Ramping"
+    PROMOTED = "Promoted"
+    PAUSED = "Paused"
+    ROLLED_BACK = "RolledBack"
+    MANUAL = "ManualRouting"
+    OWNED_ELSEWHERE = "RoutingOwnedElsewhere"
+    ROUTING_UPDATING = "RoutingUpdateInProgress"
+    VERSION_LIMIT_NEAR = "VersionLimitNear"
+    WITHIN_VERSION_LIMIT = "WithinVersionLimit"
+
+
+ROLLOUT_CONDITION = "VersionRollout"
+LIMIT_CONDITION = "VersionLimit"
+
+
+# --- observations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One entry of DescribeWorkerDeployment's version_summaries."""
+
+    build_id: str
+    status: TemporalStatus
+    created_at: datetime | None = None
+    last_current_at: datetime | None = None
+    drained_at: datetime | None = None  # drainage_info.last_changed_time when status Drained
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """DescribeWorkerDeployment, or `exists=False` while no worker of it has polled."""
+
+    exists: bool = False
+    conflict_token: bytes = b""
+    manager_identity: str = ""
+    current_build: str | None = None  # None: unversioned workers get new work
+    ramping_build: str | None = None
+    ramp_percentage: float = 0.0
+    ramp_changed_at: datetime | None = None
+    routing_updating: bool = False
+    versions: tuple[VersionSummary, ...] = ()
+
+    def summary(self, build: str) -> VersionSummary | None:
+        return next((v for v in self.versions if v.build_id == build), None)
+
+
+@dataclass(frozen=True)
+class BuildDeployment:
+    """A build's Deployment as Kubernetes reports it."""
+
+    name: str
+    replicas: int
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class GateObservation:
+    """The gate workflow of the target build (DescribeWorkflowExecution of its fixed ID)."""
+
+    state: GateState
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything Temporal says about one versioned pool in one pass (`execute.observe_pool`)."""
+
+    temporal: DeploymentState
+    pinned_open: dict[str, int | None]
+    gate: GateObservation | None
+    unversioned_pollers: bool
+
+
+@dataclass(frozen=True)
+class RoutingInput:
+    spec: VersioningSpec
+    pool: str
+    deployment: str  # Temporal Worker Deployment name
+    target_build: str
+    task_queue: str  # the pool's queue: the gate's default
+    identity: str  # this operator's manager identity (per-cluster suffix included)
+    temporal: DeploymentState
+    now: datetime
+    desired_replicas: int  # what the pool (spec.replicas or the scaler) asks for new work
+    pinned_open: Mapping[str, int | None] = field(default_factory=dict)  # None: count failed
+    build_deployments: Mapping[str, BuildDeployment] = field(default_factory=dict)
+    previous: Sequence[VersionStatus] = ()
+    gate: GateObservation | None = None
+    unversioned_pollers: bool = False
+    version_cap: int = DEFAULT_VERSION_CAP
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetManager:
+    """SetWorkerDeploymentManager(self): claim routing before the first change."""
+
+
+@dataclass(frozen=True)
+class SetCurrent:
+    build_id: str | None  # None: unversioned
+
+
+@dataclass(frozen=True)
+class SetRamping:
+    build_id: str | None  # None with 0%: clear the ramp
+    percentage: float
+
+
+@dataclass(frozen=True)
+class DeleteVersion:
+    build_id: str
+
+
+Call = SetManager | SetCurrent | SetRamping | DeleteVersion
+
+
+@dataclass(frozen=True)
+class StartGate:
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    build_id: str
+    input: Any
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """One build's Deployment: keep it at `replicas`, or delete it."""
+
+    build_id: str
+    deployment: str
+    state: VersionState
+    replicas: int
+    delete: bool = False
+    drained_since: datetime | None = None
+    open_pinned: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: Why
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    reason: Why
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    calls: tuple[Call, ...]
+    versions: tuple[VersionPlan, ...]
+    conditions: tuple[Condition, ...]
+    events: tuple[Event, ...] = ()
+    start_gate: StartGate | None = None
+    step: int | None = None  # Progressive: index of the step in force (after the calls)
+    requeue_after: float | None = None  # seconds until something is due (a pause, a sunset)
+    current_build: str | None = None
+    ramp_percentage: float | None = None
+
+    @property
+    def routing_changed(self) -> bool:
+        return any(isinstance(c, SetCurrent | SetRamping) for c in self.calls)
+
+
+def gate_workflow_id(deployment: str, build: str) -> str:
+    """Fixed per build, so a restarted operator finds the gate it started instead of a new one."""
+    return f"{deployment}/gate/{build}"
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Routing:
+    """The routing decision being built (mutable scratch inside plan())."""
+
+    calls: list[Call] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    reason: Why = Why.TARGET_CURRENT
+    message: str = ""
+    done: bool = False
+    gate: StartGate | None = None
+    step: int | None = None
+    wait: float | None = None
+
+
+def _seconds(later: datetime, earlier: datetime | None) -> float:
+    return math.inf if earlier is None else (later - earlier).total_seconds()
+
+
+def _route(inp: RoutingInput) -> _Routing:
+    """What to change in Temporal's routing, and why (or why not)."""
+    spec, t, target = inp.spec, inp.temporal, inp.target_build
+    r = _Routing()
+    summary = t.summary(target)
+    if t.current_build == target and t.ramping_build is None:
+        r.done, r.message = True, f"build {target} is current"
+        return r
+    if spec.strategy == "Manual":
+        r.reason = Why.MANUAL
+        r.message = (
+            f"strategy Manual: build {target} runs, routing is yours "
+            f"(temporal worker deployment set-current-version --deployment-name {inp.deployment} "
+            f"--build-id {target})"
+        )
+        return r
+    if t.manager_identity and t.manager_identity != inp.identity:
+        r.reason = Why.OWNED_ELSEWHERE
+        r.message = (
+            f"routing of {inp.deployment} is managed by {t.manager_identity!r}, not this operator "
+            f"({inp.identity!r}); not changing it. Unset the manager identity to hand it back"
+        )
+        return r
+    if spec.paused:
+        r.reason, r.message = Why.PAUSED, "spec.versioning.paused: routing is held where it is"
+        return r
+    if t.routing_updating:
+        r.reason = Why.ROUTING_UPDATING
+        r.message = "Temporal is still propagating the last routing change"
+        r.wait = 2.0
+        return r
+    claim: list[Call] = [] if t.manager_identity == inp.identity else [SetManager()]
+    if t.current_build == target:
+        # A ramp left over from a build the spec no longer asks for (reverted mid-ramp).
+        r.calls = [*claim, SetRamping(None, 0.0)]
+        r.done, r.message = True, f"build {target} is current; ramp of {t.ramping_build} cleared"
+        r.events.append(Event(Why.TARGET_CURRENT, r.message))
+        return r
+    if summary is None or summary.status == "Created":
+        r.reason = Why.WAITING_FOR_POLLERS
+        r.message = f"waiting for a worker of build {target} to poll and register the version"
+        return r
+
+    clear_other_ramp: list[Call] = (
+        [SetRamping(None, 0.0)] if t.ramping_build not in (None, target) else []
+    )
+    since_current = _seconds(inp.now, summary.last_current_at)
+    if summary.last_current_at is not None and since_current <= spec.rollback_window_seconds:
+        r.calls = [*claim, *clear_other_ramp, SetCurrent(target)]
+        r.reason, r.done = Why.ROLLED_BACK, True
+        r.message = (
+            f"build {target} was current {since_current:.0f}s ago (within "
+            f"rollbackWindowSeconds {spec.rollback_window_seconds}): current again at once"
+        )
+        r.events.append(Event(Why.ROLLED_BACK, r.message, warning=True))
+        return r
+
+    if spec.gate is not None and (inp.gate is None or inp.gate.state != "Succeeded"):
+        state = inp.gate.state if inp.gate is not None else "NotStarted"
+        gate = spec.gate
+        if state == "Failed":
+            r.reason = Why.GATE_FAILED
+            r.message = (
+                f"gate workflow {gate.workflow_type} failed on build {target}: "
+                f"{inp.gate.message if inp.gate else ''}; no traffic moves to it. Fix the build "
+                "(a new build runs the gate again)"
+            )
+            return r
+        r.reason = Why.GATED
+        r.message = f"gate workflow {gate.workflow_type} runs on build {target}"
+        if state == "NotStarted":
+            r.gate = StartGate(
+                workflow_id=gate_workflow_id(inp.deployment, target),
+                workflow_type=gate.workflow_type,
+                task_queue=gate.task_queue or inp.task_queue,
+                build_id=target,
+                input=gate.input,
+                timeout_seconds=gate.timeout_seconds,
+            )
+        return r
+
+    if spec.strategy == "AllAtOnce" or (t.current_build is None and not inp.unversioned_pollers):
+        # From unversioned with no unversioned worker left, a ramp would strand its share.
+        r.calls = [*claim, *clear_other_ramp, SetCurrent(target)]
+        r.reason, r.done = Why.PROMOTED, True
+        r.message = f"build {target} is current"
+        r.events.append(Event(Why.PROMOTED, f"build {target} made current ({spec.strategy})"))
+        return r
+
+    # Progressive: the step in force is the one whose percentage Temporal holds.
+    steps = spec.steps
+    held = t.ramp_percentage if t.ramping_build == target else None
+    index = -1
+    if held is not None:
+        index = max(
+            (i for i, s in enumerate(steps) if s.ramp_percentage <= held + _RAMP_EPSILON),
+            default=-1,
+        )
+    exact = index >= 0 and held is not None and abs(steps[index].ramp_percentage - held) < 0.01
+    if index >= 0 and exact:
+        elapsed = _seconds(inp.now, t.ramp_changed_at)
+        pause = steps[index].pause_seconds
+        if elapsed < pause:
+            r.reason, r.step, r.wait = Why.RAMPING, index, pause - elapsed
+            r.message = (
+                f"build {target} gets {held:g}% of new work (step {index + 1}/{len(steps)}), "
+                f"next in {pause - elapsed:.0f}s"
+            )
+            return r
+        index += 1
+    elif held is None:
+        index = 0
+    # else: a percentage no step has (set by hand, or the steps changed): resume at the next
+    # step above it, never below what already runs.
+    else:
+        index += 1
+    if index >= len(steps):
+        r.calls = [*claim, SetCurrent(target)]
+        r.reason, r.done = Why.PROMOTED, True
+        r.message = f"build {target} is current"
+        r.events.append(
+            Event(Why.PROMOTED, f"build {target} made current after {len(steps)} steps")
+        )
+        return r
+    pct = float(steps[index].ramp_percentage)
+    r.calls = [*claim, SetRamping(target, pct)]
+    r.reason, r.step, r.wait = Why.RAMPING, index, float(steps[index].pause_seconds)
+    r.message = f"build {target} gets {pct:g}% of new work (step {index + 1}/{len(steps)})"
+    r.events.append(Event(Why.RAMPING, r.message))
+    return r
+
+
+def _state(
+    build: str, summary: VersionSummary | None, current: str | None, ramping: str | None,
+    open_pinned: int | None,
+) -> VersionState:  # fmt: skip
+    """The version's state after this pass's routing, with drainage from the exact count."""
+    if build == current:
+        return "Current"
+    if build == ramping:
+        return "Ramping"
+    if summary is None or summary.status == "Created":
+        return "NotRegistered"
+    if summary.status in ("Current", "Ramping", "Draining", "Drained"):
+        # Demoted: drainage status lags by minutes (and flips back on reactivation); the exact
+        # count says whether pinned work is still open. An unknown count keeps it Draining.
+        return "Drained" if open_pinned == 0 else "Draining"
+    return "Inactive" if open_pinned == 0 else "Draining"
+
+
+def plan(inp: RoutingInput) -> RoutingPlan:
+    """The whole plan of one pass; see the module docstring."""
+    spec, t, target = inp.spec, inp.temporal, inp.target_build
+    r = _route(inp)
+
+    # Routing as it will be after the calls.
+    current, ramping, pct = t.current_build, t.ramping_build, t.ramp_percentage
+    for call in r.calls:
+        if isinstance(call, SetCurrent):
+            current = call.build_id
+            if ramping == call.build_id:
+                ramping, pct = None, 0.0
+        elif isinstance(call, SetRamping):
+            ramping, pct = call.build_id, call.percentage
+    if ramping is None:
+        pct = 0.0
+
+    previous = {v.build_id: v for v in inp.previous}
+    builds = sorted(
+        {target, *inp.build_deployments, *(v.build_id for v in t.versions), *previous} - {""},
+    )
+    # Builds that serve new work before this pass's calls: a demotion planned now may still be
+    # refused, so they are neither scaled down nor retired until a later pass sees them demoted.
+    serving = {t.current_build, t.ramping_build} - {None}
+    keep_wait: list[float] = [r.wait] if r.wait is not None else []
+    # Newest first among retired candidates, for spec.versioning.retention.
+    idle: list[tuple[datetime, str]] = []
+    states: dict[str, VersionState] = {}
+    since: dict[str, datetime | None] = {}
+    for build in builds:
+        summary = t.summary(build)
+        count = inp.pinned_open.get(build)
+        state = _state(build, summary, current, ramping, count)
+        states[build] = state
+        drained: datetime | None = None
+        if state in ("Drained", "Inactive") and build != target and build not in serving:
+            before = previous.get(build)
+            drained = (
+                _parse(before.drained_since)
+                if before is not None and before.drained_since
+                else inp.now
+            )
+            created = summary.created_at if summary and summary.created_at else drained
+            idle.append((created, build))
+        since[build] = drained
+    idle.sort(reverse=True)
+    over_retention = {b for _, b in idle[spec.retention :]}
+
+    versions: list[VersionPlan] = []
+    calls = list(r.calls)
+    paused = spec.paused
+    for build in builds:
+        state = states[build]
+        kube = inp.build_deployments.get(build)
+        observed = kube.replicas if kube is not None else 0
+        count = inp.pinned_open.get(build)
+        name = kube.name if kube is not None else deployment_name(inp.pool, build)
+        delete = False
+        if build == target or state in ("Current", "Ramping"):
+            replicas = inp.desired_replicas
+            if state == "Ramping" or build == target:
+                # The target: a version exists only after its first poll. Ramping: it gets work.
+                replicas = max(1, replicas)
+        elif build in serving:
+            # Demoted by this pass's calls: keep what it runs until a later pass sees it demoted.
+            replicas = max(observed, inp.desired_replicas, 0 if count == 0 else 1)
+        elif state == "NotRegistered":
+            before = previous.get(build)
+            if kube is not None and before is not None and before.state != "NotRegistered":
+                # Seen registered before and gone now (another Temporal namespace after a
+                # connection change, a deleted deployment): its work may live where we no
+                # longer look, so keep it as it is rather than guess.
+                replicas = observed
+            else:
+                # Superseded before it ever polled: nothing can be pinned to it.
+                replicas, delete = 0, not paused
+        elif state == "Draining":
+            replicas = max(1, observed)  # never 0 while pinned work is open (or uncounted)
+        else:  # Drained or Inactive, not the target: sunset
+            drained = since[build]
+            assert drained is not None
+            age = _seconds(inp.now, drained)
+            down, gone = spec.sunset.scale_down_delay_seconds, spec.sunset.delete_delay_seconds
+            retire = build in over_retention
+            replicas = observed
+            if retire or age >= down:
+                replicas = 0
+            elif not paused:
+                keep_wait.append(down - age)
+            if (retire or age >= gone) and not paused:
+                delete = True
+            elif not paused:
+                keep_wait.append(gone - age)
+        if delete and kube is None and t.summary(build) is not None and count == 0:
+            # Deployment gone (so no pollers soon): remove the Temporal version as well.
+            calls.append(DeleteVersion(build))
+        if delete and kube is None and t.summary(build) is None:
+            continue  # nothing left of it anywhere
+        versions.append(
+            VersionPlan(
+                build_id=build,
+                deployment=name,
+                state=state,
+                replicas=0 if delete else replicas,
+                delete=delete and kube is not None,
+                drained_since=since[build],
+                open_pinned=count,
+            )
+        )
+
+    conditions = [
+        Condition(
+            ROLLOUT_CONDITION,
+            "True" if r.done else "False",
+            r.reason,
+            r.message,
+        )
+    ]
+    used = len(t.versions)
+    limit = max(1, math.floor(inp.version_cap * VERSION_CAP_WARN_RATIO))
+    if used >= limit:
+        conditions.append(
+            Condition(
+                LIMIT_CONDITION,
+                "True",
+                Why.VERSION_LIMIT_NEAR,
+                f"{used} of at most {inp.version_cap} versions exist in {inp.deployment}: new "
+                "builds stop registering at the cap; lower spec.versioning.retention or the "
+                "sunset delays so drained versions are deleted sooner",
+            )
+        )
+    else:
+        conditions.append(
+            Condition(
+                LIMIT_CONDITION,
+                "False",
+                Why.WITHIN_VERSION_LIMIT,
+                f"{used} of at most {inp.version_cap} versions",
+            )
+        )
+    waits = [w for w in keep_wait if w > 0]
+    return RoutingPlan(
+        calls=tuple(calls),
+        versions=tuple(versions),
+        conditions=tuple(conditions),
+        events=tuple(r.events),
+        start_gate=r.gate,
+        step=r.step,
+        requeue_after=min(waits) if waits else None,
+        current_build=current,
+        ramp_percentage=pct if ramping is not None else None,
+    )
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def status_versions(
+    p: RoutingPlan, deployments: Mapping[str, BuildDeployment]
+) -> list[VersionStatus]:
+    """status.versions for the plan: sorted by build ID so the status never churns on order."""
+    out = []
+    for v in sorted(p.versions, key=lambda v: v.build_id):
+        kube = deployments.get(v.build_id)
+        out.append(
+            VersionStatus(
+                build_id=v.build_id,
+                state=v.state,
+                deployment=None if v.delete else v.deployment,
+                replicas=kube.replicas if kube else None,
+                ready_replicas=kube.ready_replicas if kube else None,
+                ramp_percentage=p.ramp_percentage if v.state == "Ramping" else None,
+                open_pinned_workflows=v.open_pinned,
+                drained_since=(
+                    v.drained_since.isoformat().replace("+00:00", "Z") if v.drained_since else None
+                ),
+            )
+        )
+    return out

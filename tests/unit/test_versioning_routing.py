@@ -1,0 +1,429 @@
+"""The routing plan, table-driven: what a versioned pool's operator does in each observed state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
+from workerpool_operator.versioning.routing import (
+    BuildDeployment,
+    DeleteVersion,
+    DeploymentState,
+    GateObservation,
+    RoutingInput,
+    RoutingPlan,
+    SetCurrent,
+    SetManager,
+    SetRamping,
+    VersionSummary,
+    Why,
+    gate_workflow_id,
+    plan,
+    status_versions,
+)
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+ME = "workerpool-operator/cluster-1"
+DEP = "team/orders"
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+def spec(**kw: Any) -> VersioningSpec:
+    return VersioningSpec.model_validate(kw)
+
+
+PROGRESSIVE = spec(
+    strategy="Progressive",
+    steps=[{"rampPercentage": 10, "pauseSeconds": 60}, {"rampPercentage": 50, "pauseSeconds": 120}],
+)
+
+
+def temporal(
+    *versions: tuple[str, str], current: str | None = "A", ramping: str | None = None,
+    pct: float = 0.0, ramp_at: datetime | None = None, manager: str = ME,
+    last_current: dict[str, datetime] | None = None, updating: bool = False,
+) -> DeploymentState:  # fmt: skip
+    return DeploymentState(
+        exists=True,
+        conflict_token=b"t",
+        manager_identity=manager,
+        current_build=current,
+        ramping_build=ramping,
+        ramp_percentage=pct,
+        ramp_changed_at=ramp_at,
+        routing_updating=updating,
+        versions=tuple(
+            VersionSummary(
+                b,
+                s,  # type: ignore[arg-type]
+                created_at=ago(10_000 - i),
+                last_current_at=(last_current or {}).get(b),
+            )
+            for i, (b, s) in enumerate(versions)
+        ),
+    )
+
+
+def inp(t: DeploymentState, **kw: Any) -> RoutingInput:
+    base: dict[str, Any] = {
+        "spec": spec(),
+        "pool": "orders",
+        "deployment": DEP,
+        "target_build": "B",
+        "task_queue": "orders-q",
+        "identity": ME,
+        "temporal": t,
+        "now": NOW,
+        "desired_replicas": 3,
+        "pinned_open": {"A": 0, "B": 0},
+        "build_deployments": {
+            "A": BuildDeployment("orders-a", 3, 3),
+            "B": BuildDeployment("orders-b", 1, 0),
+        },
+    }
+    base.update(kw)
+    return RoutingInput(**base)
+
+
+def version(p: RoutingPlan, build: str) -> Any:
+    return next(v for v in p.versions if v.build_id == build)
+
+
+def rollout(p: RoutingPlan) -> Any:
+    return p.conditions[0]
+
+
+# --- routing decisions ------------------------------------------------------------------------
+
+ROUTING = [
+    # (case, input, calls, reason)
+    (
+        "target not registered: wait, no call",
+        inp(temporal(("A", "Current"))),
+        [],
+        Why.WAITING_FOR_POLLERS,
+    ),
+    (
+        "AllAtOnce claims routing first, then promotes",
+        inp(temporal(("A", "Current"), ("B", "Inactive"), manager="")),
+        [SetManager(), SetCurrent("B")],
+        Why.PROMOTED,
+    ),
+    (
+        "AllAtOnce, already the manager",
+        inp(temporal(("A", "Current"), ("B", "Inactive"))),
+        [SetCurrent("B")],
+        Why.PROMOTED,
+    ),
+    (
+        "someone else manages routing: report, do not fight",
+        inp(temporal(("A", "Current"), ("B", "Inactive"), manager="alice")),
+        [],
+        Why.OWNED_ELSEWHERE,
+    ),
+    (
+        "Manual never changes routing",
+        inp(temporal(("A", "Current"), ("B", "Inactive")), spec=spec(strategy="Manual")),
+        [],
+        Why.MANUAL,
+    ),
+    (
+        "paused holds routing",
+        inp(temporal(("A", "Current"), ("B", "Inactive")), spec=spec(paused=True)),
+        [],
+        Why.PAUSED,
+    ),
+    (
+        "routing update still propagating",
+        inp(temporal(("A", "Current"), ("B", "Inactive"), updating=True)),
+        [],
+        Why.ROUTING_UPDATING,
+    ),
+    (
+        "Progressive starts at the first step",
+        inp(temporal(("A", "Current"), ("B", "Inactive")), spec=PROGRESSIVE),
+        [SetRamping("B", 10.0)],
+        Why.RAMPING,
+    ),
+    (
+        "Progressive holds a step for its pause",
+        inp(
+            temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10, ramp_at=ago(30)),
+            spec=PROGRESSIVE,
+        ),
+        [],
+        Why.RAMPING,
+    ),
+    (
+        "Progressive moves on once the pause is over",
+        inp(
+            temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10, ramp_at=ago(61)),
+            spec=PROGRESSIVE,
+        ),
+        [SetRamping("B", 50.0)],
+        Why.RAMPING,
+    ),
+    (
+        "Progressive promotes after the last step's pause",
+        inp(
+            temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=50, ramp_at=ago(121)),
+            spec=PROGRESSIVE,
+        ),
+        [SetCurrent("B")],
+        Why.PROMOTED,
+    ),
+    (
+        "a percentage set by hand resumes at the next step above it",
+        inp(
+            temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=30, ramp_at=ago(1)),
+            spec=PROGRESSIVE,
+        ),
+        [SetRamping("B", 50.0)],
+        Why.RAMPING,
+    ),
+    (
+        "Progressive from unversioned with no unversioned pollers goes current at once",
+        inp(temporal(("B", "Inactive"), current=None), spec=PROGRESSIVE),
+        [SetCurrent("B")],
+        Why.PROMOTED,
+    ),
+    (
+        "Progressive from unversioned ramps while unversioned workers poll",
+        inp(temporal(("B", "Inactive"), current=None), spec=PROGRESSIVE, unversioned_pollers=True),
+        [SetRamping("B", 10.0)],
+        Why.RAMPING,
+    ),
+    (
+        "a new target replaces the build that was ramping",
+        inp(
+            temporal(
+                ("A", "Current"),
+                ("B", "Ramping"),
+                ("C", "Inactive"),
+                ramping="B",
+                pct=50,
+                ramp_at=ago(1),
+            ),
+            spec=PROGRESSIVE,
+            target_build="C",
+        ),
+        [SetRamping("C", 10.0)],
+        Why.RAMPING,
+    ),
+    (
+        "reverted mid-ramp: the left-over ramp is cleared",
+        inp(
+            temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10, ramp_at=ago(1)),
+            target_build="A",
+        ),
+        [SetRamping(None, 0.0)],
+        Why.TARGET_CURRENT,
+    ),
+    (
+        "rollback: a build current within the window comes back at once, past gate and steps",
+        inp(
+            temporal(
+                ("A", "Current"),
+                ("B", "Draining"),
+                ("C", "Ramping"),
+                ramping="C",
+                pct=10,
+                ramp_at=ago(1),
+                last_current={"B": ago(600)},
+            ),
+            spec=spec(
+                strategy="Progressive",
+                steps=[{"rampPercentage": 10}],
+                gate={"workflowType": "Smoke"},
+            ),
+        ),
+        [SetRamping(None, 0.0), SetCurrent("B")],
+        Why.ROLLED_BACK,
+    ),
+    (
+        "outside the rollback window it is a normal rollout",
+        inp(
+            temporal(("A", "Current"), ("B", "Drained"), last_current={"B": ago(7200)}),
+            spec=PROGRESSIVE,
+        ),
+        [SetRamping("B", 10.0)],
+        Why.RAMPING,
+    ),
+    (
+        "target current: nothing to do",
+        inp(temporal(("A", "Draining"), ("B", "Current"), current="B")),
+        [],
+        Why.TARGET_CURRENT,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "calls", "reason"), ROUTING, ids=[c[0] for c in ROUTING])
+def test_routing(case: str, given: RoutingInput, calls: list[Any], reason: Why) -> None:
+    p = plan(given)
+    assert list(p.calls) == calls, case
+    assert rollout(p).reason == reason, rollout(p).message
+    assert (rollout(p).status == "True") == (reason in (Why.PROMOTED, Why.TARGET_CURRENT,
+                                                        Why.ROLLED_BACK))  # fmt: skip
+    assert rollout(p).message
+
+
+def test_a_restarted_operator_resumes_at_the_same_step() -> None:
+    """The step is read from Temporal: the same observation yields the same (empty) plan, and the
+    pause counts from Temporal's timestamp, so a restart neither repeats nor skips a step."""
+    mid = inp(
+        temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=50, ramp_at=ago(100)),
+        spec=PROGRESSIVE,
+    )
+    first, again = plan(mid), plan(mid)
+    assert first == again
+    assert first.calls == ()
+    assert first.step == 1
+    assert first.requeue_after == pytest.approx(20)
+    assert first.ramp_percentage == 50
+
+
+def test_rollback_is_reported_once_not_every_pass() -> None:
+    after = inp(temporal(("A", "Draining"), ("B", "Current"), current="B",
+                         last_current={"B": ago(1)}))  # fmt: skip
+    assert plan(after).events == ()
+
+
+def test_gate_runs_pinned_to_the_new_build_before_traffic_moves() -> None:
+    gated = spec(gate={"workflowType": "Smoke", "input": {"n": 1}, "timeoutSeconds": 30})
+    t = temporal(("A", "Current"), ("B", "Inactive"))
+    first = plan(inp(t, spec=gated))
+    assert first.calls == ()
+    assert rollout(first).reason == Why.GATED
+    assert first.start_gate is not None
+    assert first.start_gate.workflow_id == gate_workflow_id(DEP, "B")
+    assert (first.start_gate.task_queue, first.start_gate.build_id) == ("orders-q", "B")
+    assert (first.start_gate.input, first.start_gate.timeout_seconds) == ({"n": 1}, 30)
+
+    running = plan(inp(t, spec=gated, gate=GateObservation("Running")))
+    assert running.start_gate is None
+    assert running.calls == ()
+
+    failed = plan(inp(t, spec=gated, gate=GateObservation("Failed", "TIMED_OUT")))
+    assert failed.calls == ()
+    assert rollout(failed).reason == Why.GATE_FAILED
+    assert "TIMED_OUT" in rollout(failed).message
+
+    passed = plan(inp(t, spec=gated, gate=GateObservation("Succeeded")))
+    assert passed.calls == (SetCurrent("B"),)
+
+
+# --- replicas and sunset ----------------------------------------------------------------------
+
+
+def test_new_target_gets_a_replica_until_it_registers_whatever_the_scaler_says() -> None:
+    p = plan(inp(temporal(("A", "Current")), desired_replicas=0))
+    assert version(p, "B").replicas == 1
+    assert version(p, "B").state == "NotRegistered"
+    assert version(p, "A").replicas == 0  # current: what the scaler asks
+
+
+def test_demoted_version_with_open_pinned_work_is_never_scaled_to_zero() -> None:
+    t = temporal(("A", "Current"), ("B", "Inactive"))
+    p = plan(inp(t, pinned_open={"A": 2, "B": 0}, desired_replicas=0))
+    a = version(p, "A")
+    assert (a.state, a.open_pinned, a.replicas) == ("Draining", 2, 3)
+    assert version(p, "B").state == "Current"
+
+
+def test_an_uncounted_version_counts_as_open() -> None:
+    t = temporal(("A", "Drained"), ("B", "Current"), current="B")
+    p = plan(inp(t, pinned_open={"B": 0}, spec=spec(sunset={"scaleDownDelaySeconds": 0})))
+    assert version(p, "A").state == "Draining"
+    assert version(p, "A").replicas == 3
+
+
+def test_drained_version_sunset_counts_from_first_seen_drained() -> None:
+    t = temporal(("A", "Draining"), ("B", "Current"), current="B")  # server still says Draining
+    sunset = spec(sunset={"scaleDownDelaySeconds": 60, "deleteDelaySeconds": 300})
+    fresh = plan(inp(t, spec=sunset))
+    a = version(fresh, "A")
+    assert (a.state, a.replicas, a.delete, a.drained_since) == ("Drained", 3, False, NOW)
+    assert fresh.requeue_after == pytest.approx(60)
+
+    seen = [VersionStatus(build_id="A", state="Drained", drained_since="2026-12-06T11:58:00Z")]
+    later = version(plan(inp(t, spec=sunset, previous=seen)), "A")
+    assert (later.replicas, later.delete) == (0, False)
+
+    seen = [VersionStatus(build_id="A", state="Drained", drained_since="2026-12-06T11:50:00Z")]
+    gone = plan(inp(t, spec=sunset, previous=seen))
+    assert version(gone, "A").delete
+    assert gone.calls == ()  # the Temporal version only once the Deployment is gone
+
+    no_deploy = {"B": BuildDeployment("orders-b", 3, 3)}
+    last = plan(inp(t, spec=sunset, previous=seen, build_deployments=no_deploy))
+    assert last.calls == (DeleteVersion("A"),)
+
+    t_gone = temporal(("B", "Current"), current="B")
+    done = plan(inp(t_gone, spec=sunset, previous=seen, build_deployments=no_deploy))
+    assert [v.build_id for v in done.versions] == ["B"]
+
+
+def test_paused_deletes_nothing() -> None:
+    t = temporal(("A", "Drained"), ("B", "Current"), current="B")
+    seen = [VersionStatus(build_id="A", state="Drained", drained_since="2026-12-01T00:00:00Z")]
+    p = plan(inp(t, spec=spec(paused=True), previous=seen))
+    assert not version(p, "A").delete
+    assert p.calls == ()
+
+
+def test_retention_retires_the_oldest_idle_versions_at_once() -> None:
+    t = temporal(("X", "Drained"), ("Y", "Drained"), ("A", "Drained"), ("B", "Current"),
+                 current="B")  # fmt: skip
+    kube = {b: BuildDeployment(f"orders-{b.lower()}", 1, 1) for b in "XYAB"}
+    p = plan(inp(t, spec=spec(retention=1), build_deployments=kube,
+                 pinned_open={"X": 0, "Y": 0, "A": 0, "B": 0}))  # fmt: skip
+    assert {v.build_id for v in p.versions if v.delete} == {"X", "Y"}
+    assert not version(p, "A").delete  # the newest idle one is kept
+
+
+def test_superseded_before_registering_is_removed() -> None:
+    t = temporal(("A", "Current"))
+    kube = {"A": BuildDeployment("orders-a", 3, 3), "B": BuildDeployment("orders-b", 1, 0),
+            "C": BuildDeployment("orders-c", 1, 0)}  # fmt: skip
+    p = plan(inp(t, target_build="C", build_deployments=kube))
+    assert version(p, "B").delete
+    assert version(p, "C").replicas == 3
+
+
+def test_version_cap_near_is_reported() -> None:
+    many = [(f"v{i}", "Drained") for i in range(79)] + [("A", "Current")]
+    p = plan(inp(temporal(*many), version_cap=100))
+    limit = p.conditions[1]
+    assert (limit.status, limit.reason) == ("True", Why.VERSION_LIMIT_NEAR)
+    assert "retention" in limit.message
+    few = plan(inp(temporal(("A", "Current"))))
+    assert few.conditions[1].status == "False"
+
+
+def test_status_versions_are_sorted_and_carry_counts() -> None:
+    t = temporal(("B", "Ramping"), ("A", "Current"), ramping="B", pct=10, ramp_at=ago(1))
+    p = plan(replace(inp(t, spec=PROGRESSIVE), pinned_open={"A": 4, "B": 1}))
+    rows = status_versions(p, inp(t).build_deployments)
+    assert [(r.build_id, r.state, r.open_pinned_workflows) for r in rows] == [
+        ("A", "Current", 4),
+        ("B", "Ramping", 1),
+    ]
+    assert rows[1].ramp_percentage == 10
+    assert rows[0].deployment == "orders-a"
+
+
+def test_a_build_seen_registered_before_is_kept_when_temporal_no_longer_shows_it() -> None:
+    """E.g. the connection now points at another Temporal namespace: its pinned work may still
+    run where the operator no longer looks, so its Deployment is not deleted."""
+    seen = [VersionStatus(build_id="A", state="Draining", openPinnedWorkflows=2)]
+    p = plan(inp(DeploymentState(), previous=seen))
+    a = version(p, "A")
+    assert (a.state, a.replicas, a.delete) == ("NotRegistered", 3, False)
