@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 # One version number: worker_runtime.__version__.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' worker_runtime/__init__.py)
 IMG_TAG ?= $(VERSION)
+# make release: where to publish (host[:port][/path]) and the cosign private key that signs.
+REGISTRY ?=
+COSIGN_KEY ?=
 comma := ,
 
 .PHONY: help
@@ -50,6 +53,15 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 tools: ## Build (or reuse) helm, promtool, kstatus, KEDA (operator + metrics API server) and metrics-server for the chart, alert, GitOps, KEDA and HPA tests (cached)
 	bash hack/build-tools.sh
 	bash hack/build-keda.sh
+
+.PHONY: release-tools
+release-tools: ## Build (or reuse) crane, cosign and syft for make release and its e2e test (cached)
+	bash hack/build-release-tools.sh
+
+.PHONY: release
+release: venv ## Build, SBOM, sign and push the three images and the chart to REGISTRY (COSIGN_KEY=key file)
+	bash hack/setup-docker.sh
+	PYTHON=$(PY) REGISTRY=$(REGISTRY) COSIGN_KEY=$(COSIGN_KEY) bash hack/release.sh
 
 .PHONY: rbac
 rbac: venv ## Regenerate manifests/rbac.yaml and the chart's RBAC from workerpool_operator/kinds.py
