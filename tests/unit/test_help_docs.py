@@ -1,0 +1,22 @@
+"""The help pages users reach from a status or an alert: every reason has its troubleshooting
+section (what it means, the command to see more, the fix)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from workerpool_operator.api import v1alpha1 as api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_condition_reason_has_a_troubleshooting_section() -> None:
+    text = (ROOT / "docs" / "troubleshooting.md").read_text()
+    sections = dict(re.findall(r"^## `(\w+)`\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL))
+    missing = set(api.REASONS) - set(sections)
+    assert not missing, f"reasons without a section in docs/troubleshooting.md: {sorted(missing)}"
+    assert not set(sections) - set(api.REASONS), "a section for a reason the operator never sets"
+    for reason, body in sections.items():
+        assert "```sh\n" in body, f"{reason}: no command to see more"
+        assert "\nFix: " in body, f"{reason}: no fix"
