@@ -1,11 +1,17 @@
 """The help pages users reach from a status or an alert: every reason has its troubleshooting
-section (what it means, the command to see more, the fix)."""
+section (what it means, the command to see more, the fix), and the operator reference lists every
+flag."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
+import pytest
+
+from workerpool_operator.__main__ import parse_args
 from workerpool_operator.api import v1alpha1 as api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,3 +26,14 @@ def test_every_condition_reason_has_a_troubleshooting_section() -> None:
     for reason, body in sections.items():
         assert "```sh\n" in body, f"{reason}: no command to see more"
         assert "\nFix: " in body, f"{reason}: no fix"
+
+
+def test_every_operator_flag_is_in_the_reference() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        parse_args(["--help"])
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", out.getvalue()))
+    doc = (ROOT / "docs" / "operator-reference.md").read_text()
+    assert flags, out.getvalue()
+    missing = {f for f in flags if f"`{f}" not in doc}
+    assert not missing, f"flags missing from docs/operator-reference.md: {sorted(missing)}"
