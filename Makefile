@@ -79,6 +79,7 @@ lint: venv ## ruff, ruff format --check, mypy --strict, import layering, CRD and
 	$(PY) -m hack.k8s_schemas --check
 	$(PY) -m workerpool_operator.rbac --check
 	$(PY) -m hack.chart_crds --check
+	$(PY) -m hack.chart_values_doc --check
 
 .PHONY: realnode
 realnode: ## containerd, runc, CNI plugins (apt-get, root) and the pause binary for the bed's real kubelet node

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -37,3 +38,14 @@ def test_every_operator_flag_is_in_the_reference() -> None:
     assert flags, out.getvalue()
     missing = {f for f in flags if f"`{f}" not in doc}
     assert not missing, f"flags missing from docs/operator-reference.md: {sorted(missing)}"
+
+
+def test_chart_values_table_is_generated_from_the_schema() -> None:
+    """The chart README's values table has a row per schema key (`hack.chart_values_doc`)."""
+    from hack import chart_values_doc
+
+    readme = chart_values_doc.README.read_text()
+    assert chart_values_doc.render(readme) == readme, "run `python -m hack.chart_values_doc`"
+    schema = json.loads((chart_values_doc.CHART / "values.schema.json").read_text())
+    for key in schema["properties"]:
+        assert f"| `{key}" in readme, key
