@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from workerpool_operator.__main__ import parse_args
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.settings import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
