@@ -313,4 +313,7 @@ def test_install_from_the_registry_runs_a_pool_on_the_real_node(
         finally:
             subprocess.run(["docker", "rm", "-f", container_name], capture_output=True, check=False)
             kube.run("delete", "twp", "orders", "-n", namespace, "--ignore-not-found")
+            # the chart's ClusterRole and ClusterRoleBinding outlive the namespace
+            subprocess.run([*helm, "uninstall", RELEASE, "-n", operator_namespace, "--wait"],
+                           capture_output=True, timeout=300, check=False)  # fmt: skip
     record(install_s=round(install_s, 1))
