@@ -1,18 +1,17 @@
-# Images of the project, one target each (build with hack/build-images.sh or `make docker-build`):
-#   operator     workerpools/operator            the kopf operator
-#   runtime      workerpools/worker-runtime      the shared worker runtime (CPU; OpenAI pack)
-#   runtime-gpu  workerpools/worker-runtime-gpu  the runtime plus torch + transformers
-# Nothing is downloaded inside a build: Python packages come from wheelhouses made on the host
-# (build/wheelhouse/<target>, see hack/build-images.sh), the OS from BASE_IMAGE, which
-# hack/build-base-image.sh makes with debootstrap. Every image runs as UID 10001, not root.
-ARG BASE_IMAGE=workerpools/base:bookworm
+# The standard build of the project's images, for any machine with network access:
+#   docker build --target operator    -t workerpools/operator .
+#   docker build --target runtime     -t workerpools/worker-runtime .
+#   docker build --target runtime-gpu -t workerpools/worker-runtime-gpu .
+# Python packages come from PyPI, the OS from the official python image. The local test bed has
+# no registry to pull that image from, so it and `make release` build the same three images
+# offline instead (hack/offline.Dockerfile, run by hack/build-images.sh; docs/runtime.md says
+# which is which). Both give the same layout: a venv in /opt/venv, the code in /app, UID 10001.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-FROM ${BASE_IMAGE} AS python
-# minbase has no useradd: write the account directly (UID/GID 10001, as the operator renders).
+FROM ${PYTHON_IMAGE} AS base
 RUN echo 'app:x:10001:10001:workerpools:/home/app:/usr/sbin/nologin' >> /etc/passwd \
     && echo 'app:x:10001:' >> /etc/group \
-    && mkdir -p /home/app /app && chown 10001:10001 /home/app \
-    && python3 -m venv /opt/venv
+    && mkdir -p /home/app /app && chown 10001:10001 /home/app
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -20,20 +19,37 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/home/app
 
-FROM python AS operator
-COPY build/wheelhouse/operator /tmp/wheels
-RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[operator]' \
-    && rm -rf /tmp/wheels
+# The project wheel, built once from the sources; each image installs it with its extras.
+FROM base AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator operator
+COPY worker_runtime worker_runtime
+RUN pip wheel -q --no-deps -w /wheels .
+
+FROM base AS operator-venv
+COPY --from=wheel /wheels /wheels
+RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[operator]'
+
+FROM base AS runtime-venv
+COPY --from=wheel /wheels /wheels
+RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[openai]'
+
+FROM base AS runtime-gpu-venv
+COPY --from=wheel /wheels /wheels
+RUN python -m venv /opt/venv \
+    && pip install -q --find-links /wheels 'temporal-workerpools[openai,llm]'
+
+FROM base AS operator
+COPY --from=operator-venv /opt/venv /opt/venv
 USER 10001:10001
 EXPOSE 8080 8081
 ENTRYPOINT ["workerpool-operator"]
 
-FROM python AS runtime
-COPY build/wheelhouse/runtime /tmp/wheels
-RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai]' \
-    && rm -rf /tmp/wheels
-# The examples the sample pools name (examples.three_queues, examples.gpu_llm_job). Your own
-# code goes the same way: FROM workerpools/worker-runtime, COPY mypkg /app/mypkg.
+FROM base AS runtime
+COPY --from=runtime-venv /opt/venv /opt/venv
+# The examples the sample pools name; your own code goes the same way:
+# FROM workerpools/worker-runtime, COPY mypkg /app/mypkg.
 COPY examples /app/examples
 WORKDIR /app
 ENV PYTHONPATH=/app
@@ -42,11 +58,7 @@ EXPOSE 9090
 ENTRYPOINT ["worker-runtime"]
 
 FROM runtime AS runtime-gpu
-USER root
-COPY build/wheelhouse/runtime-gpu /tmp/wheels
-RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,llm]' \
-    && rm -rf /tmp/wheels
+COPY --from=runtime-gpu-venv /opt/venv /opt/venv
 # Pods run with a read-only root filesystem and /tmp as their only scratch space; weights come
 # from a mounted volume (TWP_LLM_MODEL_PATH), never from a hub at run time.
 ENV HF_HOME=/tmp/huggingface HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-USER 10001:10001

@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 # One version number: worker_runtime.__version__.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' worker_runtime/__init__.py)
 IMG_TAG ?= $(VERSION)
+# make release: where to publish (host[:port][/path]) and the cosign private key that signs.
+REGISTRY ?=
+COSIGN_KEY ?=
 comma := ,
 
 .PHONY: help
@@ -51,6 +54,15 @@ tools: ## Build (or reuse) helm, promtool, kstatus, KEDA (operator + metrics API
 	bash hack/build-tools.sh
 	bash hack/build-keda.sh
 
+.PHONY: release-tools
+release-tools: ## Build (or reuse) crane, cosign and syft for make release and its e2e test (cached)
+	bash hack/build-release-tools.sh
+
+.PHONY: release
+release: venv ## Build, SBOM, sign and push the three images and the chart to REGISTRY (COSIGN_KEY=key file)
+	bash hack/setup-docker.sh
+	PYTHON=$(PY) REGISTRY=$(REGISTRY) COSIGN_KEY=$(COSIGN_KEY) bash hack/release.sh
+
 .PHONY: rbac
 rbac: venv ## Regenerate manifests/rbac.yaml and the chart's RBAC from workerpool_operator/kinds.py
 	$(PY) -m workerpool_operator.rbac
@@ -67,6 +79,7 @@ lint: venv ## ruff, ruff format --check, mypy --strict, import layering, CRD and
 	$(PY) -m hack.k8s_schemas --check
 	$(PY) -m workerpool_operator.rbac --check
 	$(PY) -m hack.chart_crds --check
+	$(PY) -m hack.chart_values_doc --check
 
 .PHONY: realnode
 realnode: ## containerd, runc, CNI plugins (apt-get, root) and the pause binary for the bed's real kubelet node

@@ -66,6 +66,6 @@ done
 for t in "${targets[@]}"; do
   start=$(date +%s)
   log "$t: docker build ${image[$t]}:$tag (BuildKit: $DOCKER_BUILDKIT)"
-  docker build -q --target "$t" --build-arg "BASE_IMAGE=$base" -t "${image[$t]}:$tag" "$root" >/dev/null
+  docker build -q -f "$here/offline.Dockerfile" --target "$t" --build-arg "BASE_IMAGE=$base" -t "${image[$t]}:$tag" "$root" >/dev/null
   log "$t: ${image[$t]}:$tag built in $(( $(date +%s) - start )) s"
 done

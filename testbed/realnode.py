@@ -330,6 +330,26 @@ state = "{run}/containerd/state"
             for registry in REGISTRIES
         }
 
+    @contextlib.contextmanager
+    def mirror(self, registry: str, server: str) -> Iterator[None]:
+        """Send pulls for `registry` (e.g. docker.io) to `server` (http://127.0.0.1:PORT) while
+        the block runs, then back to the closed port. containerd reads hosts.toml on every
+        pull, so nothing restarts; other sessions' pods use imported images and never pull."""
+        folder = self.run_dir / "registry" / registry
+        folder.mkdir(parents=True, exist_ok=True)
+        hosts = folder / "hosts.toml"
+        before = hosts.read_text() if hosts.is_file() else None
+        hosts.write_text(
+            f'server = "{server}"\n\n[host."{server}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
+        try:
+            yield
+        finally:
+            if before is None:
+                hosts.unlink(missing_ok=True)
+            else:
+                hosts.write_text(before)
+
     def cni_config(self) -> dict[str, Any]:
         """bridge + host-local + portmap + loopback; no gateway route, no masquerade."""
         return {
@@ -548,6 +568,10 @@ state = "{run}/containerd/state"
 
     def images(self) -> set[str]:
         return set(self._ctr("images", "ls", "-q").split())
+
+    def remove_image(self, image: str) -> None:
+        """Forget an image (by containerd name), so the next pod that names it pulls it."""
+        self._ctr("images", "rm", containerd_name(image), check=False)
 
     def _import_pause(self) -> None:
         """A scratch image holding only the static pause binary, via docker import + save."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from workerpool_operator import metrics
 from workerpool_operator.kinds import POOL
 from workerpool_operator.kube.cache import Caches
 from workerpool_operator.kube.client import Kube
@@ -57,6 +58,10 @@ class Operator:
                 self.kube, settings.namespace, settings.identity, name=settings.lease_name
             )
             self.kube.may_write = self.elector.is_leader
+        else:
+            # Without election this replica always acts: it reports 1, so the operator alerts
+            # (no leader, several leaders) mean the same with and without --leader-elect.
+            metrics.LEADER.set(1)
         self.clients = TemporalClients()
         self.poller = BacklogPoller(clients=self.clients)
         self.scaler = Scaler(self.kube, self.view, self.poller, manager=settings.managers.scaler)

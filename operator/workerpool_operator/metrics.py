@@ -36,7 +36,9 @@ API_REQUESTS = Counter(
     ["verb", "kind", "namespace"],
 )
 LEADER = Gauge(
-    "workerpool_operator_leader", "1 on the replica that holds the leader lease, else 0."
+    "workerpool_operator_leader",
+    "1 on the replica that acts: the leader Lease holder, or any replica run without "
+    "--leader-elect; else 0.",
 )
 QUEUE_DEPTH = Gauge("workerpool_operator_queue_depth", "Pools waiting to be reconciled.")
 CACHE_OBJECTS = Gauge(

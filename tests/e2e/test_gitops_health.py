@@ -98,13 +98,14 @@ def test_argocd_and_kstatus_read_real_pools(
     for state in EXPECTED:
         wait(lambda s=state: state_reached(s), f"pool {state!r} in its state", timeout=120)
 
-    # kubectl get workerpools -o wide: engine, worker image tag and Temporal address too.
+    # kubectl get workerpools -o wide: engine, runtime image and Temporal address too.
     wide = kube.kubectl("get", "workerpools", "healthy", "-o", "wide", "-n", ns).splitlines()
     header, row = wide[0].split(), wide[1].split()
-    for column in ("ENGINE", "VERSION", "CONNECTION"):
+    for column in ("ENGINE", "RUNTIME", "CONNECTION"):
         assert column in header, header
     assert "temporal:7233" in row
-    assert "0.3.0" in row  # the tag in tests/unit/fixtures/pools
+    # status.runtimeImage: the tag in tests/unit/fixtures/pools
+    assert "workerpools/worker-runtime:0.3.0" in row
 
     objects = {state: slim(kube.get("twp", state, namespace=ns)) for state in EXPECTED}
     statuses = kstatus(kstatus_bin, list(objects.values()))

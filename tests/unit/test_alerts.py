@@ -125,3 +125,35 @@ def test_chart_alert_labels_and_disabled_alerts() -> None:
     for rule in shipped.values():
         assert rule["labels"]["team"] == "platform"
         assert rule["labels"]["severity"] in ("critical", "warning"), "the rule's own label wins"
+
+
+RUNBOOKS = ROOT / "docs" / "runbooks"
+RUNBOOK_BASE = "https://github.com/workerpools/temporal-workerpools/blob/main/docs/runbooks"
+
+
+def test_every_alert_links_a_runbook_page_that_exists() -> None:
+    """issue 22: each alert's runbook_url is its own page under docs/runbooks/."""
+    alerts = {r["alert"]: r for g in rules()["groups"] for r in g["rules"] if "alert" in r}
+    for name, rule in alerts.items():
+        assert rule["annotations"].get("runbook_url") == f"{RUNBOOK_BASE}/{name}.md", name
+        page = RUNBOOKS / f"{name}.md"
+        assert page.is_file(), f"{page} missing"
+        text = page.read_text()
+        assert text.startswith(f"# {name}\n"), page
+        for section in ("## Meaning", "## Diagnose", "## Fix"):
+            assert section in text, f"{page}: no {section}"
+    assert {p.stem for p in RUNBOOKS.glob("*.md")} == set(alerts), "a runbook without an alert"
+
+
+def test_operator_without_leader_election_reports_that_it_acts() -> None:
+    """issue 22: without --leader-elect the gauge was 0 forever, so WorkerPoolOperatorNoLeader
+    fired on the chart's single-replica install. A replica that always acts reports 1."""
+    from prometheus_client import REGISTRY
+
+    from workerpool_operator import metrics
+    from workerpool_operator.app import Operator
+    from workerpool_operator.settings import Settings
+
+    metrics.LEADER.set(0)
+    Operator(Settings(leader_elect=False, namespaces=("t-leader",)))
+    assert REGISTRY.get_sample_value("workerpool_operator_leader") == 1

@@ -296,6 +296,31 @@ def test_image_reference_tag_or_digest(image: dict[str, Any], reference: str) ->
     assert container(pool({"image": image}))["image"] == reference
 
 
+def test_unpinned_runtime_follows_the_operators_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 22: the tag is resolved at render time, not stored by the CRD at creation, so an
+    operator upgrade rolls unpinned pools to its own runtime and leaves pinned ones alone."""
+    from workerpool_operator.api import crdgen
+    from workerpool_operator.api import v1alpha1 as api
+
+    unpinned, pinned = pool({}), pool({"image": {"tag": "2024.1"}})
+    before = container(unpinned)["image"]
+    assert before == f"{api.DEFAULT_IMAGE_REPOSITORY}:{api.DEFAULT_IMAGE_TAG}"
+    from workerpool_operator.api import workload
+
+    monkeypatch.setattr(workload, "DEFAULT_IMAGE_TAG", "9.9.9")  # the next operator release
+    after = render_deployment(unpinned, replicas=1)
+    assert after["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        f"{api.DEFAULT_IMAGE_REPOSITORY}:9.9.9"
+    )
+    assert after["metadata"]["labels"]["app.kubernetes.io/version"] == "9.9.9"
+    assert container(pinned)["image"] == f"{api.DEFAULT_IMAGE_REPOSITORY}:2024.1"
+    # The API server must not store a tag either: the CRD defaults the repository only.
+    schema = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    image = schema["properties"]["spec"]["properties"]["image"]
+    assert "tag" not in image["default"]
+    assert "default" not in image["properties"]["tag"]
+
+
 LABEL = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 

@@ -144,7 +144,7 @@ def printer_columns() -> list[dict[str, Any]]:
         {"name": "Status", "type": "string", "jsonPath": f"{ready}.reason"},
         # -o wide: the autoscaling engine, the worker image's tag and where workers connect.
         {"name": "Engine", "type": "string", "jsonPath": ".spec.autoscaling.engine", "priority": 1},
-        {"name": "Version", "type": "string", "jsonPath": ".spec.image.tag", "priority": 1},
+        {"name": "Runtime", "type": "string", "jsonPath": ".status.runtimeImage", "priority": 1},
         {
             "name": "Connection",
             "type": "string",

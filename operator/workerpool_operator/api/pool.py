@@ -34,7 +34,6 @@ from workerpool_operator.api.template import (
 from workerpool_operator.api.versioning import VersioningSpec, VersionList
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
-    DEFAULT_IMAGE_TAG,
     GPUSpec,
     ImageSpec,
     MetricsSpec,
@@ -188,8 +187,8 @@ class TemporalWorkerPoolSpec(Model):
         default_factory=ImageSpec,
         json_schema_extra={
             "default": {
+                # No tag: an unset tag is the operator's version at render time (ImageSpec).
                 "repository": DEFAULT_IMAGE_REPOSITORY,
-                "tag": DEFAULT_IMAGE_TAG,
                 "pullPolicy": "IfNotPresent",
             }
         },
@@ -356,6 +355,13 @@ class TemporalWorkerPoolStatus(Model):
     selector: str | None = Field(default=None, description="Label selector (scale subresource).")
     connection: str | None = None
     """The Temporal address the workers use: spec.connection's, or the referenced connection's."""
+    runtime_image: str | None = Field(
+        default=None,
+        description=(
+            "The worker image the pool's Deployment runs: spec.image resolved, an unset tag "
+            "being the operator's version."
+        ),
+    )
     backlog: BacklogStatus | None = None
     """The task-queue backlog the Builtin autoscaler last read from Temporal."""
     last_scale_time: str | None = None

@@ -60,11 +60,16 @@ class ImageSpec(Model):
 
     repository: str = Field(default=DEFAULT_IMAGE_REPOSITORY, min_length=1, max_length=255)
     """Image repository, without tag or digest (they have their own fields)."""
-    tag: str = Field(
-        default=DEFAULT_IMAGE_TAG,
+    tag: str | None = Field(
+        default=None,
         min_length=1,
         max_length=128,
-        description="Image tag; ignored when `digest` is set.",
+        description=(
+            "Image tag; ignored when `digest` is set. Unset, the runtime follows the operator: "
+            "the operator's own version, resolved when the pool is rendered (not stored), so an "
+            "operator upgrade rolls unpinned pools to the matching runtime. Set it (or `digest`) "
+            "to pin. `status.runtimeImage` says what the workers run."
+        ),
         json_schema_extra=cel(
             (
                 f"self.matches(r'{IMAGE_TAG}')",
@@ -92,11 +97,16 @@ class ImageSpec(Model):
     """The container's imagePullPolicy."""
 
     @property
+    def resolved_tag(self) -> str:
+        """The tag, or the operator's version when none is set (the runtime follows it)."""
+        return self.tag or DEFAULT_IMAGE_TAG
+
+    @property
     def reference(self) -> str:
         """The container image reference the Deployment gets."""
         if self.digest:
             return f"{self.repository}@{self.digest}"
-        return f"{self.repository}:{self.tag}"
+        return f"{self.repository}:{self.resolved_tag}"
 
 
 QUANTITY_VALUES: dict[str, Any] = {"additionalProperties": {"maxLength": 64}}

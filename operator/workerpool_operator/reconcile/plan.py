@@ -330,6 +330,8 @@ def plan(
         "selector": selector_string(pool),
         # what `kubectl get -o wide` shows, also for pools that take it from connectionRef
         "connection": pool.spec.effective_connection.address,
+        # which runtime the workers run: an unpinned tag follows the operator's version
+        "runtimeImage": pool.spec.image.reference,
     }
     if engine != "Builtin":  # the Builtin scaler owns desiredReplicas with its own manager
         out.fields["desiredReplicas"] = workload.desired

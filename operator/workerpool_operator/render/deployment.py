@@ -135,7 +135,7 @@ def rolling_update(pool: TemporalWorkerPool) -> dict[str, Any]:
 def version_label(pool: TemporalWorkerPool) -> str:
     """app.kubernetes.io/version: the tag (or digest), made a valid label value."""
     image = pool.spec.image
-    return label_value(image.digest or image.tag)
+    return label_value(image.digest or image.resolved_tag)
 
 
 def render_deployment(pool: TemporalWorkerPool, *, replicas: int | None) -> Manifest:
