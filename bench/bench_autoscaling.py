@@ -303,7 +303,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(kubectl, kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
         server.start()
         stack.callback(server.stop)
-        stack.enter_context(kedabed.running_keda(kubeconfig, work / "keda"))
+        if any(spec["engine"] == "KEDA" for spec in ENGINES.values()):
+            stack.enter_context(kedabed.running_keda(kubeconfig, work / "keda"))
         op = OperatorProcess(kubeconfig, "bench", "-n", ns, log_dir=work)
         stack.callback(op.stop)
         watch = ReplicaWatch(kubeconfig, ns)
@@ -428,7 +429,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for key, value in summary(lat_n, timed_out_n).items():
                 result[f"{engine}_from_n_{key}_s"] = value
             result[f"{engine}_from_n_timed_out"] = timed_out_n
-        b, d, t = (result.get(f"{e}_p50_s") for e in ENGINES)
+        b, d, t = (result.get(f"{e}_p50_s") for e in ("builtin", "keda_default", "keda_tuned"))
         result["builtin_vs_keda_default"] = round(d / b, 2) if b and d else None
         result["builtin_vs_keda_tuned"] = round(t / b, 2) if b and t else None
         result["temporal_calls_per_queue_per_minute"] = {k: round(v, 1) for k, v in calls.items()}
@@ -488,7 +489,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=60.0)
     p.add_argument("--window", type=float, default=45.0)
     p.add_argument("--out", type=Path, default=RESULTS / "autoscaling.json")
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="which engines to run (e.g. builtin alone while iterating: no KEDA needed)",
+    )
     args = p.parse_args(argv)
+    for engine in set(ENGINES) - set(args.engines.split(",")):
+        del ENGINES[engine]
     result = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
