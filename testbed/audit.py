@@ -72,10 +72,14 @@ class Write:
         return 200 <= self.code < 300
 
     @property
+    def program(self) -> str:
+        """The client's program name, from its user agent ("kubectl/v1.34 (...)": kubectl)."""
+        return self.user_agent.split("/", 1)[0].split(" ", 1)[0]
+
+    @property
     def writer(self) -> str:
         """Who wrote: the user, and the field manager (or the client's program name)."""
-        program = self.user_agent.split("/", 1)[0].split(" ", 1)[0]
-        return f"{self.user} ({self.field_manager or program})"
+        return f"{self.user} ({self.field_manager or self.program})"
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Write | None:
@@ -185,11 +189,20 @@ def count(writes: Iterable[Write], *by: str) -> Counter[tuple[str, ...]]:
     return Counter(tuple(str(getattr(w, attr)) for attr in by) for w in writes)
 
 
-def is_cluster_component(user: str) -> bool:
-    """Kubernetes' own controllers and scheduler (their users, or a kube-system account)."""
+# Kubernetes' own writers by client program: on the kwok bed they all authenticate with the
+# bed's admin certificate, so only the user agent tells them apart.
+CLUSTER_PROGRAMS = frozenset(
+    {"kube-controller-manager", "kube-scheduler", "kube-apiserver", "kwok-controller", "kubelet"}
+)
+
+
+def is_cluster_component(w: Write) -> bool:
+    """Kubernetes' own controllers, scheduler and kwok (by user, or by client program)."""
     return (
-        user.startswith("system:") and not user.startswith("system:serviceaccount:")
-    ) or user.startswith("system:serviceaccount:kube-system:")
+        (w.user.startswith("system:") and not w.user.startswith("system:serviceaccount:"))
+        or w.user.startswith("system:serviceaccount:kube-system:")
+        or w.program in CLUSTER_PROGRAMS
+    )
 
 
 def foreign_writers(
@@ -201,7 +214,7 @@ def foreign_writers(
     for w in writes:
         if w.resource not in OPERATOR_RESOURCES or not w.ok:
             continue
-        if w.user == operator_user or is_cluster_component(w.user):
+        if w.user == operator_user or is_cluster_component(w):
             continue
         if w.field_manager and w.field_manager in own_managers:
             continue
