@@ -305,6 +305,37 @@ async def idle(op: Operator, pools: int) -> float:
     return math.inf if math.isinf(waited) else time.monotonic() - op.started
 
 
+def status_changes(
+    before: dict[tuple[str, str], dict[str, Any]],
+    after: dict[tuple[str, str], dict[str, Any]],
+    examples: int = 3,
+) -> dict[str, Any]:
+    """Which status fields a restart changed, counted, with a few before -> after examples
+    (what to look at when restart_writes is not 0)."""
+    fields: Counter[str] = Counter()
+    shown: list[str] = []
+    for key, old in before.items():
+        new = after.get(key)
+        if new is None or new["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]:
+            continue
+        a, z = old.get("status") or {}, new.get("status") or {}
+        conds = {c["type"]: c for c in a.get("conditions") or []}
+        for k in sorted(set(a) | set(z)):
+            if k == "conditions":
+                for c in z.get(k) or []:
+                    if c != conds.get(c["type"]):
+                        fields[f"conditions[{c['type']}]"] += 1
+                        if len(shown) < examples:
+                            shown.append(f"{key[1]}: {conds.get(c['type'])} -> {c}")
+            elif a.get(k) != z.get(k):
+                fields[k] += 1
+                if len(shown) < examples:
+                    shown.append(f"{key[1]}: {k} {a.get(k)!r} -> {z.get(k)!r}")
+        if old.get("status") == new.get("status"):
+            fields["(no status change)"] += 1
+    return {"fields": dict(fields), "examples": shown}
+
+
 def breakdown(writes: list[Write]) -> dict[str, int]:
     """Writes by "resource verb field-manager" (what to look at when a figure is not 0)."""
     return {" ".join(k): v for k, v in count(writes, "resource", "verb", "field_manager").items()}
@@ -339,6 +370,13 @@ class Bench:
                 break
             await asyncio.sleep(2)
         return time.monotonic() - start
+
+    async def pools(self, nss: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {
+            (p["metadata"]["namespace"], p["metadata"]["name"]): p
+            for ns in nss
+            for p in (await self.kube.list(POOL, ns))[0]
+        }
 
     def operator_writes(self, since: float, until: float | None, nss: list[str]) -> list[Write]:
         writes = self.audit.writes(since=since, until=until, namespaces=set(nss))
@@ -439,6 +477,7 @@ async def bench_scale(b: Bench, n: int, idle_seconds: float) -> dict[str, Any]:
     idle_others = [w for w in b.audit.writes(since=t0, until=t1, namespaces=set(nss))
                    if w.user != b.who.user]  # fmt: skip
 
+    before = await b.pools(nss)
     t_restart = b.audit.now()
     op2 = b.operator(f"scale-{n}-restart", nss)
     try:
@@ -449,6 +488,7 @@ async def bench_scale(b: Bench, n: int, idle_seconds: float) -> dict[str, Any]:
     finally:
         op2.stop()
     restart_writes = b.operator_writes(t_restart, b.audit.now(), nss)
+    changed = status_changes(before, await b.pools(nss))
     delete_namespaces(b.kubeconfig, nss)
     return {
         "scale_pools": n,
@@ -465,6 +505,7 @@ async def bench_scale(b: Bench, n: int, idle_seconds: float) -> dict[str, Any]:
         "idle_cpu_cores": idle_cpu,
         "restart_writes": len(restart_writes),
         "restart_writes_by": breakdown(restart_writes),
+        "restart_status_changes": changed,
         "restart_idle_s": shown(restart_idle_s),
         "restart_reconciles_per_pool": looks,
     }
