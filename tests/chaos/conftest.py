@@ -111,8 +111,10 @@ def content_problems(
         have = (obj["metadata"].get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
         if have != want:
             out.append(f"{kind.kind} {name} applied from another spec ({have} != {want})")
-        # (items of a list carry no apiVersion and kind: the kind is known here)
-        elif not is_subset({**write.manifest, "apiVersion": None, "kind": None}, obj):
+        # (built-in kinds' list items carry no apiVersion and kind: the kind is known here)
+        elif not is_subset(
+            {k: v for k, v in write.manifest.items() if k not in ("apiVersion", "kind")}, obj
+        ):
             out.append(f"{kind.kind} {name} differs from what the plan wants")
     return out
 
