@@ -17,7 +17,9 @@ scaler, or by KEDA's scale loop: 0 -> 1 is KEDA's activation, the HPA only acts 
 Latency from N: once every pool sits at 2 replicas (backlog 10 at 5 per replica; for KEDA the
 HPA took it 1 -> 2), 10 more workflows at a random moment; the clock stops at
 `spec.replicas >= 4` (for KEDA: the HPA controller's sync on KEDA's external metric).
-Percentiles are nearest-rank over all trials (30 trials: p95 is the 29th value, not the max).
+Percentiles are nearest-rank over all trials (30 trials: p95 is the 29th value, not the max);
+a trial not raised within 180 s timed out: it counts as slower than every other (a percentile
+that lands on it is null), `*_timed_out` says how many, and the exit status is 1.
 
 Temporal calls per queue per minute, measured while every pool idles at 0: each engine's pools
 use their own Temporal namespace on the one dev server, so the server's own frontend counter
@@ -37,9 +39,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import random
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -71,6 +73,19 @@ def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def summary(latencies: list[float], timed_out: int) -> dict[str, float | None]:
+    """p50/p95/max over every trial: a trial that timed out counts as slower than any other
+    (it is not dropped), so a percentile that lands on one is None ("timed out")."""
+    values = [*latencies, *[math.inf] * timed_out]
+    if not values:
+        return {"p50": None, "p95": None, "max": None}
+
+    def shown(x: float) -> float | None:
+        return None if math.isinf(x) else round(x, 2)
+
+    return {"p50": shown(pct(values, 50)), "p95": shown(pct(values, 95)), "max": shown(max(values))}
 
 
 def pool_name(engine: str, i: int) -> str:
@@ -175,6 +190,17 @@ class ReplicaWatch:
         self._watch.stop()  # type: ignore[no-untyped-call]
 
 
+def calls_in(counts: Mapping[str, float], namespace: str) -> float:
+    """One Temporal namespace's count; a namespace the counter does not name is an error (a
+    misspelled label must fail, not read as 0 calls)."""
+    if namespace not in counts:
+        raise RuntimeError(
+            f"the dev server's service_requests has no namespace={namespace!r} sample "
+            f"(it names {sorted(counts)}): the bench's label spelling is wrong"
+        )
+    return counts[namespace]
+
+
 def server_calls(server: TemporalDevServer) -> dict[str, float]:
     """The dev server's frontend DescribeTaskQueue counter, per Temporal namespace."""
     url = f"http://127.0.0.1:{server.metrics_port}/metrics"
@@ -193,10 +219,17 @@ def server_calls(server: TemporalDevServer) -> dict[str, float]:
 
 
 def operator_calls(op: OperatorProcess) -> float:
-    total = 0.0
+    """The operator's own DescribeTaskQueue counter; missing samples are an error, not 0."""
+    total, found = 0.0, False
     for line in op.metrics().splitlines():
         if line.startswith("workerpool_temporal_calls_total{") and "DescribeTaskQueue" in line:
             total += float(line.rsplit(" ", 1)[1])
+            found = True
+    if not found:
+        raise RuntimeError(
+            "the operator exports no workerpool_temporal_calls_total{...DescribeTaskQueue...} "
+            "sample: renamed metric or label?"
+        )
     return total
 
 
@@ -270,7 +303,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(kubectl, kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
         server.start()
         stack.callback(server.stop)
-        stack.enter_context(kedabed.running_keda(kubeconfig, work / "keda"))
+        if any(spec["engine"] == "KEDA" for spec in ENGINES.values()):
+            stack.enter_context(kedabed.running_keda(kubeconfig, work / "keda"))
         op = OperatorProcess(kubeconfig, "bench", "-n", ns, log_dir=work)
         stack.callback(op.stop)
         watch = ReplicaWatch(kubeconfig, ns)
@@ -308,7 +342,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             out: dict[str, float] = {}
             for engine in ENGINES:
                 tns = temporal_namespace(engine).replace("-", "_")  # as the exporter spells it
-                out[engine] = (s1.get(tns, 0.0) - s0.get(tns, 0.0)) / args.trials / minutes
+                before = s0.get(tns, 0.0)  # no call yet at t0 is possible; at t1 it is not
+                out[engine] = (calls_in(s1, tns) - before) / args.trials / minutes
                 print(f"{when}: {engine}: {out[engine]:.1f} DescribeTaskQueue / queue / min",
                       flush=True)  # fmt: skip
             out["builtin_operator_poller_counter"] = (o1 - o0) / args.trials / minutes
@@ -376,24 +411,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             own = own_0 if engine == "builtin" else set(pools)
             own_from_n = own_n if engine == "builtin" else set(pools)
+            # A trial nobody raised within the limit timed out: it counts (as slower than any
+            # other), it is not dropped. One another operator raised is not ours to time.
             lat = [watch.rose[n] - starts[n] for n in pools if n in watch.rose and n in own]
-            missed = args.trials - len(lat)
+            timed_out = sum(1 for n in pools if n not in watch.rose)
             samples[engine] = [round(x, 3) for x in sorted(lat)]
-            result[f"{engine}_p50_s"] = round(statistics.median(lat), 2) if lat else None
-            result[f"{engine}_p95_s"] = round(pct(lat, 95), 2) if lat else None
-            result[f"{engine}_max_s"] = round(max(lat), 2) if lat else None
-            result[f"{engine}_missed"] = missed
+            for key, value in summary(lat, timed_out).items():
+                result[f"{engine}_{key}_s"] = value
+            result[f"{engine}_timed_out"] = timed_out
             lat_n = [
                 watch.reached_n[n] - starts_n[n]
                 for n in pools
                 if n in watch.reached_n and n in starts_n and n in own_from_n
             ]
+            timed_out_n = sum(1 for n in pools if n not in watch.reached_n)
             samples[f"{engine}_from_n"] = [round(x, 3) for x in sorted(lat_n)]
-            result[f"{engine}_from_n_p50_s"] = round(statistics.median(lat_n), 2) if lat_n else None
-            result[f"{engine}_from_n_p95_s"] = round(pct(lat_n, 95), 2) if lat_n else None
-            result[f"{engine}_from_n_max_s"] = round(max(lat_n), 2) if lat_n else None
-            result[f"{engine}_from_n_missed"] = args.trials - len(lat_n)
-        b, d, t = (result.get(f"{e}_p50_s") for e in ENGINES)
+            for key, value in summary(lat_n, timed_out_n).items():
+                result[f"{engine}_from_n_{key}_s"] = value
+            result[f"{engine}_from_n_timed_out"] = timed_out_n
+        b, d, t = (result.get(f"{e}_p50_s") for e in ("builtin", "keda_default", "keda_tuned"))
         result["builtin_vs_keda_default"] = round(d / b, 2) if b and d else None
         result["builtin_vs_keda_tuned"] = round(t / b, 2) if b and t else None
         result["temporal_calls_per_queue_per_minute"] = {k: round(v, 1) for k, v in calls.items()}
@@ -442,6 +478,9 @@ def print_table(r: dict[str, Any]) -> None:
         f"Builtin vs KEDA default: {r['builtin_vs_keda_default']}x faster (p50); "
         f"vs KEDA tuned: {r['builtin_vs_keda_tuned']}x"
     )
+    timeouts = {k: v for k, v in r.items() if k.endswith("_timed_out") and v}
+    if timeouts:
+        print(f"TIMED OUT (counted in the percentiles; None = a timed-out trial): {timeouts}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,13 +489,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=60.0)
     p.add_argument("--window", type=float, default=45.0)
     p.add_argument("--out", type=Path, default=RESULTS / "autoscaling.json")
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="which engines to run (e.g. builtin alone while iterating: no KEDA needed)",
+    )
     args = p.parse_args(argv)
+    for engine in set(ENGINES) - set(args.engines.split(",")):
+        del ENGINES[engine]
     result = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
     print(f"-> {args.out}")
-    return 0
+    return 1 if any(v for k, v in result.items() if k.endswith("_timed_out")) else 0
 
 
 if __name__ == "__main__":

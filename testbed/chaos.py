@@ -60,3 +60,44 @@ def dead_components(cluster: LocalCluster) -> list[str]:
         if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
             dead.append(pid_file.stem)
     return dead
+
+
+def _lease_renewed_since(cluster: LocalCluster, name: str, since: float) -> bool:
+    """kube-system Lease `name` renewed after `since` (Unix seconds): its holder works."""
+    from testbed.audit import parse_time
+    from testbed.cluster import kubectl
+
+    proc = kubectl(cluster.kubeconfig, "get", "lease", name, "-n", "kube-system",
+                   "-o", "jsonpath={.spec.renewTime}", check=False, timeout=10)  # fmt: skip
+    stamp = proc.stdout.strip()
+    return proc.returncode == 0 and bool(stamp) and parse_time(stamp) > since
+
+
+def ensure_whole(cluster: LocalCluster, since: float, timeout: float = 180) -> list[str]:
+    """After a fault: start what died (as a supervisor would) until every component runs,
+    the bed is healthy, and the controller manager and the scheduler have renewed their
+    leader Leases after `since` (so they are working, not about to exit for a lease they lost
+    during the fault). Returns the components that had to be started again."""
+    from testbed.cluster import TestbedError
+
+    revived: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = dead_components(cluster)
+        if dead:
+            revived += dead
+            revive(cluster)
+        elif (
+            cluster.healthy()
+            and all(
+                _lease_renewed_since(cluster, lease, since)
+                for lease in ("kube-controller-manager", "kube-scheduler")
+            )
+            and not dead_components(cluster)
+        ):
+            return revived
+        time.sleep(1)
+    raise TestbedError(
+        f"the bed is not whole {timeout:.0f}s after a fault: dead {dead_components(cluster)}, "
+        f"healthy {cluster.healthy()}"
+    )

@@ -45,6 +45,24 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # kwok serves each fake node's simulated kubelet metrics under its own path.
 RESOURCE_METRICS_PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
 KWOK_METRICS_CRDS = ("Metric", "ClusterResourceUsage", "ResourceUsage")
+# The API server's audit log records every write (who, what, which field manager), so tests
+# and benchmarks count writes from the server's side instead of trusting the writer's own
+# counters (testbed/audit.py reads it). Metadata level: no request or response bodies.
+AUDIT_WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # kwok's node heartbeats and the components' leader-election Leases: constant noise
+        # that no test counts (the operator's own Lease lives in its own namespace).
+        {"level": "None", "namespaces": ["kube-node-lease", "kube-system"],
+         "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        {"level": "None", "resources": [{"group": "", "resources": ["nodes", "nodes/status"]}]},
+        {"level": "Metadata", "verbs": list(AUDIT_WRITE_VERBS)},
+        {"level": "None"},
+    ],
+}  # fmt: skip
 
 
 class TestbedError(RuntimeError):
@@ -257,14 +275,16 @@ def _pid_alive(name: str) -> bool:
 class LocalCluster:
     """The kwokctl-managed cluster, with every file of kwokctl under the cache folder."""
 
-    def __init__(self, name: str = CLUSTER_NAME, cache: Path | None = None) -> None:
-        self.name = name
+    def __init__(self, name: str | None = None, cache: Path | None = None) -> None:
+        # WORKERPOOLS_CLUSTER_NAME: a second, private bed next to the shared one (a benchmark
+        # that must not share the API server, or a checkout whose bed flags differ).
+        self.name: str = name or os.environ.get("WORKERPOOLS_CLUSTER_NAME") or CLUSTER_NAME
         self.cache = cache or cache_root()
         self.versions = read_versions()
         self.bin_dir = self.cache / "k8s" / self.versions["KUBERNETES_VERSION"] / "bin"
         self.kwok_workdir = self.cache / "kwok"
-        self.cluster_dir = self.kwok_workdir / "clusters" / name
-        self.config_file = self.kwok_workdir / f"{name}.kwokctl.yaml"
+        self.cluster_dir = self.kwok_workdir / "clusters" / self.name
+        self.config_file = self.kwok_workdir / f"{self.name}.kwokctl.yaml"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -317,6 +337,16 @@ class LocalCluster:
     def kubeconfig(self) -> Path:
         """Admin kubeconfig kwokctl writes for the host (removed by ``down``)."""
         return self.cluster_dir / "kubeconfig.yaml"
+
+    @property
+    def audit_policy_file(self) -> Path:
+        """The audit policy the API server loads (written before the cluster is created)."""
+        return self.kwok_workdir / f"{self.name}.audit-policy.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines, writes only: AUDIT_POLICY)."""
+        return self.cluster_dir / "logs" / "audit.log"
 
     def missing_binaries(self) -> list[str]:
         """Binaries hack/build-controlplane.sh has not built yet."""
@@ -431,6 +461,14 @@ class LocalCluster:
                     "extraArgs": [
                         # On by default since 1.25; explicit because the e2e suite relies on it.
                         {"key": "enable-admission-plugins", "value": "PodSecurity"},
+                        {"key": "audit-policy-file", "value": str(self.audit_policy_file)},
+                        {"key": "audit-log-path", "value": str(self.audit_log)},
+                        {"key": "audit-log-format", "value": "json"},
+                        # no rotation: readers scan one file; a bed lives hours, not weeks
+                        {"key": "audit-log-maxsize", "value": "0"},
+                        # batch mode would delay events by up to a second: blocking writes
+                        # keep the log current for a reader that counts right after acting
+                        {"key": "audit-log-mode", "value": "blocking"},
                     ],
                 },
                 {
@@ -462,8 +500,11 @@ class LocalCluster:
 
     def config_matches(self) -> bool:
         """The running cluster was created from the configuration this checkout generates."""
-        return self.config_file.is_file() and (
-            self.config_file.read_text() == self._rendered_config()
+        return (
+            self.config_file.is_file()
+            and self.config_file.read_text() == self._rendered_config()
+            and self.audit_policy_file.is_file()
+            and self.audit_policy_file.read_text() == yaml.safe_dump(AUDIT_POLICY)
         )
 
     def is_current(self) -> bool:
@@ -505,6 +546,7 @@ class LocalCluster:
             self.down()
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self._rendered_config())
+        self.audit_policy_file.write_text(yaml.safe_dump(AUDIT_POLICY))
         self._kwokctl(
             "create",
             "cluster",
@@ -547,6 +589,7 @@ class LocalCluster:
         if self.cluster_dir.exists():
             shutil.rmtree(self.cluster_dir)
         self.config_file.unlink(missing_ok=True)
+        self.audit_policy_file.unlink(missing_ok=True)
 
     def status(self) -> str:
         """One-line human summary for the CLI."""

@@ -18,9 +18,25 @@ import pytest_asyncio
 
 from testbed.operator import pool_manifest
 from testbed.pytest_cluster import KubeCluster
-from workerpool_operator.kinds import CHILDREN, DEPLOYMENT, PDB, POOL, SERVICE, Kind
+from workerpool_operator.kinds import (
+    CHILDREN,
+    CRD,
+    DEPLOYMENT,
+    PDB,
+    POOL,
+    SCALED_OBJECT,
+    SERVICE,
+    SERVICE_MONITOR,
+    TRIGGER_AUTH,
+    Kind,
+    child,
+)
 from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.kube.errors import ApiError
+from workerpool_operator.names import APPLIED_HASH_ANNOTATION
+from workerpool_operator.reconcile.diff import is_subset
+from workerpool_operator.reconcile.plan import Observed, plan
+from workerpool_operator.render import Capabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("CHAOS_SCALE", "") == "full"
@@ -68,8 +84,46 @@ async def create_pool(kube: Kube, namespace: str, name: str, replicas: int = 1) 
         await asyncio.sleep(1.0)
 
 
+async def capabilities(kube: Kube) -> Capabilities:
+    """What the operator finds installed (its optional children depend on it)."""
+    crds, _ = await kube.list(CRD)
+    names = {c["metadata"]["name"] for c in crds}
+    return Capabilities(
+        service_monitor=SERVICE_MONITOR.crd in names,
+        keda=SCALED_OBJECT.crd in names and TRIGGER_AUTH.crd in names,
+    )
+
+
+def content_problems(
+    pool: dict[str, Any], live: dict[Kind, dict[str, Any]], caps: Capabilities
+) -> list[str]:
+    """Each child the plan wants for `pool`, compared with the live one: the hash of what the
+    plan renders must be the one the live object was applied with, and every field the plan
+    sets must hold that value live (an edit or a lost write shows either way)."""
+    out: list[str] = []
+    name = pool["metadata"]["name"]
+    for write in plan(pool, caps, Observed()).writes:
+        kind = child(write.manifest["apiVersion"], write.manifest["kind"])
+        obj = live.get(kind)
+        if obj is None:
+            continue  # reported as missing (or legitimately absent) by the caller
+        want = write.manifest["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+        have = (obj["metadata"].get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+        if have != want:
+            out.append(f"{kind.kind} {name} applied from another spec ({have} != {want})")
+        # (built-in kinds' list items carry no apiVersion and kind: the kind is known here)
+        elif not is_subset(
+            {k: v for k, v in write.manifest.items() if k not in ("apiVersion", "kind")}, obj
+        ):
+            out.append(f"{kind.kind} {name} differs from what the plan wants")
+    return out
+
+
 async def problems(kube: Kube, namespace: str) -> list[str]:
-    """Everything that differs from 'every pool has exactly its current children and status'."""
+    """Everything that differs from 'every pool has exactly its current children, with the
+    contents its plan wants, and a current status'."""
+    caps = await capabilities(kube)
+    live: dict[str, dict[Kind, dict[str, Any]]] = {}
     pools, _ = await kube.list(POOL, namespace)
     by_name = {
         p["metadata"]["name"]: p for p in pools if not p["metadata"].get("deletionTimestamp")
@@ -84,6 +138,7 @@ async def problems(kube: Kube, namespace: str) -> list[str]:
             out.append(f"duplicate {kind.kind}")
         for o in objs:
             name = o["metadata"]["name"]
+            live.setdefault(name, {})[kind] = o
             pool = by_name.get(name)
             refs = o["metadata"].get("ownerReferences") or []
             if pool is None:
@@ -98,6 +153,7 @@ async def problems(kube: Kube, namespace: str) -> list[str]:
             missing = set(by_name) - set(names)
             out += [f"missing {kind.kind} {n}" for n in sorted(missing)]
     for name, pool in by_name.items():
+        out += content_problems(pool, live.get(name, {}), caps)
         status = pool.get("status") or {}
         if status.get("observedGeneration") != pool["metadata"]["generation"]:
             out.append(f"pool {name} status is stale")

@@ -8,7 +8,10 @@ import random
 import time
 from pathlib import Path
 
-from testbed.chaos import restart_component, revive
+import pytest
+
+from testbed.audit import AuditLog, Write, count, parse_time
+from testbed.chaos import ensure_whole, restart_component
 from testbed.cluster import LocalCluster
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
@@ -16,6 +19,30 @@ from tests.chaos.conftest import FULL, create_pool, eventually, problems
 from workerpool_operator.kinds import DEPLOYMENT, LEASE, POOL
 from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.kube.errors import ApiError
+from workerpool_operator.kube.leader import LeaderElector
+from workerpool_operator.names import MANAGERS
+
+# The design's lease arithmetic (leader.py): a standby takes over once it has seen the same
+# renewal for a whole lease duration, checking every `retry`; the last renewal it saw came at
+# most one `retry` before the kill and it noticed it at most one `retry` later. So takeover
+# lies in [duration - retry, duration + 2 retry] after the kill, plus the scheduling delays
+# of a loaded machine (SLACK_S) on the late side only: never sooner.
+_ELECTOR = LeaderElector.__dataclass_fields__
+LEASE_DURATION_S = float(_ELECTOR["lease_duration"].default)  # type: ignore[arg-type]
+RETRY_S = float(_ELECTOR["retry"].default)  # type: ignore[arg-type]
+SLACK_S = 4.0
+
+
+def local_bed(kube_cluster: KubeCluster) -> LocalCluster:
+    """The local bed (its components and its audit log); other clusters cannot be faulted."""
+    if not kube_cluster.local:
+        pytest.skip("faults and audits a component of the local test bed")
+    return LocalCluster()
+
+
+def operator_writes(writes: list[Write]) -> list[Write]:
+    """Writes under the operator's field manager, its leader Lease left out (renewals)."""
+    return [w for w in writes if w.field_manager == MANAGERS.operator and w.resource != "leases"]
 
 
 async def wait_for(probe_s: object, what: str, limit_s: float = 120) -> None:
@@ -62,6 +89,8 @@ async def test_sigkill_storm_converges_to_exactly_the_right_children(
         await eventually(lambda: problems(kube, namespace), "after the storm", limit_s=300)
         assert op.alive()
         assert op.tracebacks() == 0, op.log_path.read_text()[-3000:]
+        if kube_cluster.local:  # an operator crash must never take the bed down with it
+            assert await asyncio.to_thread(ensure_whole, LocalCluster(), 0.0) == []
     finally:
         op.stop()
 
@@ -69,22 +98,20 @@ async def test_sigkill_storm_converges_to_exactly_the_right_children(
 async def test_api_server_restart_under_load_is_survived_without_a_restart(
     kube_cluster: KubeCluster, namespace: str, kube: Kube, tmp_path: Path
 ) -> None:
-    if not kube_cluster.local:
-        import pytest
-
-        pytest.skip("restarts a component of the local test bed")
+    bed = local_bed(kube_cluster)
     op = OperatorProcess(kube_cluster.kubeconfig, "apiserver", "-n", namespace, log_dir=tmp_path)
     try:
         await wait_for(op.live, "the operator to start")
         pid = op.pid
         await asyncio.gather(*(create_pool(kube, namespace, f"a{i:02d}") for i in range(10)))
-        await asyncio.to_thread(restart_component, LocalCluster(), "kube-apiserver", 3.0)
+        await asyncio.to_thread(restart_component, bed, "kube-apiserver", 3.0)
         await wait_for(lambda: kube_cluster.run("get", "--raw", "/readyz").returncode == 0,
                        "the API server to come back", 120)  # fmt: skip
-        # The controller manager and scheduler exit when their lease lapses; start them again
-        # (the operator itself must not need that).
-        await asyncio.sleep(12)
-        await asyncio.to_thread(revive, LocalCluster())
+        back = time.time()
+        # The controller manager and scheduler exit when their lease lapses during the outage:
+        # the bed is shared, so it is made whole (what died is started again, and both have
+        # renewed their Leases since) before anything else; the operator must not need that.
+        await asyncio.to_thread(ensure_whole, bed, back)
         await kube.close()  # the test's own connections died with the server
         for i in range(10):  # the server may still say 429 while its storage initializes
             for _ in range(60):
@@ -98,13 +125,17 @@ async def test_api_server_restart_under_load_is_survived_without_a_restart(
         await eventually(lambda: problems(kube, namespace), "after the API server restart")
         assert op.alive()
         assert op.pid == pid  # recovered by itself: same process, no restart
+        assert await asyncio.to_thread(ensure_whole, bed, back) == []  # and nothing died since
     finally:
         op.stop()
 
 
-async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
+async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_written_twice(
     kube_cluster: KubeCluster, namespace: str, kube: Kube, tmp_path: Path
 ) -> None:
+    bed = local_bed(kube_cluster)
+    audit = AuditLog(bed.audit_log)
+    assert audit.available(), f"no audit log at {bed.audit_log}: restart the bed"
     ha = ("-n", namespace, "--leader-elect")
     env = {"POD_NAMESPACE": namespace}
     a = OperatorProcess(kube_cluster.kubeconfig, "a", *ha, log_dir=tmp_path, env=env)
@@ -127,38 +158,65 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
             return found
 
         await eventually(settled, "pools made by the leader, Ready")
-        # ... and a has stopped writing (nothing left in its queue to carry out)
+        # ... and nothing is written any more (a's queue is empty, b is a standby): counted
+        # by the API server, not by the operators' own counters
+        quiet_from = time.time()
         deadline = time.monotonic() + 60
-        before = a.writes()
         while time.monotonic() < deadline:
-            await asyncio.sleep(2)
-            if a.writes() == before and a.value("workerpool_operator_queue_depth") == 0:
+            await asyncio.sleep(3)
+            now = time.time()
+            if not operator_writes(audit.writes(since=now - 3, until=now, namespaces={namespace})):
+                quiet_from = now - 3
                 break
-            before = a.writes()
-        assert a.writes() > 0
-        assert b.writes() == 0  # the standby never writes
+        else:
+            pytest.fail("the leader kept writing to settled pools for 60 s")
+        assert a.leads()
         assert not b.leads()
 
         a.kill()
-        await wait_for(b.leads, "the standby to take over", 60)
+        killed = time.time()
+
+        async def holder() -> list[str]:
+            lease = await kube.request(
+                "GET", path(LEASE, namespace, "workerpool-operator"), kind=LEASE
+            )
+            spec = (lease or {}).get("spec") or {}
+            return [] if spec.get("holderIdentity") == "b" else [f"lease held by {spec}"]
+
+        await eventually(holder, "the standby to take the lease", 60)
+        lease = await kube.request("GET", path(LEASE, namespace, "workerpool-operator"), kind=LEASE)
+        assert lease is not None
+        failover = parse_time(lease["spec"]["acquireTime"]) - killed
+        early, late = LEASE_DURATION_S - RETRY_S, LEASE_DURATION_S + 2 * RETRY_S + SLACK_S
+        assert early <= failover <= late, (
+            f"took over {failover:.1f}s after the kill; the lease arithmetic says "
+            f"[{early:.1f}, {LEASE_DURATION_S + 2 * RETRY_S:.1f}] s (+{SLACK_S:g} s load)"
+        )
         await wait_for(
             lambda: (
-                b.value("workerpool_operator_queue_depth") == 0
+                b is not None
+                and b.value("workerpool_operator_queue_depth") == 0
                 and b.value("workerpool_operator_reconciles_total") >= 5
             ),
             "the new leader's first look at every pool",
         )
-        assert b.writes() == 0  # everything a wrote was current: nothing written twice
+        # Nothing written twice: the API server saw no write to the pools or their children
+        # from the settled moment, through a's death, until b had looked at every pool.
+        looked = time.time()
+        twice = operator_writes(
+            audit.writes(since=quiet_from, until=looked, namespaces={namespace})
+        )
+        assert twice == [], count(twice, "resource", "name", "verb", "user_agent")
         await create_pool(kube, namespace, "after")
         await eventually(lambda: problems(kube, namespace), "a pool made after the failover")
-        assert b.writes() > 0
-        lease = await kube.request("GET", path(LEASE, namespace, "workerpool-operator"), kind=LEASE)
-        assert lease is not None
-        assert lease["spec"]["holderIdentity"] == "b"
+        # b writes now, and b alone (a is dead): the API server saw the new pool's children
+        after = operator_writes(audit.writes(since=looked, namespaces={namespace}))
+        assert {w.name for w in after} >= {"after"}, count(after, "resource", "name")
         dep = await kube.get(DEPLOYMENT, namespace, "after")
         assert dep is not None
         managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
-        assert managers <= {"workerpool-operator", "kube-controller-manager"}
+        assert managers <= {MANAGERS.operator, "kube-controller-manager"}
+        assert await asyncio.to_thread(ensure_whole, bed, 0.0) == []
     finally:
         a.stop()
         if b is not None:

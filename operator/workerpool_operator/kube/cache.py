@@ -265,6 +265,12 @@ class Caches:
         self._caps_subscribers: list[Callable[[], None]] = []
         self._crd_changed = asyncio.Event()
         self._crd_task: asyncio.Task[None] | None = None
+        # One _follow_crds at a time: the CRD informer's first listing wakes the follower task
+        # while start() still waits for the other caches, and a second call that found the
+        # informers already started returned at once, before the first had set `caps`: the
+        # first reconciles after every start then planned without ServiceMonitor and KEDA (a
+        # wrong status written and written back: the restart writes of bench_operator).
+        self._crd_lock = asyncio.Lock()
 
     def subscribe(self, callback: OnEvent) -> None:
         """Call `callback(kind, type, object)` for every change (synchronously: keep it cheap)."""
@@ -341,7 +347,12 @@ class Caches:
             await self._follow_crds()
 
     async def _follow_crds(self) -> None:
-        """Start or stop the informer of an optional kind as its CRD comes and goes."""
+        """Start or stop the informer of an optional kind as its CRD comes and goes; `caps`
+        describes them when this returns (a call in progress elsewhere is waited for)."""
+        async with self._crd_lock:
+            await self._follow_crds_locked()
+
+    async def _follow_crds_locked(self) -> None:
         established = {
             str(c["metadata"]["name"]) for c in self.store(CRD).values() if c.get("established")
         }
