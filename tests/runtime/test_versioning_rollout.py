@@ -33,7 +33,7 @@ from workerpool_operator.versioning.execute import (
     observe_pool,
     start_gate,
 )
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     BuildDeployment,
     DeleteVersion,
     RoutingInput,
@@ -43,6 +43,8 @@ from workerpool_operator.versioning.routing import (
     SetRamping,
     Why,
     gate_workflow_id,
+)
+from workerpool_operator.versioning.routing import (
     plan,
     status_versions,
 )

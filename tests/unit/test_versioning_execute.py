@@ -19,7 +19,11 @@ from workerpool_operator.versioning.execute import (
     describe_call,
     pinned_query,
 )
-from workerpool_operator.versioning.routing import DeploymentState, SetRamping, VersionSummary
+from workerpool_operator.versioning.model import (
+    DeploymentState,
+    SetRamping,
+    VersionSummary,
+)
 
 T0 = datetime(2026, 12, 6, 11, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 6, 11, 30, tzinfo=UTC)

@@ -10,14 +10,14 @@ from tests.unit.test_render import pool
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
-from workerpool_operator.versioning.pool import plan_pass
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     DeploymentState,
     Observation,
     SetCurrent,
     SetManager,
     VersionSummary,
 )
+from workerpool_operator.versioning.pool import plan_pass
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ME = "op/cluster"

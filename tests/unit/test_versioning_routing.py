@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     BuildDeployment,
     DeleteVersion,
     DeploymentState,
@@ -22,6 +22,8 @@ from workerpool_operator.versioning.routing import (
     VersionSummary,
     Why,
     gate_workflow_id,
+)
+from workerpool_operator.versioning.routing import (
     plan,
     status_versions,
 )

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     BuildDeployment,
     DeleteVersion,
     DeploymentState,
@@ -19,6 +19,8 @@ from workerpool_operator.versioning.routing import (
     SetManager,
     SetRamping,
     VersionSummary,
+)
+from workerpool_operator.versioning.routing import (
     plan,
 )
 

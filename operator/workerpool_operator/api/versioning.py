@@ -5,8 +5,7 @@ build of the pool is its own Temporal Worker Deployment Version served by its ow
 the operator moves new work between versions by the rollout strategy below, while workflows
 pinned to an older build finish there (docs/versioning.md).
 
-Pure module, imported by `v1alpha1` (the pool spec has one field of this type). It imports
-nothing from `v1alpha1` so either module can be imported first; `Model` mirrors the base there.
+Pure module: the pool spec (api/pool.py) has one field of this type.
 """
 
 from __future__ import annotations
@@ -15,35 +14,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AliasGenerator,
-    BaseModel,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
-
-class Model(BaseModel):
-    """Same wire conventions as v1alpha1.Model (camelCase, frozen, docstrings as descriptions)."""
-
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(alias=to_camel),
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
-
-    def dump(self) -> dict[str, Any]:
-        """Serialize as the API server stores it (camelCase, unset optionals omitted)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
+from workerpool_operator.api.common import Model, cel
 
 # A Kubernetes label value that is not empty: build IDs label the Deployment and its pods.
 BUILD_ID_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -96,7 +73,7 @@ class SunsetSpec(Model):
     ramping). Both delays count from the moment it was seen drained."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 # has(): the API server checks the rule against the `{}` default as well.
                 f"(has(self.deleteDelaySeconds) ? self.deleteDelaySeconds : "
@@ -139,7 +116,7 @@ class VersioningSpec(Model):
     """Run the pool with Temporal Worker Versioning: one Worker Deployment Version per build."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "self.strategy != 'Progressive' || (has(self.steps) && size(self.steps) > 0)",
                 "spec.versioning.strategy Progressive needs spec.versioning.steps: list at least "

@@ -41,7 +41,7 @@ from temporalio.common import PinnedVersioningOverride, WorkerDeploymentVersion
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     Call,
     DeleteVersion,
     DeploymentState,

@@ -21,11 +21,13 @@ from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
-from workerpool_operator.versioning.routing import (
+from workerpool_operator.versioning.model import (
     BuildDeployment,
     Observation,
     RoutingInput,
     RoutingPlan,
+)
+from workerpool_operator.versioning.routing import (
     plan,
     status_versions,
 )

@@ -1,0 +1,208 @@
+"""The vocabulary of a versioned pool's routing (pure data): what was observed in Temporal and
+Kubernetes (`RoutingInput`), the calls to make (`SetManager`, `SetCurrent`, `SetRamping`,
+`DeleteVersion`, `StartGate`) and the plan `routing.plan` returns (`RoutingPlan`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from workerpool_operator.api.versioning import VersioningSpec, VersionState, VersionStatus
+
+# Temporal's version statuses (enum WorkerDeploymentVersionStatus), without the prefix.
+TemporalStatus = Literal["Inactive", "Created", "Current", "Ramping", "Draining", "Drained"]
+GateState = Literal["NotStarted", "Running", "Succeeded", "Failed"]
+# Report the version cap once this share of `matching.maxVersionsInDeployment` is used.
+VERSION_CAP_WARN_RATIO = 0.8
+DEFAULT_VERSION_CAP = 100
+_RAMP_EPSILON = 0.01
+
+
+class Why(StrEnum):
+    """Reasons of the VersionRollout and VersionLimit conditions and of routing Events."""
+
+    TARGET_CURRENT = "TargetCurrent"
+    WAITING_FOR_POLLERS = "WaitingForPollers"
+    GATED = "Gated"
+    GATE_FAILED = "GateFailed"
+    RAMPING = "Ramping"
+    PROMOTED = "Promoted"
+    PAUSED = "Paused"
+    ROLLED_BACK = "RolledBack"
+    MANUAL = "ManualRouting"
+    OWNED_ELSEWHERE = "RoutingOwnedElsewhere"
+    ROUTING_UPDATING = "RoutingUpdateInProgress"
+    VERSION_LIMIT_NEAR = "VersionLimitNear"
+    WITHIN_VERSION_LIMIT = "WithinVersionLimit"
+
+
+ROLLOUT_CONDITION = "VersionRollout"
+LIMIT_CONDITION = "VersionLimit"
+
+
+# --- observations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One entry of DescribeWorkerDeployment's version_summaries."""
+
+    build_id: str
+    status: TemporalStatus
+    created_at: datetime | None = None
+    last_current_at: datetime | None = None
+    drained_at: datetime | None = None  # drainage_info.last_changed_time when status Drained
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """DescribeWorkerDeployment, or `exists=False` while no worker of it has polled."""
+
+    exists: bool = False
+    conflict_token: bytes = b""
+    manager_identity: str = ""
+    current_build: str | None = None  # None: unversioned workers get new work
+    ramping_build: str | None = None
+    ramp_percentage: float = 0.0
+    ramp_changed_at: datetime | None = None
+    routing_updating: bool = False
+    versions: tuple[VersionSummary, ...] = ()
+
+    def summary(self, build: str) -> VersionSummary | None:
+        return next((v for v in self.versions if v.build_id == build), None)
+
+
+@dataclass(frozen=True)
+class BuildDeployment:
+    """A build's Deployment as Kubernetes reports it."""
+
+    name: str
+    replicas: int
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class GateObservation:
+    """The gate workflow of the target build (DescribeWorkflowExecution of its fixed ID)."""
+
+    state: GateState
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything Temporal says about one versioned pool in one pass (`execute.observe_pool`)."""
+
+    temporal: DeploymentState
+    pinned_open: dict[str, int | None]
+    gate: GateObservation | None
+    unversioned_pollers: bool
+
+
+@dataclass(frozen=True)
+class RoutingInput:
+    spec: VersioningSpec
+    pool: str
+    deployment: str  # Temporal Worker Deployment name
+    target_build: str
+    task_queue: str  # the pool's queue: the gate's default
+    identity: str  # this operator's manager identity (per-cluster suffix included)
+    temporal: DeploymentState
+    now: datetime
+    desired_replicas: int  # what the pool (spec.replicas or the scaler) asks for new work
+    pinned_open: Mapping[str, int | None] = field(default_factory=dict)  # None: count failed
+    build_deployments: Mapping[str, BuildDeployment] = field(default_factory=dict)
+    previous: Sequence[VersionStatus] = ()
+    gate: GateObservation | None = None
+    unversioned_pollers: bool = False
+    version_cap: int = DEFAULT_VERSION_CAP
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetManager:
+    """SetWorkerDeploymentManager(self): claim routing before the first change."""
+
+
+@dataclass(frozen=True)
+class SetCurrent:
+    build_id: str | None  # None: unversioned
+
+
+@dataclass(frozen=True)
+class SetRamping:
+    build_id: str | None  # None with 0%: clear the ramp
+    percentage: float
+
+
+@dataclass(frozen=True)
+class DeleteVersion:
+    build_id: str
+
+
+Call = SetManager | SetCurrent | SetRamping | DeleteVersion
+
+
+@dataclass(frozen=True)
+class StartGate:
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    build_id: str
+    input: Any
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """One build's Deployment: keep it at `replicas`, or delete it."""
+
+    build_id: str
+    deployment: str
+    state: VersionState
+    replicas: int
+    delete: bool = False
+    drained_since: datetime | None = None
+    open_pinned: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: Why
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    reason: Why
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    calls: tuple[Call, ...]
+    versions: tuple[VersionPlan, ...]
+    conditions: tuple[Condition, ...]
+    events: tuple[Event, ...] = ()
+    start_gate: StartGate | None = None
+    step: int | None = None  # Progressive: index of the step in force (after the calls)
+    requeue_after: float | None = None  # seconds until something is due (a pause, a sunset)
+    current_build: str | None = None
+    ramp_percentage: float | None = None
+
+    @property
+    def routing_changed(self) -> bool:
+        return any(isinstance(c, SetCurrent | SetRamping) for c in self.calls)
+
+
+def gate_workflow_id(deployment: str, build: str) -> str:
+    """Fixed per build, so a restarted operator finds the gate it started instead of a new one."""
+    return f"{deployment}/gate/{build}"
