@@ -242,38 +242,32 @@ async def execute(
     ns, svc = client.namespace, client.workflow_service
     out = Outcome(conflict_token=token)
     for call in calls:
+        # Every Set* names the deployment, carries the last conflict token and our identity.
+        routing: dict[str, Any] = {
+            "namespace": ns,
+            "deployment_name": deployment,
+            "conflict_token": out.conflict_token,
+            "identity": identity,
+        }
         try:
             if isinstance(call, SetManager):
                 resp: Any = await svc.set_worker_deployment_manager(
-                    SetWorkerDeploymentManagerRequest(
-                        namespace=ns,
-                        deployment_name=deployment,
-                        self=True,
-                        conflict_token=out.conflict_token,
-                        identity=identity,
-                    )
+                    SetWorkerDeploymentManagerRequest(self=True, **routing)
                 )
                 out.conflict_token = resp.conflict_token
             elif isinstance(call, SetCurrent):
                 resp = await svc.set_worker_deployment_current_version(
                     SetWorkerDeploymentCurrentVersionRequest(
-                        namespace=ns,
-                        deployment_name=deployment,
-                        build_id=call.build_id or "",
-                        conflict_token=out.conflict_token,
-                        identity=identity,
+                        build_id=call.build_id or "", **routing
                     )
                 )
                 out.conflict_token = resp.conflict_token
             elif isinstance(call, SetRamping):
                 resp = await svc.set_worker_deployment_ramping_version(
                     SetWorkerDeploymentRampingVersionRequest(
-                        namespace=ns,
-                        deployment_name=deployment,
                         build_id=call.build_id or "",
                         percentage=call.percentage if call.build_id else 0.0,
-                        conflict_token=out.conflict_token,
-                        identity=identity,
+                        **routing,
                     )
                 )
                 out.conflict_token = resp.conflict_token
