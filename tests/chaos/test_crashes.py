@@ -12,20 +12,11 @@ from testbed.chaos import restart_component, revive
 from testbed.cluster import LocalCluster
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from tests.chaos.conftest import FULL, create_pool, eventually, problems
+from testbed.wait import eventually
+from tests.chaos.conftest import FULL, create_pool, no_problems, problems
 from workerpool_operator.kinds import DEPLOYMENT, LEASE, POOL
 from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.kube.errors import ApiError
-
-
-async def wait_for(probe_s: object, what: str, limit_s: float = 120) -> None:
-    """Poll a blocking boolean probe in a thread until it holds."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe_s):  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def churn(kube: Kube, namespace: str, pools: int, rng: random.Random) -> None:
@@ -53,13 +44,13 @@ async def test_sigkill_storm_converges_to_exactly_the_right_children(
     rng = random.Random(20261128)
     op = OperatorProcess(kube_cluster.kubeconfig, "storm", "-n", namespace, log_dir=tmp_path)
     try:
-        await wait_for(op.live, "the operator to start")
+        await eventually(op.live, "the operator to start")
         work = asyncio.create_task(churn(kube, namespace, pools, rng))
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(0.3, 2.5))
             op.restart()  # SIGKILL, then start again at once
         await work
-        await eventually(lambda: problems(kube, namespace), "after the storm", limit_s=300)
+        await no_problems(lambda: problems(kube, namespace), "after the storm", limit_s=300)
         assert op.alive()
         assert op.tracebacks() == 0, op.log_path.read_text()[-3000:]
     finally:
@@ -75,12 +66,12 @@ async def test_api_server_restart_under_load_is_survived_without_a_restart(
         pytest.skip("restarts a component of the local test bed")
     op = OperatorProcess(kube_cluster.kubeconfig, "apiserver", "-n", namespace, log_dir=tmp_path)
     try:
-        await wait_for(op.live, "the operator to start")
+        await eventually(op.live, "the operator to start")
         pid = op.pid
         await asyncio.gather(*(create_pool(kube, namespace, f"a{i:02d}") for i in range(10)))
         await asyncio.to_thread(restart_component, LocalCluster(), "kube-apiserver", 3.0)
-        await wait_for(lambda: kube_cluster.run("get", "--raw", "/readyz").returncode == 0,
-                       "the API server to come back", 120)  # fmt: skip
+        await eventually(lambda: kube_cluster.run("get", "--raw", "/readyz").returncode == 0,
+                       "the API server to come back", wait_s=120)  # fmt: skip
         # The controller manager and scheduler exit when their lease lapses; start them again
         # (the operator itself must not need that).
         await asyncio.sleep(12)
@@ -95,7 +86,7 @@ async def test_api_server_restart_under_load_is_survived_without_a_restart(
                     if exc.status not in (429, 500, 503, 504):
                         raise
                     await asyncio.sleep(1.0)
-        await eventually(lambda: problems(kube, namespace), "after the API server restart")
+        await no_problems(lambda: problems(kube, namespace), "after the API server restart")
         assert op.alive()
         assert op.pid == pid  # recovered by itself: same process, no restart
     finally:
@@ -110,9 +101,9 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
     a = OperatorProcess(kube_cluster.kubeconfig, "a", *ha, log_dir=tmp_path, env=env)
     b: OperatorProcess | None = None
     try:
-        await wait_for(a.leads, "replica a to lead")
+        await eventually(a.leads, "replica a to lead")
         b = OperatorProcess(kube_cluster.kubeconfig, "b", *ha, log_dir=tmp_path, env=env)
-        await wait_for(b.live, "replica b to start")
+        await eventually(b.live, "replica b to start")
         await asyncio.gather(*(create_pool(kube, namespace, f"h{i}") for i in range(5)))
 
         async def settled() -> list[str]:
@@ -126,7 +117,7 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
                     found.append(f"pool {pool['metadata']['name']} not Ready yet")
             return found
 
-        await eventually(settled, "pools made by the leader, Ready")
+        await no_problems(settled, "pools made by the leader, Ready")
         # ... and a has stopped writing (nothing left in its queue to carry out)
         deadline = time.monotonic() + 60
         before = a.writes()
@@ -140,8 +131,8 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
         assert not b.leads()
 
         a.kill()
-        await wait_for(b.leads, "the standby to take over", 60)
-        await wait_for(
+        await eventually(b.leads, "the standby to take over", wait_s=60)
+        await eventually(
             lambda: (
                 b.value("workerpool_operator_queue_depth") == 0
                 and b.value("workerpool_operator_reconciles_total") >= 5
@@ -150,7 +141,7 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
         )
         assert b.writes() == 0  # everything a wrote was current: nothing written twice
         await create_pool(kube, namespace, "after")
-        await eventually(lambda: problems(kube, namespace), "a pool made after the failover")
+        await no_problems(lambda: problems(kube, namespace), "a pool made after the failover")
         assert b.writes() > 0
         lease = await kube.request("GET", path(LEASE, namespace, "workerpool-operator"), kind=LEASE)
         assert lease is not None
