@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import golden as golden_file
 from tests.unit.conn_helper import resolved_pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import (
@@ -54,10 +54,7 @@ def test_golden(sample: Path) -> None:
     rendered = desired_children(TemporalWorkerPool.from_body(doc), Capabilities(True, True))
     text = yaml.safe_dump_all(rendered, sort_keys=True)
     golden = GOLDEN / f"{sample.stem}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert golden.exists(), f"missing {golden}: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == golden.read_text(), f"{golden.name} differs: review, then UPDATE_GOLDEN=1"
+    golden_file.compare(golden, text)
 
 
 def test_env_round_trips_through_the_runtime_contract(monkeypatch: pytest.MonkeyPatch) -> None:
