@@ -34,7 +34,7 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
-from tests.e2e.test_trust import condition, replicas_owners
+from tests.builders import condition, replicas_owners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("pool_crd")]
 
