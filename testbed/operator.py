@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
+from testbed.proc import stop as stop_process
 from testbed.temporal import free_port
 
 if TYPE_CHECKING:
@@ -158,13 +159,7 @@ class OperatorProcess:
         self.proc = self._spawn()
 
     def stop(self) -> int | None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
         return self.proc.returncode
 

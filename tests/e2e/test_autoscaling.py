@@ -25,6 +25,7 @@ import pytest
 from temporalio.client import Client
 
 from testbed.operator import running_operator
+from testbed.proc import stop as stop_process
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
@@ -121,11 +122,7 @@ def workers(server: TemporalDevServer, queue: str, n: int, logs: Path) -> Iterat
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=30)
+            stop_process(p, grace_s=60, group=True)
 
 
 async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
