@@ -6,9 +6,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+
+from tests.unit.conn_helper import resolved_pool
+from workerpool_operator import kinds
+from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 
 API_VERSION = "workerpools.io/v1alpha1"
 # In-cluster Temporal: the address pods would dial (nothing needs to answer in most tests).
@@ -55,6 +60,19 @@ def pool(
     }
 
 
+def pool_model(spec: dict[str, Any] | None = None, name: str = "p") -> TemporalWorkerPool:
+    """The pool model the renderers see (its connection resolved as the planner does)."""
+    base: dict[str, Any] = {
+        "connection": {"address": "temporal:7233"},
+        "taskQueue": "q",
+        "workflows": ["app.wf:Flow"],
+    }
+    base.update(spec or {})
+    return resolved_pool(
+        {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1"}, "spec": base}
+    )
+
+
 def connection(
     name: str = "prod", namespace: str | None = None, *, cluster: bool = False, **spec: Any
 ) -> dict[str, Any]:
@@ -99,3 +117,50 @@ def replicas_owners(kube: Cluster, namespace: str, name: str) -> set[tuple[str, 
         for m in json.loads(out)["metadata"]["managedFields"]
         if "f:replicas" in (m.get("fieldsV1", {}).get("f:spec") or {})
     }
+
+
+# --- RBAC: what the kind registry needs, as (group, resource, verb) triples ---------------------
+
+Triple = tuple[str, str, str]
+
+
+def triples(rules: Iterable[dict[str, Any]]) -> set[Triple]:
+    """Every (group, resource, verb) a list of PolicyRules grants."""
+    out: set[Triple] = set()
+    for rule in rules:
+        assert not rule.get("resourceNames"), rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {rule}"
+                    out.add((group, resource, verb))
+    return out
+
+
+def needed(kind_list: Iterable[kinds.Kind]) -> set[Triple]:
+    return {(k.group, k.plural, v) for k in kind_list for v in k.verbs}
+
+
+CLUSTER_NEEDS = needed((*kinds.CLUSTER_RULE_KINDS, *kinds.CLUSTER_ONLY_KINDS))
+LEASE_NEEDS = needed(kinds.OWN_NAMESPACE_KINDS)
+
+
+# --- admission: a valid pool document and variations of it ------------------------------------
+
+VALID: dict[str, Any] = {
+    "apiVersion": "workerpools.io/v1alpha1",
+    "kind": "TemporalWorkerPool",
+    "metadata": {"name": "pool"},
+    "spec": {
+        "connection": {"address": "temporal:7233"},
+        "taskQueue": "q",
+        "workflows": ["app.workflows:Flow"],
+    },
+}
+
+
+def with_spec(**changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(VALID)
+    doc["spec"].update(changes)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}  # None: remove it
+    return doc

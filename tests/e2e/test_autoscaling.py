@@ -29,6 +29,7 @@ from testbed.proc import stop as stop_process
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
+from tests.builders import condition
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.app import Operator
 from workerpool_operator.render.autoscaling import plan_autoscaling
@@ -77,11 +78,6 @@ def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
 
 def pool_status(cluster: KubeCluster, ns: str, name: str) -> dict[str, Any]:
     return dict(cluster.get("twp", name, namespace=ns).get("status") or {})
-
-
-def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    conds = pool_status(cluster, ns, name).get("conditions") or []
-    return next((c for c in conds if c["type"] == ctype), {})
 
 
 def events(cluster: KubeCluster, ns: str, name: str) -> list[dict[str, Any]]:

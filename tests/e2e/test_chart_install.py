@@ -24,6 +24,7 @@ import yaml
 from testbed.cluster import wait_established
 from testbed.tools import require_tool
 from testbed.wait import until
+from tests.builders import condition
 from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig
 from workerpool_operator import kinds
 
@@ -96,11 +97,6 @@ def pool(name: str, replicas: int) -> dict[str, Any]:
             "replicas": replicas,
         },
     }
-
-
-def condition(kube: Any, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    status = kube.get("twp", name, namespace=ns).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
 
 
 def ready(kube: Any, ns: str, name: str) -> bool:

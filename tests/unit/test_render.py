@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests import golden as golden_file
-from tests.unit.conn_helper import resolved_pool
+from tests.builders import pool_model as pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import (
     DEFAULT_IMAGE_TAG,
@@ -24,18 +24,6 @@ from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECON
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*-pool.yaml"))
-
-
-def pool(spec: dict[str, Any] | None = None, name: str = "p") -> TemporalWorkerPool:
-    base: dict[str, Any] = {
-        "connection": {"address": "temporal:7233"},
-        "taskQueue": "q",
-        "workflows": ["app.wf:Flow"],
-    }
-    base.update(spec or {})
-    return resolved_pool(
-        {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1"}, "spec": base}
-    )
 
 
 def container(p: TemporalWorkerPool) -> dict[str, Any]:
