@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -33,8 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # its test passes, never whatever the pytest process (or an earlier test) had set.
 SETTINGS_ENV = ("WATCH_NAMESPACES", "POD_NAMESPACE", "POD_NAME", "METRICS_PORT", "LIVENESS_PORT")
 SETTINGS_PREFIX = "WORKERPOOL_"
-# Every field manager the operator writes with starts so (workerpool-operator, -autoscaler, ...).
-MANAGER_PREFIX = "workerpool-"
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -70,7 +69,11 @@ def sa_kubeconfig(kube: Any, service_account: str, namespace: str, path: Path) -
 
 
 class OperatorProcess:
-    """One operator process; `args` are added to `--metrics-port/--liveness-port`."""
+    """One operator process; `args` are added to `--metrics-port/--liveness-port`.
+
+    Each process writes with field managers of its own (`--field-manager-suffix`, e.g.
+    workerpool-operator-<name>-1a2b3c), so `foreign_writers` tells which operator wrote what.
+    """
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class OperatorProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.field_manager_suffix = f"{name[:40]}-{uuid.uuid4().hex[:6]}"
         self.metrics_port, self.liveness_port = free_port(), free_port()
         inherited = {
             k: v
@@ -108,7 +112,8 @@ class OperatorProcess:
         return subprocess.Popen(
             [sys.executable, "-m", "workerpool_operator",
              "--metrics-port", str(self.metrics_port),
-             "--liveness-port", str(self.liveness_port), *self.args],
+             "--liveness-port", str(self.liveness_port),
+             "--field-manager-suffix", self.field_manager_suffix, *self.args],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
         )  # fmt: skip
 
@@ -162,6 +167,10 @@ class OperatorProcess:
         stop_process(self.proc)
         self._log.close()
         return self.proc.returncode
+
+    def manager(self, name: str) -> str:
+        """The field manager this process writes with for `name` (names.MANAGERS.operator...)."""
+        return f"{name}-{self.field_manager_suffix}"
 
     def tracebacks(self) -> int:
         return self.log_path.read_text(errors="replace").count("Traceback (most recent call last)")
@@ -233,11 +242,19 @@ def writers(kube: Any, namespace: str) -> dict[str, set[str]]:
 
 
 def foreign_writers(kube: Any, namespace: str, suffix: str) -> list[str]:
-    """Every "Kind/name: manager" in `namespace` written by an operator other than the one whose
-    field managers end with `suffix` (`--field-manager-suffix`): must be empty."""
+    """Every "Kind/name: manager" in `namespace` written by an operator other than the one
+    started with `--field-manager-suffix suffix` (any workerpool field manager, suffixed or not,
+    that is not one of its own): must be empty."""
+    from dataclasses import astuple
+
+    from workerpool_operator.names import MANAGERS
+
+    ours = set(astuple(MANAGERS.suffixed(suffix)))
+    any_operator = astuple(MANAGERS)
     return sorted(
         f"{obj}: {manager}"
         for obj, managers in writers(kube, namespace).items()
         for manager in managers
-        if manager.startswith(MANAGER_PREFIX) and not manager.endswith(suffix)
+        if manager not in ours
+        and any(manager == m or manager.startswith(f"{m}-") for m in any_operator)
     )

@@ -149,7 +149,7 @@ async def test_leader_kill_standby_takes_over_and_nothing_is_written_twice(
         dep = await kube.get(DEPLOYMENT, namespace, "after")
         assert dep is not None
         managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
-        assert managers <= {"workerpool-operator", "kube-controller-manager"}
+        assert managers <= {b.manager("workerpool-operator"), "kube-controller-manager"}
     finally:
         a.stop()
         if b is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from testbed.operator import foreign_writers
 from tests.hostile.conftest import (
     ROOT,
     HostileBed,
@@ -243,6 +244,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
         if o not in failed and (diff := deployment_mismatch(pools[o.name], deployments.get(o.name)))
     }
     alive = bed.operator.alive()
+    foreign = foreign_writers(bed.kube, bed.namespace, bed.operator.field_manager_suffix)
 
     def sample(items: list[Outcome], with_status: bool = False) -> list[dict[str, Any]]:
         out = []
@@ -265,7 +267,8 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
         + len(canaries_stuck)
         + len(failed_unnamed)
         + len(mismatched)
-        + (0 if alive else 1),
+        + (0 if alive else 1)
+        + len(foreign),
         "errors_detail": {
             "rejected_without_field": len(unnamed),
             "admitted_without_current_status": len(stuck),
@@ -273,6 +276,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
             "children_not_as_specified": len(mismatched),
             "operator_tracebacks": len(tracebacks),
             "operator_dead": 0 if alive else 1,
+            "foreign_writers": len(foreign),
             "canaries_blocked": len(canaries_stuck),
         },
         "rejected_by_field": dict(Counter(rejected_field(o) for o in rejected).most_common()),
@@ -303,6 +307,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     assert not stuck, f"admitted pools without current status: {len(stuck)} (see {RESULTS})"
     assert not canaries_stuck, f"canary pools blocked: {canaries_stuck}"
     assert not tracebacks, f"operator logged {len(tracebacks)} tracebacks:\n{tracebacks[0]}"
+    assert not foreign, f"another operator wrote to the hostile pools: {foreign[:10]}"
     assert alive, f"the operator died: {bed.log.read_text()[-3000:]}"
     assert not failed_unnamed, (
         f"failures naming no field: {result['samples']['failed_without_field']}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from testbed.cluster import wait_established
-from testbed.operator import OperatorProcess
+from testbed.operator import OperatorProcess, foreign_writers
 from testbed.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,8 @@ def crd_installed(kube_cluster) -> str:  # type: ignore[no-untyped-def]
 def operator(  # type: ignore[no-untyped-def]
     kube_cluster, crd_installed, namespace: str, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    """`python -m workerpool_operator -n <the test's namespace>`, alive to the end of the test."""
+    """`python -m workerpool_operator -n <the test's namespace>`, alive to the end of the test,
+    and the only operator that wrote to the test's objects."""
     op = OperatorProcess(
         kube_cluster.kubeconfig,
         namespace,
@@ -43,5 +44,7 @@ def operator(  # type: ignore[no-untyped-def]
         yield op
         assert op.alive(), op.log_path.read_text()[-3000:]
         assert op.tracebacks() == 0, op.log_path.read_text()[-3000:]
+        foreign = foreign_writers(kube_cluster, namespace, op.field_manager_suffix)
+        assert not foreign, f"another operator wrote to this test's objects: {foreign}"
     finally:
         op.stop()
