@@ -179,10 +179,10 @@ def field_named(message: str) -> bool:
     return re.search(r"\b(spec|metadata)\.[A-Za-z]", message) is not None
 
 
-def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> list[str]:
+def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> list[str] | None:
     """Where the live Deployment differs from what the operator's pure planner renders for the
-    pool as stored, field by field (replicas only when the spec fixes them); [] when it matches.
-    """
+    pool as stored, field by field (replicas only when the spec fixes them); [] when it matches,
+    None when the planner renders no Deployment for it (its status must then say why)."""
     from workerpool_operator.kinds import DEPLOYMENT
     from workerpool_operator.reconcile.diff import is_subset
     from workerpool_operator.reconcile.plan import Observed, plan
@@ -194,7 +194,7 @@ def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> li
         None,
     )  # fmt: skip
     if want is None:
-        return ["the planner renders no Deployment"]
+        return None
     if live is None:
         return ["no Deployment"]
     out = []

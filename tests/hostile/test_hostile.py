@@ -234,15 +234,19 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     failed = [
         o for o in reconciled if (ready_of(pools[o.name]) or {}).get("reason") in FAILED_REASONS
     ]
-    # A failure must say which field; every other admitted spec must have the children it asks
-    # for: the live Deployment is what the pure planner renders for the stored pool.
-    failed_unnamed = [o for o in failed if not field_named(str(ready_of(pools[o.name])))]
+    # Every admitted spec ends with the children it asks for (the live Deployment is what the
+    # pure planner renders for the stored pool), or with a Ready condition naming the field: a
+    # failure, or a pool the planner renders no Deployment for (a missing connectionRef).
     deployments = bed.deployments()
-    mismatched = {
-        o.name: diff
-        for o in reconciled
-        if o not in failed and (diff := deployment_mismatch(pools[o.name], deployments.get(o.name)))
-    }
+    mismatched: dict[str, list[str]] = {}
+    failed_unnamed = []
+    for o in reconciled:
+        diff = None if o in failed else deployment_mismatch(pools[o.name], deployments.get(o.name))
+        if diff is None:
+            if not field_named(str((ready_of(pools[o.name]) or {}).get("message"))):
+                failed_unnamed.append(o)
+        elif diff:
+            mismatched[o.name] = diff
     alive = bed.operator.alive()
     foreign = foreign_writers(bed.kube, bed.namespace, bed.operator.field_manager_suffix)
 
