@@ -201,18 +201,20 @@ def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> li
     if "replicas" in want["spec"] and want["spec"]["replicas"] != live["spec"].get("replicas"):
         out.append(f"spec.replicas: want {want['spec']['replicas']}, live "
                    f"{live['spec'].get('replicas')}")  # fmt: skip
+    # Each field alone through is_subset, as the operator compares: a field the API server
+    # drops when empty (an empty list) matches its absence.
     template, have = want["spec"]["template"], live["spec"]["template"]
     for key, value in template["metadata"].items():
-        if not is_subset(value, have["metadata"].get(key, {})):
+        if not is_subset({key: value}, have["metadata"]):
             out.append(f"spec.template.metadata.{key}")
     for key, value in template["spec"].items():
         if key == "containers":
             for i, container in enumerate(value):
                 live_c: dict[str, Any] = next((c for c in have["spec"]["containers"]
-                               if c["name"] == container["name"]), {})  # fmt: skip
+                                               if c["name"] == container["name"]), {})  # fmt: skip
                 out += [f"spec.template.spec.containers[{i}].{k}" for k, v in container.items()
-                        if k not in live_c or not is_subset(v, live_c[k])]  # fmt: skip
-        elif not is_subset(value, have["spec"].get(key)):
+                        if not is_subset({k: v}, live_c)]  # fmt: skip
+        elif not is_subset({key: value}, have["spec"]):
             out.append(f"spec.template.spec.{key}")
     return out
 
