@@ -39,6 +39,7 @@ from testbed.cluster import (
     wait_established,
 )
 from testbed.forward import Forwarder, forwarding
+from testbed.proc import stop as stop_process
 from testbed.realnode import GATEWAY, RealNode, build_runtime_image, placement
 from testbed.temporal import TemporalDevServer
 from workerpool_operator.api import v1alpha1 as api
@@ -285,12 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         log("stopping")
-        if operator is not None and operator.poll() is None:
-            operator.send_signal(signal.SIGINT)
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        if operator is not None:
+            stop_process(operator, sig=signal.SIGINT)
         stack.close()
         temporal.stop()
         if cluster.kubeconfig.exists():

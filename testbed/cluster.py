@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,12 +168,12 @@ def kubectl(
 def wait_until(
     probe: Callable[[], bool], *, timeout: float, interval: float = 0.5, what: str
 ) -> None:
-    """Poll until probe() is true; a deadline only bounds the wait, it is not the assertion."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TestbedError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """testbed.wait.poll for the bed itself (outside pytest): raise TestbedError on timeout."""
+    from testbed.wait import poll
+
+    last = poll(probe, wait_s=timeout, interval=interval, not_yet=None)
+    if not last.ok:
+        raise TestbedError(f"gave up after {timeout:.0f}s waiting for {what}")
 
 
 def crd_files(cache: Path | None = None, versions: Mapping[str, str] | None = None) -> list[Path]:

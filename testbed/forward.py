@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.proc import stop as stop_process
+
 
 def _hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
@@ -144,12 +146,7 @@ def forwarding(host: str, to: str, log: Path, *tls_args: str) -> Iterator[Forwar
             time.sleep(0.1)
         yield Forwarder(address, log, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc)
 
 
 if __name__ == "__main__":

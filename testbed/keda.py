@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_until
+from testbed.proc import stop as stop_process
 from testbed.temporal import free_port
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-keda.sh"
@@ -143,13 +144,8 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        if self.proc is not None:
+            stop_process(self.proc, grace_s=15)
         if self._log is not None:
             self._log.close()
 

@@ -36,8 +36,8 @@ from testbed.cluster import (
     api_ready,
     default_service_account_exists,
     kubectl,
-    wait_until,
 )
+from testbed.wait import until
 
 Manifest = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -122,15 +122,9 @@ class KubeCluster:
             args += ["-n", namespace]
         return self.run(*args).returncode == 0
 
-    def wait_for(self, probe: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
-        """Poll until probe() holds; fails the test with `what` if it never does.
-
-        The timeout only bounds a wait for an event; tests must not assert on durations.
-        """
-        try:
-            wait_until(probe, timeout=timeout, what=what)
-        except TestbedError as exc:
-            pytest.fail(str(exc))
+    def wait_for(self, probe: Callable[[], Any], *, what: str, timeout: float = 300) -> Any:
+        """testbed.wait.until for this cluster's probes: a NotFound is "not yet"."""
+        return until(probe, what, wait_s=timeout)
 
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (an operator under test) pointing at this cluster."""

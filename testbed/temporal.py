@@ -8,7 +8,6 @@ simulate an outage and the server comes back with its history intact.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import shutil
@@ -19,6 +18,8 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from testbed.proc import stop as stop_process
 
 DEFAULT_NAMESPACE = "default"
 
@@ -164,19 +165,8 @@ class TemporalDevServer:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and every process it started."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout)
-        # Children in the group (if any) go too, so nothing is left behind.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            stop_process(proc, grace_s=timeout, group=True)
 
     def ensure_running(self) -> None:
         """Bring the server back if a test stopped it and failed before restarting it."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest_asyncio
 
 from testbed.operator import pool_manifest
 from testbed.pytest_cluster import KubeCluster
+from testbed.wait import api_error, eventually
 from workerpool_operator.kinds import (
     CHILDREN,
     CRD,
@@ -163,23 +163,17 @@ async def problems(kube: Kube, namespace: str) -> list[str]:
     return out
 
 
-async def eventually(
+async def no_problems(
     probe: Callable[[], Awaitable[list[str]]], what: str, limit_s: float = 300
 ) -> None:
-    """Poll until probe() returns no problems; fail with the last list otherwise. A 429 or 5xx
-    from the API server (restarting, or its storage re-initializing) is 'not yet'."""
-    deadline = time.monotonic() + limit_s
+    """Until probe() lists no problems (testbed.wait.eventually); fail with the last list. Any
+    failed API call (the server restarting, or its storage re-initializing) is 'not yet'."""
     found: list[str] = []
-    while time.monotonic() < deadline:
-        try:
-            found = await probe()
-        except ApiError as exc:
-            if exc.status != 429 and exc.status < 500:
-                raise
-            found = [f"API server: {exc.sentence()}"]
-        except (aiohttp.ClientError, OSError) as exc:
-            found = [f"API server unreachable: {exc}"]
-        if not found:
-            return
-        await asyncio.sleep(1.0)
-    pytest.fail(f"{what}: still {len(found)} problems, e.g. {found[:10]}")
+
+    async def none_left() -> bool:
+        found[:] = await probe()
+        return not found
+
+    await eventually(
+        none_left, what, lambda: found[:10], wait_s=limit_s, interval=1.0, not_yet=api_error
+    )

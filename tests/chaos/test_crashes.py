@@ -15,7 +15,8 @@ from testbed.chaos import ensure_whole, restart_component
 from testbed.cluster import LocalCluster
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from tests.chaos.conftest import FULL, create_pool, eventually, problems
+from testbed.wait import eventually
+from tests.chaos.conftest import FULL, create_pool, no_problems, problems
 from workerpool_operator.kinds import DEPLOYMENT, LEASE, POOL
 from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.kube.errors import ApiError
@@ -40,19 +41,9 @@ def local_bed(kube_cluster: KubeCluster) -> LocalCluster:
     return LocalCluster()
 
 
-def operator_writes(writes: list[Write]) -> list[Write]:
-    """Writes under the operator's field manager, its leader Lease left out (renewals)."""
-    return [w for w in writes if w.field_manager == MANAGERS.operator and w.resource != "leases"]
-
-
-async def wait_for(probe_s: object, what: str, limit_s: float = 120) -> None:
-    """Poll a blocking boolean probe in a thread until it holds."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(probe_s):  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+def operator_writes(writes: list[Write], managers: set[str]) -> list[Write]:
+    """Writes under the operators' field managers, their leader Lease left out (renewals)."""
+    return [w for w in writes if w.field_manager in managers and w.resource != "leases"]
 
 
 async def churn(kube: Kube, namespace: str, pools: int, rng: random.Random) -> None:
@@ -80,13 +71,13 @@ async def test_sigkill_storm_converges_to_exactly_the_right_children(
     rng = random.Random(20261128)
     op = OperatorProcess(kube_cluster.kubeconfig, "storm", "-n", namespace, log_dir=tmp_path)
     try:
-        await wait_for(op.live, "the operator to start")
+        await eventually(op.live, "the operator to start")
         work = asyncio.create_task(churn(kube, namespace, pools, rng))
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(0.3, 2.5))
             op.restart()  # SIGKILL, then start again at once
         await work
-        await eventually(lambda: problems(kube, namespace), "after the storm", limit_s=300)
+        await no_problems(lambda: problems(kube, namespace), "after the storm", limit_s=300)
         assert op.alive()
         assert op.tracebacks() == 0, op.log_path.read_text()[-3000:]
         if kube_cluster.local:  # an operator crash must never take the bed down with it
@@ -101,12 +92,12 @@ async def test_api_server_restart_under_load_is_survived_without_a_restart(
     bed = local_bed(kube_cluster)
     op = OperatorProcess(kube_cluster.kubeconfig, "apiserver", "-n", namespace, log_dir=tmp_path)
     try:
-        await wait_for(op.live, "the operator to start")
+        await eventually(op.live, "the operator to start")
         pid = op.pid
         await asyncio.gather(*(create_pool(kube, namespace, f"a{i:02d}") for i in range(10)))
         await asyncio.to_thread(restart_component, bed, "kube-apiserver", 3.0)
-        await wait_for(lambda: kube_cluster.run("get", "--raw", "/readyz").returncode == 0,
-                       "the API server to come back", 120)  # fmt: skip
+        await eventually(lambda: kube_cluster.run("get", "--raw", "/readyz").returncode == 0,
+                         "the API server to come back", wait_s=120)  # fmt: skip
         back = time.time()
         # The controller manager and scheduler exit when their lease lapses during the outage:
         # the bed is shared, so it is made whole (what died is started again, and both have
@@ -122,7 +113,7 @@ async def test_api_server_restart_under_load_is_survived_without_a_restart(
                     if exc.status not in (429, 500, 503, 504):
                         raise
                     await asyncio.sleep(1.0)
-        await eventually(lambda: problems(kube, namespace), "after the API server restart")
+        await no_problems(lambda: problems(kube, namespace), "after the API server restart")
         assert op.alive()
         assert op.pid == pid  # recovered by itself: same process, no restart
         assert await asyncio.to_thread(ensure_whole, bed, back) == []  # and nothing died since
@@ -141,9 +132,10 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
     a = OperatorProcess(kube_cluster.kubeconfig, "a", *ha, log_dir=tmp_path, env=env)
     b: OperatorProcess | None = None
     try:
-        await wait_for(a.leads, "replica a to lead")
+        await eventually(a.leads, "replica a to lead")
         b = OperatorProcess(kube_cluster.kubeconfig, "b", *ha, log_dir=tmp_path, env=env)
-        await wait_for(b.live, "replica b to start")
+        await eventually(b.live, "replica b to start")
+        ours = {a.manager(MANAGERS.operator), b.manager(MANAGERS.operator)}
         await asyncio.gather(*(create_pool(kube, namespace, f"h{i}") for i in range(5)))
 
         async def settled() -> list[str]:
@@ -157,7 +149,7 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
                     found.append(f"pool {pool['metadata']['name']} not Ready yet")
             return found
 
-        await eventually(settled, "pools made by the leader, Ready")
+        await no_problems(settled, "pools made by the leader, Ready")
         # ... and nothing is written any more (a's queue is empty, b is a standby): counted
         # by the API server, not by the operators' own counters
         quiet_from = time.time()
@@ -165,7 +157,8 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
         while time.monotonic() < deadline:
             await asyncio.sleep(3)
             now = time.time()
-            if not operator_writes(audit.writes(since=now - 3, until=now, namespaces={namespace})):
+            writes = audit.writes(since=now - 3, until=now, namespaces={namespace})
+            if not operator_writes(writes, ours):
                 quiet_from = now - 3
                 break
         else:
@@ -183,7 +176,7 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
             spec = (lease or {}).get("spec") or {}
             return [] if spec.get("holderIdentity") == "b" else [f"lease held by {spec}"]
 
-        await eventually(holder, "the standby to take the lease", 60)
+        await no_problems(holder, "the standby to take the lease", 60)
         lease = await kube.request("GET", path(LEASE, namespace, "workerpool-operator"), kind=LEASE)
         assert lease is not None
         failover = parse_time(lease["spec"]["acquireTime"]) - killed
@@ -192,7 +185,7 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
             f"took over {failover:.1f}s after the kill; the lease arithmetic says "
             f"[{early:.1f}, {LEASE_DURATION_S + 2 * RETRY_S:.1f}] s (+{SLACK_S:g} s load)"
         )
-        await wait_for(
+        await eventually(
             lambda: (
                 b is not None
                 and b.value("workerpool_operator_queue_depth") == 0
@@ -204,18 +197,18 @@ async def test_leader_kill_standby_takes_over_in_lease_time_and_nothing_is_writt
         # from the settled moment, through a's death, until b had looked at every pool.
         looked = time.time()
         twice = operator_writes(
-            audit.writes(since=quiet_from, until=looked, namespaces={namespace})
+            audit.writes(since=quiet_from, until=looked, namespaces={namespace}), ours
         )
         assert twice == [], count(twice, "resource", "name", "verb", "user_agent")
         await create_pool(kube, namespace, "after")
-        await eventually(lambda: problems(kube, namespace), "a pool made after the failover")
+        await no_problems(lambda: problems(kube, namespace), "a pool made after the failover")
         # b writes now, and b alone (a is dead): the API server saw the new pool's children
-        after = operator_writes(audit.writes(since=looked, namespaces={namespace}))
+        after = operator_writes(audit.writes(since=looked, namespaces={namespace}), ours)
         assert {w.name for w in after} >= {"after"}, count(after, "resource", "name")
         dep = await kube.get(DEPLOYMENT, namespace, "after")
         assert dep is not None
         managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
-        assert managers <= {MANAGERS.operator, "kube-controller-manager"}
+        assert managers <= {b.manager(MANAGERS.operator), "kube-controller-manager"}
         assert await asyncio.to_thread(ensure_whole, bed, 0.0) == []
     finally:
         a.stop()

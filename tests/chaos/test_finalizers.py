@@ -9,8 +9,8 @@ from pathlib import Path
 
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
+from testbed.wait import eventually
 from tests.chaos.conftest import pool_body
-from tests.chaos.test_crashes import wait_for
 from workerpool_operator.kinds import DEPLOYMENT, POOL
 from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.names import LEGACY_FINALIZER
@@ -40,7 +40,7 @@ async def test_old_finalizer_is_dropped_and_pools_delete_with_the_operator_down(
             await asyncio.sleep(0.5)
         new = pool_body(namespace, "new", 1)
         await kube.request("POST", path(POOL, namespace), kind=POOL, body=new, write_verb="create")
-        await wait_for(lambda: kube_cluster.exists("deployment", "new", namespace=namespace),
+        await eventually(lambda: kube_cluster.exists("deployment", "new", namespace=namespace),
                        "the new pool's Deployment")  # fmt: skip
         created = await kube.get(POOL, namespace, "new")
         assert created is not None
@@ -51,13 +51,13 @@ async def test_old_finalizer_is_dropped_and_pools_delete_with_the_operator_down(
     # Operator down (or uninstalled): deleting pools and whole namespaces never waits on it.
     await kube.delete(POOL, namespace, "old")
     await kube.delete(POOL, namespace, "new")
-    await wait_for(
+    await eventually(
         lambda: (
             not kube_cluster.exists("twp", "old", namespace=namespace)
             and not kube_cluster.exists("twp", "new", namespace=namespace)
         ),
         "pools to be gone with the operator down",
-        60,
+        wait_s=60,
     )
     other = f"fin-{uuid.uuid4().hex[:6]}"
     kube_cluster.kubectl("create", "namespace", other)
@@ -66,8 +66,11 @@ async def test_old_finalizer_is_dropped_and_pools_delete_with_the_operator_down(
             "POST", path(POOL, other), kind=POOL, body=pool_body(other, "p", 1), write_verb="create"
         )
         kube_cluster.kubectl("delete", "namespace", other, "--wait=false")
-        await wait_for(lambda: not kube_cluster.exists("namespace", other),
-                       "the namespace to be deleted with the operator down", 180)  # fmt: skip
+        await eventually(
+            lambda: not kube_cluster.exists("namespace", other),
+            "the namespace to be deleted with the operator down",
+            wait_s=180,
+        )
     finally:
         with contextlib.suppress(Exception):
             kube_cluster.run("delete", "namespace", other, "--wait=false", "--ignore-not-found")

@@ -4,14 +4,12 @@ file, POD_NAMESPACE) plus `sample`, `log` and `assert_no_forbidden`."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 from testbed import operator as testbed_operator
 from testbed.operator import sa_kubeconfig
 
-__all__ = ["OperatorProcess", "sa_kubeconfig", "wait"]
+__all__ = ["OperatorProcess", "sa_kubeconfig"]
 
 
 class OperatorProcess(testbed_operator.OperatorProcess):
@@ -55,14 +53,3 @@ class OperatorProcess(testbed_operator.OperatorProcess):
         text = self.log
         for needle in ("Forbidden", " 403", "forbidden"):
             assert needle not in text, f"{needle!r} in operator log:\n{text[-4000:]}"
-
-
-def wait(probe: Any, what: str, timeout: float = 90, interval: float = 0.5) -> Any:
-    """Poll probe() until it returns something truthy; fail with `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

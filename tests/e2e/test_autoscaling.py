@@ -25,9 +25,11 @@ import pytest
 from temporalio.client import Client
 
 from testbed.operator import running_operator
+from testbed.proc import stop as stop_process
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
+from tests.builders import condition
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.app import Operator
 from workerpool_operator.render.autoscaling import plan_autoscaling
@@ -78,11 +80,6 @@ def pool_status(cluster: KubeCluster, ns: str, name: str) -> dict[str, Any]:
     return dict(cluster.get("twp", name, namespace=ns).get("status") or {})
 
 
-def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    conds = pool_status(cluster, ns, name).get("conditions") or []
-    return next((c for c in conds if c["type"] == ctype), {})
-
-
 def events(cluster: KubeCluster, ns: str, name: str) -> list[dict[str, Any]]:
     items = cluster.get("events", namespace=ns)["items"]
     return [e for e in items if e["involvedObject"].get("name") == name]
@@ -121,11 +118,7 @@ def workers(server: TemporalDevServer, queue: str, n: int, logs: Path) -> Iterat
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=30)
+            stop_process(p, grace_s=60, group=True)
 
 
 async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(

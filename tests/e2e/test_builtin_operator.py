@@ -34,7 +34,7 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
-from tests.e2e.test_trust import condition, replicas_owners
+from tests.builders import condition, replicas_owners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("pool_crd")]
 
@@ -129,11 +129,11 @@ async def test_scaler_in_the_operator_process_owns_only_builtin_replicas_and_kee
         await eventually(lambda: replicas("scaled") == 0, "the scaler takes scaled to 0", state)
         await start(client, queue, 6)  # 6 tasks at 2 per replica: 3
         await eventually(lambda: replicas("scaled") == 3, "the scaler raises scaled to 3", state)
-        assert SCALER in replica_managers(kube_cluster, ns, "scaled")
+        assert op.manager(SCALER) in replica_managers(kube_cluster, ns, "scaled")
         # Only the Builtin pool was ever looked at by the scaler.
         for other in ("fixed", "keda"):
             owners = replica_managers(kube_cluster, ns, other)
-            assert SCALER not in owners, owners
+            assert op.manager(SCALER) not in owners, owners
             assert decisions(op, ns, other) == 0
         assert decisions(op, ns, "scaled") > 0
         assert replicas("fixed") == 2
@@ -191,7 +191,7 @@ async def test_scaler_in_the_operator_process_owns_only_builtin_replicas_and_kee
         )
         await start(client, queue, 4)  # 10 tasks: 5, the maximum
         await eventually(lambda: replicas("scaled") == 5, "the scaler raises scaled to 5", state)
-        assert SCALER in replica_managers(kube_cluster, ns, "scaled")
+        assert op.manager(SCALER) in replica_managers(kube_cluster, ns, "scaled")
         assert op.tracebacks() == 0
     finally:
         op.stop()

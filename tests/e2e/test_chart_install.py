@@ -23,7 +23,9 @@ import yaml
 
 from testbed.cluster import wait_established
 from testbed.tools import require_tool
-from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig, wait
+from testbed.wait import until
+from tests.builders import condition
+from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig
 from workerpool_operator import kinds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,11 +99,6 @@ def pool(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def condition(kube: Any, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    status = kube.get("twp", name, namespace=ns).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
-
-
 def ready(kube: Any, ns: str, name: str) -> bool:
     return condition(kube, ns, name, "Ready").get("status") == "True"
 
@@ -154,11 +151,11 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
     op = OperatorProcess(kubeconfig, ["-n", ns_a, "--leader-elect", "--verbose"],
                          tmp_path / "operator.log", pod_namespace=op_ns)  # fmt: skip
     try:
-        wait(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
+        until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
         lease = kube.get("lease", "workerpool-operator", namespace=op_ns)
         assert lease["spec"]["holderIdentity"]
         kube.apply(pool("a1", 2), namespace=ns_a)
-        wait(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready")
+        until(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready")
         # This process wrote them (not some other operator on a shared bed), with the SA's token.
         assert (op.sample("workerpool_operator_writes_total") or 0) > 0, op.log[-3000:]
         assert children(kube, ns_a) == sorted(
@@ -166,10 +163,10 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
              "servicemonitor.monitoring.coreos.com/a1"]
         )  # fmt: skip
         kube.kubectl("scale", "twp/a1", "--replicas=3", "-n", ns_a)
-        wait(lambda: deployment_ready(kube, ns_a, "a1", 3), "a1 scaled to 3")
-        wait(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready at 3")
+        until(lambda: deployment_ready(kube, ns_a, "a1", 3), "a1 scaled to 3")
+        until(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready at 3")
         kube.delete("twp", "a1", namespace=ns_a)
-        wait(lambda: not children(kube, ns_a), "a1's children gone")
+        until(lambda: not children(kube, ns_a), "a1's children gone")
         used = api_requests(op.metrics())
     finally:
         op.stop()
@@ -191,10 +188,10 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
     op = OperatorProcess(kubeconfig, ["-n", ns_a, "-n", ns_b, "--leader-elect", "--verbose"],
                          tmp_path / "operator2.log", pod_namespace=op_ns)  # fmt: skip
     try:
-        wait(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead again")
+        until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead again")
         kube.apply(pool("b1", 1), namespace=ns_b)
         kube.apply(pool("a2", 1), namespace=ns_a)
-        wait(lambda: ready(kube, ns_b, "b1") and ready(kube, ns_a, "a2"), "b1 and a2 Ready")
+        until(lambda: ready(kube, ns_b, "b1") and ready(kube, ns_a, "a2"), "b1 and a2 Ready")
     finally:
         op.stop()
     op.assert_no_forbidden()
@@ -217,7 +214,7 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
         kube.delete("twp", name, namespace=ns, wait=True)
         assert not kube.exists("twp", name, namespace=ns)
     # Children go with their pool (owner references; the garbage collector, not the operator).
-    wait(lambda: not children(kube, ns_a) and not children(kube, ns_b), "no orphaned children")
+    until(lambda: not children(kube, ns_a) and not children(kube, ns_b), "no orphaned children")
 
 
 # HTTP method of a request (as workerpool_operator_api_requests_total counts it) -> RBAC verbs.

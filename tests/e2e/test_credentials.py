@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
-from tests.e2e.test_trust import NOWHERE, condition, operator, patch, pool
+from tests import builders
+from tests.builders import NOWHERE, condition, patch_spec
 
 pytestmark = pytest.mark.usefixtures("pool_crd")  # every test here creates pools
 
@@ -28,10 +30,8 @@ def connection(name: str, **spec: Any) -> dict[str, Any]:
 
 def pool_of(connection_name: str, name: str, **spec: Any) -> dict[str, Any]:
     """A pool that takes its connection from the TemporalConnection `connection_name`."""
-    body = pool(name, **spec)
-    del body["spec"]["connection"]
-    body["spec"]["connectionRef"] = {"kind": "TemporalConnection", "name": connection_name}
-    return body
+    ref = {"kind": "TemporalConnection", "name": connection_name}
+    return builders.pool(name, connection_ref=ref, **spec)
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ async def test_rotated_api_key_rolls_the_workers_and_reaches_the_scaler(
         annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
         return str(annotations.get("workerpools.io/credentials-hash", ""))
 
-    async with operator(kube_cluster, namespace) as op:
+    async with running_operator(kube_cluster.kubeconfig, namespace) as op:
         await eventually(lambda: template_hash() != "", "the credentials hash on the pods")
         first = template_hash()
         await eventually(
@@ -89,8 +89,10 @@ async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: s
     kube_cluster.apply(
         [
             pool_of("mtls", "creds", autoscaling=builtin),
-            pool("hpa", autoscaling=hpa),
-            pool("gpu", gpu={"count": 9}, autoscaling=builtin),  # more GPUs than any node has
+            builders.pool("hpa", connection=NOWHERE, autoscaling=hpa),
+            builders.pool(
+                "gpu", connection=NOWHERE, gpu={"count": 9}, autoscaling=builtin
+            ),  # more GPUs than any node has
         ],
         namespace=namespace,
     )
@@ -98,7 +100,7 @@ async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: s
     def reason(pool_name: str, ctype: str) -> str:
         return str(condition(kube_cluster, namespace, pool_name, ctype).get("reason"))
 
-    async with operator(kube_cluster, namespace):
+    async with running_operator(kube_cluster.kubeconfig, namespace):
         await eventually(
             lambda: (
                 reason("creds", "AutoscalingReady") == "CredentialsUnavailable"
@@ -112,8 +114,8 @@ async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: s
 
         kube_cluster.apply(secret("mtls", **{"ca.crt": "x", "tls.crt": "x", "tls.key": "x"}),
                            namespace=namespace)  # fmt: skip
-        patch(kube_cluster, namespace, "hpa", {"resources": {"requests": {"cpu": "100m"}}})
-        patch(kube_cluster, namespace, "gpu", {"gpu": {"count": 1}})
+        patch_spec(kube_cluster, namespace, "hpa", {"resources": {"requests": {"cpu": "100m"}}})
+        patch_spec(kube_cluster, namespace, "gpu", {"gpu": {"count": 1}})
         await eventually(
             lambda: (
                 reason("creds", "AutoscalingReady") == "TemporalUnavailable"

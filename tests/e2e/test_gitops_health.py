@@ -9,6 +9,7 @@ tests/unit/test_gitops.py checks without a cluster.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ import pytest
 import yaml
 
 from testbed.tools import require_tool
-from tests.e2e.operator_process import OperatorProcess, wait
+from testbed.wait import until
+from tests.e2e.operator_process import OperatorProcess
 from tests.gitops_health import FIXTURES, argocd_health, kstatus, slim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,11 +94,11 @@ def test_argocd_and_kstatus_read_real_pools(
 
     # A stalled rollout: the Deployment's own progress deadline passes while its pods cannot be
     # scheduled (the operator does not own progressDeadlineSeconds, so the patch stays).
-    wait(lambda: kube.exists("deployment", "degraded", namespace=ns), "degraded's Deployment")
+    until(lambda: kube.exists("deployment", "degraded", namespace=ns), "degraded's Deployment")
     kube.kubectl("patch", "deployment", "degraded", "-n", ns, "--type=merge",
                  "-p", '{"spec": {"progressDeadlineSeconds": 1}}')  # fmt: skip
     for state in EXPECTED:
-        wait(lambda s=state: state_reached(s), f"pool {state!r} in its state", timeout=120)
+        until(functools.partial(state_reached, state), f"pool {state!r} in its state")
 
     # kubectl get workerpools -o wide: engine, runtime image and Temporal address too.
     wide = kube.kubectl("get", "workerpools", "healthy", "-o", "wide", "-n", ns).splitlines()

@@ -25,6 +25,7 @@ from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster, _fail_or_skip
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests.builders import condition_of
 from workerpool_operator.api import v1alpha1 as api
 
 pytestmark = pytest.mark.e2e
@@ -85,13 +86,6 @@ def current_utilization(hpa: dict[str, Any], resource: str) -> int | None:
             value = res.get("current", {}).get("averageUtilization")
             return None if value is None else int(value)
     return None
-
-
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    for c in obj.get("status", {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return dict(c)
-    return {}
 
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
@@ -160,7 +154,7 @@ async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
                 "target": {"type": "Utilization", "averageUtilization": case.target},
             }
             await eventually(
-                lambda: condition(
+                lambda: condition_of(
                     kube.get(api.KIND.lower(), name, namespace=namespace),
                     api.CONDITION_AUTOSCALING,
                 ).get("status") == "True",
@@ -176,7 +170,7 @@ async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
             assert busy is not None, scaled.get("status")
             # kwok's simulated usage, as metrics-server computed it (CPU: a rate of a counter).
             assert case.busy_utilization * 0.8 <= busy <= case.busy_utilization * 1.2, busy
-            active = condition(scaled, "ScalingActive")
+            active = condition_of(scaled, "ScalingActive")
             assert (active.get("status"), active.get("reason")) == ("True", "ValidMetricFound")
             assert scaled["status"]["desiredReplicas"] == MAX
 

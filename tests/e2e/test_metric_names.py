@@ -18,7 +18,8 @@ from temporalio.client import Client
 
 from testbed.runtime import runtime_env
 from testbed.temporal import TemporalDevServer
-from tests.e2e.operator_process import OperatorProcess, wait
+from testbed.wait import until
+from tests.e2e.operator_process import OperatorProcess
 from tests.metric_names import (
     alert_queries,
     exported_names,
@@ -70,7 +71,7 @@ def operator_metrics(kube: Any, namespace: str, server: TemporalDevServer, tmp_p
     op = OperatorProcess(kube.kubeconfig, ["-n", namespace, "--leader-elect"],
                          tmp_path / "operator.log", pod_namespace=namespace)  # fmt: skip
     try:
-        wait(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
+        until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
         kube.apply(
             {
                 "apiVersion": "workerpools.io/v1alpha1",
@@ -86,8 +87,8 @@ def operator_metrics(kube: Any, namespace: str, server: TemporalDevServer, tmp_p
             },
             namespace=namespace,
         )  # fmt: skip
-        wait(lambda: op.sample("workerpool_backlog") is not None, "the scaler's first reading")
-        wait(lambda: op.sample("workerpool_scale_decisions_total") is not None, "a decision")
+        until(lambda: op.sample("workerpool_backlog") is not None, "the scaler's first reading")
+        until(lambda: op.sample("workerpool_scale_decisions_total") is not None, "a decision")
         return op.metrics()
     finally:
         op.stop()

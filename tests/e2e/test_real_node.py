@@ -36,6 +36,7 @@ from testbed.pytest_realnode import RUNTIME_TAG
 from testbed.realnode import GATEWAY, NODE_NAME, RUNTIME_REPO, SUBNET, RealNode, placement
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests.builders import condition
 from tests.runtime.helpers import metric_sum
 from workerpool_operator.names import CREDENTIALS_LABEL
 
@@ -178,11 +179,6 @@ def scrape(address: str, port: int) -> str:
     assert ip_address(address) in ip_network(SUBNET), address  # pod addresses only
     with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as r:
         return str(r.read().decode())
-
-
-def condition(cluster: KubeCluster, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    status = cluster.get(TWP, name, namespace=ns).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
 
 
 def debug(cluster: KubeCluster, node: RealNode, ns: str, name: str, operator_log: Path) -> str:

@@ -41,6 +41,7 @@ from testbed.operator import metric, sa_kubeconfig
 from testbed.pytest_cluster import KubeCluster
 from testbed.realnode import GATEWAY, NODE_NAME, RealNode, placement
 from testbed.registry import LocalRegistry
+from testbed.results import record
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.tools import tools_dir
 from workerpool_operator.api import v1alpha1 as api
@@ -50,7 +51,6 @@ VERSION = worker_runtime.__version__
 CHART = "workerpool-operator"
 RELEASE = "workerpool-operator"  # the README's release name
 SA = RELEASE  # fullname == release name when the release is named like the chart
-BENCH = ROOT / "bench-results" / "release.json"
 # The README's install section, as the test runs it (checked against README.md below).
 VERIFY = "cosign verify --key cosign.pub --insecure-ignore-tlog"
 README_STEPS = (
@@ -62,14 +62,6 @@ README_STEPS = (
     "kubectl apply -f manifests/samples/cpu-pool.yaml",
     "kubectl wait --for=condition=Ready twp/orders --timeout=2m",
 )  # fmt: skip
-
-
-def record(**figures: float) -> None:
-    """Merge figures into bench-results/release.json (a record of this run, never asserted)."""
-    BENCH.parent.mkdir(exist_ok=True)
-    data = json.loads(BENCH.read_text()) if BENCH.is_file() else {}
-    data.update(figures)
-    BENCH.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _fail_or_skip(reason: str) -> None:
@@ -316,4 +308,4 @@ def test_install_from_the_registry_runs_a_pool_on_the_real_node(
             # the chart's ClusterRole and ClusterRoleBinding outlive the namespace
             subprocess.run([*helm, "uninstall", RELEASE, "-n", operator_namespace, "--wait"],
                            capture_output=True, timeout=300, check=False)  # fmt: skip
-    record(install_s=round(install_s, 1))
+    record("release", install_s=round(install_s, 1))

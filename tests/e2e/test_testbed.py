@@ -13,6 +13,7 @@ import pytest
 
 from testbed.cluster import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, POOL_LABEL
 from testbed.pytest_cluster import KubeCluster
+from tests.builders import condition_of
 
 pytestmark = pytest.mark.e2e
 
@@ -60,17 +61,8 @@ def pod(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    """The status condition of the given type, if the controller has set it."""
-    for cond in obj.get("status", {}).get("conditions", []):
-        if cond.get("type") == kind:
-            return dict(cond)
-    return None
-
-
 def is_ready(obj: dict[str, Any]) -> bool:
-    cond = condition(obj, "Ready")
-    return cond is not None and cond.get("status") == "True"
+    return condition_of(obj, "Ready").get("status") == "True"
 
 
 def node_names(kube: KubeCluster, selector: str) -> set[str]:
@@ -105,8 +97,8 @@ def test_pod_security_admission_enforces_restricted(
 
     def replica_failure() -> str:
         sets = kube.get("replicasets", namespace=namespace, selector="app=bad")["items"]
-        cond = condition(sets[0], "ReplicaFailure") if sets else None
-        return str(cond.get("message", "")) if cond else ""
+        cond = condition_of(sets[0], "ReplicaFailure") if sets else {}
+        return str(cond.get("message", ""))
 
     kube.wait_for(lambda: bool(replica_failure()), what="ReplicaFailure on the bad ReplicaSet")
     assert 'violates PodSecurity "restricted:latest"' in replica_failure()
@@ -154,8 +146,9 @@ def test_gpu_pods_need_the_toleration(kube_cluster: KubeCluster, namespace: str)
     # The scheduler records why it cannot place the pod: GPU nodes are tainted and CPU nodes
     # have no nvidia.com/gpu. Pending with this condition is the end state, not a timing.
     def unschedulable() -> dict[str, Any] | None:
-        cond = condition(kube.get("pod", "gpu-no-toleration", namespace=namespace), "PodScheduled")
-        return cond if cond and cond.get("reason") == "Unschedulable" else None
+        pod = kube.get("pod", "gpu-no-toleration", namespace=namespace)
+        cond = condition_of(pod, "PodScheduled")
+        return cond if cond.get("reason") == "Unschedulable" else None
 
     kube.wait_for(lambda: unschedulable() is not None, what="gpu-no-toleration Unschedulable")
     cond = unschedulable()
@@ -221,9 +214,7 @@ def test_garbage_collector_removes_dependents(kube_cluster: KubeCluster, namespa
     ],
 )
 def test_third_party_crd_established(kube_cluster: KubeCluster, crd: str) -> None:
-    cond = condition(kube_cluster.get("crd", crd), "Established")
-    assert cond is not None
-    assert cond["status"] == "True"
+    assert condition_of(kube_cluster.get("crd", crd), "Established").get("status") == "True"
 
 
 def test_third_party_crd_schemas_validate(kube_cluster: KubeCluster, namespace: str) -> None:

@@ -8,7 +8,6 @@ listens, so it holds replicas (clamped into [min, max]) instead of scaling on a 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -17,11 +16,11 @@ import pytest
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
+from tests import builders
+from tests.builders import NOWHERE, condition, patch_spec, replicas_owners
 from workerpool_operator.names import MANAGERS
 
 pytestmark = pytest.mark.e2e
-
-NOWHERE = {"address": "127.0.0.1:1"}
 
 
 @pytest.fixture(autouse=True)
@@ -34,39 +33,12 @@ def operator(cluster: KubeCluster, namespace: str) -> Any:
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {"connection": NOWHERE, "taskQueue": name, "workflows": ["a:W"], **spec},
-    }
-
-
-def condition(cluster: KubeCluster, ns: str, name: str, ctype: str = "Ready") -> dict[str, Any]:
-    status = cluster.get("twp", name, namespace=ns).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+    """A pool whose Temporal is unreachable: the Builtin scaler holds its replicas."""
+    return builders.pool(name, connection=NOWHERE, **spec)
 
 
 def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
     return int(cluster.get("deployment", name, namespace=ns)["spec"].get("replicas", 1))
-
-
-def replicas_owners(cluster: KubeCluster, ns: str, name: str) -> set[tuple[str, str]]:
-    out = cluster.kubectl(
-        "get", "deployment", name, "-n", ns, "-o", "json", "--show-managed-fields"
-    )
-    dep = json.loads(out)
-    return {
-        (m["manager"], m["operation"])
-        for m in dep["metadata"]["managedFields"]
-        if "f:replicas" in (m.get("fieldsV1", {}).get("f:spec") or {})
-    }
-
-
-def patch(cluster: KubeCluster, ns: str, name: str, spec: dict[str, Any]) -> None:
-    """Merge-patch the pool's spec (None removes a field)."""
-    body = json.dumps({"spec": spec})
-    cluster.kubectl("patch", "twp", name, "-n", ns, "--type=merge", "-p", body)
 
 
 async def never_below(
@@ -93,7 +65,7 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
         assert replicas_owners(kube_cluster, namespace, name) == {("workerpool-operator", "Apply")}
 
         # fixed -> Builtin (min 2, max 20), Temporal unreachable: 10 are held, not 1
-        patch(
+        patch_spec(
             kube_cluster,
             namespace,
             name,
@@ -115,7 +87,7 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
         )
 
         # Builtin -> HPA: nothing drops while the HPA has no metrics to act on
-        patch(
+        patch_spec(
             kube_cluster,
             namespace,
             name,
@@ -133,14 +105,14 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
         await never_below(kube_cluster, namespace, name, 10, 4)
 
         # HPA -> fixed 4: the spec decides, the HPA goes
-        patch(kube_cluster, namespace, name, {"autoscaling": None, "replicas": 4})
+        patch_spec(kube_cluster, namespace, name, {"autoscaling": None, "replicas": 4})
         await eventually(lambda: replicas(kube_cluster, namespace, name) == 4, "fixed 4")
         await eventually(lambda: not kube_cluster.exists("hpa", name, namespace=namespace),
                          "HPA pruned")  # fmt: skip
         assert ("workerpool-operator", "Apply") in replicas_owners(kube_cluster, namespace, name)
 
         # fixed -> KEDA: the field goes to the handover manager at 4, for KEDA's HPA to take
-        patch(
+        patch_spec(
             kube_cluster,
             namespace,
             name,
@@ -157,7 +129,7 @@ async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(
         assert ("workerpool-operator", "Apply") not in owners
 
         # KEDA -> Builtin with min above the current replicas: the scaler raises to min
-        patch(
+        patch_spec(
             kube_cluster,
             namespace,
             name,
@@ -262,7 +234,7 @@ async def test_rollout_reasons_in_and_out(kube_cluster: KubeCluster, namespace: 
             "RolloutStalled",
         )
         assert condition(kube_cluster, namespace, name, "Degraded")["status"] == "True"
-        patch(kube_cluster, namespace, name, {"template": {"nodeSelector": None}})
+        patch_spec(kube_cluster, namespace, name, {"template": {"nodeSelector": None}})
         await eventually(
             lambda: (
                 condition(kube_cluster, namespace, name).get("reason") == "Available"

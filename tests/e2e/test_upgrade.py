@@ -29,9 +29,9 @@ import pytest
 from testbed.cluster import wait_established
 from testbed.operator import OperatorProcess, sa_kubeconfig
 from testbed.pytest_cluster import KubeCluster
+from testbed.results import record
 from testbed.temporal import free_port
 from testbed.tools import require_tool
-from tests.e2e.test_release import record
 
 ROOT = Path(__file__).resolve().parents[2]
 POOLS = ("unpinned", "pinned", "other-repo")
@@ -194,5 +194,5 @@ def test_helm_upgrade_keeps_pools_and_rolls_no_unchanged_worker(
         subprocess.run([*helm, "uninstall", release, "-n", op_ns, "--wait"],
                        capture_output=True, timeout=300, check=False)  # fmt: skip
         kube.run("delete", "namespace", op_ns, "--wait=false", "--ignore-not-found")
-    record(upgrade_s=round(upgrade_s, 1), worker_restarts_on_upgrade=len(replaced),
+    record("release", upgrade_s=round(upgrade_s, 1), worker_restarts_on_upgrade=len(replaced),
            pools_with_changed_template_on_upgrade=len(changed))  # fmt: skip

@@ -9,10 +9,8 @@ structured Status with the fields the API server names.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +21,9 @@ from typing import Any
 import pytest
 
 from testbed.cluster import wait_established
+from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from testbed.temporal import free_port
+from testbed.wait import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
@@ -48,8 +47,12 @@ class Outcome:
 class HostileBed:
     kube: KubeCluster
     namespace: str
-    log: Path
+    operator: OperatorProcess
     _local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def log(self) -> Path:
+        return self.operator.log_path
 
     def _api(self) -> Any:
         from kubernetes import client
@@ -96,15 +99,19 @@ class HostileBed:
         return self.kube.get(kind, name, namespace=self.namespace)
 
     def wait_observed(self, names: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-        """Poll until every named pool is observed (see `observed`) or the timeout passes."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll until every named pool is observed (see `observed`) or the timeout passes;
+        the pools as last listed either way (the caller asserts on what is missing)."""
+
+        def all_observed() -> dict[str, dict[str, Any]] | None:
             pools = self.pools()
-            if all(n in pools and observed(pools[n]) for n in names):
-                return pools
-            if time.monotonic() > deadline:
-                return pools
-            time.sleep(2)
+            return pools if all(n in pools and observed(pools[n]) for n in names) else None
+
+        last = poll(all_observed, wait_s=timeout, interval=2, not_yet=None)
+        return last.value if last.ok else self.pools()
+
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        listing = self.kube.get("deployments", namespace=self.namespace)
+        return {d["metadata"]["name"]: d for d in listing["items"]}
 
     def tracebacks(self) -> list[str]:
         """Each traceback in the operator's log, with a little context."""
@@ -158,23 +165,58 @@ def bed(
     wait_established(kube_cluster.kubeconfig, "temporalworkerpools.workerpools.io")
     namespace = f"hostile-{uuid.uuid4().hex[:8]}"
     kube_cluster.kubectl("create", "namespace", namespace)
-    log = tmp_path_factory.mktemp("hostile") / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workerpool_operator", "-n", namespace,
-             "--metrics-port", str(free_port()), "--liveness-port", str(free_port())],
-            env=kube_cluster.env(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+    log_dir = tmp_path_factory.mktemp("hostile")
+    op = OperatorProcess(kube_cluster.kubeconfig, "hostile", "-n", namespace, log_dir=log_dir)
     try:
-        yield HostileBed(kube_cluster, namespace, log)
+        yield HostileBed(kube_cluster, namespace, op)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        op.stop()
         kube_cluster.run("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+
+
+def field_named(message: str) -> bool:
+    """A status message names the field it is about (spec.x or metadata.x)."""
+    return re.search(r"\b(spec|metadata)\.[A-Za-z]", message) is not None
+
+
+def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> list[str] | None:
+    """Where the live Deployment differs from what the operator's pure planner renders for the
+    pool as stored, field by field (replicas only when the spec fixes them); [] when it matches,
+    None when the planner renders no Deployment for it (its status must then say why)."""
+    from workerpool_operator.kinds import DEPLOYMENT
+    from workerpool_operator.reconcile.diff import is_subset
+    from workerpool_operator.reconcile.plan import Observed, plan
+    from workerpool_operator.render import Capabilities
+
+    want = next(
+        (w.manifest for w in plan(pool, Capabilities(True, True), Observed()).writes
+         if w.kind is DEPLOYMENT),
+        None,
+    )  # fmt: skip
+    if want is None:
+        return None
+    if live is None:
+        return ["no Deployment"]
+    out = []
+    if "replicas" in want["spec"] and want["spec"]["replicas"] != live["spec"].get("replicas"):
+        out.append(f"spec.replicas: want {want['spec']['replicas']}, live "
+                   f"{live['spec'].get('replicas')}")  # fmt: skip
+    # Each field alone through is_subset, as the operator compares: a field the API server
+    # drops when empty (an empty list) matches its absence.
+    template, have = want["spec"]["template"], live["spec"]["template"]
+    for key, value in template["metadata"].items():
+        if not is_subset({key: value}, have["metadata"]):
+            out.append(f"spec.template.metadata.{key}")
+    for key, value in template["spec"].items():
+        if key == "containers":
+            for i, container in enumerate(value):
+                live_c: dict[str, Any] = next((c for c in have["spec"]["containers"]
+                                               if c["name"] == container["name"]), {})  # fmt: skip
+                out += [f"spec.template.spec.containers[{i}].{k}" for k, v in container.items()
+                        if not is_subset({k: v}, live_c)]  # fmt: skip
+        elif not is_subset({key: value}, have["spec"]):
+            out.append(f"spec.template.spec.{key}")
+    return out
 
 
 Check = Callable[[HostileBed, dict[str, Any]], None]

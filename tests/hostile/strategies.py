@@ -13,9 +13,14 @@ an admitted pool never asks the 2-core test bed for more than a few pods.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from workerpool_operator.api import crdgen
@@ -303,3 +308,42 @@ def _cumulative(modes: list[tuple[str, float, float]]) -> list[tuple[str, float,
         out.append((name, total, p))
     out[-1] = (out[-1][0], 1.01, out[-1][2])
     return out
+
+
+def draw(count: int) -> list[dict[str, Any]]:
+    """`count` distinct specs, drawn with a fixed seed and no example database."""
+    drawn: list[dict[str, Any]] = []
+
+    @settings(
+        max_examples=int(count * 1.8) + 50,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(pool_specs())
+    def collect(spec: dict[str, Any]) -> None:
+        drawn.append(spec)
+
+    collect()
+    unique: dict[str, dict[str, Any]] = {}
+    for s in drawn:
+        unique.setdefault(json.dumps(s, sort_keys=True), s)
+    return list(unique.values())[:count]
+
+
+def generate(count: int) -> list[dict[str, Any]]:
+    """`draw(count)` in a fresh interpreter. Hypothesis mixes constants it finds in every local
+    module already imported into its choices, so the same seed drew different specs after
+    other tests had run in one session; a fresh process imports the same modules every time."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.hostile.strategies", str(count)],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    specs: list[dict[str, Any]] = json.loads(out.stdout)
+    return specs
+
+
+if __name__ == "__main__":
+    print(json.dumps(draw(int(sys.argv[1]))))

@@ -1,9 +1,11 @@
 """Hostile input against the real API server with the real operator running (issue 9, item 7).
 
 Every spec must be either rejected at admission with a message naming the field, or reach a
-status whose observedGeneration is current and whose Ready condition carries a reason. The
-operator must log no traceback, and no pool may block another (canary pools created after the
-hostile batch converge too).
+current status and either a Deployment that is what the operator's pure planner renders for it
+(compared field by field) or a Ready condition (InvalidSpec, ApplyFailed) that names the field.
+The operator must stay alive and log no traceback, and no pool may block another (canary pools
+created after the hostile batch converge too). The specs are a fixed draw (strategies.generate),
+the same in every run, so the counts in bench-results/hostile.json are too.
 
 `test_defect` names each admission/render defect of issue 9; `test_generated_specs` throws
 HOSTILE_SPECS (default 500) hypothesis-generated specs at the bed and writes the counts to
@@ -20,11 +22,19 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.hostile.conftest import ROOT, HostileBed, Outcome, names_a_field, observed
+from testbed.operator import foreign_writers
+from tests.hostile.conftest import (
+    ROOT,
+    HostileBed,
+    Outcome,
+    deployment_mismatch,
+    field_named,
+    names_a_field,
+    observed,
+)
 from tests.hostile.conftest import ready_condition as ready_of
-from tests.hostile.strategies import BASE, pool_specs
+from tests.hostile.strategies import BASE, generate
 
 SPECS = int(os.environ.get("HOSTILE_SPECS", "500"))
 RESULTS = ROOT / "bench-results" / "hostile.json"
@@ -182,32 +192,10 @@ def test_defect_renders_and_reconciles(
 # --- generated specs ----------------------------------------------------------------------------
 
 
-def generate(count: int) -> list[dict[str, Any]]:
-    """`count` distinct specs from the CRD schema (derandomized hypothesis: the same specs in a
-    fresh process; after other tests in one session the engine's choices can differ)."""
-    drawn: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=int(count * 1.8) + 50,
-        database=None,
-        derandomize=True,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(pool_specs())
-    def collect(spec: dict[str, Any]) -> None:
-        drawn.append(spec)
-
-    collect()
-    unique: dict[str, dict[str, Any]] = {}
-    for s in drawn:
-        unique.setdefault(json.dumps(s, sort_keys=True), s)
-    return list(unique.values())[:count]
-
-
 def rejected_field(outcome: Outcome) -> str:
-    """The first field a rejection names, without list indices and map keys (for the tally)."""
+    """The first field (in sorted order) a rejection names, without list indices (for the
+    tally). Sorted: the API server lists the causes of one rejection in no fixed order."""
+    fields: list[str] = []
     for cause in outcome.causes:
         where = str(cause.get("field") or "")
         if where.startswith(("spec", "metadata")):
@@ -216,8 +204,8 @@ def rejected_field(outcome: Outcome) -> str:
                     r"spec\.[A-Za-z.\[\]]+|[a-z][A-Za-z]+\.[a-zA-Z]+", str(cause["message"])
                 )
                 where = m.group(0) if m else where
-            return re.sub(r"\[\d+\]", "[]", where)
-    return f"HTTP {outcome.status_code}"
+            fields.append(re.sub(r"\[\d+\]", "[]", where))
+    return min(fields) if fields else f"HTTP {outcome.status_code}"
 
 
 def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
@@ -248,6 +236,22 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     failed = [
         o for o in reconciled if (ready_of(pools[o.name]) or {}).get("reason") in FAILED_REASONS
     ]
+    # Every admitted spec ends with the children it asks for (the live Deployment is what the
+    # pure planner renders for the stored pool), or with a Ready condition naming the field: a
+    # failure, or a pool the planner renders no Deployment for (a missing connectionRef).
+    deployments = bed.deployments()
+    mismatched: dict[str, list[str]] = {}
+    failed_unnamed, named = [], []
+    for o in reconciled:
+        diff = None if o in failed else deployment_mismatch(pools[o.name], deployments.get(o.name))
+        if diff is None:
+            named.append(o)
+            if not field_named(str((ready_of(pools[o.name]) or {}).get("message"))):
+                failed_unnamed.append(o)
+        elif diff:
+            mismatched[o.name] = diff
+    alive = bed.operator.alive()
+    foreign = foreign_writers(bed.kube, bed.namespace, bed.operator.field_manager_suffix)
 
     def sample(items: list[Outcome], with_status: bool = False) -> list[dict[str, Any]]:
         out = []
@@ -264,16 +268,34 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
         "specs": len(specs),
         "rejected": len(rejected),
         "reconciled": len(reconciled),
-        "errors": len(unnamed) + len(stuck) + len(tracebacks) + len(canaries_stuck),
+        "errors": len(unnamed)
+        + len(stuck)
+        + len(tracebacks)
+        + len(canaries_stuck)
+        + len(failed_unnamed)
+        + len(mismatched)
+        + (0 if alive else 1)
+        + len(foreign),
         "errors_detail": {
             "rejected_without_field": len(unnamed),
             "admitted_without_current_status": len(stuck),
+            "failed_without_field": len(failed_unnamed),
+            "children_not_as_specified": len(mismatched),
             "operator_tracebacks": len(tracebacks),
+            "operator_dead": 0 if alive else 1,
+            "foreign_writers": len(foreign),
             "canaries_blocked": len(canaries_stuck),
         },
         "rejected_by_field": dict(Counter(rejected_field(o) for o in rejected).most_common()),
-        "ready_reasons": dict(sorted(reasons.items())),
+        # How each admitted spec ended: the same in every run (the draw is fixed).
+        "outcomes": {
+            "children_as_specified": len(reconciled) - len(named) - len(mismatched),
+            "status_names_the_field": len(named) - len(failed_unnamed),
+        },
         "admitted_but_failed": len(failed),
+        # A snapshot at convergence: Available vs ReplicasNotReady depends on how soon the
+        # fake nodes report pods ready, so these vary run to run (the outcomes above do not).
+        "ready_reasons_at_snapshot": dict(sorted(reasons.items())),
         "seconds": {
             "generate": round(generated_s, 1),
             "create": round(applied_s, 1),
@@ -283,6 +305,11 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
             "rejected_without_field": sample(unnamed),
             "admitted_without_current_status": sample(stuck, with_status=True),
             "admitted_but_failed": sample(failed, with_status=True),
+            "failed_without_field": sample(failed_unnamed, with_status=True),
+            "children_not_as_specified": [
+                {"name": n, "spec": pools[n]["spec"], "differs": d}
+                for n, d in list(mismatched.items())[:10]
+            ],
             "tracebacks": [t[:1500] for t in tracebacks[:3]],
             "canaries_blocked": canaries_stuck,
         },
@@ -294,6 +321,14 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     assert not stuck, f"admitted pools without current status: {len(stuck)} (see {RESULTS})"
     assert not canaries_stuck, f"canary pools blocked: {canaries_stuck}"
     assert not tracebacks, f"operator logged {len(tracebacks)} tracebacks:\n{tracebacks[0]}"
+    assert not foreign, f"another operator wrote to the hostile pools: {foreign[:10]}"
+    assert alive, f"the operator died: {bed.log.read_text()[-3000:]}"
+    assert not failed_unnamed, (
+        f"failures naming no field: {result['samples']['failed_without_field']}"
+    )
+    assert not mismatched, (
+        f"children not as specified: {result['samples']['children_not_as_specified']}"
+    )
 
 
 def test_task_queue_outside_the_bmp_reconciles(bed: HostileBed) -> None:

@@ -5,29 +5,11 @@ Against the real kube-apiserver: every rule in the api/ models is exercised here
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-VALID: dict[str, Any] = {
-    "apiVersion": "workerpools.io/v1alpha1",
-    "kind": "TemporalWorkerPool",
-    "metadata": {"name": "pool"},
-    "spec": {
-        "connection": {"address": "temporal:7233"},
-        "taskQueue": "q",
-        "workflows": ["app.workflows:Flow"],
-    },
-}
-
-
-def with_spec(**changes: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(VALID)
-    doc["spec"].update(changes)
-    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}  # None: remove it
-    return doc
-
+from tests.builders import VALID, with_spec
 
 CASES = [
     ("address-scheme", with_spec(connection={"address": "http://t:7233"}), "host:port"),

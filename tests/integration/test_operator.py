@@ -1,35 +1,35 @@
-"""The operator, run for real (kopf KopfRunner) against the real kube-apiserver and kwok nodes."""
+"""The operator process (one per test, watching only the test's namespace) against the real
+kube-apiserver and kwok nodes."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from testbed.operator import metric
+from testbed.wait import until
+from tests.builders import condition, pool
+from tests.integration.conftest import RESYNC_S
+
 pytestmark = pytest.mark.usefixtures("operator")
+
+if TYPE_CHECKING:
+    from testbed.operator import OperatorProcess
 
 
 def pool_doc(name: str = "orders", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": "temporal.temporal.svc:7233"},
-            "taskQueue": "orders",
-            "workflows": ["app.workflows:OrderWorkflow"],
-            "activities": ["app.activities:charge"],
-            **spec,
-        },
-    }
-
-
-def condition(kube: Any, ns: str, name: str, ctype: str) -> dict[str, Any]:
-    status = kube.get("twp", name, namespace=ns).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+    return pool(
+        name,
+        queue="orders",
+        workflows=("app.workflows:OrderWorkflow",),
+        activities=["app.activities:charge"],
+        **spec,
+    )
 
 
 def wait_ready(kube: Any, ns: str, name: str, ready: int) -> None:
@@ -38,7 +38,7 @@ def wait_ready(kube: Any, ns: str, name: str, ready: int) -> None:
         cond = condition(kube, ns, name, "Ready")
         return cond.get("status") == "True" and st.get("readyReplicas") == ready
 
-    kube.wait_for(probe, what=f"pool {name} Ready with {ready} ready replicas", timeout=120)
+    until(probe, f"pool {name} Ready with {ready} ready replicas", wait_s=120)
 
 
 def parse_table(text: str) -> list[dict[str, str]]:
@@ -61,10 +61,8 @@ def env_of(dep: dict[str, Any]) -> dict[str, str]:
 def test_pool_becomes_children_and_ready(kube_cluster: Any, namespace: str) -> None:
     kube_cluster.apply(pool_doc(replicas=2), namespace=namespace)
     for kind in ("deployment", "service", "poddisruptionbudget", "servicemonitor"):
-        kube_cluster.wait_for(
-            lambda k=kind: kube_cluster.exists(k, "orders", namespace=namespace),
-            what=f"{kind} orders created",
-        )
+        until(functools.partial(kube_cluster.exists, kind, "orders", namespace=namespace),
+              f"{kind} orders created")  # fmt: skip
     dep = kube_cluster.get("deployment", "orders", namespace=namespace)
     assert dep["spec"]["replicas"] == 2
     assert env_of(dep)["TWP_TASK_QUEUE"] == "orders"
@@ -128,14 +126,14 @@ def test_edit_rolls_out_and_scale_subresource(kube_cluster: Any, namespace: str)
         image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
         return image.endswith(":0.2.0") and env_of(dep)["TWP_TASK_QUEUE"] == "orders-v2"
 
-    kube_cluster.wait_for(rolled, what="Deployment rolled to the edited spec")
+    until(rolled, "Deployment rolled to the edited spec")
 
     kube_cluster.kubectl("scale", "twp/orders", "--replicas=3", "-n", namespace)
-    kube_cluster.wait_for(
+    until(
         lambda: (
             kube_cluster.get("deployment", "orders", namespace=namespace)["spec"]["replicas"] == 3
         ),
-        what="kubectl scale on the pool reaches the Deployment",
+        "kubectl scale on the pool reaches the Deployment",
     )
     wait_ready(kube_cluster, namespace, "orders", 3)
 
@@ -146,47 +144,38 @@ def test_drift_is_repaired(kube_cluster: Any, namespace: str) -> None:
 
     uid = kube_cluster.get("service", "orders", namespace=namespace)["metadata"]["uid"]
     kube_cluster.delete("service", "orders", namespace=namespace)
-    kube_cluster.wait_for(
+    until(
         lambda: (
             kube_cluster.exists("service", "orders", namespace=namespace)
             and kube_cluster.get("service", "orders", namespace=namespace)["metadata"]["uid"] != uid
         ),
-        what="deleted Service restored",
+        "deleted Service restored",
     )
 
     kube_cluster.kubectl(
         "set", "env", "deployment/orders", "-n", namespace, "TWP_TASK_QUEUE=hijacked"
     )
-    kube_cluster.wait_for(
+    until(
         lambda: (
             env_of(kube_cluster.get("deployment", "orders", namespace=namespace))["TWP_TASK_QUEUE"]
             == "orders"
         ),
-        what="edited Deployment env restored",
+        "edited Deployment env restored",
     )
 
     kube_cluster.kubectl("delete", "pdb", "orders", "-n", namespace)
-    kube_cluster.wait_for(
-        lambda: kube_cluster.exists("pdb", "orders", namespace=namespace), what="PDB restored"
-    )
+    until(lambda: kube_cluster.exists("pdb", "orders", namespace=namespace), "PDB restored")
 
 
-def writes_so_far(namespace: str) -> float:
-    """The in-process operator's write requests into one namespace (apply, status, delete)."""
-    from prometheus_client import REGISTRY
-
-    total = 0.0
-    for metric in REGISTRY.collect():
-        if metric.name == "workerpool_operator_writes":
-            total += sum(
-                s.value
-                for s in metric.samples
-                if s.name.endswith("_total") and s.labels.get("namespace") == namespace
-            )
-    return total
+def writes_so_far(op: OperatorProcess, namespace: str) -> float:
+    """The operator's write requests into one namespace (apply, status, delete), from its
+    /metrics; an operator that does not answer fails the test instead of reading 0."""
+    return metric(op.metrics(), "workerpool_operator_writes_total", namespace=namespace)
 
 
-def test_idle_resync_writes_nothing(kube_cluster: Any, namespace: str) -> None:
+def test_idle_resync_writes_nothing(
+    kube_cluster: Any, namespace: str, operator: OperatorProcess
+) -> None:
     """After convergence, several resync periods (3 s in tests) make no write request at all.
 
     A workflows-only pool on purpose: its empty TWP_ACTIVITIES is dropped by the API server,
@@ -204,18 +193,27 @@ def test_idle_resync_writes_nothing(kube_cluster: Any, namespace: str) -> None:
             for k in kinds
         }
 
-    kube_cluster.wait_for(lambda: versions() == versions(), what="settled")
-    before, writes_before = versions(), writes_so_far(namespace)
+    # Settled: nothing changed across a whole resync period (reads more than one period apart;
+    # trailing status writes, e.g. readyReplicas, may take a few periods to stop).
+    seen: list[dict[str, str]] = []
+
+    def unchanged_for_a_resync() -> bool:
+        seen.append(versions())
+        return len(seen) > 1 and seen[-1] == seen[-2]
+
+    until(unchanged_for_a_resync, "no write for a whole resync period", lambda: seen[-2:],
+          interval=RESYNC_S + 1)  # fmt: skip
+    before, writes_before = versions(), writes_so_far(operator, namespace)
     time.sleep(10)  # > 3 resync periods; not a timing assertion: we assert on writes
     assert versions() == before
-    assert writes_so_far(namespace) == writes_before
+    assert writes_so_far(operator, namespace) == writes_before
 
 
 def test_service_monitor_toggle_prunes(kube_cluster: Any, namespace: str) -> None:
     kube_cluster.apply(pool_doc(), namespace=namespace)
-    kube_cluster.wait_for(
+    until(
         lambda: kube_cluster.exists("servicemonitor", "orders", namespace=namespace),
-        what="ServiceMonitor created (Auto, CRD installed)",
+        "ServiceMonitor created (Auto, CRD installed)",
     )
     kube_cluster.kubectl(
         "patch",
@@ -227,32 +225,32 @@ def test_service_monitor_toggle_prunes(kube_cluster: Any, namespace: str) -> Non
         "-p",
         '{"spec": {"metrics": {"serviceMonitor": {"enabled": false}}}}',
     )
-    kube_cluster.wait_for(
+    until(
         lambda: not kube_cluster.exists("servicemonitor", "orders", namespace=namespace),
-        what="ServiceMonitor removed when disabled",
+        "ServiceMonitor removed when disabled",
     )
-    kube_cluster.wait_for(
+    until(
         lambda: (
             condition(kube_cluster, namespace, "orders", "ServiceMonitorReady").get("reason")
             == "Disabled"
         ),
-        what="ServiceMonitorReady=False/Disabled",
+        "ServiceMonitorReady=False/Disabled",
     )
 
 
 def test_deleting_the_pool_removes_children(kube_cluster: Any, namespace: str) -> None:
     kube_cluster.apply(pool_doc(), namespace=namespace)
-    kube_cluster.wait_for(
+    until(
         lambda: kube_cluster.exists("deployment", "orders", namespace=namespace),
-        what="Deployment created",
+        "Deployment created",
     )
     kube_cluster.delete("twp", "orders", namespace=namespace)
     for kind in ("deployment", "service", "pdb", "servicemonitor"):
-        kube_cluster.wait_for(
-            lambda k=kind: not kube_cluster.exists(k, "orders", namespace=namespace),
-            what=f"{kind} garbage-collected with the pool",
-            timeout=90,
-        )
+
+        def gone(k: str = kind) -> bool:
+            return not kube_cluster.exists(k, "orders", namespace=namespace)
+
+        until(gone, f"{kind} garbage-collected with the pool", wait_s=90)
 
 
 def test_gpu_pool_lands_on_gpu_nodes(kube_cluster: Any, namespace: str) -> None:

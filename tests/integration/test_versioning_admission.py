@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_admission import with_spec
+from tests.builders import with_spec
 
 
 def versioned(**block: Any) -> dict[str, Any]:

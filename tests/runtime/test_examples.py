@@ -34,6 +34,7 @@ from examples.gpu_llm_job.client import job_status
 from examples.gpu_llm_job.workflows import JobStatus, LLMJobInput, LLMJobResult, LLMJobWorkflow
 from examples.three_queues.workflows import RouterInput, RouterWorkflow
 from testbed.temporal import TemporalDevServer
+from testbed.wait import eventually
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env, metric_sum, unique_queue
 from worker_runtime.llm import now_iso
@@ -175,15 +176,16 @@ async def wait_for_status(
 ) -> list[JobStatus]:
     """Poll `job_status` until `wanted(status)`; returns every distinct status seen."""
     seen: list[JobStatus] = []
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+
+    async def matched() -> bool:
         status = await job_status(client, workflow_id)
         if not seen or seen[-1] != status:
             seen.append(status)
-        if wanted(status):
-            return seen
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"status never matched; seen {seen}")
+        return bool(wanted(status))
+
+    await eventually(matched, "the job status wanted", lambda: seen, wait_s=wait_s,
+                     interval=0.1, not_yet=None)  # fmt: skip
+    return seen
 
 
 # --- three_queues ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from testbed.tools import require_tool
-from tests.unit.test_rbac import CLUSTER_NEEDS, LEASE_NEEDS, triples
+from tests.builders import CLUSTER_NEEDS, LEASE_NEEDS, triples
 from workerpool_operator import kinds, rbac
 
 ROOT = Path(__file__).resolve().parents[2]

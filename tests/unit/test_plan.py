@@ -301,7 +301,6 @@ def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
             {"tenant": "other"},
             Reason.CONNECTION_NOT_ALLOWED,
         ),
-        ("TemporalConnection", connection(address="http://x"), {}, None),  # admission's job
         (
             "TemporalConnection",
             {"metadata": {"name": "prod"}, "spec": {}},
@@ -311,8 +310,10 @@ def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
     ],
 )
 def test_an_unusable_connection_writes_nothing_and_says_why(
-    kind: str, conn: dict[str, Any] | None, labels: dict[str, str], reason: Reason | None
+    kind: str, conn: dict[str, Any] | None, labels: dict[str, str], reason: Reason
 ) -> None:
+    """A connection the planner cannot use keeps the running children. (An address with a
+    scheme is admission's to reject: tests/integration/test_connection_admission.py.)"""
     first = plan(body(replicas=1), Capabilities(), Observed())
     live = live_from(first)  # the pool ran before: its children must survive
     p = plan(
@@ -320,8 +321,6 @@ def test_an_unusable_connection_writes_nothing_and_says_why(
         Capabilities(),
         Observed(children=live, connection=conn, namespace_labels=labels),
     )
-    if reason is None:
-        return
     assert p.writes == []
     assert p.prune == []
     assert p.handover is None
@@ -392,22 +391,20 @@ def test_exactly_one_of_connection_and_connection_ref() -> None:
         assert "exactly one of spec.connection" in p.conditions[api.CONDITION_READY].message
 
 
-def test_children_without_delete_are_never_pruned() -> None:
-    """RBAC grants delete only on kinds a pool can stop wanting; the planner agrees."""
+def test_children_without_delete_are_never_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RBAC grants delete only on kinds a pool can stop wanting; the planner agrees: even a plan
+    whose renderer wants no child at all prunes only the kinds it may delete."""
     from workerpool_operator.kinds import CHILDREN
+    from workerpool_operator.reconcile import plan as planner
 
-    live = live_from(plan(body(replicas=1), Capabilities(), Observed()))
-    always = [k for k in CHILDREN if "delete" not in k.verbs]
-    assert {k.kind for k in always} == {
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-        "ServiceAccount",
-    }
-    assert all(k in live for k in always)
-    # even a plan that (hypothetically) wanted none of them prunes none of them
-    p = plan(ref_body(), Capabilities(), Observed(children=live, connection=connection()))
-    assert not [k for k, _ in p.prune if k in always]
+    p = plan(body(replicas=1), Capabilities(service_monitor=True), Observed())
+    live = live_from(p)
+    always = {k for k in CHILDREN if "delete" not in k.verbs}
+    assert always <= set(live)
+    assert SERVICE_MONITOR in live  # a prunable child lives beside them
+    monkeypatch.setattr(planner, "desired_children", lambda pool, caps: [])
+    p = plan(body(replicas=1), Capabilities(service_monitor=True), Observed(children=live))
+    assert {k for k, _ in p.prune} == {SERVICE_MONITOR}
 
 
 def test_a_versioned_pool_is_not_rolled_unversioned_while_versioning_is_not_active() -> None:

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from tests.builders import CLUSTER_NEEDS, LEASE_NEEDS, triples
 from workerpool_operator import kinds, rbac
 
 ROOT = Path(__file__).resolve().parents[2]
-
-Triple = tuple[str, str, str]
-
-
-def triples(rules: Iterable[dict[str, Any]]) -> set[Triple]:
-    """Every (group, resource, verb) a list of PolicyRules grants."""
-    out: set[Triple] = set()
-    for rule in rules:
-        assert not rule.get("resourceNames"), rule
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    assert "*" not in (group, resource, verb), f"wildcard in {rule}"
-                    out.add((group, resource, verb))
-    return out
-
-
-def needed(kind_list: Iterable[kinds.Kind]) -> set[Triple]:
-    return {(k.group, k.plural, v) for k in kind_list for v in k.verbs}
-
-
-CLUSTER_NEEDS = needed((*kinds.CLUSTER_RULE_KINDS, *kinds.CLUSTER_ONLY_KINDS))
-LEASE_NEEDS = needed(kinds.OWN_NAMESPACE_KINDS)
 
 
 def test_generated_files_are_current() -> None:

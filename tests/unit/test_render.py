@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.conn_helper import resolved_pool
+from tests import golden as golden_file
+from tests.builders import pool_model as pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
 from workerpool_operator.api.v1alpha1 import (
     DEFAULT_IMAGE_TAG,
@@ -24,18 +24,6 @@ from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECON
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*-pool.yaml"))
-
-
-def pool(spec: dict[str, Any] | None = None, name: str = "p") -> TemporalWorkerPool:
-    base: dict[str, Any] = {
-        "connection": {"address": "temporal:7233"},
-        "taskQueue": "q",
-        "workflows": ["app.wf:Flow"],
-    }
-    base.update(spec or {})
-    return resolved_pool(
-        {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1"}, "spec": base}
-    )
 
 
 def container(p: TemporalWorkerPool) -> dict[str, Any]:
@@ -54,10 +42,7 @@ def test_golden(sample: Path) -> None:
     rendered = desired_children(TemporalWorkerPool.from_body(doc), Capabilities(True, True))
     text = yaml.safe_dump_all(rendered, sort_keys=True)
     golden = GOLDEN / f"{sample.stem}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert golden.exists(), f"missing {golden}: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == golden.read_text(), f"{golden.name} differs: review, then UPDATE_GOLDEN=1"
+    golden_file.compare(golden, text)
 
 
 def test_env_round_trips_through_the_runtime_contract(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests import golden as golden_file
 from tests.unit.conn_helper import resolved_pool
 from workerpool_operator.api.v1alpha1 import REASONS, TemporalWorkerPool
 from workerpool_operator.kinds import child as child_kind
@@ -62,10 +62,7 @@ def test_golden(name: str) -> None:
     plan = plan_autoscaling(GOLDEN_CASES[name], keda_installed=True)
     text = yaml.safe_dump_all(plan.children, sort_keys=True)
     golden = GOLDEN / f"{name}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert golden.exists(), f"missing {golden}: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == golden.read_text(), f"{golden.name} differs: review, then UPDATE_GOLDEN=1"
+    golden_file.compare(golden, text)
 
 
 def kinds(p: TemporalWorkerPool, keda: bool) -> list[str]:

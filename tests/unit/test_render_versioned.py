@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_render import pool
+from tests.builders import pool_model as pool
 from worker_runtime.contract import RuntimeSettings
 from workerpool_operator.render import render_deployment
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id

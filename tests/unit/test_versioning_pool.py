@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.test_render import pool
+from tests.builders import pool_model as pool
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
