@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from workerpool_operator import metrics
+from workerpool_operator.grants import Grants
 from workerpool_operator.kinds import (
     CHILDREN,
     CONNECTIONS,
@@ -251,13 +252,19 @@ class Caches:
     """
 
     def __init__(
-        self, kube: Kube, *, namespaces: Sequence[str] | None, credentials_namespace: str
+        self,
+        kube: Kube,
+        *,
+        namespaces: Sequence[str] | None,
+        credentials_namespace: str,
+        grants: Grants | None = None,
     ) -> None:
         self.kube = kube
         self.namespaces = None if namespaces is None else list(namespaces)
         # ClusterTemporalConnections' Secrets live here (the operator's own namespace).
         self.credentials_namespace = credentials_namespace
-        self.caps = Capabilities()
+        # The admin's grants ride along with the discovered capabilities to the renderers.
+        self.caps = Capabilities(grants=grants or Grants())
         self.stores: dict[Kind, Store] = {}
         self._informers: dict[Kind, list[asyncio.Task[None]]] = {}
         self._synced: dict[Kind, list[asyncio.Event]] = {}
@@ -359,6 +366,7 @@ class Caches:
         caps = Capabilities(
             service_monitor=self.synced(SERVICE_MONITOR),
             keda=self.synced(SCALED_OBJECT) and self.synced(TRIGGER_AUTH),
+            grants=self.caps.grants,
         )
         if caps != self.caps:
             log.info("capabilities changed", extra={"capabilities": caps.__dict__})
