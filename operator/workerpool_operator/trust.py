@@ -17,7 +17,6 @@ from worker_runtime import contract
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.grants import Grants
 from workerpool_operator.kinds import (
-    CREDENTIALS_LABEL,
     DEPLOYMENT,
     HPA,
     PDB,
@@ -26,6 +25,7 @@ from workerpool_operator.kinds import (
     TRIGGER_AUTH,
     Kind,
 )
+from workerpool_operator.names import CREDENTIALS_LABEL
 
 # Children that act on the pool's Deployment (by name, or its pods by the pool's selector):
 # written only while the pool controls the Deployment, so a pool named after another team's
