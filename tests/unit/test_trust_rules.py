@@ -71,3 +71,19 @@ def test_the_secret_cache_keeps_only_the_keys_used() -> None:
     assert slim["data"] == {"api-key": "a2V5", "tls.crt": "Y2VydA=="}
     assert slim["metadata"] == {"name": "s", "namespace": "ns", "labels": {"a": "b"}}
     assert trust.bounded_secret({**body, "data": {"api-key": big}}, {"api-key"})["data"] == {}
+
+
+def test_a_non_utf8_api_key_is_that_connections_error() -> None:
+    """It raised UnicodeDecodeError, which ended the health task for every tenant."""
+    import pytest
+
+    from workerpool_operator.api.v1alpha1 import ConnectionSpec, SecretKeyRef, TLSSpec
+    from workerpool_operator.scaling.loop import CredentialsError, connection_from_spec
+
+    conn = ConnectionSpec.model_construct(
+        address="t:7233", namespace="default", tls=TLSSpec.model_construct(),
+        api_key_secret_ref=SecretKeyRef.model_construct(name="bad", key="api-key"),
+    )  # fmt: skip
+    secrets = {"bad": {"data": {"api-key": base64.b64encode(b"\xff\xfe\xfd").decode()}}}
+    with pytest.raises(CredentialsError, match="not UTF-8"):
+        connection_from_spec(conn, secrets, "ns")
