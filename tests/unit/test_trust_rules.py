@@ -87,3 +87,13 @@ def test_a_non_utf8_api_key_is_that_connections_error() -> None:
     secrets = {"bad": {"data": {"api-key": base64.b64encode(b"\xff\xfe\xfd").decode()}}}
     with pytest.raises(CredentialsError, match="not UTF-8"):
         connection_from_spec(conn, secrets, "ns")
+
+
+def test_status_messages_are_sanitised_and_bounded() -> None:
+    from workerpool_operator.reconcile.status import MESSAGE_LIMIT, sanitized
+
+    evil = "GetSystemInfo: \x1b[31mfake\x1b[0m\nERROR admin\x00" + "x" * 5000
+    clean = sanitized(evil)
+    assert len(clean) == MESSAGE_LIMIT
+    assert all(ch.isprintable() for ch in clean)
+    assert clean.startswith("GetSystemInfo:  [31mfake [0m ERROR admin ")
