@@ -23,17 +23,18 @@ TEMPORAL_IP = "10.1.2.3:7233"
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
+    """A pool as a tenant writes it: inline address unless it names a connection, one replica
+    unless it autoscales."""
+    base: dict[str, Any] = {"taskQueue": name, "workflows": ["a:W"]}
+    if "connectionRef" not in spec:
+        base["connection"] = {"address": TEMPORAL_IP}
+    if "autoscaling" not in spec:
+        base["replicas"] = 1
     return {
         "apiVersion": "workerpools.io/v1alpha1",
         "kind": "TemporalWorkerPool",
         "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": TEMPORAL_IP},
-            "taskQueue": name,
-            "workflows": ["a:W"],
-            "replicas": 1,
-            **spec,
-        },
+        "spec": {**base, **spec},
     }
 
 

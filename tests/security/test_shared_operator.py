@@ -61,8 +61,9 @@ class Dials:
             self.times.append(time.monotonic())
             conn.close()
 
-    def checks(self, gap: float = 5.0) -> list[float]:
-        """Start times of dial bursts (a client may retry within one check)."""
+    def checks(self, gap: float = 12.0) -> list[float]:
+        """Start times of dial bursts (the client retries within one check, backing off up
+        to 5 s for about 10 s; checks are 30 s apart)."""
         out: list[float] = []
         for t in self.times:
             if not out or t - out[-1] > gap:
