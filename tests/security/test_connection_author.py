@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from testbed.wait import eventually
-from tests.security.attacks import attack
+from tests.security.attacks import attack, until
 from tests.security.conftest import Bed
 from tests.security.test_pool_author import TEMPORAL_IP, pool, ready, unique, wait_reason
 from tests.security.test_runtime_credentials import Listener
@@ -107,7 +106,7 @@ async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: List
     def refused() -> bool:
         return "allowed addresses" in json.dumps(status())
 
-    await eventually(refused, "the connection's status saying the address is not allowed", status)
+    await until(refused, "the connection's status saying the address is not allowed", status)
     await wait_reason(bed, name, "AddressNotAllowed")
     assert get(bed, "deployment", name) is None
     assert listener.received == [], "the operator dialled an address the admin did not allow"

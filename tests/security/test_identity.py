@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.wait import eventually
-from tests.security.attacks import attack
+from tests.security.attacks import attack, until
 from tests.security.conftest import REPO_ROOT, Bed
 from tests.security.test_pool_author import pool, ready, unique, wait_reason
 
@@ -103,7 +102,7 @@ async def test_the_admission_policy_refuses_identity_and_node_paths(
             # The configMap projection is allowed: the policy is a filter, not a wall.
             return set(refused) == {"nfs", "default", "tolerate-all"}
 
-        await eventually(probe, "the policy refusing exactly nfs, default, tolerate-all",
+        await until(probe, "the policy refusing exactly nfs, default, tolerate-all",
                          lambda: refused)  # fmt: skip
     finally:
         for d in docs:

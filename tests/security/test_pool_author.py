@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from testbed.wait import eventually
-from tests.security.attacks import attack
+from tests.security.attacks import attack, until
 from tests.security.conftest import Bed
 
 # An address the network tests may use: an IP, so egress to Temporal is an exact ipBlock.
@@ -53,9 +52,7 @@ def ready(bed: Bed, name: str) -> dict[str, Any]:
 
 async def wait_reason(bed: Bed, name: str, reason: str) -> None:
     """Until the pool's Ready condition has this reason."""
-    await eventually(
-        lambda: ready(bed, name).get("reason") == reason, reason, lambda: ready(bed, name)
-    )
+    await until(lambda: ready(bed, name).get("reason") == reason, reason, lambda: ready(bed, name))
 
 
 def network_policy(bed: Bed, name: str) -> dict[str, Any] | None:
@@ -99,7 +96,7 @@ async def test_extra_egress_needs_an_admin_grant(bed: Bed) -> None:
     anywhere = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}
     result = bed.pool_author().apply(pool(name, networkPolicy={"extraEgress": [anywhere]}))
     assert result.returncode == 0, result.stderr
-    await eventually(
+    await until(
         lambda: ready(bed, name).get("reason") == "InvalidSpec",
         "InvalidSpec",
         lambda: ready(bed, name),
@@ -115,7 +112,7 @@ async def test_a_host_name_address_needs_an_admin_grant(bed: Bed) -> None:
     # An address the admin allows (tests/security/conftest.py), but a host name.
     spec = {"connection": {"address": "temporal.partner.example:7233"}, "networkPolicy": {}}
     assert bed.pool_author().apply(pool(name, **spec)).returncode == 0
-    await eventually(
+    await until(
         lambda: ready(bed, name).get("reason") == "InvalidSpec",
         "InvalidSpec",
         lambda: ready(bed, name),
@@ -129,7 +126,7 @@ async def test_a_host_name_address_needs_an_admin_grant(bed: Bed) -> None:
 async def test_dns_and_metrics_rules_stay_within_what_the_admin_set(bed: Bed) -> None:
     name = unique("np")
     assert bed.pool_author().apply(pool(name, networkPolicy={})).returncode == 0
-    await eventually(lambda: network_policy(bed, name), "the pool's NetworkPolicy")
+    await until(lambda: network_policy(bed, name), "the pool's NetworkPolicy")
     policy = network_policy(bed, name)
     assert policy is not None
     temporal, dns = policy["egress"]
@@ -157,7 +154,7 @@ async def test_service_monitor_labels_cannot_hide_it_from_the_operator(bed: Bed)
         got = bed.kube.run("get", "servicemonitor", name, "-n", bed.team_a, "-o", "json")
         return json.loads(got.stdout)["metadata"]["labels"] if got.returncode == 0 else None
 
-    await eventually(sm_labels, "the pool's ServiceMonitor")
+    await until(sm_labels, "the pool's ServiceMonitor")
     got = sm_labels() or {}
     assert got["app.kubernetes.io/managed-by"] == "workerpool-operator", got
     assert got["workerpools.io/pool"] == name, got

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from testbed.wait import eventually
-from tests.security.attacks import attack
+from tests.security.attacks import attack, until
 from tests.security.conftest import Bed, record
 from tests.security.test_connection_author import connection, secret
 from tests.security.test_pool_author import unique
@@ -130,13 +130,13 @@ async def test_one_tenant_cannot_stop_the_health_checks(
     name = unique("probe")
     author = bed.connection_author()
     assert author.apply(connection(name, dials.address)).returncode == 0
-    await eventually(lambda: len(dials.checks()) >= 1, "the first health check of the probe")
+    await until(lambda: len(dials.checks()) >= 1, "the first health check of the probe")
     # The faults: a malformed Secret behind one connection, a silent endpoint behind another.
     secret(bed, f"{name}-bad", {"api-key": b"\xff\xfe\xfd"}, opted_in=True)
     bad = {"tls": {}, "apiKeySecretRef": {"name": f"{name}-bad"}}
     assert author.apply(connection(f"{name}-bad", "127.0.0.1:1", **bad)).returncode == 0
     assert author.apply(connection(f"{name}-hang", silent.address, tls={})).returncode == 0
-    await eventually(lambda: silent.held, "the operator dialling the silent endpoint")
+    await until(lambda: silent.held, "the operator dialling the silent endpoint")
     start = len(dials.checks())
     await eventually(
         lambda: len(dials.checks()) >= start + 3,
@@ -159,7 +159,7 @@ async def test_large_opted_in_secrets_do_not_grow_the_operator(bed: Bed) -> None
     def cached() -> float:
         return op.value("workerpool_operator_cache_objects", kind="Secret")
 
-    await eventually(lambda: op.value("workerpool_operator_cache_objects", kind="Pod") >= 0
+    await until(lambda: op.value("workerpool_operator_cache_objects", kind="Pod") >= 0
                      and op.live(), "the operator serving metrics")  # fmt: skip
     await asyncio.sleep(5)
     before_objects, before_rss = cached(), op.rss_mib()
