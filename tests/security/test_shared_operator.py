@@ -20,6 +20,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -165,7 +166,8 @@ async def test_large_opted_in_secrets_do_not_grow_the_operator(bed: Bed) -> None
     before_objects, before_rss = cached(), op.rss_mib()
     blob = base64.b64encode(b"\x00" * SECRET_BYTES).decode()
     prefix = unique("big")
-    for batch in range(0, SECRETS, 10):
+
+    def create(batch: int) -> None:
         docs = [
             {"apiVersion": "v1", "kind": "Secret",
              "metadata": {"name": f"{prefix}-{i}", "namespace": bed.team_b,
@@ -173,7 +175,10 @@ async def test_large_opted_in_secrets_do_not_grow_the_operator(bed: Bed) -> None
              "data": {"api-key": blob}}
             for i in range(batch, batch + 10)
         ]  # fmt: skip
-        bed.kube.kubectl("create", "-f", "-", input=yaml.safe_dump_all(docs), timeout=300)
+        bed.kube.kubectl("create", "-f", "-", input=yaml.safe_dump_all(docs), timeout=600)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(create, range(0, SECRETS, 10)))
     await eventually(
         lambda: cached() >= before_objects + SECRETS, "the operator caching every Secret",
         lambda: cached(), wait_s=600,

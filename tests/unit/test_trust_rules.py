@@ -78,7 +78,7 @@ def test_a_non_utf8_api_key_is_that_connections_error() -> None:
     import pytest
 
     from workerpool_operator.api.v1alpha1 import ConnectionSpec, SecretKeyRef, TLSSpec
-    from workerpool_operator.scaling.loop import CredentialsError, connection_from_spec
+    from workerpool_operator.temporal.connections import CredentialsError, connection_from_spec
 
     conn = ConnectionSpec.model_construct(
         address="t:7233", namespace="default", tls=TLSSpec.model_construct(),
