@@ -55,7 +55,8 @@ class Executor:
         object itself (invalid, forbidden by quota or policy) becomes the pool's ApplyFailed.
         """
         outcome = Outcome()
-        assert p.pool is not None
+        if p.pool is None:  # InvalidSpec: nothing to write, only the status to report
+            return outcome
         pool = p.pool
         if p.handover is not None:
             h = p.handover
