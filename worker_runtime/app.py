@@ -41,7 +41,7 @@ from temporalio.worker import (
 
 from worker_runtime import contract, metrics
 from worker_runtime.config import default_identity, tls_material
-from worker_runtime.contract import RuntimeSettings, env_var
+from worker_runtime.contract import RuntimeSettings
 from worker_runtime.loader import UserCode
 from worker_runtime.server import Health, HttpServer
 
@@ -96,11 +96,6 @@ async def connect(
 ) -> Client | None:  # fmt: skip
     """Connect with exponential backoff; None if asked to stop before the server answered."""
     tls = tls_config(settings)
-    if settings.api_key and not settings.tls_enabled:
-        log.warning(
-            "%s is set but %s is false: the key would travel in clear text; set %s=true",
-            env_var("api_key"), env_var("tls_enabled"), env_var("tls_enabled"),
-        )  # fmt: skip
     delay, attempt = 1.0, 0
     while not stop.is_set():
         attempt += 1

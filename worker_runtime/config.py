@@ -38,7 +38,7 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return f"{ENV_PREFIX}*"
     head = str(loc[0])
-    if head.upper().startswith(ENV_PREFIX) or head.upper() == "TEMPORAL_API_KEY":
+    if head.upper().startswith(ENV_PREFIX):
         return head.upper()
     return f"{ENV_PREFIX}{head.upper()}"
 

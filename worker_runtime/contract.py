@@ -7,10 +7,18 @@ stay import-light (pydantic only, no temporalio) because the operator imports it
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "TWP_"
 
@@ -39,6 +47,22 @@ def _split_paths(value: object) -> object:
 ImportPaths = Annotated[list[str], NoDecode]
 
 
+class _ExactEnv(EnvSettingsSource):
+    """Only the exact upper-case `TWP_*` names the operator writes.
+
+    A pool author may add env vars (`spec.env`, `envFrom`) but not the reserved `TWP_*` names;
+    reading `twp_temporal_address` or an alias such as `TEMPORAL_API_KEY` would let them set
+    the address or the key the worker sends anyway.
+    """
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            k.lower(): v
+            for k, v in os.environ.items()
+            if k.startswith(ENV_PREFIX) and k == k.upper()
+        }
+
+
 class RuntimeSettings(BaseSettings):
     """Everything the runtime reads from its environment (all names prefixed with TWP_)."""
 
@@ -60,9 +84,7 @@ class RuntimeSettings(BaseSettings):
     tls_key_path: str | None = Field(default=None, description="Client private key path (mTLS).")
     tls_server_name: str | None = Field(default=None, description="TLS server name override.")
     api_key: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TWP_API_KEY", "TEMPORAL_API_KEY"),
-        description="Temporal Cloud API key (sent as a bearer token; requires TLS).",
+        default=None, description="Temporal Cloud API key (sent as a bearer token; requires TLS)."
     )
 
     # Worker Versioning (a pool with spec.versioning): all three set together, or none.
@@ -124,6 +146,18 @@ class RuntimeSettings(BaseSettings):
 
     _split_workflows = field_validator("workflows", "activities", mode="before")(_split_paths)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments (tests) and the exact env names; no dotenv or secrets dir."""
+        return init_settings, _ExactEnv(settings_cls)
+
     @model_validator(mode="after")
     def _check_tuner(self) -> RuntimeSettings:
         """The SDK rejects a tuner combined with fixed slot counts; say so before it does."""
@@ -141,6 +175,12 @@ class RuntimeSettings(BaseSettings):
                 "the resource-based tuner replaces fixed slot counts: unset "
                 f"{env_var('max_concurrent_activities')} and "
                 f"{env_var('max_concurrent_workflow_tasks')}"
+            )
+        if self.api_key and not self.tls_enabled:
+            raise ValueError(
+                f"{env_var('api_key')} is set but {env_var('tls_enabled')} is false: the key "
+                f"would travel in clear text; set {env_var('tls_enabled')}=true (spec.connection"
+                ".tls / the connection's spec.tls) or remove the key"
             )
         return self
 

@@ -40,7 +40,10 @@ class Operator:
         self.settings = settings = settings or Settings()
         self.kube = kube or Kube(field_manager=settings.managers.operator)
         self.caches = Caches(
-            self.kube, namespaces=settings.namespaces, credentials_namespace=settings.namespace
+            self.kube,
+            namespaces=settings.namespaces,
+            credentials_namespace=settings.namespace,
+            grants=settings.grants,
         )
         self.view = ClusterView(self.caches)
         self.reconciler = Reconciler(

@@ -255,3 +255,54 @@ def docs_table() -> str:
             f"| {', '.join(k.verbs)} | {watch} | {role} |"
         )
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class UserRole:
+    """A ClusterRole for people, not the operator: who may write or read which of our kinds.
+
+    Each aggregates into the built-in `admin`/`edit`/`view` roles (as KEDA and
+    temporal-worker-controller ship theirs), so a RoleBinding to `edit` in a namespace grants
+    it there; bind the role itself to grant only that. The split follows docs/security.md:
+    a pool author runs pods in the namespace; a connection author also decides where the
+    namespace's opted-in credentials are sent.
+    """
+
+    name: str
+    kinds: tuple[Kind, ...]
+    verbs: tuple[str, ...]
+    aggregate_to: tuple[str, ...]
+    why: str
+
+
+AUTHOR_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+READ_VERBS = ("get", "list", "watch")
+_POOL_READ = Kind(api.API_VERSION, api.KIND, api.PLURAL, READ_VERBS)
+_POOL_STATUS_READ = Kind(api.API_VERSION, api.KIND, f"{api.PLURAL}/status", READ_VERBS)
+_CONN_READ = Kind(api.API_VERSION, api.CONNECTION_KIND, api.CONNECTION_PLURAL, READ_VERBS)
+_CONN_STATUS_READ = Kind(
+    api.API_VERSION, api.CONNECTION_KIND, f"{api.CONNECTION_PLURAL}/status", READ_VERBS
+)
+USER_ROLES: tuple[UserRole, ...] = (
+    UserRole(
+        "pool-author",
+        (_POOL_READ,),
+        AUTHOR_VERBS,
+        ("admin", "edit"),
+        "create and change TemporalWorkerPools (and so run their pods) in a namespace",
+    ),
+    UserRole(
+        "connection-author",
+        (_CONN_READ,),
+        AUTHOR_VERBS,
+        ("admin", "edit"),
+        "create and change TemporalConnections: where the namespace's opted-in credentials go",
+    ),
+    UserRole(
+        "viewer",
+        (_POOL_READ, _POOL_STATUS_READ, _CONN_READ, _CONN_STATUS_READ),
+        READ_VERBS,
+        ("admin", "edit", "view"),
+        "read pools, connections and their status",
+    ),
+)

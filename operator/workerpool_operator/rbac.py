@@ -3,8 +3,10 @@
 `python -m workerpool_operator.rbac` (re)writes the two generated files, `--check` fails when
 either is stale (part of `make lint`):
 
-- `manifests/rbac.yaml`: ServiceAccount, ClusterRole + binding (cluster-wide install), and the
-  leader-election Role + binding in the operator's own namespace;
+- `manifests/rbac.yaml`: ServiceAccount, ClusterRole + binding (cluster-wide install), the
+  leader-election Role + binding in the operator's own namespace, and the user-facing
+  ClusterRoles (`kinds.USER_ROLES`: pool author, connection author, viewer) that aggregate into
+  the built-in `admin`/`edit`/`view`;
 - `charts/workerpool-operator/files/rbac.yaml`: the same rules as data, which the chart's
   templates turn into a ClusterRole, or a Role per `watchNamespaces` entry for namespaced kinds.
 
@@ -72,6 +74,41 @@ def own_namespace_rules() -> list[Rule]:
     return rules(kinds.OWN_NAMESPACE_KINDS)
 
 
+def user_role_rules(role: kinds.UserRole) -> list[Rule]:
+    """The rules of one user-facing role: its verbs on its kinds (status read-only)."""
+    return rules(
+        kinds.Kind(k.api_version, k.kind, k.plural, kinds.READ_VERBS if "/" in k.plural
+                   else role.verbs)
+        for k in role.kinds
+    )  # fmt: skip
+
+
+def user_roles_data() -> list[dict[str, Any]]:
+    """User-facing roles as data: name suffix, the built-in roles they aggregate to, rules."""
+    return [
+        {"name": r.name, "why": r.why, "aggregateTo": list(r.aggregate_to),
+         "rules": user_role_rules(r)}
+        for r in kinds.USER_ROLES
+    ]  # fmt: skip
+
+
+def user_cluster_roles(prefix: str = "workerpools") -> list[dict[str, Any]]:
+    """ClusterRoles `<prefix>-pool-author`, `-connection-author`, `-viewer` that aggregate
+    into `admin`/`edit`/`view`."""
+    out = []
+    for role in user_roles_data():
+        meta = _meta(f"{prefix}-{role['name']}")
+        meta["labels"].update(
+            {f"rbac.authorization.k8s.io/aggregate-to-{to}": "true" for to in role["aggregateTo"]}
+        )
+        meta["annotations"] = {"workerpools.io/role": role["why"]}
+        out.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": meta, "rules": role["rules"],
+        })  # fmt: skip
+    return out
+
+
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
@@ -125,6 +162,7 @@ def manifests(namespace: str = SYSTEM_NAMESPACE) -> list[dict[str, Any]]:
             },
             "subjects": [subject],
         },
+        *user_cluster_roles(),
     ]
 
 
@@ -135,6 +173,7 @@ def chart_data() -> dict[str, list[Rule]]:
         "namespacedRules": namespaced_rules(),
         "clusterOnlyRules": cluster_only_rules(),
         "leaderElectionRules": own_namespace_rules(),
+        "userRoles": user_roles_data(),
     }
 
 

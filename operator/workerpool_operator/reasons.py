@@ -21,6 +21,7 @@ class Reason(StrEnum):
     CONNECTION_NOT_ALLOWED = "ConnectionNotAllowed"
     CONNECTION_INVALID = "ConnectionInvalid"
     VERSIONING_NOT_ACTIVE = "VersioningNotActive"
+    ADDRESS_NOT_ALLOWED = "AddressNotAllowed"
     # Progressing
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     ROLLOUT_COMPLETE = "RolloutComplete"
@@ -82,6 +83,11 @@ DOCS: dict[Reason, str] = {
         "(docs/versioning.md): nothing is written for the pool, running workers keep what "
         "they have. Remove spec.versioning to run the pool unversioned."
     ),
+    Reason.ADDRESS_NOT_ALLOWED: (
+        "The pool's Temporal address (spec.connection or its connection's) is not among the "
+        "addresses the cluster admin allows (operator setting grants.allowedAddresses); nothing "
+        "is written or dialled for it. Pool, or connection: use an allowed address."
+    ),
     Reason.ROLLOUT_IN_PROGRESS: "The Deployment is rolling out a new template or scaling.",
     Reason.ROLLOUT_COMPLETE: "The latest template is fully rolled out.",
     Reason.ROLLOUT_STALLED: "The Deployment exceeded its progress deadline.",
@@ -94,8 +100,9 @@ DOCS: dict[Reason, str] = {
     Reason.GPUS_SCHEDULED: "Every GPU pod found a node.",
     Reason.CREDENTIALS_UNAVAILABLE: (
         "A Secret named in spec.connection (TLS or API key) is missing, lacks a key, or does "
-        "not carry the opt-in label workerpools.io/temporal-credentials=true; the Builtin "
-        "autoscaler cannot reach Temporal and holds replicas."
+        "not carry the opt-in label workerpools.io/temporal-credentials=true. A Secret that "
+        "did not opt in is never handed to pods or KEDA: nothing is written for the pool until "
+        "the namespace owner labels it; the Builtin autoscaler holds replicas."
     ),
     Reason.CONNECTED: (
         "Connection Ready: the operator's health check reached the server (GetSystemInfo) and "

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from workerpool_operator import names
+from workerpool_operator.grants import Grants, grants_from_env
 
 
 def default_identity() -> str:
@@ -35,6 +36,8 @@ class Settings:
     namespace: str = names.DEFAULT_NAMESPACE
     identity: str = field(default_factory=default_identity)
     managers: names.FieldManagers = names.MANAGERS
+    # What the cluster admin grants pools beyond their authors' rights (docs/security.md).
+    grants: Grants = field(default_factory=Grants)
 
 
 def _env_flag(name: str) -> bool:
@@ -111,4 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         namespace=args.operator_namespace,
         identity=os.environ.get("POD_NAME") or default_identity(),
         managers=names.MANAGERS.suffixed(args.field_manager_suffix),
+        # WORKERPOOL_NETWORK_GRANTS, _METRICS_NAMESPACES, _DNS_NAMESPACE, _DNS_POD_LABELS,
+        # _ALLOWED_ADDRESSES (the chart's grants.* values)
+        grants=grants_from_env(os.environ),
     )

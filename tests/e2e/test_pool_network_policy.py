@@ -45,8 +45,12 @@ async def test_network_policy_follows_the_spec_and_is_pruned(
         await eventually(lambda: k.exists("networkpolicy", "np", namespace=ns), "NetworkPolicy")
         policy = k.get("networkpolicy", "np", namespace=ns)["spec"]
         assert policy["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+        # Without the admin's metricsFromAnyNamespace grant, also only from the pool's own.
         assert policy["ingress"][0]["from"][0]["namespaceSelector"] == {
-            "matchLabels": {"team": "observability"}
+            "matchLabels": {"team": "observability"},
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [ns]}
+            ],
         }
         k.kubectl(
             "patch",

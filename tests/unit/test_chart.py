@@ -234,7 +234,16 @@ def test_chart_crd_copy_is_current() -> None:
 
 def test_cluster_wide_rbac_is_the_registry(helm: str) -> None:
     docs = render(helm)
-    assert triples(one(docs, "ClusterRole")["rules"]) == CLUSTER_NEEDS
+    assert triples(one(docs, "ClusterRole", "wp-workerpool-operator")["rules"]) == CLUSTER_NEEDS
+    users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    for role in rbac.user_roles_data():
+        assert triples(users[f"wp-workerpool-operator-{role['name']}"]["rules"]) == triples(
+            role["rules"]
+        )
+    no_users = render(helm, "--set", "rbac.userRoles=false")
+    assert [d["metadata"]["name"] for d in no_users if d["kind"] == "ClusterRole"] == [
+        "wp-workerpool-operator"
+    ]
     roles = [d for d in docs if d["kind"] == "Role"]
     assert [r["metadata"]["namespace"] for r in roles] == [NS]
     assert triples(roles[0]["rules"]) == LEASE_NEEDS
@@ -242,7 +251,7 @@ def test_cluster_wide_rbac_is_the_registry(helm: str) -> None:
 
 def test_namespaced_rbac_is_the_registry_per_namespace(helm: str) -> None:
     docs = render(helm, "--set", "watchNamespaces={team-a,team-b}")
-    cluster = triples(one(docs, "ClusterRole")["rules"])
+    cluster = triples(one(docs, "ClusterRole", "wp-workerpool-operator")["rules"])
     assert cluster == triples(rbac.cluster_only_rules())
     roles = {
         (d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"
@@ -329,7 +338,10 @@ def test_chart_and_kustomize_install_the_same_operator(helm: str) -> None:
     assert kustomization["namespace"] == NS
     assert "../crds" in kustomization["resources"]
     # RBAC: the same rules (both generated from the registry).
-    assert triples(one(chart, "ClusterRole")["rules"]) == triples(one(kust, "ClusterRole")["rules"])
+    for suffix in ("", *(f"-{r.name}" for r in kinds.USER_ROLES)):
+        c = one(chart, "ClusterRole", f"wp-workerpool-operator{suffix}")
+        k = one(kust, "ClusterRole", f"workerpool{'-operator' if not suffix else 's'}{suffix}")
+        assert triples(c["rules"]) == triples(k["rules"])
     assert triples(one(chart, "Role")["rules"]) == triples(one(kust, "Role")["rules"])
     # The operator pod: same replicas, strategy, args, env, ports, probes, security, resources.
     cdep, kdep = one(chart, "Deployment"), one(kust, "Deployment")

@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.grants import Grants
 from workerpool_operator.kinds import (
     DEPLOYMENT,
     HPA,
     PDB,
     REPLICAS_OWNERS,
+    SCALED_OBJECT,
     SERVICE,
     SERVICE_ACCOUNT,
     SERVICE_MONITOR,
+    TRIGGER_AUTH,
     Kind,
 )
 from workerpool_operator.names import (
@@ -277,7 +280,8 @@ def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
         tls={"secretName": "mtls", "serverName": "sni"},
         apiKeySecretRef={"name": "key", "key": "token"},
     )
-    p = plan(ref_body(replicas=1), Capabilities(), Observed(connection=conn))
+    opted_in: dict[str, dict[str, Any]] = {"mtls": {"data": {}}, "key": {"data": {}}}
+    p = plan(ref_body(replicas=1), Capabilities(), Observed(connection=conn, secrets=opted_in))
     env = _deployment_env(p)
     assert env["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
     assert env["TWP_TEMPORAL_NAMESPACE"] == "payments"
@@ -341,6 +345,7 @@ def test_a_cluster_connection_allowed_by_namespace_labels() -> None:
             connection=connection(cluster=True, apiKeySecretRef={"name": "k"}, tls={}),
             namespace_labels={"tenant": "shop"},
             credentials_namespace="ops",
+            secrets={"k": {"data": {}}},  # the copy in the pool's namespace, opted in
         ),
     )
     assert _deployment_env(p)["TWP_TEMPORAL_ADDRESS"] == "prod.example:7233"
@@ -418,3 +423,56 @@ def test_a_versioned_pool_is_not_rolled_unversioned_while_versioning_is_not_acti
     ready = p.conditions[api.CONDITION_READY]
     assert (ready.status, ready.reason) == ("False", Reason.VERSIONING_NOT_ACTIVE)
     assert "remove spec.versioning" in ready.message
+
+
+# --- issue 20: what a pool may make the operator use ------------------------------------------
+
+
+def test_a_secret_that_did_not_opt_in_is_handed_to_nobody() -> None:
+    conn = connection(tls={}, apiKeySecretRef={"name": "db", "key": "password"})
+    keda = {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 2}
+    p = plan(ref_body(autoscaling=keda), Capabilities(keda=True), Observed(connection=conn))
+    assert p.writes == []
+    ready = p.conditions[api.CONDITION_READY]
+    assert ready.reason == Reason.CREDENTIALS_UNAVAILABLE
+    assert "Secret db in namespace" in ready.message
+    assert "workerpools.io/temporal-credentials=true" in ready.message
+
+
+def test_an_address_the_admin_does_not_allow_writes_nothing() -> None:
+    caps = Capabilities(grants=Grants(allowed_addresses=("*.svc:7233",)))
+    p = plan(body(replicas=1), caps, Observed())
+    assert p.writes == []
+    assert p.conditions[api.CONDITION_READY].reason == Reason.ADDRESS_NOT_ALLOWED
+    assert "spec.connection.address" in p.conditions[api.CONDITION_READY].message
+
+
+def _foreign(kind_name: str) -> dict[str, Any]:
+    return {"metadata": {"name": "orders", "namespace": "shop", "uid": "someone-else",
+                         "ownerReferences": []}, "kind": kind_name}  # fmt: skip
+
+
+def test_a_foreign_service_account_keeps_the_deployment_from_being_written() -> None:
+    p = plan(body(replicas=1), Capabilities(), Observed(children={SERVICE_ACCOUNT: _foreign("x")}))
+    kinds = {w.kind for w in p.writes}
+    assert SERVICE_ACCOUNT in p.conflicts
+    assert DEPLOYMENT not in kinds
+    assert PDB not in kinds
+    assert "The Deployment is not written" in p.conflicts[SERVICE_ACCOUNT]
+
+
+@pytest.mark.parametrize(
+    "autoscaling",
+    [{"engine": "HPA", "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 50},
+     {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 3}],
+    ids=["HPA", "KEDA"],
+)  # fmt: skip
+def test_a_foreign_deployment_is_never_scaled_by_the_pool(autoscaling: dict[str, Any]) -> None:
+    p = plan(
+        body(autoscaling=autoscaling, resources={"requests": {"cpu": "100m"}}),
+        Capabilities(keda=True),
+        Observed(children={DEPLOYMENT: _foreign("Deployment")}),
+    )
+    kinds = {w.kind for w in p.writes}
+    assert DEPLOYMENT in p.conflicts
+    assert not kinds & {HPA, SCALED_OBJECT, TRIGGER_AUTH, PDB}

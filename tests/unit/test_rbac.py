@@ -43,7 +43,8 @@ def test_rules_are_merged_by_group_and_verbs() -> None:
 
 def test_manifests_grant_exactly_the_registry() -> None:
     docs = [d for d in yaml.safe_load_all((ROOT / "manifests/rbac.yaml").read_text()) if d]
-    by_kind = {d["kind"]: d for d in docs}
+    users = {f"workerpools-{r.name}" for r in kinds.USER_ROLES}
+    by_kind = {d["kind"]: d for d in docs if d["metadata"]["name"] not in users}
     assert triples(by_kind["ClusterRole"]["rules"]) == CLUSTER_NEEDS
     assert triples(by_kind["Role"]["rules"]) == LEASE_NEEDS
     for binding in ("ClusterRoleBinding", "RoleBinding"):
@@ -68,3 +69,30 @@ def test_a_registry_change_changes_the_rules() -> None:
     """The rules are computed, not copied: a new verb in the registry shows up."""
     extra = kinds.Kind("v1", "ConfigMap", "configmaps", ("get",))
     assert ("", "configmaps", "get") in triples(rbac.rules((*kinds.CLUSTER_RULE_KINDS, extra)))
+
+
+def test_user_roles_split_pool_authors_connection_authors_and_viewers() -> None:
+    """Pool authors cannot write connections (where credentials go) and viewers write nothing;
+    each role aggregates into the built-in roles that should include it."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "manifests/rbac.yaml").read_text()) if d]
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    pool = triples(roles["workerpools-pool-author"]["rules"])
+    conn = triples(roles["workerpools-connection-author"]["rules"])
+    view = triples(roles["workerpools-viewer"]["rules"])
+    group = "workerpools.io"
+    assert (group, "temporalworkerpools", "create") in pool
+    assert not any(r.startswith("temporalconnections") for _, r, _ in pool)
+    assert (group, "temporalconnections", "create") in conn
+    assert not any(r.startswith("temporalworkerpools") for _, r, _ in conn)
+    assert {v for _, _, v in view} == {"get", "list", "watch"}
+    assert not any(r.startswith("clustertemporalconnections") for _, r, _ in pool | conn | view)
+    assert not any(r == "secrets" for _, r, _ in pool | conn | view)
+
+    def aggregates(name: str) -> set[str]:
+        labels = roles[name]["metadata"]["labels"]
+        prefix = "rbac.authorization.k8s.io/aggregate-to-"
+        return {k.removeprefix(prefix) for k, v in labels.items() if k.startswith(prefix) and v}
+
+    assert aggregates("workerpools-pool-author") == {"admin", "edit"}
+    assert aggregates("workerpools-connection-author") == {"admin", "edit"}
+    assert aggregates("workerpools-viewer") == {"admin", "edit", "view"}

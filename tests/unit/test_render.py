@@ -12,11 +12,13 @@ import yaml
 from tests import golden as golden_file
 from tests.builders import pool_model as pool
 from worker_runtime.contract import TLS_MOUNT_PATH, RuntimeSettings, env_var
+from workerpool_operator import grants
 from workerpool_operator.api.v1alpha1 import (
     DEFAULT_IMAGE_TAG,
     RESERVED_ENV_NAMES,
     TemporalWorkerPool,
 )
+from workerpool_operator.grants import GrantError, Grants
 from workerpool_operator.render import Capabilities, desired_children, render_deployment
 from workerpool_operator.render.common import label_value, selector_labels
 from workerpool_operator.render.deployment import TERMINATION_GRACE_MARGIN_SECONDS
@@ -388,6 +390,9 @@ def test_each_pool_runs_as_its_own_service_account_without_a_token() -> None:
     )
 
 
+ALL_NETWORK_GRANTS = Capabilities(grants=Grants(network=frozenset(grants.NETWORK_GRANTS)))
+
+
 @pytest.mark.parametrize(
     ("address", "to"),
     [
@@ -401,10 +406,11 @@ def test_each_pool_runs_as_its_own_service_account_without_a_token() -> None:
             "frontend.temporal.svc.cluster.local:7233",
             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "temporal"}}}],
         ),
-        ("ns.a1b2c.tmprl.cloud:7233", None),  # a DNS name: by port only
+        ("ns.a1b2c.tmprl.cloud:7233", None),  # a DNS name: by port only (granted)
     ],
 )
 def test_network_policy_egress_to_temporal(address: str, to: list[dict[str, Any]] | None) -> None:
+    """With every network grant: the pool's rules as written."""
     from workerpool_operator.render import desired_children
 
     extra = {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}
@@ -417,7 +423,7 @@ def test_network_policy_egress_to_temporal(address: str, to: list[dict[str, Any]
             },
         }
     )
-    (np,) = [c for c in desired_children(p, Capabilities()) if c["kind"] == "NetworkPolicy"]
+    (np,) = [c for c in desired_children(p, ALL_NETWORK_GRANTS) if c["kind"] == "NetworkPolicy"]
     spec = np["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["podSelector"]["matchLabels"] == selector_labels(p)
@@ -428,5 +434,65 @@ def test_network_policy_egress_to_temporal(address: str, to: list[dict[str, Any]
     assert temporal["ports"] == [{"protocol": "TCP", "port": 7233}]
     assert temporal.get("to") == to
     assert {p["port"] for p in dns["ports"]} == {53}
+    assert "to" not in dns
     assert more == extra
     assert not [c for c in desired_children(pool(), Capabilities()) if c["kind"] == "NetworkPolicy"]
+
+
+def test_network_policy_without_grants_widens_nothing() -> None:
+    """Without admin grants: DNS only to the cluster DNS, metrics only from the pool's own and
+    the admin's namespaces, and the widening parts refused with the grant's name."""
+    from workerpool_operator.render import desired_children
+
+    caps = Capabilities(grants=Grants(metrics_namespaces=("monitoring",)))
+    p = pool({"connection": {"address": "10.0.0.7:7233"}, "networkPolicy": {}})
+    (np,) = [c for c in desired_children(p, caps) if c["kind"] == "NetworkPolicy"]
+    (ingress,) = np["spec"]["ingress"]
+    assert ingress["from"] == [
+        {"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In",
+             "values": sorted(["monitoring", p.namespace])},
+        ]}}
+    ]  # fmt: skip
+    _, dns = np["spec"]["egress"]
+    assert dns["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    ]  # fmt: skip
+    extra = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}
+    with pytest.raises(GrantError, match=r"extraEgress.*'extraEgress' network grant"):
+        desired_children(pool({"networkPolicy": {"extraEgress": [extra]}}), caps)
+    host = pool({"connection": {"address": "evil.example.com:443"}, "networkPolicy": {}})
+    with pytest.raises(GrantError, match=r"port 443 to every address.*'hostEgressAnywhere'"):
+        desired_children(host, caps)
+
+
+def test_grants_from_env_refuse_unknown_names() -> None:
+    got = grants.grants_from_env({
+        "WORKERPOOL_NETWORK_GRANTS": "extraEgress, dnsAnywhere",
+        "WORKERPOOL_METRICS_NAMESPACES": "monitoring,obs",
+        "WORKERPOOL_ALLOWED_ADDRESSES": "*.tmprl.cloud:7233",
+    })  # fmt: skip
+    assert got.network == {"extraEgress", "dnsAnywhere"}
+    assert got.metrics_namespaces == ("monitoring", "obs")
+    assert got.address_allowed("ns.abc.TMPRL.cloud:7233")
+    assert not got.address_allowed("evil.example.com:7233")
+    assert Grants().address_allowed("anything:1")
+    with pytest.raises(ValueError, match=r"unknown grant.*extraegress"):
+        grants.grants_from_env({"WORKERPOOL_NETWORK_GRANTS": "extraegress"})
+
+
+def test_service_monitor_labels_cannot_override_the_operators_own() -> None:
+    """A pool's ServiceMonitor labels that collide with the operator's are ignored: the
+    object stays in the operator's cache (pruned with the pool) and names its own pool."""
+    p = pool(
+        {"metrics": {"serviceMonitor": {"enabled": True, "labels": {
+            "app.kubernetes.io/managed-by": "someone-else", "workerpools.io/pool": "other",
+            "release": "prometheus"}}}}
+    )  # fmt: skip
+    (sm,) = [c for c in desired_children(p, Capabilities(service_monitor=True))
+             if c["kind"] == "ServiceMonitor"]  # fmt: skip
+    got = sm["metadata"]["labels"]
+    assert got["app.kubernetes.io/managed-by"] == "workerpool-operator"
+    assert got["workerpools.io/pool"] == "p"
+    assert got["release"] == "prometheus"

@@ -52,3 +52,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "workerpool-operator.rbacData" -}}
 {{- .Files.Get "files/rbac.yaml" }}
 {{- end }}
+
+{{/* grants.dnsPodLabels as k=v,k=v (sorted) for WORKERPOOL_DNS_POD_LABELS. */}}
+{{- define "workerpool-operator.dnsPodLabels" -}}
+{{- $out := list -}}
+{{- range $k, $v := .Values.grants.dnsPodLabels -}}
+{{- $out = append $out (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}

@@ -226,10 +226,10 @@ class TemporalWorkerPoolSpec(Model):
         json_schema_extra=k8s_field(
             "Container.env",
             (
-                f"self.all(e, !(e.name in {cel_strings(RESERVED_ENV_NAMES)}))",
-                "spec.env must not set the TWP_* variables the operator writes from the spec "
-                f"({', '.join(RESERVED_ENV_NAMES)}): set the matching spec field instead "
-                "(connection, taskQueue, workflows, activities, metrics.port, worker.*)",
+                f"self.all(e, !(e.name.upperAscii() in {cel_strings(RESERVED_ENV_NAMES)}))",
+                "spec.env must not set the TWP_* variables the operator writes from the spec, in "
+                f"any case ({', '.join(RESERVED_ENV_NAMES)}): set the matching spec field "
+                "instead (connection, taskQueue, workflows, activities, metrics.port, worker.*)",
             ),
             (
                 "self.all(e, !has(e.valueFrom) || !has(e.value) || e.value == '')",
@@ -265,9 +265,9 @@ class TemporalWorkerPoolSpec(Model):
         json_schema_extra=k8s_field(
             "Container.envFrom",
             (
-                "self.all(s, !has(s.prefix) || !s.prefix.startsWith('TWP_'))",
-                "spec.envFrom[].prefix must not start with TWP_: those variables are the worker "
-                "runtime's contract (worker_runtime/contract.py)",
+                "self.all(s, !has(s.prefix) || !s.prefix.upperAscii().startsWith('TWP_'))",
+                "spec.envFrom[].prefix must not start with TWP_ in any case: those variables are "
+                "the worker runtime's contract (worker_runtime/contract.py)",
             ),
             (
                 f"self.all(s, !has(s.prefix) || s.prefix.matches(r'{ENV_PREFIX_CHARS}'))",

@@ -125,8 +125,24 @@ class PodTemplateSpec(Model):
                 "template.volumes: the names tmp, dshm and temporal-tls belong to the operator "
                 "(scratch /tmp, GPU /dev/shm, TLS Secret); give your volume another name",
             ),
+            (
+                "self.all(v, !has(v.gitRepo) && !has(v.flexVolume) && (!has(v.projected) || "
+                "!has(v.projected.sources) || "
+                "v.projected.sources.all(s, !has(s.serviceAccountToken))))",
+                "template.volumes: projected serviceAccountToken, gitRepo and flexVolume volumes "
+                "are refused: a token would give the workers an API identity (the pool's "
+                "ServiceAccount has none on purpose), gitRepo and flexVolume run code on the node; "
+                "use a Secret, a ConfigMap or a PersistentVolumeClaim instead",
+            ),
             max_items=32,
-            overlay={"items": {"properties": {"name": {"maxLength": 63}}}},
+            overlay={
+                "items": {
+                    "properties": {
+                        "name": {"maxLength": 63},
+                        "projected": {"properties": {"sources": {"maxItems": 16}}},
+                    }
+                }
+            },
         ),
     )
     volume_mounts: KubeList | None = Field(

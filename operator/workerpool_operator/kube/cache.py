@@ -15,7 +15,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from workerpool_operator import metrics
+from workerpool_operator import metrics, trust
+from workerpool_operator.grants import Grants
 from workerpool_operator.kinds import (
     CHILDREN,
     CONNECTIONS,
@@ -41,6 +42,8 @@ Key = tuple[str, str]  # (namespace or "", name)
 OnEvent = Callable[[Kind, str, dict[str, Any]], None]
 
 BACKOFF_MAX_SECONDS = 30.0
+PAGE_SIZE = 500
+SECRET_PAGE_SIZE = 20
 
 
 def replicas_owners(obj: dict[str, Any]) -> list[str]:
@@ -160,6 +163,7 @@ class Informer:
         *,
         namespace: str | None = None,
         watch_timeout: int = 300,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.kube = kube
         self.kind = kind
@@ -167,18 +171,27 @@ class Informer:
         self.on_event = on_event
         self.namespace = namespace
         self.watch_timeout = watch_timeout
+        # Applied after `slim`: the Caches' cut of what they keep (the Secrets' used keys).
+        self.transform = transform
         self.synced = asyncio.Event()
+
+    def _slim(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj.setdefault("apiVersion", self.kind.api_version)
+        obj.setdefault("kind", self.kind.kind)
+        out = slim(self.kind, obj)
+        return out if self.transform is None else self.transform(out)
 
     def _key_of(self, obj: dict[str, Any]) -> Key:
         meta = obj.get("metadata") or {}
         return (str(meta.get("namespace") or ""), str(meta.get("name")))
 
     async def _list(self) -> str:
-        items, rv = await self.kube.list(self.kind, self.namespace, self.kind.selector)
-        for item in items:
-            item.setdefault("apiVersion", self.kind.api_version)
-            item.setdefault("kind", self.kind.kind)
-        slimmed = [slim(self.kind, i) for i in items]
+        # Slimmed page by page, and Secrets (up to 1 MiB each, tenants' to fill) in small
+        # pages: a relist never holds more than a page of full objects.
+        slimmed, rv = await self.kube.list(
+            self.kind, self.namespace, self.kind.selector,
+            each=self._slim, page_size=SECRET_PAGE_SIZE if self.kind is SECRET else PAGE_SIZE,
+        )  # fmt: skip
         if self.namespace is None:
             changed, gone = self.store.replace(slimmed)
         else:  # several informers (one per namespace) may share a store
@@ -199,9 +212,7 @@ class Informer:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         if event.type == "BOOKMARK":
             return str(rv) if rv else None
-        obj.setdefault("apiVersion", self.kind.api_version)
-        obj.setdefault("kind", self.kind.kind)
-        slimmed = slim(self.kind, obj)
+        slimmed = self._slim(obj)
         if event.type == "DELETED":
             self.store.delete(*self._key_of(slimmed))
             self.on_event(self.kind, "DELETED", slimmed)
@@ -251,19 +262,29 @@ class Caches:
     """
 
     def __init__(
-        self, kube: Kube, *, namespaces: Sequence[str] | None, credentials_namespace: str
+        self,
+        kube: Kube,
+        *,
+        namespaces: Sequence[str] | None,
+        credentials_namespace: str,
+        grants: Grants | None = None,
     ) -> None:
         self.kube = kube
         self.namespaces = None if namespaces is None else list(namespaces)
         # ClusterTemporalConnections' Secrets live here (the operator's own namespace).
         self.credentials_namespace = credentials_namespace
-        self.caps = Capabilities()
+        # The admin's grants ride along with the discovered capabilities to the renderers.
+        self.caps = Capabilities(grants=grants or Grants())
         self.stores: dict[Kind, Store] = {}
         self._informers: dict[Kind, list[asyncio.Task[None]]] = {}
         self._synced: dict[Kind, list[asyncio.Event]] = {}
         self._subscribers: list[OnEvent] = []
         self._caps_subscribers: list[Callable[[], None]] = []
         self._crd_changed = asyncio.Event()
+        # Secret keys the operator reads (TLS material, the API-key keys connections name): the
+        # Secret cache keeps only these (trust.bounded_secret), so memory does not grow with
+        # what tenants put into their opted-in Secrets.
+        self._secret_keys: frozenset[str] = frozenset({*trust.TLS_KEYS, "api-key"})
         self._crd_task: asyncio.Task[None] | None = None
         # One _follow_crds at a time: the CRD informer's first listing wakes the follower task
         # while start() still waits for the other caches, and a second call that found the
@@ -308,9 +329,30 @@ class Caches:
         if self._crd_task is not None:
             self._crd_task.cancel()
 
+    def _bounded_secret(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return trust.bounded_secret(obj, self._secret_keys)
+
+    def _follow_secret_keys(self) -> None:
+        """A connection naming an API-key key the Secret cache does not keep yet: keep it too,
+        and list the Secrets again (into the same store, so nothing disappears meanwhile)."""
+        keys = set(self._secret_keys)
+        for kind in CONNECTIONS:
+            for body in self.stores[kind].values() if kind in self.stores else ():
+                ref = (body.get("spec") or {}).get("apiKeySecretRef") or {}
+                keys.add(str(ref.get("key") or "api-key"))
+        if keys <= self._secret_keys:
+            return
+        self._secret_keys = frozenset(keys)
+        if SECRET in self._informers:
+            for task in self._informers.pop(SECRET):
+                task.cancel()
+            self._start_informers(SECRET)
+
     def _dispatch(self, kind: Kind, type_: str, obj: dict[str, Any]) -> None:
         if kind is CRD:
             self._crd_changed.set()
+        if kind in CONNECTIONS:
+            self._follow_secret_keys()
         for callback in self._subscribers:
             callback(kind, type_, obj)
 
@@ -323,8 +365,11 @@ class Caches:
         if kind is SECRET and self.namespaces is not None:
             scopes = list(dict.fromkeys([*self.namespaces, self.credentials_namespace]))
         tasks, synced = [], []
+        transform = self._bounded_secret if kind is SECRET else None
         for ns in scopes:
-            inf = Informer(self.kube, kind, self.store(kind), self._dispatch, namespace=ns)
+            inf = Informer(
+                self.kube, kind, self.store(kind), self._dispatch, namespace=ns, transform=transform
+            )
             tasks.append(asyncio.create_task(inf.run(), name=f"informer-{kind.plural}-{ns}"))
             synced.append(inf.synced)
         self._informers[kind] = tasks
@@ -370,6 +415,7 @@ class Caches:
         caps = Capabilities(
             service_monitor=self.synced(SERVICE_MONITOR),
             keda=self.synced(SCALED_OBJECT) and self.synced(TRIGGER_AUTH),
+            grants=self.caps.grants,
         )
         if caps != self.caps:
             log.info("capabilities changed", extra={"capabilities": caps.__dict__})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -75,11 +75,18 @@ class Kube(Transport):
         )
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, selector: str | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        selector: str | None = None,
+        *,
+        each: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        page_size: int = 500,
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every object (paginated), and the list's resourceVersion to watch from."""
+        """Every object (paginated; `each` applied page by page, so only the results of earlier
+        pages are held), and the list's resourceVersion to watch from."""
         items: list[dict[str, Any]] = []
-        params: dict[str, str] = {"limit": "500"}
+        params: dict[str, str] = {"limit": str(page_size)}
         if selector:
             params["labelSelector"] = selector
         while True:
@@ -88,7 +95,8 @@ class Kube(Transport):
             )
             if page is None:
                 return [], ""
-            items += page.get("items") or []
+            got = page.get("items") or []
+            items += got if each is None else [each(i) for i in got]
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 return items, str(meta.get("resourceVersion") or "")

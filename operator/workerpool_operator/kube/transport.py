@@ -64,6 +64,10 @@ def login() -> kopf.ConnectionInfo:
     return info
 
 
+# aiohttp's line limit is twice this: 4 MiB, above any object the API server stores.
+READ_BUFSIZE = 2 * 1024 * 1024
+
+
 class Transport:
     """Requests to the API server; `Kube` adds the verbs the operator uses."""
 
@@ -89,6 +93,10 @@ class Transport:
                 base_url=self._info.server,
                 connector=connector,
                 headers={"User-Agent": OPERATOR},
+                # A watch event is one line, as large as the object (a Secret holds up to
+                # 1 MiB, ~1.4 MB as JSON): aiohttp's default line limit (512 KiB) made one
+                # tenant's large opted-in Secret end the Secret watch for every tenant.
+                read_bufsize=READ_BUFSIZE,
             )
         return self._session
 

@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import logging
 
-from workerpool_operator import metrics
-from workerpool_operator.kinds import POOL, SCALED_OBJECT, TRIGGER_AUTH
+from workerpool_operator import metrics, trust
+from workerpool_operator.kinds import DEPLOYMENT, POOL, SCALED_OBJECT, TRIGGER_AUTH
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import ApiError, ServerError, TooManyRequests, Unauthorized
 from workerpool_operator.names import LEGACY_FINALIZER
@@ -55,7 +55,8 @@ class Executor:
         object itself (invalid, forbidden by quota or policy) becomes the pool's ApplyFailed.
         """
         outcome = Outcome()
-        assert p.pool is not None
+        if p.pool is None:  # InvalidSpec: nothing to write, only the status to report
+            return outcome
         pool = p.pool
         if p.handover is not None:
             h = p.handover
@@ -86,14 +87,26 @@ class Executor:
                 outcome.failures[w.kind] = sentence
                 metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
 
-        # KEDA resolves a ScaledObject's TriggerAuthentication when it first sees it: the
-        # ScaledObject goes last, and not at all while its TriggerAuthentication is refused.
-        first = [w for w in p.writes if w.kind is not SCALED_OBJECT]
-        await asyncio.gather(*(write(w) for w in first))
-        auth_ok = TRIGGER_AUTH not in outcome.failures and TRIGGER_AUTH not in outcome.conflicts
-        for w in p.writes:
-            if w.kind is SCALED_OBJECT and auth_ok:
-                await write(w)
+        # In phases, because a conflict found only now (an object missing from the label-selected
+        # cache turned out to be someone else's) blocks what would point at it: the
+        # ServiceAccount before the Deployment, the Deployment before what scales it
+        # (trust.blocked_by_conflicts). KEDA resolves a ScaledObject's TriggerAuthentication
+        # when it first sees it: the ScaledObject goes last, and not at all while its
+        # TriggerAuthentication is refused.
+        targets = trust.TARGETS_DEPLOYMENT
+        phases = [
+            [w for w in p.writes if w.kind is not DEPLOYMENT and w.kind not in targets],
+            [w for w in p.writes if w.kind is DEPLOYMENT],
+            [w for w in p.writes if w.kind in targets and w.kind is not SCALED_OBJECT],
+            [w for w in p.writes if w.kind is SCALED_OBJECT],
+        ]
+        for phase in phases:
+            blocked = trust.blocked_by_conflicts({**p.conflicts, **outcome.conflicts})
+            if any(w.kind is SCALED_OBJECT for w in phase) and (
+                TRIGGER_AUTH in outcome.failures or TRIGGER_AUTH in outcome.conflicts
+            ):
+                continue
+            await asyncio.gather(*(write(w) for w in phase if w.kind not in blocked))
         for kind, uid in p.prune:
             await self.kube.delete(kind, ns, name, uid=uid)
         return outcome

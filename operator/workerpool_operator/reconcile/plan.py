@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from workerpool_operator import trust
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
     DEPLOYMENT,
     REPLICAS_OWNERS,
+    SERVICE_ACCOUNT,
     Kind,
     child,
 )
@@ -44,6 +46,7 @@ from workerpool_operator.render import Capabilities, desired_children
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.render.common import selector_string
 from workerpool_operator.temporal.connections import (
+    Resolved,
     Unresolved,
     resolve_connection,
     validation_message,
@@ -135,10 +138,31 @@ def adoptable(obj: Mapping[str, Any] | None) -> bool:
 
 
 def conflict_message(kind: Kind, namespace: str, name: str) -> str:
+    consequence = ""
+    if kind is SERVICE_ACCOUNT:
+        consequence = " The Deployment is not written while it exists (its pods would run as it)."
+    elif kind is DEPLOYMENT:
+        consequence = " Nothing that scales it (HPA, ScaledObject) or its pods (PDB) is written."
     return (
         f"{kind.kind} {namespace}/{name} exists and is not controlled by this pool; left "
-        f"untouched. Delete or rename it, or annotate it {ADOPT_ANNOTATION}=true to hand it over"
+        f"untouched. Delete or rename it, or annotate it {ADOPT_ANNOTATION}=true to hand it "
+        f"over.{consequence}"
     )
+
+
+def _refused_connection(
+    resolved: Resolved, caps: Capabilities, observed: Observed
+) -> Unresolved | None:
+    """A resolved connection the pool still may not use: an address the admin does not allow,
+    or Secrets their owner did not opt in (pods and KEDA would get them)."""
+    pool = resolved.pool
+    problem = trust.address_not_allowed(pool, caps.grants, resolved.source)
+    if problem is not None:
+        return Unresolved(Reason.ADDRESS_NOT_ALLOWED, problem)
+    problem = trust.secrets_not_opted_in(pool, observed.secrets, pool.namespace)
+    if problem is not None:
+        return Unresolved(Reason.CREDENTIALS_UNAVAILABLE, problem)
+    return None
 
 
 def credentials_hash(pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping[str, Any]]) -> str:
@@ -278,6 +302,9 @@ def plan(
     )
     if isinstance(resolved, Unresolved):
         return _unresolved(pool, resolved, observed, drop)
+    refused = _refused_connection(resolved, caps, observed)
+    if refused is not None:
+        return _unresolved(pool, refused, observed, drop)
     pool = resolved.pool
     try:
         manifests = desired_children(pool, caps)
@@ -306,6 +333,10 @@ def plan(
             continue
         if not up_to_date(desired, live):
             out.writes.append(ChildWrite(kind, desired, known=live is not None))
+    # Nothing points at an object the pool does not control: a foreign ServiceAccount keeps the
+    # Deployment from being written, a foreign Deployment keeps what scales it from being written.
+    blocked = trust.blocked_by_conflicts(out.conflicts)
+    out.writes = [w for w in out.writes if w.kind not in blocked]
     for kind in CHILDREN:
         live = observed.children.get(kind)
         prunable = "delete" in kind.verbs  # the always-present children are never pruned

@@ -27,6 +27,17 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+MESSAGE_LIMIT = 1000
+
+
+def sanitized(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message fit for status and Events: control characters (ANSI escapes, NULs, newlines
+    from a remote server's error) become spaces, and it is cut to `limit` characters, so an
+    attacker-run Temporal endpoint cannot forge log lines or bloat every status write."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
 def merge_conditions(
     previous: Iterable[Mapping[str, Any]],
     updates: Iterable[ConditionSpec],
@@ -45,7 +56,7 @@ def merge_conditions(
                 "type": cond.type,
                 "status": cond.status,
                 "reason": cond.reason,
-                "message": cond.message,
+                "message": sanitized(cond.message),
                 "lastTransitionTime": now if changed else old["lastTransitionTime"],  # type: ignore[index]
                 "observedGeneration": generation,
             }
@@ -199,8 +210,9 @@ def connection_status(
             if key in live:
                 status[key] = live[key]
     last_error = live.get("lastError")
-    if ready.status == "False" and (not last_error or last_error.get("message") != ready.message):
-        last_error = {"message": ready.message, "time": now}
+    message = sanitized(ready.message)
+    if ready.status == "False" and (not last_error or last_error.get("message") != message):
+        last_error = {"message": message, "time": now}
     if last_error:
         status["lastError"] = last_error
     return {k: v for k, v in status.items() if v is not None}

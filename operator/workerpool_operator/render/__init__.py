@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.grants import Grants
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.deployment import render_deployment
 from workerpool_operator.render.identity import render_service_account
@@ -35,6 +36,8 @@ class Capabilities:
 
     service_monitor: bool = False
     keda: bool = False
+    # The cluster admin's grants (operator settings), not discovered but passed the same way.
+    grants: Grants = field(default_factory=Grants)
 
 
 def fixed_replicas(pool: TemporalWorkerPool) -> int | None:
@@ -53,7 +56,7 @@ def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manif
         render_pdb(pool),
         render_service_account(pool),
     ]
-    network_policy = render_network_policy(pool)
+    network_policy = render_network_policy(pool, caps.grants)
     if network_policy is not None:
         children.append(network_policy)
     if caps.service_monitor and pool.spec.metrics.service_monitor.mode() != "Disabled":

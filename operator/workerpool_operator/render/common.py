@@ -75,11 +75,16 @@ def owner_reference(pool: TemporalWorkerPool) -> dict[str, Any]:
 
 
 def object_meta(pool: TemporalWorkerPool, extra_labels: dict[str, str] | None = None) -> Manifest:
-    """metadata for a child object named after the pool, in its namespace."""
+    """metadata for a child object named after the pool, in its namespace.
+
+    The operator's own labels win over `extra_labels` (a pool's ServiceMonitor labels): they
+    select the object into the operator's cache and name its pool, so a pool overriding them
+    would hide its child from pruning or point it at another pool.
+    """
     return {
         "name": pool.name,
         "namespace": pool.namespace,
-        "labels": {**labels(pool), **(extra_labels or {})},
+        "labels": {**(extra_labels or {}), **labels(pool)},
         "annotations": {TASK_QUEUE_ANNOTATION: pool.spec.task_queue},
         "ownerReferences": [owner_reference(pool)],
     }

@@ -79,7 +79,7 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
         value = getattr(tuning, field)
         if value is not None:
             env.append(_env(env_var(field), value))
-    user = [e for e in spec.env or [] if e.get("name") not in RESERVED_ENV_NAMES]
+    user = [e for e in spec.env or [] if str(e.get("name", "")).upper() not in RESERVED_ENV_NAMES]
     user_names = {e.get("name") for e in user}
     return [e for e in env if e["name"] not in user_names] + user
 

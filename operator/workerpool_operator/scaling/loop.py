@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from workerpool_operator import metrics
+from workerpool_operator import metrics, trust
 from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import DEPLOYMENT, POOL, POOL_STATUS, Kind
@@ -31,7 +31,7 @@ from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import NotLeader
 from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import engine_of
+from workerpool_operator.reconcile.plan import controlled_by, engine_of
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.decide import (
     Decision,
@@ -105,9 +105,13 @@ def builtin_target(
     resolved = view.resolve(pool, body)
     if isinstance(resolved, Unresolved):
         return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
+    if trust.address_not_allowed(resolved.pool, view.caps.grants, resolved.source):
+        return None  # the reconciler reports AddressNotAllowed; nothing is dialled
     deployment = view.store(DEPLOYMENT).get(*key)
-    if deployment is None:
-        return None  # the reconciler has not created it yet
+    if deployment is None or not controlled_by(deployment, pool.uid):
+        # Not created yet, or someone else's Deployment with the pool's name (an orphan of a
+        # deleted pool, another team's): its replicas are never written.
+        return None
     return body, resolved, deployment
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from temporalio.client import Client, TLSConfig
 
@@ -15,6 +16,7 @@ from workerpool_operator.temporal.connections import Connection
 # A Temporal client nobody asked through for this long is dropped.
 CLIENT_IDLE_SECONDS = 600.0
 CLIENT_IDENTITY = "workerpool-operator-autoscaler"
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 ConnectFn = Callable[..., Awaitable[Client]]
 
@@ -56,6 +58,9 @@ class TemporalClients:
                     tls=tls_config(conn),
                     api_key=conn.api_key,
                     lazy=True,
+                    # A silent endpoint (accepts TCP, never answers TLS) fails the call after
+                    # this instead of holding it: the SDK's default is no limit at all.
+                    connect_timeout=timedelta(seconds=CONNECT_TIMEOUT_SECONDS),
                     identity=CLIENT_IDENTITY,
                 )
                 self._clients[conn] = found

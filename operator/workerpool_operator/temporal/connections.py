@@ -203,7 +203,14 @@ def connection_from_spec(
         value = _secret_value(secrets, where, ref.name, ref.key)
         if value is None:
             raise CredentialsError(f"Secret {where}/{ref.name} has no key {ref.key}")
-        api_key = value.decode().strip()
+        try:
+            api_key = value.decode().strip()
+        except UnicodeDecodeError:
+            # One tenant's malformed Secret is that connection's error, never the whole loop's.
+            raise CredentialsError(
+                f"Secret {where}/{ref.name} key {ref.key} is not UTF-8 text: an API key is a "
+                "printable token; store it as such"
+            ) from None
     return Connection(
         address=conn.address,
         namespace=conn.namespace,

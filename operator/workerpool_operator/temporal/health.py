@@ -121,6 +121,9 @@ async def probe(clients: TemporalClients, conn: Connection, rpc_timeout: timedel
 HEALTH_PERIOD_SECONDS = 30.0
 RPC_TIMEOUT_SECONDS = 5.0
 TICK_SECONDS = 2.0
+# One check's time box: past it the check is that connection's TemporalUnavailable, and the
+# other connections never waited for it (each check is its own task).
+CHECK_TIMEOUT_SECONDS = 20.0
 
 
 class HealthChecker:
@@ -141,14 +144,39 @@ class HealthChecker:
         self.period = period
         self.clock = clock
         self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._running: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` (run only while leading)."""
-        while not stop.is_set():
-            await self.tick()
-            await sleep_or_stop(stop, TICK_SECONDS)
+        try:
+            while not stop.is_set():
+                await self.tick(wait=False)
+                await sleep_or_stop(stop, TICK_SECONDS)
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            self._running.clear()
 
-    async def tick(self) -> None:
+    async def _isolated(self, key: tuple[str, str, str], kind: Kind, body: dict[str, Any]) -> None:
+        """One connection's check, time-boxed, its failures its own: one tenant's hanging
+        endpoint or malformed Secret never stops or delays another tenant's check."""
+        try:
+            await asyncio.wait_for(self.check(kind, body), timeout=CHECK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("health check of %s %s/%s timed out", kind.kind, key[1], key[2])
+            address = (body.get("spec") or {}).get("address")
+            error = f"no answer from {address} within {CHECK_TIMEOUT_SECONDS:.0f}s"
+            await self._report(kind, body, Health(error=error), Reason.TEMPORAL_UNAVAILABLE)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("health check of %s %s/%s failed", kind.kind, key[1], key[2])
+
+    async def tick(self, *, wait: bool = True) -> None:
+        """Start the checks that are due; `wait`: until they end (tests), else in the
+        background (the loop), so a slow connection never delays the next tick."""
+        self._running = {k: t for k, t in self._running.items() if not t.done()}
         due = []
         for kind in (CONNECTION, CLUSTER_CONNECTION):
             if not self.view.has(kind):
@@ -161,10 +189,15 @@ class HealthChecker:
                     continue
                 generation = int(meta.get("generation") or 0)
                 last = self._last.get(key)
+                if key in self._running:
+                    continue  # still checking it (a slow endpoint): never two at once
                 if last is None or last[1] != generation or self.clock() - last[0] >= self.period:
                     self._last[key] = (self.clock(), generation)
-                    due.append((kind, body))
-        await asyncio.gather(*(self.check(kind, body) for kind, body in due))
+                    due.append((key, kind, body))
+        for key, kind, body in due:
+            self._running[key] = asyncio.create_task(self._isolated(key, kind, body))
+        if wait:
+            await asyncio.gather(*(self._running[key] for key, _, _ in due))
 
     def _ours(self, kind: Kind, name: str) -> bool:
         """A namespaced install (one of several shards, say) checks a ClusterTemporalConnection
@@ -174,25 +207,36 @@ class HealthChecker:
         return bool(self.view.pools_using(kind.kind, "", name))
 
     async def check(self, kind: Kind, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        ns = str(meta.get("namespace") or "")
+        ns = str(body["metadata"].get("namespace") or "")
         cluster = kind is CLUSTER_CONNECTION
-        reason = Reason.TEMPORAL_UNAVAILABLE
         try:
             model = api.ClusterTemporalConnection if cluster else api.TemporalConnection
             spec = model.from_body(body).spec
-            where = self.view.credentials_namespace if cluster else ns
+        except ValidationError:
+            return  # admission's job; pools report ConnectionInvalid
+        refused = self.view.caps.grants.address_error(spec.address, f"{kind.kind} address")
+        if refused is not None:  # never dialled: the admin does not allow the address
+            await self._report(kind, body, Health(error=refused), Reason.ADDRESS_NOT_ALLOWED)
+            return
+        where = self.view.credentials_namespace if cluster else ns
+        try:
             conn = connection_from_spec(
                 effective_connection_spec(spec), self.view.secrets_in(where), where
             )
-        except ValidationError:
-            return  # admission's job; pools report ConnectionInvalid
         except CredentialsError as exc:
-            health, reason = Health(error=str(exc)), Reason.CREDENTIALS_UNAVAILABLE
-            temporal_ns = str((body.get("spec") or {}).get("namespace") or "default")
-        else:
-            health = await probe(self.clients, conn, timedelta(seconds=RPC_TIMEOUT_SECONDS))
-            temporal_ns = spec.namespace
+            await self._report(kind, body, Health(error=str(exc)), Reason.CREDENTIALS_UNAVAILABLE)
+            return
+        health = await probe(self.clients, conn, timedelta(seconds=RPC_TIMEOUT_SECONDS))
+        await self._report(kind, body, health, Reason.TEMPORAL_UNAVAILABLE)
+
+    async def _report(
+        self, kind: Kind, body: dict[str, Any], health: Health, reason: Reason
+    ) -> None:
+        """Apply the connection's status from one check, when it changed."""
+        meta = body["metadata"]
+        ns = str(meta.get("namespace") or "")
+        cluster = kind is CLUSTER_CONNECTION
+        temporal_ns = str((body.get("spec") or {}).get("namespace") or "default")
         status = connection_status(
             server_version=health.server_version,
             namespace_exists=health.namespace_exists,

@@ -1,0 +1,116 @@
+"""Attacks by a connection author (may write TemporalConnections and pools in `team-a`, may not
+read Secrets): sending Secrets nobody opted in, or opted-in ones to an address the admin did
+not allow (issue 20, item 5)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.security.attacks import attack, until
+from tests.security.conftest import Bed
+from tests.security.test_pool_author import TEMPORAL_IP, pool, ready, unique, wait_reason
+from tests.security.test_runtime_credentials import Listener
+
+
+def connection(name: str, address: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalConnection",
+        "metadata": {"name": name},
+        "spec": {"address": address, **spec},
+    }
+
+
+def secret(bed: Bed, name: str, data: dict[str, bytes], *, opted_in: bool) -> None:
+    """A Secret the namespace owner (the admin here) created; the tenants cannot read it."""
+    labels = {"workerpools.io/temporal-credentials": "true"} if opted_in else {}
+    bed.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": bed.team_a, "labels": labels},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+    )
+
+
+def get(bed: Bed, kind: str, name: str) -> dict[str, Any] | None:
+    got = bed.kube.run("get", kind, name, "-n", bed.team_a, "-o", "json")
+    return json.loads(got.stdout) if got.returncode == 0 else None
+
+
+def secrets_named(obj: dict[str, Any] | None) -> set[str]:
+    """Every Secret name an object refers to (secretKeyRef, secret volumes, secretTargetRef)."""
+    found: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for key in ("secretKeyRef", "secret"):
+                ref = x.get(key)
+                if isinstance(ref, dict):
+                    found.add(str(ref.get("name") or ref.get("secretName")))
+            if "parameter" in x and "name" in x:  # KEDA secretTargetRef
+                found.add(str(x["name"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    yield lst
+    lst.close()
+
+
+@attack("connection author: make pods and KEDA read a Secret that never opted in")
+async def test_a_connection_cannot_hand_out_a_secret_that_did_not_opt_in(bed: Bed) -> None:
+    name = unique("conn")
+    secret(bed, f"{name}-db", {"password": b"hunter2"}, opted_in=False)
+    author = bed.connection_author()
+    assert not author.can("get", "secrets")
+    spec = {"tls": {}, "apiKeySecretRef": {"name": f"{name}-db", "key": "password"}}
+    assert author.apply(connection(name, TEMPORAL_IP, **spec)).returncode == 0
+    keda = {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 2}
+    result = author.apply(pool(name, connectionRef={"name": name}, autoscaling=keda))
+    assert result.returncode == 0, result.stderr
+    await wait_reason(bed, name, "CredentialsUnavailable")
+    assert "workerpools.io/temporal-credentials" in ready(bed, name)["message"]
+    for kind in ("deployment", "triggerauthentication", "scaledobject"):
+        assert f"{name}-db" not in secrets_named(get(bed, kind, name)), kind
+
+
+@attack("connection author: send opted-in credentials to an address the admin did not allow")
+async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: Listener) -> None:
+    name = unique("exfil")
+    secret(bed, f"{name}-key", {"api-key": b"opted-in-key"}, opted_in=True)
+    port = listener.address.rsplit(":", 1)[1]
+    address = f"localhost:{port}"  # the session's allowlist has 127.0.0.1:*, not localhost
+    spec = {"tls": {}, "apiKeySecretRef": {"name": f"{name}-key"}}
+    assert bed.connection_author().apply(connection(name, address, **spec)).returncode == 0
+    assert bed.connection_author().apply(pool(name, connectionRef={"name": name})).returncode == 0
+
+    def status() -> dict[str, Any]:
+        return (get(bed, "temporalconnection", name) or {}).get("status") or {}
+
+    def refused() -> bool:
+        return "allowed addresses" in json.dumps(status())
+
+    await until(refused, "the connection's status saying the address is not allowed", status)
+    await wait_reason(bed, name, "AddressNotAllowed")
+    assert get(bed, "deployment", name) is None
+    assert listener.received == [], "the operator dialled an address the admin did not allow"
+    inline = unique("inline")
+    assert bed.pool_author().apply(pool(inline, connection={"address": address})).returncode == 0
+    await wait_reason(bed, inline, "AddressNotAllowed")
+    assert get(bed, "deployment", inline) is None

@@ -1,0 +1,109 @@
+"""Attacks on identity: a pool author trying to run workers as a ServiceAccount the pool does
+not own, or to hand them an API token or a node path (issue 20, item 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.security.attacks import attack, until
+from tests.security.conftest import REPO_ROOT, Bed
+from tests.security.test_pool_author import pool, ready, unique, wait_reason
+
+POLICY = REPO_ROOT / "manifests" / "admission" / "pool-template-policy.yaml"
+
+
+def deployment(bed: Bed, name: str) -> dict[str, Any] | None:
+    got = bed.kube.run("get", "deployment", name, "-n", bed.team_a, "-o", "json")
+    return json.loads(got.stdout) if got.returncode == 0 else None
+
+
+TOKEN_VOLUME = {
+    "name": "t",
+    "projected": {"sources": [{"serviceAccountToken": {"path": "token", "audience": "sts"}}]},
+}
+
+
+@attack("pool author: a projected serviceAccountToken or node-backed volume")
+@pytest.mark.parametrize(
+    "volume",
+    [TOKEN_VOLUME, {"name": "g", "gitRepo": {"repository": "https://example.com/x.git"}},
+     {"name": "f", "flexVolume": {"driver": "example.com/x"}}],
+    ids=["projected-token", "gitRepo", "flexVolume"],
+)  # fmt: skip
+def test_identity_and_node_volumes_are_refused_by_the_schema(
+    bed: Bed, volume: dict[str, Any]
+) -> None:
+    template = {"volumes": [volume], "volumeMounts": [{"name": volume["name"], "mountPath": "/v"}]}
+    result = bed.pool_author().apply(pool(unique("vol"), template=template))
+    assert result.returncode != 0, "the API server admitted the pool"
+    assert "serviceAccountToken, gitRepo and flexVolume" in result.stderr, result.stderr
+
+
+@attack("pool author: name the pool after an existing ServiceAccount to run as it")
+@pytest.mark.parametrize("existing", ["ci-deployer", "default"])
+async def test_a_pool_never_runs_as_a_service_account_it_does_not_own(
+    bed: Bed, existing: str
+) -> None:
+    if existing != "default":
+        bed.kube.kubectl("create", "serviceaccount", existing, "-n", bed.team_a)
+    assert bed.pool_author().apply(pool(existing)).returncode == 0
+    await wait_reason(bed, existing, "NameConflict")
+    assert "ServiceAccount" in ready(bed, existing)["message"]
+    dep = deployment(bed, existing)
+    account = (dep or {}).get("spec", {}).get("template", {}).get("spec", {})
+    assert dep is None or account.get("serviceAccountName") != existing, (
+        "the pool's Deployment runs as a ServiceAccount the pool does not own"
+    )
+    bed.kube.kubectl("delete", "twp", existing, "-n", bed.team_a, "--wait=false")
+
+
+@attack("pool author: get past the optional admission policy (token, node volume, reserved name)")
+async def test_the_admission_policy_refuses_identity_and_node_paths(
+    bed: Bed, tmp_path: Path
+) -> None:
+    """The shipped ValidatingAdmissionPolicy, bound under a name of this session's own to
+    team-b only (other sessions on the bed install the shipped one)."""
+    name = f"workerpools-pool-template-{bed.team_b}"
+    docs = [d for d in yaml.safe_load_all(POLICY.read_text()) if d]
+    for d in docs:
+        d["metadata"]["name"] = name
+        if d["kind"] == "ValidatingAdmissionPolicyBinding":
+            d["spec"]["policyName"] = name
+            d["spec"]["matchResources"]["namespaceSelector"] = {
+                "matchLabels": {"kubernetes.io/metadata.name": bed.team_b}
+            }
+    bed.kube.apply(docs)
+    try:
+        cases = {
+            "projected-configmap": pool(unique("cm"), template={"volumes": [{
+                "name": "t", "projected": {"sources": [{"configMap": {"name": "x"}}]}}],
+                "volumeMounts": [{"name": "t", "mountPath": "/t"}]}),
+            "nfs": pool(unique("nfs"), template={"volumes": [{
+                "name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}],
+                "volumeMounts": [{"name": "n", "mountPath": "/n"}]}),
+            "default": pool("default"),
+            "tolerate-all": pool(unique("tol"), template={"tolerations": [{"operator": "Exists"}]}),
+        }  # fmt: skip
+        refused: dict[str, str] = {}
+
+        def probe() -> bool:
+            for key, obj in cases.items():
+                result = bed.kube.apply(obj, namespace=bed.team_b, check=False, server_side=False)
+                if result.returncode == 0:
+                    bed.kube.run("delete", "twp", obj["metadata"]["name"], "-n", bed.team_b)
+                    refused.pop(key, None)
+                else:
+                    refused[key] = result.stderr
+            # The configMap projection is allowed: the policy is a filter, not a wall.
+            return set(refused) == {"nfs", "default", "tolerate-all"}
+
+        await until(probe, "the policy refusing exactly nfs, default, tolerate-all",
+                         lambda: refused)  # fmt: skip
+    finally:
+        for d in docs:
+            bed.kube.run("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found")
