@@ -4,7 +4,6 @@ not allow (issue 20, item 5)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,30 +12,16 @@ import pytest
 
 from tests.security.attacks import attack, until
 from tests.security.conftest import Bed
-from tests.security.test_pool_author import TEMPORAL_IP, pool, ready, unique, wait_reason
-from tests.security.test_runtime_credentials import Listener
-
-
-def connection(name: str, address: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalConnection",
-        "metadata": {"name": name},
-        "spec": {"address": address, **spec},
-    }
-
-
-def secret(bed: Bed, name: str, data: dict[str, bytes], *, opted_in: bool) -> None:
-    """A Secret the namespace owner (the admin here) created; the tenants cannot read it."""
-    labels = {"workerpools.io/temporal-credentials": "true"} if opted_in else {}
-    bed.kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": bed.team_a, "labels": labels},
-            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-        }
-    )
+from tests.security.tenants import (
+    TEMPORAL_IP,
+    Listener,
+    connection,
+    pool,
+    ready,
+    secret,
+    unique,
+    wait_reason,
+)
 
 
 def get(bed: Bed, kind: str, name: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import yaml
 
 from tests.security.attacks import attack, until
 from tests.security.conftest import REPO_ROOT, Bed
-from tests.security.test_pool_author import pool, ready, unique, wait_reason
+from tests.security.tenants import pool, ready, unique, wait_reason
 
 POLICY = REPO_ROOT / "manifests" / "admission" / "pool-template-policy.yaml"
 

@@ -9,50 +9,13 @@ The session's operator runs with the default grants: none that widen (tests/secu
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
 
 from tests.security.attacks import attack, until
 from tests.security.conftest import Bed
-
-# An address the network tests may use: an IP, so egress to Temporal is an exact ipBlock.
-TEMPORAL_IP = "10.1.2.3:7233"
-
-
-def pool(name: str, **spec: Any) -> dict[str, Any]:
-    """A pool as a tenant writes it: inline address unless it names a connection, one replica
-    unless it autoscales."""
-    base: dict[str, Any] = {"taskQueue": name, "workflows": ["a:W"]}
-    if "connectionRef" not in spec:
-        base["connection"] = {"address": TEMPORAL_IP}
-    if "autoscaling" not in spec:
-        base["replicas"] = 1
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {**base, **spec},
-    }
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:5]}"
-
-
-def ready(bed: Bed, name: str) -> dict[str, Any]:
-    """The pool's Ready condition ({} until the operator wrote one)."""
-    got = bed.kube.run("get", "twp", name, "-n", bed.team_a, "-o", "json")
-    if got.returncode != 0:
-        return {}
-    status = json.loads(got.stdout).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
-
-
-async def wait_reason(bed: Bed, name: str, reason: str) -> None:
-    """Until the pool's Ready condition has this reason."""
-    await until(lambda: ready(bed, name).get("reason") == reason, reason, lambda: ready(bed, name))
+from tests.security.tenants import pool, ready, unique
 
 
 def network_policy(bed: Bed, name: str) -> dict[str, Any] | None:

@@ -10,51 +10,14 @@ runtime dials it.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from tests.runtime.helpers import base_env, run_once, unique_queue
 from tests.security.attacks import attack
+from tests.security.tenants import Listener
 from worker_runtime.contract import RuntimeSettings
-
-
-class Listener:
-    """A TCP endpoint that accepts connections and keeps the first bytes each one sends."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.received: list[bytes] = []
-        self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.received.append(conn.recv(4096))
-                except OSError:
-                    self.received.append(b"")
-
-    def close(self) -> None:
-        self.closed.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.fixture

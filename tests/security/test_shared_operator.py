@@ -28,8 +28,7 @@ import yaml
 from testbed.wait import eventually
 from tests.security.attacks import attack, until
 from tests.security.conftest import Bed, record
-from tests.security.test_connection_author import connection, secret
-from tests.security.test_pool_author import unique
+from tests.security.tenants import connection, secret, unique
 
 HEALTH_PERIOD_S = 30.0
 SECRETS = 200

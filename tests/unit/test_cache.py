@@ -8,7 +8,7 @@ tests only see through their effects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from testbed.wait import eventually
@@ -52,9 +52,16 @@ class ScriptedApi:
         self.gone: dict[str, asyncio.Event] = {}
 
     async def list(
-        self, kind: Any, namespace: str | None = None, selector: str | None = None
+        self,
+        kind: Any,
+        namespace: str | None = None,
+        selector: str | None = None,
+        *,
+        each: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        page_size: int = 500,
     ) -> tuple[list[dict[str, Any]], str]:
-        return [dict(o) for o in self.listing.get(namespace or "", [])], "1"
+        items = [dict(o) for o in self.listing.get(namespace or "", [])]
+        return [each(o) for o in items] if each is not None else items, "1"
 
     async def watch(self, kind: Any, namespace: str | None, *_: Any) -> AsyncIterator[WatchEvent]:
         event = self.gone.setdefault(namespace or "", asyncio.Event())

@@ -1,0 +1,110 @@
+"""What the attack tests share: pools and connections as a tenant writes them, a Secret
+as a namespace owner creates it, a pool's Ready condition, and a TCP listener that records
+what a worker or the operator sends it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import uuid
+from typing import Any
+
+from tests.security.attacks import until
+from tests.security.conftest import Bed
+
+# An address the network tests may use: an IP, so egress to Temporal is an exact ipBlock.
+TEMPORAL_IP = "10.1.2.3:7233"
+
+
+def pool(name: str, **spec: Any) -> dict[str, Any]:
+    """A pool as a tenant writes it: inline address unless it names a connection, one replica
+    unless it autoscales."""
+    base: dict[str, Any] = {"taskQueue": name, "workflows": ["a:W"]}
+    if "connectionRef" not in spec:
+        base["connection"] = {"address": TEMPORAL_IP}
+    if "autoscaling" not in spec:
+        base["replicas"] = 1
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalWorkerPool",
+        "metadata": {"name": name},
+        "spec": {**base, **spec},
+    }
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:5]}"
+
+
+def ready(bed: Bed, name: str) -> dict[str, Any]:
+    """The pool's Ready condition ({} until the operator wrote one)."""
+    got = bed.kube.run("get", "twp", name, "-n", bed.team_a, "-o", "json")
+    if got.returncode != 0:
+        return {}
+    status = json.loads(got.stdout).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+
+
+async def wait_reason(bed: Bed, name: str, reason: str) -> None:
+    """Until the pool's Ready condition has this reason."""
+    await until(lambda: ready(bed, name).get("reason") == reason, reason, lambda: ready(bed, name))
+
+
+def connection(name: str, address: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "workerpools.io/v1alpha1",
+        "kind": "TemporalConnection",
+        "metadata": {"name": name},
+        "spec": {"address": address, **spec},
+    }
+
+
+def secret(bed: Bed, name: str, data: dict[str, bytes], *, opted_in: bool) -> None:
+    """A Secret the namespace owner (the admin here) created; the tenants cannot read it."""
+    labels = {"workerpools.io/temporal-credentials": "true"} if opted_in else {}
+    bed.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": bed.team_a, "labels": labels},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+    )
+
+
+class Listener:
+    """A TCP endpoint that accepts connections and keeps the first bytes each one sends."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.received: list[bytes] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(4096))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
