@@ -60,7 +60,8 @@ def secrets_not_opted_in(
     return (
         f"Secret {', '.join(missing)} in namespace {namespace} did not opt in (label "
         f"{CREDENTIALS_LABEL}=true): the operator hands a Secret to pods and KEDA only when its "
-        "owner labelled it; label it, or name another Secret in the connection"
+        f"owner labelled it; label it (`kubectl label secret -n {namespace} {' '.join(missing)} "
+        f"{CREDENTIALS_LABEL}=true`), or name another Secret in the connection"
     )
 
 

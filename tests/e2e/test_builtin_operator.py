@@ -272,7 +272,10 @@ async def test_scaler_reads_tls_and_api_key_secrets_and_reports_credentials_unav
         return int(dep["spec"].get("replicas", 1))
 
     def state() -> str:
-        conds = {n: condition(kube_cluster, ns, n, "AutoscalingReady") for n in ("cloud", "mtls")}
+        conds = {
+            n: [condition(kube_cluster, ns, n, t) for t in ("Ready", "AutoscalingReady")]
+            for n in ("cloud", "mtls")
+        }
         return json.dumps(conds) + "\n" + op.log_path.read_text(errors="replace")[-3000:]
 
     try:
@@ -281,20 +284,21 @@ async def test_scaler_reads_tls_and_api_key_secrets_and_reports_credentials_unav
         subjects = [c.get("client_cert") for c in mtls_front.connections()]
         assert "commonName=scaler-client" in subjects, mtls_front.connections()
 
-        # The API key Secret is not opted in: CredentialsUnavailable, replicas held at 1.
+        # The API key Secret is not opted in: the pool is CredentialsUnavailable before
+        # anything is written (no Deployment would mount it, nothing dials Temporal with it).
         await eventually(
             lambda: (
-                condition(kube_cluster, ns, "cloud", "AutoscalingReady").get("reason")
+                condition(kube_cluster, ns, "cloud", "Ready").get("reason")
                 == "CredentialsUnavailable"
             ),
             "cloud reports CredentialsUnavailable",
             state,
         )
-        held = condition(kube_cluster, ns, "cloud", "AutoscalingReady")
+        held = condition(kube_cluster, ns, "cloud", "Ready")
         assert held["status"] == "False"
         assert "api-key" in held["message"]
         assert "kubectl label secret" in held["message"]  # the fix, in the message
-        assert replicas("cloud") == 1
+        assert replicas("cloud") == -1  # no Deployment hands the Secret to pods
         assert not tls_front.connections()  # nothing was sent without the key
 
         # Opting the Secret in is all it takes: TLS + API key, backlog 6 at 2 per replica.

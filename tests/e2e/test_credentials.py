@@ -82,7 +82,8 @@ async def test_rotated_api_key_rolls_the_workers_and_reaches_the_scaler(
 
 
 async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: str) -> None:
-    """CredentialsUnavailable, ResourceRequestsMissing and InsufficientGPU, each fixed again."""
+    """CredentialsUnavailable (a missing Secret stops the pool before anything is written),
+    ResourceRequestsMissing and InsufficientGPU, each fixed again."""
     kube_cluster.apply(connection("mtls", tls={"secretName": "mtls"}), namespace=namespace)
     builtin = {"engine": "Builtin", "minReplicas": 1, "maxReplicas": 2}
     hpa = {"engine": "HPA", "minReplicas": 1, "maxReplicas": 2, "cpuUtilization": 70}
@@ -103,14 +104,15 @@ async def test_scaler_reasons_in_and_out(kube_cluster: KubeCluster, namespace: s
     async with running_operator(kube_cluster.kubeconfig, namespace):
         await eventually(
             lambda: (
-                reason("creds", "AutoscalingReady") == "CredentialsUnavailable"
+                reason("creds", "Ready") == "CredentialsUnavailable"
                 and reason("hpa", "AutoscalingReady") == "ResourceRequestsMissing"
                 and reason("gpu", "GPUCapacityAvailable") == "InsufficientGPU"
             ),
             "the three problems reported",
         )
-        message = condition(kube_cluster, namespace, "creds", "AutoscalingReady")["message"]
+        message = condition(kube_cluster, namespace, "creds", "Ready")["message"]
         assert "workerpools.io/temporal-credentials=true" in message  # how to opt in
+        assert not kube_cluster.exists("deployment", "creds", namespace=namespace)
 
         kube_cluster.apply(secret("mtls", **{"ca.crt": "x", "tls.crt": "x", "tls.key": "x"}),
                            namespace=namespace)  # fmt: skip

@@ -74,15 +74,14 @@ def secret(bed: Bed, name: str, data: dict[str, bytes], *, opted_in: bool) -> No
     )
 
 
-class Listener:
-    """A TCP endpoint that accepts connections and keeps the first bytes each one sends."""
+class TcpListener:
+    """A TCP endpoint on loopback that hands every accepted connection to `handle`."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
+        self.sock.listen(16)
         self.sock.settimeout(0.5)
-        self.received: list[bytes] = []
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -97,14 +96,28 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.received.append(conn.recv(4096))
-                except OSError:
-                    self.received.append(b"")
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.close()
 
     def close(self) -> None:
         self.closed.set()
         self.thread.join(timeout=5)
         self.sock.close()
+
+
+class Listener(TcpListener):
+    """Keeps the first bytes each connection sends."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            try:
+                self.received.append(conn.recv(4096))
+            except OSError:
+                self.received.append(b"")

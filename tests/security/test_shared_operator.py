@@ -17,7 +17,6 @@ import base64
 import itertools
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,38 +27,23 @@ import yaml
 from testbed.wait import eventually
 from tests.security.attacks import attack, until
 from tests.security.conftest import Bed, record
-from tests.security.tenants import connection, secret, unique
+from tests.security.tenants import TcpListener, connection, secret, unique
 
 HEALTH_PERIOD_S = 30.0
 SECRETS = 200
 SECRET_BYTES = (1 << 20) - 4096  # just under the API's 1 MiB limit for a Secret's data
 
 
-class Dials:
-    """A listener that records when it is dialled and closes each connection at once."""
+class Dials(TcpListener):
+    """Records when it is dialled and closes each connection at once."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.5)
         self.times: list[float] = []
-        self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.times.append(time.monotonic())
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        self.times.append(time.monotonic())
+        conn.close()
 
     def checks(self, gap: float = 12.0) -> list[float]:
         """Start times of dial bursts (the client retries within one check, backing off up
@@ -70,43 +54,21 @@ class Dials:
                 out.append(t)
         return out
 
-    def close(self) -> None:
-        self.closed.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
 
-
-class Silent:
+class Silent(TcpListener):
     """Accepts TCP connections and never sends a byte (a hanging TLS endpoint)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.5)
         self.held: list[socket.socket] = []
-        self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.held.append(conn)
+    def handle(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
     def close(self) -> None:
-        self.closed.set()
-        self.thread.join(timeout=5)
+        super().close()
         for c in self.held:
             c.close()
-        self.sock.close()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def test_a_connection_secret_must_have_opted_in() -> None:
     message = trust.secrets_not_opted_in(p, {"tls": {}}, "ns")
     assert message is not None
     assert "Secret key in namespace ns did not opt in" in message
+    assert "`kubectl label secret -n ns key workerpools.io/temporal-credentials=true`" in message
     assert "workerpools.io/temporal-credentials=true" in message
     assert trust.secrets_not_opted_in(pool({"address": "t:7233"}), {}, "ns") is None
 
