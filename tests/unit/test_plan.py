@@ -476,3 +476,13 @@ def test_a_foreign_deployment_is_never_scaled_by_the_pool(autoscaling: dict[str,
     kinds = {w.kind for w in p.writes}
     assert DEPLOYMENT in p.conflicts
     assert not kinds & {HPA, SCALED_OBJECT, TRIGGER_AUTH, PDB}
+
+
+def test_a_cluster_connections_secrets_are_checked_where_the_operator_reads_them() -> None:
+    """A ClusterTemporalConnection is the cluster admin's, its Secrets live in the operator's
+    namespace: the pool's own namespace holding no opted-in copy does not stop the pool."""
+    conn = connection(cluster=True, tls={}, apiKeySecretRef={"name": "shared", "key": "k"})
+    observed = Observed(connection=conn, namespace_labels={"tenant": "shop"})
+    p = plan(ref_body("ClusterTemporalConnection", replicas=1), Capabilities(), observed)
+    assert p.conditions[api.CONDITION_READY].reason != Reason.CREDENTIALS_UNAVAILABLE
+    assert DEPLOYMENT in {w.kind for w in p.writes}

@@ -159,6 +159,10 @@ def _refused_connection(
     problem = trust.address_not_allowed(pool, caps.grants, resolved.source)
     if problem is not None:
         return Unresolved(Reason.ADDRESS_NOT_ALLOWED, problem)
+    if resolved.secrets_namespace != pool.namespace:
+        # A ClusterTemporalConnection is the cluster admin's: its Secrets are read from the
+        # operator's namespace (the scaler and the health check check the label there).
+        return None
     problem = trust.secrets_not_opted_in(pool, observed.secrets, pool.namespace)
     if problem is not None:
         return Unresolved(Reason.CREDENTIALS_UNAVAILABLE, problem)
