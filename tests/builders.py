@@ -164,3 +164,12 @@ def with_spec(**changes: Any) -> dict[str, Any]:
     doc["spec"].update(changes)
     doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}  # None: remove it
     return doc
+
+
+def assert_rejected(kube: Any, namespace: str, case: str, doc: dict[str, Any], msg: str) -> None:
+    """Admission refuses `doc` with a message containing `msg`, and nothing is stored."""
+    result = kube.apply(doc, namespace=namespace, check=False)
+    assert result.returncode != 0, f"{case} was admitted"
+    assert msg in result.stderr, result.stderr
+    name = doc["metadata"]["name"]
+    assert not kube.exists("temporalworkerpools", name, namespace=namespace)

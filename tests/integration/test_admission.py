@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import VALID, with_spec
+from tests.builders import VALID, assert_rejected, with_spec
 
 CASES = [
     ("address-scheme", with_spec(connection={"address": "http://t:7233"}), "host:port"),
@@ -312,11 +312,7 @@ def test_rejected_with_readable_message(
     doc: dict[str, Any],
     message: str,
 ) -> None:
-    result = kube_cluster.apply(doc, namespace=namespace, check=False)
-    assert result.returncode != 0, f"{case} was admitted"
-    assert message in result.stderr, result.stderr
-    name = doc["metadata"]["name"]
-    assert not kube_cluster.exists("temporalworkerpools", name, namespace=namespace)
+    assert_rejected(kube_cluster, namespace, case, doc, message)
 
 
 @pytest.mark.parametrize(

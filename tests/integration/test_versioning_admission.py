@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import with_spec
+from tests.builders import assert_rejected, with_spec
 
 
 def versioned(**block: Any) -> dict[str, Any]:
@@ -87,10 +87,7 @@ def test_versioning_rejected_with_readable_message(
     doc: dict[str, Any],
     message: str,
 ) -> None:
-    result = kube_cluster.apply(doc, namespace=namespace, check=False)
-    assert result.returncode != 0, f"{case} was admitted"
-    assert message in result.stderr, result.stderr
-    assert not kube_cluster.exists("temporalworkerpools", "pool", namespace=namespace)
+    assert_rejected(kube_cluster, namespace, case, doc, message)
 
 
 def test_versioning_defaults(kube_cluster: Any, crd_installed: str, namespace: str) -> None:
