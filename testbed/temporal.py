@@ -67,6 +67,16 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# Worker Versioning settings lowered so versioned rollouts take seconds in tests: drainage is
+# re-checked every second and a worker that stopped polling is forgotten after 3 s.
+VERSIONING_DYNAMIC_CONFIG: dict[str, object] = {
+    "matching.wv.VersionDrainageStatusVisibilityGracePeriod": "1s",
+    "matching.wv.VersionDrainageStatusRefreshInterval": "1s",
+    "matching.PollerHistoryTTL": "3s",
+    "history.enableVersionReactivationSignals": False,
+}
+
+
 class TemporalDevServer:
     """One `temporal server start-dev` process with fixed ports and a persistent SQLite file.
 

@@ -28,6 +28,7 @@ from workerpool_operator.scaling.observe import BacklogPoller
 from workerpool_operator.settings import Settings, parse_args, settings_from_args
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.health import HealthChecker
+from workerpool_operator.versioning.driver import VersioningDriver
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class Operator:
             grants=settings.grants,
         )
         self.view = ClusterView(self.caches)
+        # One Temporal client per connection, shared by the scaler, the versioned rollouts and
+        # the connection health check.
+        self.clients = TemporalClients()
         self.reconciler = Reconciler(
             self.kube,
             self.caches,
@@ -53,6 +57,7 @@ class Operator:
             workers=settings.workers,
             resync_seconds=settings.resync_seconds,
             managers=settings.managers,
+            versioning=VersioningDriver(self.view, self.clients, settings.routing_identity),
         )
         self.caches.subscribe(PoolGauges(lambda: len(self.view.store(POOL))).cache_event)
         self.elector: LeaderElector | None = None
@@ -65,7 +70,6 @@ class Operator:
             # Without election this replica always acts: it reports 1, so the operator alerts
             # (no leader, several leaders) mean the same with and without --leader-elect.
             metrics.LEADER.set(1)
-        self.clients = TemporalClients()
         self.poller = BacklogPoller(clients=self.clients)
         self.scaler = Scaler(self.kube, self.view, self.poller, manager=settings.managers.scaler)
         self.caches.subscribe(self.scaler.cache_event)

@@ -47,14 +47,16 @@ class Kind:
 
 # Children: rendered per pool, named after it, controller-owned by it, pruned when unwanted.
 # get: one read when a child is missing from the cache, to tell "absent" from "foreign object".
-# delete: pruning a child the pool no longer wants. Every pool always has a Deployment, a
-# Service, a PodDisruptionBudget and a ServiceAccount, which go with the pool through
-# ownerReferences: the operator never deletes one, so it is not granted delete on them.
+# delete: pruning a child the pool no longer wants. Every pool always has a Service, a
+# PodDisruptionBudget and a ServiceAccount, which go with the pool through ownerReferences: the
+# operator never deletes one, so it is not granted delete on them. Deployments are deleted:
+# a versioned pool's drained builds are retired, and its unversioned Deployment goes once a build
+# is current (docs/versioning.md).
 CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 ALWAYS_CHILD_VERBS = ("get", "list", "watch", "create", "patch")
 _CHILD = f"{MANAGED_BY_LABEL}={OPERATOR}"
 
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ALWAYS_CHILD_VERBS, selector=_CHILD)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", CHILD_VERBS, selector=_CHILD)
 SERVICE = Kind("v1", "Service", "services", ALWAYS_CHILD_VERBS, selector=_CHILD)
 PDB = Kind(
     "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", ALWAYS_CHILD_VERBS, selector=_CHILD

@@ -66,7 +66,7 @@ DECISIONS = Counter(
 )
 TEMPORAL_CALLS = Counter(
     "workerpool_temporal_calls_total",
-    "Calls the autoscaler made to Temporal, by method and result.",
+    "Calls the operator made to Temporal (autoscaler, versioned rollouts), by method and result.",
     ["method", "result"],
 )
 

@@ -40,6 +40,9 @@ class FieldManagers:
     # Owner of spec.replicas until KEDA's or the HPA's first change of it (see plan.Handover).
     handover: str = "workerpool-handover"
     health: str = "workerpool-connection-health"
+    # Versioned pools: spec.replicas of builds that are no longer the target (a manager of its
+    # own, so scaling one never drops the operator's template fields; see versioning/pool.py).
+    versioning: str = "workerpool-versioning"
 
     def suffixed(self, suffix: str) -> FieldManagers:
         if not suffix:
@@ -47,7 +50,13 @@ class FieldManagers:
         return FieldManagers(
             *(
                 f"{name}-{suffix}"
-                for name in (self.operator, self.scaler, self.handover, self.health)
+                for name in (
+                    self.operator,
+                    self.scaler,
+                    self.handover,
+                    self.health,
+                    self.versioning,
+                )
             )
         )
 

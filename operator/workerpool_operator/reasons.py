@@ -20,7 +20,6 @@ class Reason(StrEnum):
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
     CONNECTION_NOT_ALLOWED = "ConnectionNotAllowed"
     CONNECTION_INVALID = "ConnectionInvalid"
-    VERSIONING_NOT_ACTIVE = "VersioningNotActive"
     ADDRESS_NOT_ALLOWED = "AddressNotAllowed"
     # Progressing
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
@@ -45,6 +44,22 @@ class Reason(StrEnum):
     SCALED_DOWN = "ScaledDown"
     # Degraded
     AS_EXPECTED = "AsExpected"
+    # VersionRollout / VersionLimit (versioned pools) and routing Events
+    TARGET_CURRENT = "TargetCurrent"
+    WAITING_FOR_POLLERS = "WaitingForPollers"
+    GATED = "Gated"
+    GATE_FAILED = "GateFailed"
+    RAMPING = "Ramping"
+    PROMOTED = "Promoted"
+    PAUSED = "Paused"
+    ROLLED_BACK = "RolledBack"
+    MANUAL = "ManualRouting"
+    OWNED_ELSEWHERE = "RoutingOwnedElsewhere"
+    ROUTING_UPDATING = "RoutingUpdateInProgress"
+    PROMOTION_REFUSED = "PromotionRefused"
+    VERSION_LIMIT_NEAR = "VersionLimitNear"
+    WITHIN_VERSION_LIMIT = "WithinVersionLimit"
+    VERSION_RETIRED = "VersionRetired"
 
 
 DOCS: dict[Reason, str] = {
@@ -77,11 +92,6 @@ DOCS: dict[Reason, str] = {
     Reason.CONNECTION_INVALID: (
         "The referenced connection's spec cannot be read (it passed an older admission); the "
         "message names the field. Children are left as they are."
-    ),
-    Reason.VERSIONING_NOT_ACTIVE: (
-        "The pool sets spec.versioning, which this release accepts but does not act on yet "
-        "(docs/versioning.md): nothing is written for the pool, running workers keep what "
-        "they have. Remove spec.versioning to run the pool unversioned."
     ),
     Reason.ADDRESS_NOT_ALLOWED: (
         "The pool's Temporal address (spec.connection or its connection's) is not among the "
@@ -118,4 +128,62 @@ DOCS: dict[Reason, str] = {
     Reason.SCALED_UP: "Event: the Builtin autoscaler raised the Deployment's replicas.",
     Reason.SCALED_DOWN: "Event: the Builtin autoscaler lowered the Deployment's replicas.",
     Reason.AS_EXPECTED: "Nothing is wrong.",
+    Reason.TARGET_CURRENT: (
+        "Versioned pool: the build the spec asks for is Temporal's current version; new "
+        "workflows start on it."
+    ),
+    Reason.WAITING_FOR_POLLERS: (
+        "Versioned pool: the new build's Deployment runs, but none of its workers has polled "
+        "yet, so Temporal does not know the version; routing waits (check the new pods' logs "
+        "if it lasts)."
+    ),
+    Reason.GATED: (
+        "Versioned pool: the gate workflow (spec.versioning.gate) runs pinned to the new build; "
+        "no traffic moves before it succeeds."
+    ),
+    Reason.GATE_FAILED: (
+        "Versioned pool: the gate workflow failed on the new build; no traffic moves to it. Fix "
+        "the build: a new build runs the gate again."
+    ),
+    Reason.RAMPING: (
+        "Versioned pool: the new build gets the message's share of new workflows "
+        "(spec.versioning.steps); the next step follows its pause."
+    ),
+    Reason.PROMOTED: "Versioned pool (Event): the new build was made Temporal's current version.",
+    Reason.PAUSED: (
+        "Versioned pool: spec.versioning.paused holds routing where it is and deletes no build; "
+        "set it to false to go on."
+    ),
+    Reason.ROLLED_BACK: (
+        "Versioned pool: the build the spec asks for was current within "
+        "spec.versioning.rollbackWindowSeconds, so it became current again at once (a revert "
+        "of the spec is a rollback)."
+    ),
+    Reason.MANUAL: (
+        "Versioned pool with strategy Manual: the operator runs each build's Deployment but "
+        "never changes routing; the message gives the temporal CLI command."
+    ),
+    Reason.OWNED_ELSEWHERE: (
+        "Versioned pool: the Worker Deployment's manager identity is someone else's (a person "
+        "or another controller); the operator reports instead of fighting. Unset the manager "
+        "identity to hand routing back."
+    ),
+    Reason.ROUTING_UPDATING: (
+        "Versioned pool: Temporal is still propagating the last routing change; the operator "
+        "looks again in seconds."
+    ),
+    Reason.PROMOTION_REFUSED: (
+        "Versioned pool: Temporal refused a routing change (the message has its answer, such as "
+        "a stale conflict token or a version that is not present); retried on the next pass."
+    ),
+    Reason.VERSION_LIMIT_NEAR: (
+        "Versioned pool: the Worker Deployment holds at least 80% of the versions Temporal "
+        "allows; at the cap new builds stop registering. Lower spec.versioning.retention or the "
+        "sunset delays."
+    ),
+    Reason.WITHIN_VERSION_LIMIT: "Versioned pool: the Worker Deployment is below its version cap.",
+    Reason.VERSION_RETIRED: (
+        "Versioned pool (Event): a drained build's Deployment was deleted after its sunset delay "
+        "(or past spec.versioning.retention)."
+    ),
 }

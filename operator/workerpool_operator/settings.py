@@ -38,6 +38,14 @@ class Settings:
     managers: names.FieldManagers = names.MANAGERS
     # What the cluster admin grants pools beyond their authors' rights (docs/security.md).
     grants: Grants = field(default_factory=Grants)
+    # Names this install among those that share a Temporal namespace (the routing identity).
+    cluster_name: str = "default"
+
+    @property
+    def routing_identity(self) -> str:
+        """The manager identity this operator claims on Worker Deployments: two clusters whose
+        pools share a Temporal namespace and deployment name must not both steer it."""
+        return f"{self.managers.operator}@{self.cluster_name}"
 
 
 def _env_flag(name: str) -> bool:
@@ -90,6 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="look at every pool again this often (free when its children are current)",
     )
     p.add_argument(
+        "--cluster-name",
+        default=env("WORKERPOOL_CLUSTER", "default"),
+        help="this cluster's name in the manager identity claimed on Temporal Worker Deployments "
+        "(versioned pools): give each cluster sharing a Temporal namespace its own",
+    )
+    p.add_argument(
         "--field-manager-suffix",
         default="",
         help="tests only: append -SUFFIX to every field manager, so managedFields tell "
@@ -117,4 +131,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         # WORKERPOOL_NETWORK_GRANTS, _METRICS_NAMESPACES, _DNS_NAMESPACE, _DNS_POD_LABELS,
         # _ALLOWED_ADDRESSES (the chart's grants.* values)
         grants=grants_from_env(os.environ),
+        cluster_name=args.cluster_name,
     )

@@ -21,10 +21,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentManagerRequest
 from temporalio.client import Client
 
-from testbed.temporal import TemporalDevServer
+from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
+from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.execute import (
     Outcome,
     count_open_pinned,
@@ -41,7 +42,6 @@ from workerpool_operator.versioning.model import (
     SetCurrent,
     SetManager,
     SetRamping,
-    Why,
     gate_workflow_id,
 )
 from workerpool_operator.versioning.routing import (
@@ -51,12 +51,6 @@ from workerpool_operator.versioning.routing import (
 
 pytestmark = pytest.mark.temporal
 
-DYNAMIC_CONFIG = {
-    "matching.wv.VersionDrainageStatusVisibilityGracePeriod": "1s",
-    "matching.wv.VersionDrainageStatusRefreshInterval": "1s",
-    "matching.PollerHistoryTTL": "3s",
-    "history.enableVersionReactivationSignals": False,
-}
 ME = "workerpool-operator/test-cluster"
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
@@ -66,7 +60,8 @@ V2 = "tests.runtime.versioned_v2"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
     """A dev server of its own: the lowered versioning settings must not leak into others."""
     srv = TemporalDevServer(
-        Path(tmp_path_factory.mktemp("temporal-versioning")), dynamic_config=DYNAMIC_CONFIG
+        Path(tmp_path_factory.mktemp("temporal-versioning")),
+        dynamic_config=VERSIONING_DYNAMIC_CONFIG,
     )
     srv.start()
     try:
@@ -171,7 +166,7 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
     await v1.wait_status("/readyz", 200)
     waiting, _ = await pool.reconcile(VersioningSpec(), "b1")
     if waiting.calls == ():  # not registered yet at the first look: the plan waits for pollers
-        assert waiting.conditions[0].reason == Why.WAITING_FOR_POLLERS
+        assert waiting.conditions[0].reason == Reason.WAITING_FOR_POLLERS
         await pool.registered("b1")
         waiting, _ = await pool.reconcile(VersioningSpec(), "b1")
     assert waiting.calls == (SetManager(), SetCurrent("b1"))
@@ -209,7 +204,7 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
         return p if p.calls else None
 
     ramp = await until(gate_passed, "the gate to pass and the ramp to start")
-    assert all(p.conditions[0].reason == Why.GATED for p in passes[:-1])
+    assert all(p.conditions[0].reason == Reason.GATED for p in passes[:-1])
     assert len(passes) > 1  # no traffic moved before the gate had succeeded
     assert ramp.calls == (SetRamping("b2", 50.0),)
     gate_id = gate_workflow_id(pool.deployment, "b2")
@@ -221,7 +216,7 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
     async def holding() -> RoutingPlan | None:
         p, _ = await pool.reconcile(spec, "b2")
         assert p.calls == ()  # the pause is honoured (or the change still propagates)
-        return p if p.conditions[0].reason == Why.RAMPING else None
+        return p if p.conditions[0].reason == Reason.RAMPING else None
 
     held = await until(holding, "the ramp to hold at step 1", wait_s=3)
     assert held.step == 0
@@ -279,7 +274,7 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
     await until(version_deleted, "the b1 version to be deleted once its pollers are gone")
     final, _ = await pool.reconcile(sunset, "b2")
     assert [v.build_id for v in final.versions] == ["b2"]
-    assert final.conditions[0].reason == Why.TARGET_CURRENT
+    assert final.conditions[0].reason == Reason.TARGET_CURRENT
 
 
 async def test_a_failing_gate_stops_the_rollout(
@@ -301,7 +296,7 @@ async def test_a_failing_gate_stops_the_rollout(
     async def gate_failed() -> RoutingPlan | None:
         p, _ = await pool.reconcile(spec, "b2")
         assert p.calls == ()
-        return p if p.conditions[0].reason == Why.GATE_FAILED else None
+        return p if p.conditions[0].reason == Reason.GATE_FAILED else None
 
     failed = await until(gate_failed, "the gate to fail")
     assert "FailingSmoke" in failed.conditions[0].message
@@ -332,7 +327,7 @@ async def test_routing_owned_by_someone_else_is_reported_not_fought(
     refused, out = await pool.reconcile(VersioningSpec(), "b1")
     assert refused.calls == ()
     assert out.done == []
-    assert refused.conditions[0].reason == Why.OWNED_ELSEWHERE
+    assert refused.conditions[0].reason == Reason.OWNED_ELSEWHERE
     assert "'alice'" in refused.conditions[0].message
     state = await observe(client, pool.deployment)
     assert (state.current_build, state.manager_identity) == (None, "alice")

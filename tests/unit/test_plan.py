@@ -409,20 +409,8 @@ def test_children_without_delete_are_never_pruned(monkeypatch: pytest.MonkeyPatc
     assert SERVICE_MONITOR in live  # a prunable child lives beside them
     monkeypatch.setattr(planner, "desired_children", lambda pool, caps: [])
     p = plan(body(replicas=1), Capabilities(service_monitor=True), Observed(children=live))
-    assert {k for k, _ in p.prune} == {SERVICE_MONITOR}
-
-
-def test_a_versioned_pool_is_not_rolled_unversioned_while_versioning_is_not_active() -> None:
-    """spec.versioning is accepted by the API before the reconciler drives it: the pool must
-    say so and get no children, not silently run as one unversioned Deployment."""
-    b = body()
-    b["spec"]["versioning"] = {}
-    p = plan(b, Capabilities(), Observed())
-    assert p.writes == []
-    assert p.prune == []
-    ready = p.conditions[api.CONDITION_READY]
-    assert (ready.status, ready.reason) == ("False", Reason.VERSIONING_NOT_ACTIVE)
-    assert "remove spec.versioning" in ready.message
+    # Deployments may be deleted (a versioned pool's retired builds), the others never.
+    assert {k for k, _ in p.prune} == {SERVICE_MONITOR, DEPLOYMENT}
 
 
 # --- issue 20: what a pool may make the operator use ------------------------------------------

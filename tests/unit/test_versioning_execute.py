@@ -82,6 +82,7 @@ def test_describe_answer_becomes_the_routing_input() -> None:
         ramp_percentage=25.0,
         ramp_changed_at=T1,
         routing_updating=True,
+        routing_changed_at=T1,  # the latest of the routing config's change times
         versions=(
             VersionSummary("a", "Current", created_at=T0, last_current_at=T1),
             VersionSummary("b", "Ramping"),

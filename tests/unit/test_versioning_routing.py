@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
+from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.model import (
     BuildDeployment,
     DeleteVersion,
@@ -20,7 +21,6 @@ from workerpool_operator.versioning.model import (
     SetManager,
     SetRamping,
     VersionSummary,
-    Why,
     gate_workflow_id,
 )
 from workerpool_operator.versioning.routing import (
@@ -61,6 +61,7 @@ def temporal(
         ramp_percentage=pct,
         ramp_changed_at=ramp_at,
         routing_updating=updating,
+        routing_changed_at=ago(2) if updating else None,
         versions=tuple(
             VersionSummary(
                 b,
@@ -110,49 +111,49 @@ ROUTING = [
         "target not registered: wait, no call",
         inp(temporal(("A", "Current"))),
         [],
-        Why.WAITING_FOR_POLLERS,
+        Reason.WAITING_FOR_POLLERS,
     ),
     (
         "AllAtOnce claims routing first, then promotes",
         inp(temporal(("A", "Current"), ("B", "Inactive"), manager="")),
         [SetManager(), SetCurrent("B")],
-        Why.PROMOTED,
+        Reason.PROMOTED,
     ),
     (
         "AllAtOnce, already the manager",
         inp(temporal(("A", "Current"), ("B", "Inactive"))),
         [SetCurrent("B")],
-        Why.PROMOTED,
+        Reason.PROMOTED,
     ),
     (
         "someone else manages routing: report, do not fight",
         inp(temporal(("A", "Current"), ("B", "Inactive"), manager="alice")),
         [],
-        Why.OWNED_ELSEWHERE,
+        Reason.OWNED_ELSEWHERE,
     ),
     (
         "Manual never changes routing",
         inp(temporal(("A", "Current"), ("B", "Inactive")), spec=spec(strategy="Manual")),
         [],
-        Why.MANUAL,
+        Reason.MANUAL,
     ),
     (
         "paused holds routing",
         inp(temporal(("A", "Current"), ("B", "Inactive")), spec=spec(paused=True)),
         [],
-        Why.PAUSED,
+        Reason.PAUSED,
     ),
     (
         "routing update still propagating",
         inp(temporal(("A", "Current"), ("B", "Inactive"), updating=True)),
         [],
-        Why.ROUTING_UPDATING,
+        Reason.ROUTING_UPDATING,
     ),
     (
         "Progressive starts at the first step",
         inp(temporal(("A", "Current"), ("B", "Inactive")), spec=PROGRESSIVE),
         [SetRamping("B", 10.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "Progressive holds a step for its pause",
@@ -161,7 +162,7 @@ ROUTING = [
             spec=PROGRESSIVE,
         ),
         [],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "Progressive moves on once the pause is over",
@@ -170,7 +171,7 @@ ROUTING = [
             spec=PROGRESSIVE,
         ),
         [SetRamping("B", 50.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "Progressive promotes after the last step's pause",
@@ -179,7 +180,7 @@ ROUTING = [
             spec=PROGRESSIVE,
         ),
         [SetCurrent("B")],
-        Why.PROMOTED,
+        Reason.PROMOTED,
     ),
     (
         "a percentage set by hand resumes at the next step above it",
@@ -188,19 +189,19 @@ ROUTING = [
             spec=PROGRESSIVE,
         ),
         [SetRamping("B", 50.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "Progressive from unversioned with no unversioned pollers goes current at once",
         inp(temporal(("B", "Inactive"), current=None), spec=PROGRESSIVE),
         [SetCurrent("B")],
-        Why.PROMOTED,
+        Reason.PROMOTED,
     ),
     (
         "Progressive from unversioned ramps while unversioned workers poll",
         inp(temporal(("B", "Inactive"), current=None), spec=PROGRESSIVE, unversioned_pollers=True),
         [SetRamping("B", 10.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "a new target replaces the build that was ramping",
@@ -217,7 +218,7 @@ ROUTING = [
             target_build="C",
         ),
         [SetRamping("C", 10.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "reverted mid-ramp: the left-over ramp is cleared",
@@ -226,7 +227,7 @@ ROUTING = [
             target_build="A",
         ),
         [SetRamping(None, 0.0)],
-        Why.TARGET_CURRENT,
+        Reason.TARGET_CURRENT,
     ),
     (
         "rollback: a build current within the window comes back at once, past gate and steps",
@@ -247,7 +248,7 @@ ROUTING = [
             ),
         ),
         [SetRamping(None, 0.0), SetCurrent("B")],
-        Why.ROLLED_BACK,
+        Reason.ROLLED_BACK,
     ),
     (
         "outside the rollback window it is a normal rollout",
@@ -256,24 +257,24 @@ ROUTING = [
             spec=PROGRESSIVE,
         ),
         [SetRamping("B", 10.0)],
-        Why.RAMPING,
+        Reason.RAMPING,
     ),
     (
         "target current: nothing to do",
         inp(temporal(("A", "Draining"), ("B", "Current"), current="B")),
         [],
-        Why.TARGET_CURRENT,
+        Reason.TARGET_CURRENT,
     ),
 ]
 
 
 @pytest.mark.parametrize(("case", "given", "calls", "reason"), ROUTING, ids=[c[0] for c in ROUTING])
-def test_routing(case: str, given: RoutingInput, calls: list[Any], reason: Why) -> None:
+def test_routing(case: str, given: RoutingInput, calls: list[Any], reason: Reason) -> None:
     p = plan(given)
     assert list(p.calls) == calls, case
     assert rollout(p).reason == reason, rollout(p).message
-    assert (rollout(p).status == "True") == (reason in (Why.PROMOTED, Why.TARGET_CURRENT,
-                                                        Why.ROLLED_BACK))  # fmt: skip
+    assert (rollout(p).status == "True") == (reason in (Reason.PROMOTED, Reason.TARGET_CURRENT,
+                                                        Reason.ROLLED_BACK))  # fmt: skip
     assert rollout(p).message
 
 
@@ -303,7 +304,7 @@ def test_gate_runs_pinned_to_the_new_build_before_traffic_moves() -> None:
     t = temporal(("A", "Current"), ("B", "Inactive"))
     first = plan(inp(t, spec=gated))
     assert first.calls == ()
-    assert rollout(first).reason == Why.GATED
+    assert rollout(first).reason == Reason.GATED
     assert first.start_gate is not None
     assert first.start_gate.workflow_id == gate_workflow_id(DEP, "B")
     assert (first.start_gate.task_queue, first.start_gate.build_id) == ("orders-q", "B")
@@ -315,7 +316,7 @@ def test_gate_runs_pinned_to_the_new_build_before_traffic_moves() -> None:
 
     failed = plan(inp(t, spec=gated, gate=GateObservation("Failed", "TIMED_OUT")))
     assert failed.calls == ()
-    assert rollout(failed).reason == Why.GATE_FAILED
+    assert rollout(failed).reason == Reason.GATE_FAILED
     assert "TIMED_OUT" in rollout(failed).message
 
     passed = plan(inp(t, spec=gated, gate=GateObservation("Succeeded")))
@@ -404,7 +405,7 @@ def test_version_cap_near_is_reported() -> None:
     many = [(f"v{i}", "Drained") for i in range(79)] + [("A", "Current")]
     p = plan(inp(temporal(*many), version_cap=100))
     limit = p.conditions[1]
-    assert (limit.status, limit.reason) == ("True", Why.VERSION_LIMIT_NEAR)
+    assert (limit.status, limit.reason) == ("True", Reason.VERSION_LIMIT_NEAR)
     assert "retention" in limit.message
     few = plan(inp(temporal(("A", "Current"))))
     assert few.conditions[1].status == "False"
@@ -429,3 +430,14 @@ def test_a_build_seen_registered_before_is_kept_when_temporal_no_longer_shows_it
     p = plan(inp(DeploymentState(), previous=seen))
     a = version(p, "A")
     assert (a.state, a.replicas, a.delete) == ("NotRegistered", 3, False)
+
+
+def test_a_propagation_stuck_for_long_does_not_hold_the_rollout() -> None:
+    """Temporal was seen reporting IN_PROGRESS for minutes after a rollback: past
+    ROUTING_PROPAGATION_S the next routing change goes ahead."""
+    from dataclasses import replace
+
+    stuck = replace(temporal(("A", "Current"), ("B", "Inactive"), updating=True),
+                    routing_changed_at=ago(600))  # fmt: skip
+    p = plan(inp(stuck))
+    assert SetCurrent("B") in p.calls

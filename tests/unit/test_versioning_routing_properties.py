@@ -20,9 +20,7 @@ from workerpool_operator.versioning.model import (
     SetRamping,
     VersionSummary,
 )
-from workerpool_operator.versioning.routing import (
-    plan,
-)
+from workerpool_operator.versioning.routing import ROUTING_PROPAGATION_S, plan
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ME = "op/c1"
@@ -87,6 +85,7 @@ def inputs(draw: st.DrawFn) -> RoutingInput:
         ramp_percentage=draw(st.sampled_from([0.0, 10.0, 30.0, 60.0])) if ramping else 0.0,
         ramp_changed_at=NOW - timedelta(seconds=draw(st.integers(0, 100))),
         routing_updating=draw(st.booleans()),
+        routing_changed_at=NOW - timedelta(seconds=draw(st.integers(0, 30))),
         versions=versions,
     )
     kube = {
@@ -155,7 +154,12 @@ def test_safety_rules_hold_in_every_state(inp: RoutingInput) -> None:
             assert not by_build[build].delete
     # No routing change under Manual, paused, another manager or an update in flight.
     changes = [c for c in p.calls if isinstance(c, ROUTING)]
-    if spec.strategy == "Manual" or spec.paused or t.routing_updating or (
+    propagating = (
+        t.routing_updating
+        and t.routing_changed_at is not None
+        and ((NOW - t.routing_changed_at).total_seconds() < ROUTING_PROPAGATION_S)
+    )
+    if spec.strategy == "Manual" or spec.paused or propagating or (
         t.manager_identity not in ("", ME)
     ):  # fmt: skip
         assert changes == [], p

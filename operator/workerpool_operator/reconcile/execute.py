@@ -68,9 +68,11 @@ class Executor:
 
         async def write(w: ChildWrite) -> None:
             if not w.known:
-                live = await self.kube.get(w.kind, ns, name, cached=True)
+                # A versioned pool's build Deployments carry their own names.
+                named = str(w.manifest["metadata"]["name"])
+                live = await self.kube.get(w.kind, ns, named, cached=True)
                 if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
-                    outcome.conflicts[w.kind] = conflict_message(w.kind, ns, name)
+                    outcome.conflicts[w.kind] = conflict_message(w.kind, ns, named)
                     return
             try:
                 await self.kube.apply(w.manifest)
@@ -110,3 +112,18 @@ class Executor:
         for kind, uid in p.prune:
             await self.kube.delete(kind, ns, name, uid=uid)
         return outcome
+
+    async def settle_builds(self, ns: str, p: Plan, manager: str) -> list[str]:
+        """A versioned pool's other builds, after routing: their replicas (under `manager`,
+        never the operator's own, which owns their templates) and the retired Deployments
+        (deleted with a UID precondition, so a re-created namesake survives). Returns the
+        Deployments deleted."""
+        if p.versioned is None:
+            return []
+        for deployment, replicas in p.versioned.scale.items():
+            await self.kube.apply_replicas(ns, deployment, replicas, manager)
+        retired = []
+        for deployment, uid in p.retire:
+            if await self.kube.delete(DEPLOYMENT, ns, deployment, uid=uid or None):
+                retired.append(deployment)
+        return retired

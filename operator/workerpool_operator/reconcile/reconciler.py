@@ -13,6 +13,7 @@ import aiohttp
 
 from workerpool_operator import metrics
 from workerpool_operator.aio import sleep_or_stop
+from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
     CLUSTER_CONNECTION,
@@ -26,11 +27,13 @@ from workerpool_operator.kube.cache import Caches, Key
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import ApiError, NotLeader
 from workerpool_operator.names import MANAGERS, POOL_LABEL, FieldManagers
+from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.execute import Executor
-from workerpool_operator.reconcile.plan import plan
+from workerpool_operator.reconcile.plan import Outcome, Plan, plan
 from workerpool_operator.reconcile.queue import WorkQueue
 from workerpool_operator.reconcile.report import report
 from workerpool_operator.reconcile.view import ClusterView
+from workerpool_operator.versioning.driver import VersioningDriver
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,10 @@ class Reconciler:
         workers: int = 16,
         resync_seconds: float = 300.0,
         managers: FieldManagers = MANAGERS,
+        versioning: VersioningDriver | None = None,
     ) -> None:
         self.view = view
+        self.versioning = versioning
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.managers = managers
@@ -94,19 +99,26 @@ class Reconciler:
         if body is None:
             return False
         start = time.perf_counter()
+        versioned = None
+        if self.versioning is not None and (body.get("spec") or {}).get("versioning") is not None:
+            versioned = await self.versioning.observe(body)  # Temporal's side, read before the plan
         p = plan(
             body,
             self.view.caps,
-            self.view.observed(key, body),
+            self.view.observed(key, body, versioned),
             namespace_terminating=self.view.namespace_terminating(ns),
             managers=self.managers,
         )
+        if p.requeue_after is not None:
+            self.queue.add_after(key, p.requeue_after)
         try:
             if p.drop_finalizer is not None:
                 await self.executor.drop_finalizer(ns, name, p.drop_finalizer)
             if not p.act:
                 return False
             outcome = await self.executor.execute(ns, name, p, attempt=self.queue.failures(key) + 1)
+            if p.versioned is not None and versioned is not None and versioned.observation:
+                await self._route(body, p, outcome, versioned.observation.temporal.conflict_token)
             if outcome.created and not (outcome.failures or outcome.conflicts):
                 # The new children's own events bring the pool back in a moment, with a status
                 # that describes them; writing one now would be stale at once.
@@ -123,6 +135,31 @@ class Reconciler:
         failed = bool(outcome.failures)
         metrics.RECONCILES.labels("error" if failed else "success").inc()
         return failed
+
+    async def _route(
+        self, body: dict[str, Any], p: Plan, outcome: Outcome, conflict_token: bytes
+    ) -> None:
+        """A versioned pool after its writes: Temporal's routing calls, then the other builds'
+        replicas and retirements, each told in an Event."""
+        assert self.versioning is not None
+        assert p.versioned is not None
+        ns = body["metadata"]["namespace"]
+        obj = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
+        routing = p.versioned.routing
+        carried = await self.versioning.carry_out(body, routing, conflict_token)
+        outcome.routing_refused = carried.refused
+        if carried.done and not carried.refused:
+            for event in routing.events:
+                await self.kube.try_event(
+                    obj,
+                    reason=event.reason,
+                    message=event.message,
+                    type_="Warning" if event.warning else "Normal",
+                )
+        for deployment in await self.executor.settle_builds(ns, p, self.managers.versioning):
+            await self.kube.try_event(
+                obj, reason=Reason.VERSION_RETIRED, message=f"deleted Deployment {deployment}"
+            )
 
     async def _worker(self) -> None:
         while True:

@@ -24,7 +24,9 @@ PROBLEMS = frozenset(
         Reason.CONNECTION_NOT_FOUND,
         Reason.CONNECTION_NOT_ALLOWED,
         Reason.CONNECTION_INVALID,
-        Reason.VERSIONING_NOT_ACTIVE,
+        Reason.GATE_FAILED,
+        Reason.OWNED_ELSEWHERE,
+        Reason.PROMOTION_REFUSED,
     }
 )
 

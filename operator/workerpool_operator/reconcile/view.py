@@ -14,6 +14,7 @@ from workerpool_operator.kinds import (
     CHILDREN,
     CLUSTER_CONNECTION,
     CONNECTION,
+    DEPLOYMENT,
     NAMESPACE,
     POD,
     POOL,
@@ -22,7 +23,7 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.kube.cache import Caches, Key, Store
 from workerpool_operator.names import POOL_LABEL
-from workerpool_operator.reconcile.plan import Observed
+from workerpool_operator.reconcile.plan import Observed, VersioningObserved
 from workerpool_operator.render import Capabilities
 from workerpool_operator.temporal.connections import (
     Resolved,
@@ -30,6 +31,7 @@ from workerpool_operator.temporal.connections import (
     connection_ref_key,
     resolve_connection,
 )
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 
 
 class ClusterView:
@@ -62,8 +64,11 @@ class ClusterView:
     def pool_keys(self) -> list[Key]:
         return self.store(POOL).list_keys()
 
-    def observed(self, key: Key, body: Mapping[str, Any]) -> Observed:
-        """Everything one pool's plan reads: its children, Secrets and connection."""
+    def observed(
+        self, key: Key, body: Mapping[str, Any], versioning: VersioningObserved | None = None
+    ) -> Observed:
+        """Everything one pool's plan reads: its children, Secrets and connection, and for a
+        versioned pool its build Deployments and what Temporal said (`versioning`)."""
         ns, name = key
         stores = self._caches.stores
         return Observed(
@@ -71,8 +76,24 @@ class ClusterView:
                 kind: (stores[kind].get(ns, name) if kind in stores else None) for kind in CHILDREN
             },
             secrets=self.secrets_in(ns),
+            builds=tuple(self.builds_of(ns, name)) if versioning is not None else (),
+            versioning=versioning,
             **self.observed_connection(body),
         )
+
+    def builds_of(self, namespace: str, pool: str) -> list[dict[str, Any]]:
+        """The cached per-build Deployments of a versioned pool (pool and build-ID labels)."""
+        out = []
+        for dep in self.store(DEPLOYMENT).values():
+            meta = dep.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            if (
+                meta.get("namespace") == namespace
+                and labels.get(POOL_LABEL) == pool
+                and labels.get(BUILD_ID_LABEL)
+            ):
+                out.append(dep)
+        return out
 
     def observed_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The Observed fields about a pool's connection."""

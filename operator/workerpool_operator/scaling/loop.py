@@ -61,6 +61,7 @@ from workerpool_operator.temporal.connections import (
     Unresolved,
     connection_for,
 )
+from workerpool_operator.versioning.build_id import deployment_name
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,15 @@ def builtin_target(
         return None  # the reconciler reports ConnectionNotFound / ConnectionNotAllowed
     if trust.address_not_allowed(resolved.pool, view.caps.grants, resolved.source):
         return None  # the reconciler reports AddressNotAllowed; nothing is dialled
-    deployment = view.store(DEPLOYMENT).get(*key)
+    name = key[1]
+    if pool.spec.versioning is not None:
+        # A versioned pool: size the target build (the reconciler applies the decision to it,
+        # and keeps draining builds up for their pinned work).
+        target = (body.get("status") or {}).get("targetBuildId")
+        if not target:
+            return None
+        name = deployment_name(pool.name, str(target))
+    deployment = view.store(DEPLOYMENT).get(key[0], name)
     if deployment is None or not controlled_by(deployment, pool.uid):
         # Not created yet, or someone else's Deployment with the pool's name (an orphan of a
         # deleted pool, another team's): its replicas are never written.
@@ -269,7 +278,8 @@ class Scaler:
             metrics.BACKLOG.labels(ns, name).set(decision.backlog)
 
         if decision.replicas != current:
-            await self.kube.apply_replicas(ns, name, decision.replicas, self.manager)
+            if pool.spec.versioning is None:  # a versioned pool's builds are the reconciler's
+                await self.kube.apply_replicas(ns, name, decision.replicas, self.manager)
             state.last_scale_time = rfc3339(time.time())
             log.info("scaled %s/%s: %s", ns, name, decision.message)
             await self.kube.try_event(

@@ -105,6 +105,27 @@ def deployment_state(resp: DescribeWorkerDeploymentResponse) -> DeploymentState:
         ),
         routing_updating=info.routing_config_update_state
         == RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS,
+        routing_changed_at=max(
+            (
+                at
+                for at in (
+                    _time(
+                        routing.current_version_changed_time,
+                        routing.HasField("current_version_changed_time"),
+                    ),
+                    _time(
+                        routing.ramping_version_changed_time,
+                        routing.HasField("ramping_version_changed_time"),
+                    ),
+                    _time(
+                        routing.ramping_version_percentage_changed_time,
+                        routing.HasField("ramping_version_percentage_changed_time"),
+                    ),
+                )
+                if at is not None
+            ),
+            default=None,
+        ),
         versions=tuple(versions),
     )
 

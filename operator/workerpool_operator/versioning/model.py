@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionState, VersionStatus
+from workerpool_operator.reasons import Reason
 
 # Temporal's version statuses (enum WorkerDeploymentVersionStatus), without the prefix.
 TemporalStatus = Literal["Inactive", "Created", "Current", "Ramping", "Draining", "Drained"]
@@ -19,24 +19,6 @@ GateState = Literal["NotStarted", "Running", "Succeeded", "Failed"]
 VERSION_CAP_WARN_RATIO = 0.8
 DEFAULT_VERSION_CAP = 100
 _RAMP_EPSILON = 0.01
-
-
-class Why(StrEnum):
-    """Reasons of the VersionRollout and VersionLimit conditions and of routing Events."""
-
-    TARGET_CURRENT = "TargetCurrent"
-    WAITING_FOR_POLLERS = "WaitingForPollers"
-    GATED = "Gated"
-    GATE_FAILED = "GateFailed"
-    RAMPING = "Ramping"
-    PROMOTED = "Promoted"
-    PAUSED = "Paused"
-    ROLLED_BACK = "RolledBack"
-    MANUAL = "ManualRouting"
-    OWNED_ELSEWHERE = "RoutingOwnedElsewhere"
-    ROUTING_UPDATING = "RoutingUpdateInProgress"
-    VERSION_LIMIT_NEAR = "VersionLimitNear"
-    WITHIN_VERSION_LIMIT = "WithinVersionLimit"
 
 
 ROLLOUT_CONDITION = "VersionRollout"
@@ -69,6 +51,7 @@ class DeploymentState:
     ramp_percentage: float = 0.0
     ramp_changed_at: datetime | None = None
     routing_updating: bool = False
+    routing_changed_at: datetime | None = None  # the last change of current or ramping
     versions: tuple[VersionSummary, ...] = ()
 
     def summary(self, build: str) -> VersionSummary | None:
@@ -175,13 +158,13 @@ class VersionPlan:
 class Condition:
     type: str
     status: Literal["True", "False", "Unknown"]
-    reason: Why
+    reason: Reason
     message: str
 
 
 @dataclass(frozen=True)
 class Event:
-    reason: Why
+    reason: Reason
     message: str
     warning: bool = False
 

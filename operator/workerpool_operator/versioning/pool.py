@@ -12,12 +12,13 @@ fields); use the scale subresource or a manager of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.api.versioning import VersionStatus
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
@@ -68,13 +69,17 @@ def plan_pass(
     identity: str,
     now: datetime,
     desired_replicas: int,
+    previous: Sequence[VersionStatus] | None = None,
 ) -> VersionedPass:
-    """Everything one pass of a versioned pool does: see the module docstring."""
+    """Everything one pass of a versioned pool does: see the module docstring. `previous` is
+    the stored status.versions (drainedSince counts sunset delays from there); default: the
+    pool model's status."""
     versioning = pool.spec.versioning
     assert versioning is not None, "only versioned pools come here"
     target = target_build_id(pool)
     deployments = build_deployments(live)
-    previous = pool.status.versions if pool.status and pool.status.versions else []
+    if previous is None:
+        previous = pool.status.versions if pool.status and pool.status.versions else []
     routing = plan(
         RoutingInput(
             spec=versioning,

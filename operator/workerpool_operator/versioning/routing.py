@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from workerpool_operator.api.versioning import VersionState, VersionStatus
+from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.build_id import deployment_name
 from workerpool_operator.versioning.model import (
     _RAMP_EPSILON,
@@ -37,9 +38,13 @@ from workerpool_operator.versioning.model import (
     StartGate,
     VersionPlan,
     VersionSummary,
-    Why,
     gate_workflow_id,
 )
+
+# A routing change Temporal still reports as propagating is waited for this long; past it the
+# next change goes ahead (the server takes changes while propagating, and on Server 1.32 the
+# state was seen stuck IN_PROGRESS for minutes after a rollback).
+ROUTING_PROPAGATION_S = 10.0
 
 # --- planning ---------------------------------------------------------------------------------
 
@@ -50,7 +55,7 @@ class _Routing:
 
     calls: list[Call] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    reason: Why = Why.TARGET_CURRENT
+    reason: Reason = Reason.TARGET_CURRENT
     message: str = ""
     done: bool = False
     gate: StartGate | None = None
@@ -71,7 +76,7 @@ def _route(inp: RoutingInput) -> _Routing:
         r.done, r.message = True, f"build {target} is current"
         return r
     if spec.strategy == "Manual":
-        r.reason = Why.MANUAL
+        r.reason = Reason.MANUAL
         r.message = (
             f"strategy Manual: build {target} runs, routing is yours "
             f"(temporal worker deployment set-current-version --deployment-name {inp.deployment} "
@@ -79,17 +84,17 @@ def _route(inp: RoutingInput) -> _Routing:
         )
         return r
     if t.manager_identity and t.manager_identity != inp.identity:
-        r.reason = Why.OWNED_ELSEWHERE
+        r.reason = Reason.OWNED_ELSEWHERE
         r.message = (
             f"routing of {inp.deployment} is managed by {t.manager_identity!r}, not this operator "
             f"({inp.identity!r}); not changing it. Unset the manager identity to hand it back"
         )
         return r
     if spec.paused:
-        r.reason, r.message = Why.PAUSED, "spec.versioning.paused: routing is held where it is"
+        r.reason, r.message = Reason.PAUSED, "spec.versioning.paused: routing is held where it is"
         return r
-    if t.routing_updating:
-        r.reason = Why.ROUTING_UPDATING
+    if t.routing_updating and _seconds(inp.now, t.routing_changed_at) < ROUTING_PROPAGATION_S:
+        r.reason = Reason.ROUTING_UPDATING
         r.message = "Temporal is still propagating the last routing change"
         r.wait = 2.0
         return r
@@ -98,10 +103,10 @@ def _route(inp: RoutingInput) -> _Routing:
         # A ramp left over from a build the spec no longer asks for (reverted mid-ramp).
         r.calls = [*claim, SetRamping(None, 0.0)]
         r.done, r.message = True, f"build {target} is current; ramp of {t.ramping_build} cleared"
-        r.events.append(Event(Why.TARGET_CURRENT, r.message))
+        r.events.append(Event(Reason.TARGET_CURRENT, r.message))
         return r
     if summary is None or summary.status == "Created":
-        r.reason = Why.WAITING_FOR_POLLERS
+        r.reason = Reason.WAITING_FOR_POLLERS
         r.message = f"waiting for a worker of build {target} to poll and register the version"
         return r
 
@@ -111,26 +116,26 @@ def _route(inp: RoutingInput) -> _Routing:
     since_current = _seconds(inp.now, summary.last_current_at)
     if summary.last_current_at is not None and since_current <= spec.rollback_window_seconds:
         r.calls = [*claim, *clear_other_ramp, SetCurrent(target)]
-        r.reason, r.done = Why.ROLLED_BACK, True
+        r.reason, r.done = Reason.ROLLED_BACK, True
         r.message = (
             f"build {target} was current {since_current:.0f}s ago (within "
             f"rollbackWindowSeconds {spec.rollback_window_seconds}): current again at once"
         )
-        r.events.append(Event(Why.ROLLED_BACK, r.message, warning=True))
+        r.events.append(Event(Reason.ROLLED_BACK, r.message, warning=True))
         return r
 
     if spec.gate is not None and (inp.gate is None or inp.gate.state != "Succeeded"):
         state = inp.gate.state if inp.gate is not None else "NotStarted"
         gate = spec.gate
         if state == "Failed":
-            r.reason = Why.GATE_FAILED
+            r.reason = Reason.GATE_FAILED
             r.message = (
                 f"gate workflow {gate.workflow_type} failed on build {target}: "
                 f"{inp.gate.message if inp.gate else ''}; no traffic moves to it. Fix the build "
                 "(a new build runs the gate again)"
             )
             return r
-        r.reason = Why.GATED
+        r.reason = Reason.GATED
         r.message = f"gate workflow {gate.workflow_type} runs on build {target}"
         if state == "NotStarted":
             r.gate = StartGate(
@@ -146,9 +151,9 @@ def _route(inp: RoutingInput) -> _Routing:
     if spec.strategy == "AllAtOnce" or (t.current_build is None and not inp.unversioned_pollers):
         # From unversioned with no unversioned worker left, a ramp would strand its share.
         r.calls = [*claim, *clear_other_ramp, SetCurrent(target)]
-        r.reason, r.done = Why.PROMOTED, True
+        r.reason, r.done = Reason.PROMOTED, True
         r.message = f"build {target} is current"
-        r.events.append(Event(Why.PROMOTED, f"build {target} made current ({spec.strategy})"))
+        r.events.append(Event(Reason.PROMOTED, f"build {target} made current ({spec.strategy})"))
         return r
 
     # Progressive: the step in force is the one whose percentage Temporal holds.
@@ -165,7 +170,7 @@ def _route(inp: RoutingInput) -> _Routing:
         elapsed = _seconds(inp.now, t.ramp_changed_at)
         pause = steps[index].pause_seconds
         if elapsed < pause:
-            r.reason, r.step, r.wait = Why.RAMPING, index, pause - elapsed
+            r.reason, r.step, r.wait = Reason.RAMPING, index, pause - elapsed
             r.message = (
                 f"build {target} gets {held:g}% of new work (step {index + 1}/{len(steps)}), "
                 f"next in {pause - elapsed:.0f}s"
@@ -180,17 +185,17 @@ def _route(inp: RoutingInput) -> _Routing:
         index += 1
     if index >= len(steps):
         r.calls = [*claim, SetCurrent(target)]
-        r.reason, r.done = Why.PROMOTED, True
+        r.reason, r.done = Reason.PROMOTED, True
         r.message = f"build {target} is current"
         r.events.append(
-            Event(Why.PROMOTED, f"build {target} made current after {len(steps)} steps")
+            Event(Reason.PROMOTED, f"build {target} made current after {len(steps)} steps")
         )
         return r
     pct = float(steps[index].ramp_percentage)
     r.calls = [*claim, SetRamping(target, pct)]
-    r.reason, r.step, r.wait = Why.RAMPING, index, float(steps[index].pause_seconds)
+    r.reason, r.step, r.wait = Reason.RAMPING, index, float(steps[index].pause_seconds)
     r.message = f"build {target} gets {pct:g}% of new work (step {index + 1}/{len(steps)})"
-    r.events.append(Event(Why.RAMPING, r.message))
+    r.events.append(Event(Reason.RAMPING, r.message))
     return r
 
 
@@ -337,7 +342,7 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             Condition(
                 LIMIT_CONDITION,
                 "True",
-                Why.VERSION_LIMIT_NEAR,
+                Reason.VERSION_LIMIT_NEAR,
                 f"{used} of at most {inp.version_cap} versions exist in {inp.deployment}: new "
                 "builds stop registering at the cap; lower spec.versioning.retention or the "
                 "sunset delays so drained versions are deleted sooner",
@@ -348,7 +353,7 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             Condition(
                 LIMIT_CONDITION,
                 "False",
-                Why.WITHIN_VERSION_LIMIT,
+                Reason.WITHIN_VERSION_LIMIT,
                 f"{used} of at most {inp.version_cap} versions",
             )
         )

@@ -1,0 +1,147 @@
+"""Real workers for a versioned pool's build Deployments on kwok nodes, whose pods run no code.
+
+`BuildWorkers` watches one pool's build Deployments (labels `workerpools.io/pool` and
+`workerpools.io/build-id`) and keeps one real `python -m worker_runtime` process per build the
+operator keeps above 0 replicas, started with that Deployment's own worker settings (workflows,
+activities, Worker Deployment name, build ID, default behavior) against the given dev server. A
+build scaled to 0 or deleted gets SIGTERM, as the kubelet would send its pods (the runtime
+drains), then SIGKILL after a grace period. Shared by tests/e2e/test_versioning.py and
+bench/bench_rollout.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from testbed.cluster import TestbedError, kubectl
+from testbed.runtime import runtime_env
+from testbed.temporal import TemporalDevServer
+
+BUILD_ID_LABEL = "workerpools.io/build-id"
+POOL_LABEL = "workerpools.io/pool"
+# Settings a build's Deployment hands its workers that the local processes take over as-is.
+BUILD_SETTINGS = (
+    "TWP_WORKFLOWS",
+    "TWP_ACTIVITIES",
+    "TWP_WORKER_DEPLOYMENT_NAME",
+    "TWP_WORKER_BUILD_ID",
+    "TWP_DEFAULT_VERSIONING_BEHAVIOR",
+)
+GRACE_SECONDS = 10.0
+
+
+class BuildWorkers:
+    """One runtime process per build Deployment of a pool that is above 0 replicas."""
+
+    def __init__(
+        self,
+        kubeconfig: str | Path,
+        namespace: str,
+        pool: str,
+        server: TemporalDevServer,
+        logs: Path,
+        *,
+        interval: float = 0.3,
+    ) -> None:
+        self.kubeconfig, self.namespace, self.pool = str(kubeconfig), namespace, pool
+        self.server, self.logs, self.interval = server, logs, interval
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}  # build -> monotonic time its worker started
+        self.stopped: dict[str, float] = {}  # build -> monotonic time the operator took it down
+        self._logs: list[IO[bytes]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"builds-{pool}")
+        self._thread.start()
+
+    def deployments(self) -> list[dict[str, Any]]:
+        out = kubectl(
+            self.kubeconfig, "get", "deployments", "-n", self.namespace, "-o", "json",
+            "-l", f"{POOL_LABEL}={self.pool},{BUILD_ID_LABEL}",
+        )  # fmt: skip
+        return list(json.loads(out.stdout)["items"])
+
+    def builds(self) -> set[str]:
+        """Builds that have a Deployment now."""
+        return {d["metadata"]["labels"][BUILD_ID_LABEL] for d in self.deployments()}
+
+    def _wanted(self) -> dict[str, dict[str, str]]:
+        wanted = {}
+        for dep in self.deployments():
+            if not dep["spec"].get("replicas") or dep["metadata"].get("deletionTimestamp"):
+                continue
+            containers = dep["spec"]["template"]["spec"]["containers"]
+            container = next(c for c in containers if c["name"] == "worker")
+            env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+            wanted[dep["metadata"]["labels"][BUILD_ID_LABEL]] = env
+        return wanted
+
+    def _start(self, build: str, env: dict[str, str]) -> None:
+        settings = {k: env[k] for k in BUILD_SETTINGS if k in env}
+        workflows = settings.pop("TWP_WORKFLOWS", "")
+        activities = settings.pop("TWP_ACTIVITIES", "")
+        full = runtime_env(self.server, env["TWP_TASK_QUEUE"], workflows, activities, **settings)
+        log = (self.logs / f"worker-{self.pool}-{build}.log").open("ab")
+        self._logs.append(log)
+        self.procs[build] = subprocess.Popen(
+            [sys.executable, "-m", "worker_runtime"],
+            env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.started[build] = time.monotonic()
+        self.stopped.pop(build, None)
+
+    def _sync(self) -> None:
+        wanted = self._wanted()
+        with self._lock:
+            for build, env in wanted.items():
+                if build not in self.procs:
+                    self._start(build, env)
+            for build in [b for b in self.procs if b not in wanted]:
+                self.stopped[build] = time.monotonic()
+                _terminate(self.procs.pop(build))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sync()
+            except (subprocess.SubprocessError, OSError, ValueError, KeyError, TestbedError):
+                continue  # the API server is busy or an object is half-written: next round
+
+    def running(self) -> set[str]:
+        with self._lock:
+            return {b for b, p in self.procs.items() if p.poll() is None}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        with self._lock:
+            for proc in self.procs.values():
+                _kill(proc)
+            self.procs.clear()
+        for log in self._logs:
+            log.close()
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the runtime drains), SIGKILL after the grace period, without blocking."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    threading.Timer(GRACE_SECONDS, _kill, args=(proc,)).start()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        proc.wait(30)

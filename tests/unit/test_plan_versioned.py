@@ -1,0 +1,224 @@
+"""A versioned pool through the whole planner (reconcile/plan.py): one Deployment per build
+instead of the pool's own, nothing scaled or deleted blind while Temporal cannot be read, the
+unversioned Deployment kept until a build is current, and Ready meaning "the target build is
+current and available"."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.kinds import DEPLOYMENT
+from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile.plan import (
+    Observed,
+    Outcome,
+    VersioningObserved,
+    finish,
+    plan,
+)
+from workerpool_operator.render import Capabilities
+from workerpool_operator.render.versioned import target_build_id
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name
+from workerpool_operator.versioning.model import (
+    DeploymentState,
+    Observation,
+    SetCurrent,
+    SetManager,
+    VersionSummary,
+)
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+UID = "0000-pool-uid"
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "orders", "namespace": "shop", "uid": UID, "generation": 3},
+        "spec": {"connection": {"address": "temporal:7233"}, "taskQueue": "orders",
+                 "workflows": ["app:Wf"], **spec},
+    }  # fmt: skip
+
+
+ME = "workerpool-operator@test"
+
+
+def versioned_body(**versioning: Any) -> dict[str, Any]:
+    return body(replicas=2, versioning={"sunset": {"scaleDownDelaySeconds": 0,
+                "deleteDelaySeconds": 0}, **versioning})  # fmt: skip
+
+
+def temporal(
+    *versions: tuple[str, str], current: str | None = None, open_: dict[str, int] | None = None
+) -> VersioningObserved:
+    state = DeploymentState(
+        exists=bool(versions),
+        manager_identity=ME if current else "",
+        current_build=current,
+        versions=tuple(VersionSummary(b, s) for b, s in versions),  # type: ignore[arg-type]
+    )
+    observation = Observation(state, dict(open_ or {}), gate=None, unversioned_pollers=False)
+    return VersioningObserved(now=NOW, identity=ME, observation=observation)
+
+
+def built(manifest: dict[str, Any], ready: int) -> dict[str, Any]:
+    """The Deployment as the API server holds it once its pods are up."""
+    obj = copy.deepcopy(manifest)
+    obj["metadata"]["uid"] = f"uid-{obj['metadata']['name']}"
+    obj["metadata"]["generation"] = 1
+    replicas = obj["spec"]["replicas"]
+    obj["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                     "readyReplicas": ready, "availableReplicas": ready}  # fmt: skip
+    return obj
+
+
+def target_of(b: dict[str, Any]) -> str:
+    return target_build_id(api.TemporalWorkerPool.from_body(b))
+
+
+def test_a_versioned_pool_runs_a_deployment_per_build_not_its_own() -> None:
+    b = versioned_body()
+    p = plan(b, Capabilities(), Observed(versioning=temporal()))
+    deployments = [w.manifest for w in p.writes if w.kind is DEPLOYMENT]
+    assert len(deployments) == 1
+    (dep,) = deployments
+    target = target_of(b)
+    assert dep["metadata"]["name"] == deployment_name("orders", target)
+    assert dep["metadata"]["labels"][BUILD_ID_LABEL] == target
+    assert dep["spec"]["replicas"] == 2
+    ready = p.conditions[api.CONDITION_READY]
+    assert (ready.status, ready.reason) == ("False", Reason.REPLICAS_NOT_READY)
+    rollout = p.conditions["VersionRollout"]
+    assert (rollout.status, rollout.reason) == ("False", Reason.WAITING_FOR_POLLERS)
+    assert p.fields["targetBuildId"] == target
+    assert p.requeue_after is not None
+    assert p.requeue_after <= 5  # a rollout is looked at again within seconds
+
+
+def test_temporal_unreadable_holds_every_build() -> None:
+    """No observation: the target build is made sure of, nothing else is scaled or deleted,
+    and the status says why instead of guessing."""
+    b = versioned_body()
+    old = built(
+        {"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                      "ownerReferences": [{"controller": True, "uid": UID}]},
+         "spec": {"replicas": 3}}, ready=3)  # fmt: skip
+    down = VersioningObserved(now=NOW, identity=ME, error="UNAVAILABLE: connection refused")
+    p = plan(b, Capabilities(), Observed(builds=(old,), versioning=down))
+    assert p.versioned is None
+    assert p.retire == []
+    assert [w.manifest["metadata"]["name"] for w in p.writes if w.kind is DEPLOYMENT] == [
+        deployment_name("orders", target_of(b))
+    ]
+    rollout = p.conditions["VersionRollout"]
+    assert (rollout.status, rollout.reason) == ("Unknown", Reason.TEMPORAL_UNAVAILABLE)
+    assert "connection refused" in rollout.message
+
+
+def test_a_registered_build_is_made_current_and_the_pool_gets_ready() -> None:
+    b = versioned_body()
+    target = target_of(b)
+    first = plan(b, Capabilities(), Observed(versioning=temporal()))
+    live = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=2)
+    registered = temporal((target, "Inactive"), open_={target: 0})
+    p = plan(b, Capabilities(), Observed(builds=(live,), versioning=registered))
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == (SetManager(), SetCurrent(target))
+    assert p.fields["currentBuildId"] == target
+    assert not [w for w in p.writes if w.kind is DEPLOYMENT]  # already as wanted
+    # Once Temporal has it current, Ready is True and the rollout says so.
+    done = plan(b, Capabilities(), Observed(builds=(live,),
+                versioning=temporal((target, "Current"), current=target)))  # fmt: skip
+    ready = done.conditions[api.CONDITION_READY]
+    assert (ready.status, done.conditions["VersionRollout"].reason) == (
+        "True",
+        Reason.TARGET_CURRENT,
+    )
+
+
+def test_a_drained_old_build_is_retired() -> None:
+    b = versioned_body()
+    target = target_of(b)
+    owner = [{"controller": True, "uid": UID}]
+    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                 "ownerReferences": owner}, "spec": {"replicas": 1}}, ready=1)  # fmt: skip
+    first = plan(b, Capabilities(), Observed(versioning=temporal()))
+    new = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=2)
+    obs = temporal(("old", "Drained"), (target, "Current"), current=target,
+                   open_={"old": 0, target: 0})  # fmt: skip
+    p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=obs))
+    assert p.retire == [("orders-old", "uid-orders-old")]
+    # Still open pinned work on it: never scaled to zero, never deleted.
+    busy = temporal(("old", "Draining"), (target, "Current"), current=target,
+                    open_={"old": 4, target: 0})  # fmt: skip
+    p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=busy))
+    assert p.retire == []
+    assert p.versioned is not None
+    assert "orders-old" not in p.versioned.scale
+
+
+def test_a_foreign_build_deployment_is_never_touched() -> None:
+    b = versioned_body()
+    foreign = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"}},
+                     "spec": {"replicas": 1}}, ready=1)  # fmt: skip
+    obs = temporal(("old", "Drained"), current=None, open_={"old": 0})
+    p = plan(b, Capabilities(), Observed(builds=(foreign,), versioning=obs))
+    assert p.retire == []
+    assert p.versioned is not None
+    assert p.versioned.scale == {}
+
+
+def test_migration_keeps_the_unversioned_deployment_until_a_build_is_current() -> None:
+    unversioned = plan(body(replicas=2), Capabilities(), Observed())
+    live = built(next(w.manifest for w in unversioned.writes if w.kind is DEPLOYMENT), ready=2)
+    b = versioned_body()
+    target = target_of(b)
+    waiting = plan(b, Capabilities(), Observed(children={DEPLOYMENT: live},
+                   versioning=temporal((target, "Inactive"))))  # fmt: skip
+    assert waiting.prune == []
+    done = plan(b, Capabilities(), Observed(children={DEPLOYMENT: live},
+                versioning=temporal((target, "Current"), current=target)))  # fmt: skip
+    assert done.prune == [(DEPLOYMENT, "uid-orders")]
+
+
+def test_a_refused_routing_change_is_reported() -> None:
+    b = versioned_body()
+    p = plan(b, Capabilities(), Observed(versioning=temporal()))
+    status = finish(p, Outcome(routing_refused="SetCurrentVersion x refused: stale token"), {},
+                    generation=3, now="2026-12-06T12:00:00Z")  # fmt: skip
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert by_type["VersionRollout"]["reason"] == Reason.PROMOTION_REFUSED
+    assert by_type["Ready"]["status"] == "False"
+    assert "stale token" in by_type["Ready"]["message"]
+
+
+def test_status_never_carries_a_null() -> None:
+    """The API server refuses null for a typed status field (rampPercentage: number)."""
+    p = plan(versioned_body(), Capabilities(), Observed(versioning=temporal()))
+    status = finish(p, Outcome(), {}, generation=3, now="2026-12-06T12:00:00Z")
+    assert None not in status.values()
+    assert "rampPercentage" not in status
+    assert "currentBuildId" not in status
+
+
+def test_sunset_counts_from_the_stored_drained_since() -> None:
+    """The delay runs from status.versions[].drainedSince as the last pass wrote it: a pass
+    that forgot it would restart the clock and never retire the build."""
+    b = body(replicas=1, versioning={"sunset": {"scaleDownDelaySeconds": 0,
+             "deleteDelaySeconds": 60}})  # fmt: skip
+    target = target_of(b)
+    owner = [{"controller": True, "uid": UID}]
+    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                 "ownerReferences": owner}, "spec": {"replicas": 0}}, ready=0)  # fmt: skip
+    obs = temporal(("old", "Drained"), (target, "Current"), current=target,
+                   open_={"old": 0, target: 0})  # fmt: skip
+    fresh = plan(b, Capabilities(), Observed(builds=(old,), versioning=obs))
+    assert fresh.retire == []  # first seen drained now: 60 s to go
+    b["status"] = {"versions": [{"buildId": "old", "state": "Drained",
+                                 "drainedSince": "2026-12-06T11:58:00Z"}]}  # fmt: skip
+    later = plan(b, Capabilities(), Observed(builds=(old,), versioning=obs))
+    assert later.retire == [("orders-old", "uid-orders-old")]  # 120 s ago
