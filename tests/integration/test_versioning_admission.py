@@ -16,6 +16,13 @@ def versioned(**block: Any) -> dict[str, Any]:
 
 REJECTED = [
     (
+        "versioned-with-keda",
+        with_spec(
+            versioning={}, autoscaling={"engine": "KEDA", "minReplicas": 0, "maxReplicas": 3}
+        ),
+        "spec.autoscaling.engine KEDA and HPA do not scale versioned pools yet",
+    ),
+    (
         "progressive-without-steps",
         versioned(strategy="Progressive"),
         "spec.versioning.strategy Progressive needs spec.versioning.steps",
