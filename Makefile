@@ -109,11 +109,12 @@ chaos: setup ## Crash and fault tests at full size (200 pools, 20 SIGKILLs; make
 	CHAOS_SCALE=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: venv controlplane tools ## Benchmarks: operator, runtime throughput, autoscaling Builtin vs real KEDA (tables + bench-results/)
+bench: venv controlplane tools ## Benchmarks: operator, runtime throughput, autoscaling Builtin vs real KEDA, versioned rollouts (tables + bench-results/)
 	mkdir -p bench-results
 	$(PY) -m bench.bench_operator
 	$(PY) -m bench.bench_runtime
 	$(PY) -m bench.bench_autoscaling
+	$(PY) -m bench.bench_rollout
 	$(PY) -m bench.sim_autoscaling
 
 .PHONY: sim

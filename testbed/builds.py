@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,9 +51,15 @@ class BuildWorkers:
         logs: Path,
         *,
         interval: float = 0.3,
+        versioned: bool = True,
     ) -> None:
         self.kubeconfig, self.namespace, self.pool = str(kubeconfig), namespace, pool
         self.server, self.logs, self.interval = server, logs, interval
+        # Unversioned (a benchmark's floor): one worker per generation of the pool's own
+        # Deployment, the new one started before the old one stops, as a rolling update does.
+        self.versioned = versioned
+        self.ready_at: dict[str, float] = {}  # build -> monotonic time /readyz first said 200
+        self._ports: dict[str, int] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}  # build -> monotonic time its worker started
         self.stopped: dict[str, float] = {}  # build -> monotonic time the operator took it down
@@ -63,15 +70,21 @@ class BuildWorkers:
         self._thread.start()
 
     def deployments(self) -> list[dict[str, Any]]:
+        selector = f"{POOL_LABEL}={self.pool}" + (f",{BUILD_ID_LABEL}" if self.versioned else "")
         out = kubectl(
             self.kubeconfig, "get", "deployments", "-n", self.namespace, "-o", "json",
-            "-l", f"{POOL_LABEL}={self.pool},{BUILD_ID_LABEL}",
+            "-l", selector,
         )  # fmt: skip
         return list(json.loads(out.stdout)["items"])
 
+    def _key(self, dep: dict[str, Any]) -> str:
+        if self.versioned:
+            return str(dep["metadata"]["labels"][BUILD_ID_LABEL])
+        return f"g{dep['metadata']['generation']}"
+
     def builds(self) -> set[str]:
         """Builds that have a Deployment now."""
-        return {d["metadata"]["labels"][BUILD_ID_LABEL] for d in self.deployments()}
+        return {self._key(d) for d in self.deployments()}
 
     def _wanted(self) -> dict[str, dict[str, str]]:
         wanted = {}
@@ -81,7 +94,7 @@ class BuildWorkers:
             containers = dep["spec"]["template"]["spec"]["containers"]
             container = next(c for c in containers if c["name"] == "worker")
             env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-            wanted[dep["metadata"]["labels"][BUILD_ID_LABEL]] = env
+            wanted[self._key(dep)] = env
         return wanted
 
     def _start(self, build: str, env: dict[str, str]) -> None:
@@ -89,6 +102,7 @@ class BuildWorkers:
         workflows = settings.pop("TWP_WORKFLOWS", "")
         activities = settings.pop("TWP_ACTIVITIES", "")
         full = runtime_env(self.server, env["TWP_TASK_QUEUE"], workflows, activities, **settings)
+        self._ports[build] = int(full["TWP_METRICS_PORT"])
         log = (self.logs / f"worker-{self.pool}-{build}.log").open("ab")
         self._logs.append(log)
         self.procs[build] = subprocess.Popen(
@@ -97,6 +111,7 @@ class BuildWorkers:
         )  # fmt: skip
         self.started[build] = time.monotonic()
         self.stopped.pop(build, None)
+        self.ready_at.pop(build, None)
 
     def _sync(self) -> None:
         wanted = self._wanted()
@@ -105,8 +120,13 @@ class BuildWorkers:
                 if build not in self.procs:
                     self._start(build, env)
             for build in [b for b in self.procs if b not in wanted]:
+                if not self.versioned and wanted and not any(b in self.ready_at for b in wanted):
+                    continue  # a rolling update: the old worker stays until a new one is ready
                 self.stopped[build] = time.monotonic()
                 _terminate(self.procs.pop(build))
+            for build in [b for b in self.procs if b not in self.ready_at]:
+                if _ready(self._ports[build]):
+                    self.ready_at[build] = time.monotonic()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -128,6 +148,14 @@ class BuildWorkers:
             self.procs.clear()
         for log in self._logs:
             log.close()
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as r:
+            return bool(r.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

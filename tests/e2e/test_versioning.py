@@ -6,7 +6,7 @@ drainage and poller TTLs lowered (testbed.temporal.VERSIONING_DYNAMIC_CONFIG) so
 seconds. kwok pods run no code, so the test runs one real `python -m worker_runtime` process for
 each build Deployment the operator keeps above 0 replicas, with that Deployment's own worker
 settings (workflows, activities, Worker Deployment name, build ID, default behavior), and stops
-it when the operator scales the build to 0 or deletes it (`BuildWorkers`).
+it when the operator scales the build to 0 or deletes it (testbed/builds.py).
 
 The two builds run tests/runtime/versioned_v1.py and versioned_v2.py, deliberately
 replay-incompatible: a v1 workflow that moved to v2 would fail with a non-determinism error.
@@ -14,8 +14,8 @@ replay-incompatible: a v1 workflow that moved to v2 would fail with a non-determ
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,30 +24,23 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentManagerRequest
 from temporalio.client import Client, WorkflowHandle
 
+from testbed.builds import BuildWorkers
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from testbed.runtime import runtime_env
 from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
 from testbed.wait import eventually
 from tests.builders import condition
-from tests.runtime.helpers import RuntimeProcess
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
-from workerpool_operator.versioning.execute import observe
+from workerpool_operator.versioning.execute import Backoff, observe
+from workerpool_operator.versioning.model import DeploymentState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("pool_crd")]
 
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-# Settings a build's Deployment hands its workers that the test's processes take over as-is.
-BUILD_SETTINGS = (
-    "TWP_WORKFLOWS",
-    "TWP_ACTIVITIES",
-    "TWP_WORKER_DEPLOYMENT_NAME",
-    "TWP_WORKER_BUILD_ID",
-    "TWP_DEFAULT_VERSIONING_BEHAVIOR",
-)
 
 
 @pytest.fixture(scope="module")
@@ -62,60 +55,6 @@ def versioning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Temp
         yield srv
     finally:
         srv.stop()
-
-
-class BuildWorkers:
-    """One runtime process per build Deployment of a pool that the operator keeps above 0."""
-
-    def __init__(
-        self, cluster: KubeCluster, ns: str, pool: str, server: TemporalDevServer, logs: Path
-    ) -> None:
-        self.cluster, self.ns, self.pool, self.server, self.logs = cluster, ns, pool, server, logs
-        self.procs: dict[str, RuntimeProcess] = {}
-        self.started: list[str] = []
-        self.stopped: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def deployments(self) -> list[dict[str, Any]]:
-        listed = self.cluster.get(
-            "deployments", namespace=self.ns, selector=f"workerpools.io/pool={self.pool}"
-        )
-        return [d for d in listed["items"] if BUILD_ID_LABEL in d["metadata"]["labels"]]
-
-    def _sync(self) -> None:
-        wanted: dict[str, dict[str, str]] = {}
-        for dep in self.deployments():
-            if not dep["spec"].get("replicas") or dep["metadata"].get("deletionTimestamp"):
-                continue
-            (container,) = [c for c in dep["spec"]["template"]["spec"]["containers"]
-                            if c["name"] == "worker"]  # fmt: skip
-            env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-            wanted[dep["metadata"]["labels"][BUILD_ID_LABEL]] = env
-        for build, env in wanted.items():
-            if build not in self.procs:
-                settings = {k: env[k] for k in BUILD_SETTINGS if k in env}
-                full = runtime_env(self.server, env["TWP_TASK_QUEUE"], settings.pop(
-                    "TWP_WORKFLOWS"), settings.pop("TWP_ACTIVITIES", ""), **settings)  # fmt: skip
-                self.procs[build] = RuntimeProcess(full, self.logs / f"worker-{build}.log")
-                self.started.append(build)
-        for build in [b for b in self.procs if b not in wanted]:
-            self.procs.pop(build).kill()
-            self.stopped.append(build)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self._sync()
-            except Exception:  # the API server may be busy: next round
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        for proc in self.procs.values():
-            proc.kill()
 
 
 def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
@@ -145,6 +84,17 @@ def events(cluster: KubeCluster, ns: str, name: str) -> list[str]:
             if e["involvedObject"].get("name") == name]  # fmt: skip
 
 
+async def describe(client: Client, deployment: str) -> DeploymentState:
+    """DescribeWorkerDeployment from the test's side; Temporal rate-limits reads per deployment
+    ("too many requests issued to Worker Deployment"), which only means "ask again"."""
+    for _ in range(60):
+        try:
+            return await observe(client, deployment)
+        except Backoff:
+            await asyncio.sleep(0.5)
+    return await observe(client, deployment)
+
+
 async def nondeterminism(handle: WorkflowHandle[Any, Any]) -> int:
     """Workflow-task failures in the history (a non-determinism error shows up as one)."""
     failed = 0
@@ -172,18 +122,18 @@ async def test_progressive_rollout_pinned_drain_rollback_and_sunset(
         kube_cluster.kubeconfig, "versioning", "-n", ns, "--cluster-name", "e2e",
         log_dir=tmp_path, env={"POD_NAMESPACE": ns},
     )  # fmt: skip
-    workers = BuildWorkers(kube_cluster, ns, name, server, tmp_path)
+    workers = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
     client = await Client.connect(server.address, namespace=server.namespace)
     seen: list[dict[str, Any]] = []
 
     async def state() -> str:
         st = status(kube_cluster, ns, name)
         seen.append(st)
-        temporal = await observe(client, f"{ns}/{name}")
+        temporal = await describe(client, f"{ns}/{name}")
         return f"temporal: {temporal}\n" + json.dumps(
             {k: st.get(k) for k in ("currentBuildId", "targetBuildId", "rampPercentage",
                                     "versions", "conditions")}, indent=1)[-3000:] + (
-            f"\nworkers started {workers.started} stopped {workers.stopped}\n"
+            f"\nworkers started {list(workers.started)} stopped {list(workers.stopped)}\n"
             + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
 
     def current() -> str | None:
@@ -268,4 +218,119 @@ async def test_progressive_rollout_pinned_drain_rollback_and_sunset(
         assert op.tracebacks() == 0
     finally:
         workers.close()
+        op.stop()
+
+
+async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """An unversioned, Builtin-autoscaled pool becomes versioned (through a gate) without
+    stranding its running workflow; an operator killed mid-ramp resumes at the same step; a
+    failing gate stops the next build; a foreign routing owner is reported, not fought."""
+    ns, name = namespace, "pay"
+    queue = f"mig-{uuid.uuid4().hex[:8]}"
+    server = versioning_server
+    deployment = f"{ns}/{name}"
+    autoscaling = {"engine": "Builtin", "minReplicas": 1, "maxReplicas": 3,
+                   "pollIntervalSeconds": 5}  # fmt: skip
+
+    def pool(app: str, versioning: dict[str, Any] | None, **spec: Any) -> dict[str, Any]:
+        body = versioned_pool(name, queue, server, app)
+        del body["spec"]["replicas"]
+        body["spec"]["autoscaling"] = autoscaling
+        body["spec"].pop("versioning")
+        if versioning is not None:
+            body["spec"]["versioning"] = {"defaultBehavior": "Pinned", **versioning}
+        body["spec"].update(spec)
+        return body
+
+    op = OperatorProcess(
+        kube_cluster.kubeconfig, "versioning-mig", "-n", ns, "--cluster-name", "e2e",
+        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
+    )  # fmt: skip
+    plain = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path, versioned=False)
+    builds = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
+    client = await Client.connect(server.address, namespace=server.namespace)
+
+    async def state() -> str:
+        st = status(kube_cluster, ns, name)
+        temporal = await describe(client, deployment)
+        return (f"temporal: {temporal}\n" + json.dumps(st, indent=1)[-4000:]
+                + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
+
+    def rollout() -> dict[str, Any]:
+        return condition(kube_cluster, ns, name, "VersionRollout")
+
+    try:
+        # Unversioned first, with a workflow running on its (unversioned) worker.
+        kube_cluster.apply([pool(V1, None)], namespace=ns)
+        await eventually(lambda: plain.ready_at, "the unversioned worker polls", state)
+        running = await client.start_workflow("OrderFlow", "m", id=f"{queue}-m", task_queue=queue)
+
+        # Versioned, AllAtOnce behind a gate (Smoke, pinned to the new build).
+        kube_cluster.apply([pool(V1, {"gate": {"workflowType": "Smoke"}})], namespace=ns)
+        first = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId")
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "the first build current after its gate", state,
+        )  # fmt: skip
+        gate = client.get_workflow_handle(f"{deployment}/gate/{first}")
+        assert await gate.result() == "ok"
+        await eventually(lambda: not kube_cluster.exists("deployment", name, namespace=ns),
+                         "the unversioned Deployment deleted once a build is current",
+                         state)  # fmt: skip
+        await running.signal("finish")
+        assert await running.result() == "v1:m"  # not stranded: it went on on the build
+        # Autoscaled: the scaler's decision reaches the target build's Deployment.
+        st = status(kube_cluster, ns, name)
+        (dep,) = [d for d in builds.deployments()
+                  if d["metadata"]["labels"][BUILD_ID_LABEL] == first]  # fmt: skip
+        assert st.get("desiredReplicas") is not None
+        assert dep["spec"]["replicas"] == max(1, st["desiredReplicas"])
+
+        # Progressive to v2; the operator is SIGKILLed during the step's pause and resumes it.
+        progressive = {"strategy": "Progressive",
+                       "steps": [{"rampPercentage": 30, "pauseSeconds": 20}]}  # fmt: skip
+        kube_cluster.apply([pool(V2, progressive)], namespace=ns)
+        ramp = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("rampPercentage") == 30 and st,
+            "build 2 ramping at 30 %", state,
+        )  # fmt: skip
+        second = ramp["targetBuildId"]
+        op.restart()
+        await eventually(lambda: op.value("workerpool_operator_reconcile_duration_seconds_count")
+                         >= 2, "the restarted operator reconciles", state)  # fmt: skip
+        described = await describe(client, deployment)
+        assert (described.ramping_build, described.ramp_percentage) == (second, 30.0)
+        assert described.current_build == first  # resumed mid-step, not promoted early
+        await eventually(lambda: status(kube_cluster, ns, name).get("currentBuildId") == second,
+                         "build 2 current after the pause", state)  # fmt: skip
+        ramped = [e for e in events(kube_cluster, ns, name) if e == "Ramping"]
+        assert len(ramped) == 1, "the step was repeated after the restart"
+
+        # A build whose gate fails: no traffic moves, Degraded says why.
+        failing = {"gate": {"workflowType": "FailingSmoke"}}
+        gated = pool(V2, failing, workflows=[f"{V2}:OrderFlow", f"{V2}:Smoke",
+                                             f"{V2}:FailingSmoke"])  # fmt: skip
+        kube_cluster.apply([gated], namespace=ns)
+        await eventually(lambda: rollout().get("reason") == "GateFailed", "GateFailed", state)
+        assert condition(kube_cluster, ns, name, "Degraded")["status"] == "True"
+        assert status(kube_cluster, ns, name)["currentBuildId"] == second
+
+        # Someone else takes routing over: reported, not fought.
+        await client.workflow_service.set_worker_deployment_manager(
+            SetWorkerDeploymentManagerRequest(namespace=server.namespace,
+                                              deployment_name=deployment,
+                                              manager_identity="alice", identity="alice")
+        )  # fmt: skip
+        await eventually(lambda: rollout().get("reason") == "RoutingOwnedElsewhere",
+                         "the foreign owner reported", state)  # fmt: skip
+        assert (await describe(client, deployment)).manager_identity == "alice"
+        assert op.tracebacks() == 0
+    finally:
+        plain.close()
+        builds.close()
         op.stop()

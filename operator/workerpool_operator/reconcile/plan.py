@@ -405,8 +405,10 @@ def plan(
 
 
 # Versioned pools are looked at again this often: while a rollout moves (a build waiting for
-# its first poll, a gate running) and at rest (drained builds, routing changed by others).
-ROLLOUT_POLL_SECONDS = 3.0
+# its first poll, a gate running), while a build drains (its last pinned workflow ending is no
+# Kubernetes event: the exact count is read again) and at rest (routing changed by others).
+ROLLOUT_POLL_SECONDS = 1.0
+DRAIN_POLL_SECONDS = 3.0
 STEADY_POLL_SECONDS = 30.0
 
 
@@ -462,7 +464,7 @@ def _plan_builds(
             f"cannot read the Worker Deployment from Temporal ({reason}); routing and every "
             "build's replicas are held where they are",
         )
-        out.requeue_after = ROLLOUT_POLL_SECONDS * 5
+        out.requeue_after = DRAIN_POLL_SECONDS * 5
         status = pool_body.get("status") or {}
         if target not in by_build:
             manifest = render_build_deployment(pool, target, replicas=max(1, desired))
@@ -489,8 +491,12 @@ def _plan_builds(
         if live is not None:
             out.retire.append((name, str(live["metadata"].get("uid") or "")))
     routing = vp.routing
-    done = routing.conditions[0].status == "True"
-    poll = STEADY_POLL_SECONDS if done else ROLLOUT_POLL_SECONDS
+    if routing.conditions[0].status != "True":
+        poll = ROLLOUT_POLL_SECONDS
+    elif any(v.state == "Draining" for v in routing.versions):
+        poll = DRAIN_POLL_SECONDS
+    else:
+        poll = STEADY_POLL_SECONDS
     out.requeue_after = min(poll, routing.requeue_after or poll)
     return by_build.get(target)
 

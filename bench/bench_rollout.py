@@ -1,0 +1,285 @@
+"""Versioned rollouts against their floor, under continuous load: the operator process, the real
+Temporal dev server (versioning settings lowered, testbed.temporal.VERSIONING_DYNAMIC_CONFIG) and
+one real runtime process per build Deployment (testbed/builds.py; kwok pods run no code).
+
+Two pools of the same spec on the same queue kind, each on its own task queue:
+
+- `versioned`: spec.versioning AllAtOnce; each rollout changes the workflow code (build 1 and 2
+  alternate, deliberately replay-incompatible) and an env value, so every rollout is a new build.
+  Clock: from the spec change to Temporal's current version being the new build.
+- `floor`: the same pool without spec.versioning and the same change; clock: from the spec
+  change to the new Deployment being rolled out (kwok) and the new template's worker ready
+  (`/readyz`, which the runtime answers once its worker polls): what a plain rolling update
+  takes before new code serves.
+
+During each versioned rollout a workflow pinned to the old build waits for a signal; once the new
+build is current it is signalled, and `drain_to_scaledown` runs from its completion to the old
+build's Deployment at 0 replicas (the exact visibility count, not Temporal's drainage status,
+which lags by minutes). A load loop starts short workflows on the versioned pool's queue all
+along (`--rate` per second); `lost_tasks` counts those that did not complete, and
+`nondeterminism_errors` the workflow-task failures in every workflow's history.
+`temporal_calls_per_pool_per_min`: the operator's `workerpool_temporal_calls_total` over a window
+once the last old build is gone.
+
+    python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60]
+
+Writes bench-results/rollout.json; medians (p50) over the rollouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+from testbed.builds import BuildWorkers
+from testbed.cluster import LocalCluster, kubectl, wait_established
+from testbed.operator import OperatorProcess, metric
+from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
+CRDS = Path(__file__).resolve().parents[1] / "crds"
+APPS = ("tests.runtime.versioned_v1", "tests.runtime.versioned_v2")
+WAIT_S = 180.0
+
+
+def pool(
+    name: str, queue: str, server: TemporalDevServer, i: int, versioned: bool
+) -> dict[str, Any]:
+    app = APPS[i % 2]
+    spec: dict[str, Any] = {
+        "connection": {"address": server.address, "namespace": server.namespace},
+        "taskQueue": queue,
+        "replicas": 1,
+        "workflows": [f"{app}:OrderFlow", f"{app}:Smoke"],
+        "activities": [f"{app}:ACTIVITIES"],
+        "env": [{"name": "RELEASE", "value": str(i)}],
+    }
+    if versioned:
+        spec["versioning"] = {
+            "defaultBehavior": "Pinned",
+            "rollbackWindowSeconds": 0,
+            "sunset": {"scaleDownDelaySeconds": 0, "deleteDelaySeconds": 5},
+            "retention": 1,
+        }
+    return {"apiVersion": "workerpools.io/v1alpha1", "kind": "TemporalWorkerPool",
+            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+def apply(kubeconfig: str, ns: str, body: dict[str, Any]) -> None:
+    kubectl(kubeconfig, "apply", "-n", ns, "--server-side", "-f", "-", input=json.dumps(body))
+
+
+def get(kubeconfig: str, kind: str, name: str, ns: str) -> dict[str, Any] | None:
+    out = kubectl(kubeconfig, "get", kind, name, "-n", ns, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+async def until(probe: Any, what: str, wait_s: float = WAIT_S, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {wait_s}s: {what}")
+
+
+class Load:
+    """Short workflows started all along on one queue; each must complete."""
+
+    def __init__(self, client: Client, queue: str, rate: float) -> None:
+        self.client, self.queue, self.rate = client, queue, rate
+        self.handles: list[WorkflowHandle[Any, Any]] = []
+        self.started = 0
+        self.failed_starts = 0
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            self.started += 1
+            try:
+                self.handles.append(
+                    await self.client.start_workflow(
+                        "Smoke", id=f"{self.queue}-load-{self.started}", task_queue=self.queue
+                    )
+                )
+            except Exception:  # a start the server refused is a lost task too
+                self.failed_starts += 1
+            await asyncio.sleep(1 / self.rate)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+async def outcome(handle: WorkflowHandle[Any, Any]) -> tuple[bool, int]:
+    """(completed, workflow-task failures in its history)."""
+    try:
+        await asyncio.wait_for(handle.result(), 120)
+        completed = True
+    except Exception:  # failed or timed out: not completed
+        completed = False
+    failures = 0
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failures += 1
+    return completed, failures
+
+
+def p50(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def ratio(xs: list[float], floor: list[float]) -> float | None:
+    if not xs or not floor:
+        return None
+    return round(statistics.median(xs) / statistics.median(floor), 2)
+
+
+async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
+    cluster = LocalCluster()
+    kubeconfig = str(cluster.acquire())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
+    server = TemporalDevServer(tmp / "temporal", dynamic_config=VERSIONING_DYNAMIC_CONFIG)
+    server.start()
+    tag = uuid.uuid4().hex[:6]
+    ns = f"bench-rollout-{tag}"
+    kubectl(kubeconfig, "create", "namespace", ns)
+    for path in sorted(CRDS.glob("workerpools.io_*.yaml")):
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
+    op = OperatorProcess(kubeconfig, "bench-rollout", "-n", ns, log_dir=tmp,
+                         env={"POD_NAMESPACE": ns})  # fmt: skip
+    vq, fq = f"ro-v-{tag}", f"ro-f-{tag}"
+    versioned = BuildWorkers(kubeconfig, ns, "versioned", server, tmp, interval=0.1)
+    floor = BuildWorkers(kubeconfig, ns, "floor", server, tmp, interval=0.1, versioned=False)
+    client = await Client.connect(server.address, namespace=server.namespace)
+    result: dict[str, Any] = {}
+    rollout_s: list[float] = []
+    floor_s: list[float] = []
+    drain_s: list[float] = []
+    pinned: list[WorkflowHandle[Any, Any]] = []
+    load = Load(client, vq, rate)
+    try:
+
+        def current() -> str | None:
+            st = (get(kubeconfig, "temporalworkerpool", "versioned", ns) or {}).get("status") or {}
+            if st.get("currentBuildId") and st["currentBuildId"] == st.get("targetBuildId"):
+                return str(st["currentBuildId"])
+            return None
+
+        apply(kubeconfig, ns, pool("versioned", vq, server, 0, True))
+        apply(kubeconfig, ns, pool("floor", fq, server, 0, False))
+        build = await until(current, "the first build current")
+        await until(lambda: floor.ready_at, "the floor's first worker ready")
+        loader = asyncio.create_task(load.run())
+        for i in range(1, rollouts + 1):
+            print(f"rollout {i}/{rollouts}", file=sys.stderr, flush=True)
+            old = build
+            held = await client.start_workflow("OrderFlow", f"p{i}", id=f"{vq}-pinned-{i}",
+                                               task_queue=vq)  # fmt: skip
+            pinned.append(held)
+            # Floor: the same change on the unversioned pool.
+            generation = (get(kubeconfig, "deployment", "floor", ns) or {})["metadata"][
+                "generation"
+            ]
+            t0 = time.monotonic()
+            apply(kubeconfig, ns, pool("floor", fq, server, i, False))
+
+            def rolled(gen: int = generation) -> bool:
+                dep = get(kubeconfig, "deployment", "floor", ns) or {}
+                st, meta = dep.get("status") or {}, dep.get("metadata") or {}
+                return bool(
+                    meta.get("generation", 0) > gen
+                    and st.get("observedGeneration") == meta.get("generation")
+                    and st.get("updatedReplicas") == st.get("availableReplicas") == 1
+                    and f"g{meta['generation']}" in floor.ready_at
+                )
+
+            await until(rolled, f"floor rollout {i}")
+            floor_s.append(time.monotonic() - t0)
+            # Versioned: spec change -> the new build current.
+            t0 = time.monotonic()
+            apply(kubeconfig, ns, pool("versioned", vq, server, i, True))
+            build = await until(lambda o=old: (b := current()) and b != o and b, f"rollout {i}")
+            rollout_s.append(time.monotonic() - t0)
+            # The old build's pinned workflow ends; until the old build is at 0 replicas.
+            await held.signal("finish")
+            await held.result()
+            done_at = time.monotonic()
+            await until(lambda o=old: o in versioned.stopped, f"build {old} scaled to 0")
+            drain_s.append(versioned.stopped[old] - done_at)
+        load.stop()
+        await loader
+        # Steady state: the last old build gone, then the operator's Temporal calls per minute.
+        await until(lambda: len(versioned.builds()) == 1, "old builds deleted", wait_s=120)
+        before = metric(op.metrics(), "workerpool_temporal_calls_total")
+        await asyncio.sleep(window)
+        calls = metric(op.metrics(), "workerpool_temporal_calls_total") - before
+        outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
+        lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
+        result = {
+            "rollouts": len(rollout_s),
+            "rollout_allatonce_p50_s": p50(rollout_s),
+            "rollout_floor_p50_s": p50(floor_s),
+            "rollout_ratio": ratio(rollout_s, floor_s),
+            "drain_to_scaledown_p50_s": p50(drain_s),
+            "drain_to_scaledown_max_s": round(max(drain_s), 2) if drain_s else None,
+            "load_workflows": load.started,
+            "lost_tasks": lost,
+            "nondeterminism_errors": sum(f for _, f in outcomes),
+            "temporal_calls_per_pool_per_min": round(calls / (window / 60), 1),
+            "rollout_s": [round(x, 2) for x in rollout_s],
+            "floor_s": [round(x, 2) for x in floor_s],
+            "operator_tracebacks": op.tracebacks(),
+            "machine": "2-core shared bed (kwok nodes, local workers per build)",
+        }
+    finally:
+        versioned.close()
+        floor.close()
+        op.stop()
+        kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
+        server.stop()
+        cluster.release()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rollouts", type=int, default=10)
+    p.add_argument("--rate", type=float, default=2.0, help="load workflows started per second")
+    p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds")
+    args = p.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    result = asyncio.run(run(args.rollouts, args.rate, args.window))
+    (RESULTS / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = [
+        ("AllAtOnce rollout p50 (spec -> build current)", "rollout_allatonce_p50_s", ""),
+        ("floor p50 (spec -> new Deployment serving)", "rollout_floor_p50_s", ""),
+        ("rollout / floor", "rollout_ratio", "goal <= 1.3"),
+        ("last pinned workflow -> old build at 0, p50", "drain_to_scaledown_p50_s", "goal <= 15 s"),
+        ("lost tasks", "lost_tasks", "goal 0"),
+        ("non-determinism errors", "nondeterminism_errors", "goal 0"),
+        ("Temporal calls per pool per minute (steady)", "temporal_calls_per_pool_per_min", ""),
+    ]
+    print(f"\nrollout benchmark ({result.get('rollouts')} rollouts, "
+          f"{result.get('load_workflows')} load workflows)")  # fmt: skip
+    for label, key, goal in rows:
+        print(f"  {label:<48} {result.get(key)!s:>10}  {goal}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
