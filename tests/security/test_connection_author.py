@@ -99,3 +99,36 @@ async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: List
     assert bed.pool_author().apply(pool(inline, connection={"address": address})).returncode == 0
     await wait_reason(bed, inline, "AddressNotAllowed")
     assert get(bed, "deployment", inline) is None
+
+
+@attack("pool author: use a connection and its Secrets when its allowedPools does not admit it")
+async def test_a_connection_is_used_only_by_the_pools_it_admits(bed: Bed) -> None:
+    """The connection author admits the pools labelled `team: payments`; a pool author's pool
+    without that label references the connection anyway. A labelled pool shows the
+    connection itself is usable (the guard is the selector, not a broken connection)."""
+    name = unique("payments")
+    secret(bed, f"{name}-key", {"api-key": b"opted-in-key"}, opted_in=True)
+    spec = {
+        "tls": {},
+        "apiKeySecretRef": {"name": f"{name}-key"},
+        "allowedPools": {"matchLabels": {"team": "payments"}},
+    }
+    assert bed.connection_author().apply(connection(name, TEMPORAL_IP, **spec)).returncode == 0
+    intruder, admitted = unique("intruder"), unique("admitted")
+    author = bed.pool_author()
+    keda = {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 2}
+    result = author.apply(pool(intruder, connectionRef={"name": name}, autoscaling=keda))
+    assert result.returncode == 0, result.stderr
+    await wait_reason(bed, intruder, "PoolNotAllowed")
+    assert "spec.allowedPools" in ready(bed, intruder)["message"]
+    for kind in ("deployment", "triggerauthentication", "scaledobject"):
+        assert get(bed, kind, intruder) is None, f"{kind} written for a pool not admitted"
+    labelled = pool(admitted, connectionRef={"name": name})
+    labelled["metadata"]["labels"] = {"team": "payments"}
+    assert author.apply(labelled).returncode == 0
+
+    def written() -> bool:
+        return f"{name}-key" in secrets_named(get(bed, "deployment", admitted))
+
+    await until(written, "the admitted pool's Deployment with the connection's Secret")
+    assert ready(bed, intruder).get("reason") == "PoolNotAllowed"

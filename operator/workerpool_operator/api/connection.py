@@ -13,6 +13,7 @@ from workerpool_operator.api.common import (
     SECRET_KEY,
     Model,
     NamespaceSelector,
+    PoolSelector,
     cel,
     name_field,
 )
@@ -126,6 +127,18 @@ class TemporalConnectionSpec(ConnectionSpec):
     reads no other Secret)."""
 
     model_config = ConfigDict(json_schema_extra=cel(*_CONNECTION_RULES))
+
+    allowed_pools: PoolSelector | None = Field(
+        default=None,
+        description=(
+            "Label selector on the pools that may use this connection, and so its Secrets. "
+            "Omit (or `{}`) to allow every pool that may reference it; e.g. matchLabels: "
+            "{temporal-app: payments} allows only pools labelled so. A pool it does not select "
+            "gets Ready False (PoolNotAllowed) and nothing is written for it. Pool labels are "
+            "written by whoever writes the pool: this separates pool authors only where they "
+            "cannot set the label (docs/security.md)."
+        ),
+    )
 
 
 class ClusterTemporalConnectionSpec(TemporalConnectionSpec):
