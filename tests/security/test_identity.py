@@ -107,3 +107,23 @@ async def test_the_admission_policy_refuses_identity_and_node_paths(
     finally:
         for d in docs:
             bed.kube.run("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found")
+
+
+@attack("pool author: run pods as another ServiceAccount through template.serviceAccountName")
+async def test_a_pool_runs_as_another_service_account_only_where_the_admin_granted_it(
+    bed: Bed,
+) -> None:
+    """The namespace's `ci-deployer` account (say, bound to deploy rights or a cloud role); the
+    pool author names it in the pool's template. The session's operator runs with the default
+    grants (no grants.serviceAccounts), so the pool is InvalidSpec and no Deployment runs as
+    it; the admission policy, where installed, refuses the same earlier."""
+    account = unique("ci-deployer")
+    bed.kube.kubectl("create", "serviceaccount", account, "-n", bed.team_a)
+    name = unique("borrow")
+    result = bed.pool_author().apply(pool(name, template={"serviceAccountName": account}))
+    assert result.returncode == 0, result.stderr
+    await wait_reason(bed, name, "InvalidSpec")
+    message = ready(bed, name)["message"]
+    assert "spec.template.serviceAccountName" in message
+    assert "grants.serviceAccounts" in message
+    assert deployment(bed, name) is None, "a Deployment was written for the pool"
