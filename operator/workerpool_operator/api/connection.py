@@ -133,10 +133,11 @@ class TemporalConnectionSpec(ConnectionSpec):
         description=(
             "Label selector on the pools that may use this connection, and so its Secrets. "
             "Omit (or `{}`) to allow every pool that may reference it; e.g. matchLabels: "
-            "{temporal-app: payments} allows only pools labelled so. A pool it does not select "
-            "gets Ready False (PoolNotAllowed) and nothing is written for it. Pool labels are "
-            "written by whoever writes the pool: this separates pool authors only where they "
-            "cannot set the label (docs/security.md)."
+            "{access.workerpools.io/payments: 'true'} allows only pools labelled so. A pool it "
+            "does not select gets Ready False (PoolNotAllowed) and nothing is written for it. "
+            "Pool labels are written by whoever writes the pool: select labels under "
+            "access.workerpools.io/, which the optional admission policy lets only those who "
+            "may update connections set (docs/security.md)."
         ),
     )
 
