@@ -1,9 +1,10 @@
 """What the cluster admin granted pools beyond what their authors could do themselves (pure).
 
-The operator acts with more rights than a pool author has: it writes NetworkPolicies and dials
-Temporal addresses for them. Anything that would give a pool more than its author could get
-alone needs a grant here, set by the admin on the operator (flags/env, chart values
-`grants.*`), never by a pool (docs/security.md). The defaults grant nothing that widens.
+The operator acts with more rights than a pool author has: it writes NetworkPolicies and
+Deployments (whose pods run as a ServiceAccount) and dials Temporal addresses for them.
+Anything that would give a pool more than its author could get alone needs a grant here, set
+by the admin on the operator (flags/env, chart values `grants.*`), never by a pool
+(docs/security.md). The defaults grant nothing that widens.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Grants:
       only there without `dnsAnywhere`).
     - `allowed_addresses`: shell patterns (`*.tmprl.cloud:7233`) of the Temporal addresses
       connections and inline pools may name; empty allows any.
+    - `service_accounts`: shell patterns of `namespace/name` (`payments/gpu-runner`,
+      `*/temporal-worker`) of the ServiceAccounts a pool's `template.serviceAccountName` may
+      name besides the pool's own; empty allows none.
     """
 
     network: frozenset[str] = frozenset()
@@ -42,6 +46,7 @@ class Grants:
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
     allowed_addresses: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()
 
     def allows(self, grant: str) -> bool:
         return grant in self.network
@@ -61,6 +66,20 @@ class Grants:
             f"{field_name} {address!r} is not among the addresses the cluster admin allows "
             f"({', '.join(self.allowed_addresses)}): use one of those, or ask the admin to add "
             "it to the operator's allowed addresses (chart value grants.allowedAddresses)"
+        )
+
+    def service_account_error(self, namespace: str, name: str, pool: str) -> str | None:
+        """None when a pool named `pool` may run its pods as ServiceAccount `name`, else the
+        message for its status: only its own account, or one the admin granted."""
+        if name == pool or any(
+            fnmatch.fnmatchcase(f"{namespace}/{name}", p) for p in self.service_accounts
+        ):
+            return None
+        return (
+            f"spec.template.serviceAccountName {name!r} would run the pool's pods as a "
+            "ServiceAccount the pool does not own (its API rights, its cloud identity): remove "
+            "it to run as the pool's own account, or ask the cluster admin to grant "
+            f"{namespace}/{name} (chart value grants.serviceAccounts)"
         )
 
 
@@ -93,4 +112,5 @@ def grants_from_env(env: Mapping[str, str]) -> Grants:
         dns_namespace=env.get("WORKERPOOL_DNS_NAMESPACE") or "kube-system",
         dns_pod_labels=labels,
         allowed_addresses=tuple(_split(env.get("WORKERPOOL_ALLOWED_ADDRESSES"))),
+        service_accounts=tuple(_split(env.get("WORKERPOOL_SERVICE_ACCOUNTS"))),
     )

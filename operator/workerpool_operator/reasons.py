@@ -19,6 +19,7 @@ class Reason(StrEnum):
     NAME_CONFLICT = "NameConflict"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
     CONNECTION_NOT_ALLOWED = "ConnectionNotAllowed"
+    POOL_NOT_ALLOWED = "PoolNotAllowed"
     CONNECTION_INVALID = "ConnectionInvalid"
     ADDRESS_NOT_ALLOWED = "AddressNotAllowed"
     # Progressing
@@ -88,6 +89,12 @@ DOCS: dict[Reason, str] = {
         "spec.connectionRef names a ClusterTemporalConnection whose spec.allowedNamespaces does "
         "not select the pool's namespace; children are left as they are. Ask the cluster admin "
         "to label the namespace or widen allowedNamespaces, or use a TemporalConnection."
+    ),
+    Reason.POOL_NOT_ALLOWED: (
+        "spec.connectionRef names a connection whose spec.allowedPools does not select the "
+        "pool's labels: nothing is written for the pool (its Secrets reach no pod and no KEDA "
+        "object), children already written are left as they are. Set the labels the "
+        "connection's owner asks for on the pool, or ask them to widen spec.allowedPools."
     ),
     Reason.CONNECTION_INVALID: (
         "The referenced connection's spec cannot be read (it passed an older admission); the "

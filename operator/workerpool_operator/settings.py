@@ -129,7 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         identity=os.environ.get("POD_NAME") or default_identity(),
         managers=names.MANAGERS.suffixed(args.field_manager_suffix),
         # WORKERPOOL_NETWORK_GRANTS, _METRICS_NAMESPACES, _DNS_NAMESPACE, _DNS_POD_LABELS,
-        # _ALLOWED_ADDRESSES (the chart's grants.* values)
+        # _ALLOWED_ADDRESSES, _SERVICE_ACCOUNTS (the chart's grants.* values)
         grants=grants_from_env(os.environ),
         cluster_name=args.cluster_name,
     )

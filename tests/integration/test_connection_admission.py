@@ -57,6 +57,19 @@ def conn(kind: str = "TemporalConnection", **spec: Any) -> dict[str, Any]:
             ),
             "In and NotIn need values",
         ),
+        (
+            conn(allowedPools={"matchExpressions": [{"key": "t", "operator": "NotIn"}]}),
+            "In and NotIn need values",
+        ),
+        (
+            conn(
+                "ClusterTemporalConnection",
+                allowedPools={
+                    "matchExpressions": [{"key": "t", "operator": "Exists", "values": ["a"]}]
+                },
+            ),
+            "Exists and DoesNotExist take none",
+        ),
     ],
 )
 def test_connection_admission_rejects(
@@ -78,6 +91,12 @@ def test_connections_accepted_and_listed(
     assert got["spec"]["apiKeySecretRef"]["key"] == "api-key"
     table = kube_cluster.kubectl("get", "tconn", "-n", namespace)
     assert table.split()[:6] == ["NAME", "ADDRESS", "NAMESPACE", "READY", "VERSION", "AGE"]
+    admits = conn(allowedPools={"matchLabels": {"access.workerpools.io/payments": "true"}})
+    admits["metadata"]["name"] = "c-admits"
+    kube_cluster.apply(admits, namespace=namespace)
+    wide = kube_cluster.kubectl("get", "tconn", "c-admits", "-n", namespace, "-o", "wide")
+    assert "POOLS" in wide.split("\n")[0]
+    assert "access.workerpools.io/payments" in wide
     cluster = conn("ClusterTemporalConnection", allowedNamespaces={"matchLabels": {"t": "a"}})
     cluster["metadata"]["name"] = f"c-{namespace}"
     kube_cluster.apply(cluster)

@@ -5,17 +5,46 @@ what a worker or the operator sends it."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import yaml
+
 from tests.security.attacks import until
-from tests.security.conftest import Bed
+from tests.security.conftest import REPO_ROOT, Bed
 
 # An address the network tests may use: an IP, so egress to Temporal is an exact ipBlock.
 TEMPORAL_IP = "10.1.2.3:7233"
+
+
+POLICY = REPO_ROOT / "manifests" / "admission" / "pool-template-policy.yaml"
+
+
+@contextlib.contextmanager
+def admission_policy(bed: Bed, namespace: str) -> Iterator[str]:
+    """The shipped ValidatingAdmissionPolicy, bound under a name of this session's own to
+    `namespace` only (other sessions on the bed install the shipped one), removed afterwards.
+    Yields the name it is installed under (the API server takes a moment to enforce it)."""
+    name = f"workerpools-pool-template-{namespace}"
+    docs = [d for d in yaml.safe_load_all(POLICY.read_text()) if d]
+    for d in docs:
+        d["metadata"]["name"] = name
+        if d["kind"] == "ValidatingAdmissionPolicyBinding":
+            d["spec"]["policyName"] = name
+            d["spec"]["matchResources"]["namespaceSelector"] = {
+                "matchLabels": {"kubernetes.io/metadata.name": namespace}
+            }
+    bed.kube.apply(docs)
+    try:
+        yield name
+    finally:
+        for d in docs:
+            bed.kube.run("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found")
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:

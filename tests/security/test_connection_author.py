@@ -15,6 +15,7 @@ from tests.security.conftest import Bed
 from tests.security.tenants import (
     TEMPORAL_IP,
     Listener,
+    admission_policy,
     connection,
     pool,
     ready,
@@ -99,3 +100,86 @@ async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: List
     assert bed.pool_author().apply(pool(inline, connection={"address": address})).returncode == 0
     await wait_reason(bed, inline, "AddressNotAllowed")
     assert get(bed, "deployment", inline) is None
+
+
+@attack("pool author: use a connection and its Secrets when its allowedPools does not admit it")
+async def test_a_connection_is_used_only_by_the_pools_it_admits(bed: Bed) -> None:
+    """The connection author admits the pools labelled `team: payments`; a pool author's pool
+    without that label references the connection anyway. A labelled pool shows the
+    connection itself is usable (the guard is the selector, not a broken connection)."""
+    name = unique("payments")
+    secret(bed, f"{name}-key", {"api-key": b"opted-in-key"}, opted_in=True)
+    spec = {
+        "tls": {},
+        "apiKeySecretRef": {"name": f"{name}-key"},
+        "allowedPools": {"matchLabels": {"team": "payments"}},
+    }
+    assert bed.connection_author().apply(connection(name, TEMPORAL_IP, **spec)).returncode == 0
+    intruder, admitted = unique("intruder"), unique("admitted")
+    author = bed.pool_author()
+    keda = {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 2}
+    result = author.apply(pool(intruder, connectionRef={"name": name}, autoscaling=keda))
+    assert result.returncode == 0, result.stderr
+    await wait_reason(bed, intruder, "PoolNotAllowed")
+    assert "spec.allowedPools" in ready(bed, intruder)["message"]
+    for kind in ("deployment", "triggerauthentication", "scaledobject"):
+        assert get(bed, kind, intruder) is None, f"{kind} written for a pool not admitted"
+    labelled = pool(admitted, connectionRef={"name": name})
+    labelled["metadata"]["labels"] = {"team": "payments"}
+    assert author.apply(labelled).returncode == 0
+
+    def written() -> bool:
+        return f"{name}-key" in secrets_named(get(bed, "deployment", admitted))
+
+    await until(written, "the admitted pool's Deployment with the connection's Secret")
+    assert ready(bed, intruder).get("reason") == "PoolNotAllowed"
+
+
+ACCESS = "access.workerpools.io/payments"
+
+
+@attack("pool author: label a pool into a connection's allowedPools past the admission policy")
+async def test_only_connection_owners_label_pools_into_a_connection(bed: Bed) -> None:
+    """allowedPools selects pool labels, which pool authors write. With the optional admission
+    policy (here bound to team-a for this test), labels under access.workerpools.io/ are set
+    or changed only by those who may update TemporalConnections in the namespace: the pool
+    author cannot admit their own pool, the connection author can, and the pool author may
+    still edit an admitted pool."""
+    name = unique("access")
+    secret(bed, f"{name}-key", {"api-key": b"opted-in-key"}, opted_in=True)
+    spec = {
+        "tls": {},
+        "apiKeySecretRef": {"name": f"{name}-key"},
+        "allowedPools": {"matchLabels": {ACCESS: "true"}},
+    }
+    owner, author = bed.connection_author(), bed.pool_author()
+    assert owner.apply(connection(name, TEMPORAL_IP, **spec)).returncode == 0
+    labelled = pool(name, connectionRef={"name": name})
+    labelled["metadata"]["labels"] = {ACCESS: "true"}
+    with admission_policy(bed, bed.team_a):
+        last: list[str] = []
+
+        def refused() -> bool:
+            result = author.apply(labelled)
+            if result.returncode == 0:  # the policy is not enforced yet
+                bed.kube.run("delete", "twp", name, "-n", bed.team_a, "--wait=true")
+                return False
+            last[:] = [result.stderr]
+            return "labels under access.workerpools.io/" in result.stderr
+
+        await until(refused, "the policy refusing the pool author's access label", lambda: last)
+        assert author.apply(pool(name, connectionRef={"name": name})).returncode == 0
+        await wait_reason(bed, name, "PoolNotAllowed")
+        label = (f"{ACCESS}=true", "--overwrite")
+        assert author.run("label", "twp", name, *label).returncode != 0
+        assert get(bed, "deployment", name) is None
+        result = owner.run("label", "twp", name, *label)
+        assert result.returncode == 0, result.stderr
+
+        def written() -> bool:
+            return f"{name}-key" in secrets_named(get(bed, "deployment", name))
+
+        await until(written, "the admitted pool's Deployment")
+        labelled["spec"]["replicas"] = 2  # the pool author edits the admitted pool
+        result = author.apply(labelled)
+        assert result.returncode == 0, result.stderr

@@ -4,17 +4,13 @@ not own, or to hand them an API token or a node path (issue 20, item 3)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.security.attacks import attack, until
-from tests.security.conftest import REPO_ROOT, Bed
-from tests.security.tenants import pool, ready, unique, wait_reason
-
-POLICY = REPO_ROOT / "manifests" / "admission" / "pool-template-policy.yaml"
+from tests.security.conftest import Bed
+from tests.security.tenants import admission_policy, pool, ready, unique, wait_reason
 
 
 def deployment(bed: Bed, name: str) -> dict[str, Any] | None:
@@ -63,22 +59,9 @@ async def test_a_pool_never_runs_as_a_service_account_it_does_not_own(
 
 
 @attack("pool author: get past the optional admission policy (token, node volume, reserved name)")
-async def test_the_admission_policy_refuses_identity_and_node_paths(
-    bed: Bed, tmp_path: Path
-) -> None:
-    """The shipped ValidatingAdmissionPolicy, bound under a name of this session's own to
-    team-b only (other sessions on the bed install the shipped one)."""
-    name = f"workerpools-pool-template-{bed.team_b}"
-    docs = [d for d in yaml.safe_load_all(POLICY.read_text()) if d]
-    for d in docs:
-        d["metadata"]["name"] = name
-        if d["kind"] == "ValidatingAdmissionPolicyBinding":
-            d["spec"]["policyName"] = name
-            d["spec"]["matchResources"]["namespaceSelector"] = {
-                "matchLabels": {"kubernetes.io/metadata.name": bed.team_b}
-            }
-    bed.kube.apply(docs)
-    try:
+async def test_the_admission_policy_refuses_identity_and_node_paths(bed: Bed) -> None:
+    """The shipped ValidatingAdmissionPolicy, bound to team-b only."""
+    with admission_policy(bed, bed.team_b):
         cases = {
             "projected-configmap": pool(unique("cm"), template={"volumes": [{
                 "name": "t", "projected": {"sources": [{"configMap": {"name": "x"}}]}}],
@@ -103,7 +86,24 @@ async def test_the_admission_policy_refuses_identity_and_node_paths(
             return set(refused) == {"nfs", "default", "tolerate-all"}
 
         await until(probe, "the policy refusing exactly nfs, default, tolerate-all",
-                         lambda: refused)  # fmt: skip
-    finally:
-        for d in docs:
-            bed.kube.run("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found")
+                    lambda: refused)  # fmt: skip
+
+
+@attack("pool author: run pods as another ServiceAccount through template.serviceAccountName")
+async def test_a_pool_runs_as_another_service_account_only_where_the_admin_granted_it(
+    bed: Bed,
+) -> None:
+    """The namespace's `ci-deployer` account (say, bound to deploy rights or a cloud role); the
+    pool author names it in the pool's template. The session's operator runs with the default
+    grants (no grants.serviceAccounts), so the pool is InvalidSpec and no Deployment runs as
+    it; the admission policy, where installed, refuses the same earlier."""
+    account = unique("ci-deployer")
+    bed.kube.kubectl("create", "serviceaccount", account, "-n", bed.team_a)
+    name = unique("borrow")
+    result = bed.pool_author().apply(pool(name, template={"serviceAccountName": account}))
+    assert result.returncode == 0, result.stderr
+    await wait_reason(bed, name, "InvalidSpec")
+    message = ready(bed, name)["message"]
+    assert "spec.template.serviceAccountName" in message
+    assert "grants.serviceAccounts" in message
+    assert deployment(bed, name) is None, "a Deployment was written for the pool"

@@ -398,3 +398,39 @@ def test_admission_policy_is_optional_and_the_shipped_one(helm: str) -> None:
     assert [d["kind"] for d in chart] == [d["kind"] for d in shipped]
     for ours, theirs in zip(chart, shipped, strict=True):
         assert ours["spec"] == theirs["spec"]
+
+
+def test_restrict_egress_limits_the_operator_to_dns_the_api_server_and_the_given_rules(
+    helm: str,
+) -> None:
+    """networkPolicy.restrictEgress: the operator, which dials the addresses tenants write in
+    their connections, may reach only the cluster DNS pods, the API server and the admin's own
+    rules (e.g. the Temporal servers): no rule without a destination, none to 0.0.0.0/0."""
+    temporal = {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}], "ports": [{"port": 7233}]}
+    docs = render(
+        helm,
+        "--set", "networkPolicy.restrictEgress=true",
+        "--set", "networkPolicy.apiServerCIDRs={10.96.0.1/32,172.18.0.2/32}",
+        "--set-json", f"networkPolicy.egress=[{json.dumps(temporal)}]",
+    )  # fmt: skip
+    netpol = one(docs, "NetworkPolicy")["spec"]
+    assert netpol["policyTypes"] == ["Ingress", "Egress"]
+    dns, api_server, user = netpol["egress"]
+    assert dns["to"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }]  # fmt: skip
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api_server["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}},
+                                {"ipBlock": {"cidr": "172.18.0.2/32"}}]  # fmt: skip
+    assert [p["port"] for p in api_server["ports"]] == [443, 6443]
+    assert user == temporal
+    for rule in netpol["egress"]:
+        assert rule.get("to"), rule
+        assert all(p.get("ipBlock", {}).get("cidr") != "0.0.0.0/0" for p in rule["to"]), rule
+    # without the API server's addresses the operator would lock itself out: refused
+    failed = template(helm, "--set", "networkPolicy.restrictEgress=true", check=False)
+    assert failed.returncode != 0
+    assert "networkPolicy.apiServerCIDRs" in failed.stderr
+    # the default stays as it was: egress open
+    assert one(render(helm), "NetworkPolicy")["spec"]["policyTypes"] == ["Ingress"]

@@ -311,6 +311,21 @@ def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
             {},
             Reason.CONNECTION_INVALID,
         ),
+        (
+            "TemporalConnection",
+            connection(allowedPools={"matchLabels": {"team": "payments"}}),
+            {},
+            Reason.POOL_NOT_ALLOWED,
+        ),
+        (
+            "ClusterTemporalConnection",
+            connection(
+                cluster=True,
+                allowedPools={"matchExpressions": [{"key": "team", "operator": "Exists"}]},
+            ),
+            {"tenant": "shop"},
+            Reason.POOL_NOT_ALLOWED,
+        ),
     ],
 )
 def test_an_unusable_connection_writes_nothing_and_says_why(
@@ -361,6 +376,64 @@ def test_a_cluster_connection_allowed_by_namespace_labels() -> None:
     assert isinstance(resolved, Resolved)
     assert resolved.secrets_namespace == "ops"  # the admin's namespace, not the tenant's
     assert resolved.source == "ClusterTemporalConnection prod"
+
+
+@pytest.mark.parametrize(
+    ("allowed_pools", "pool_labels", "allowed"),
+    [
+        (None, {}, True),  # absent: every pool of the namespace
+        ({}, {}, True),
+        ({"matchLabels": {"team": "payments"}}, {"team": "payments"}, True),
+        ({"matchLabels": {"team": "payments"}}, {"team": "orders"}, False),
+        ({"matchLabels": {"team": "payments"}}, {}, False),
+        ({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["x"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {"tier": "a"}, False),
+    ],
+)
+@pytest.mark.parametrize("cluster", [False, True], ids=["namespaced", "cluster"])
+def test_a_connection_is_used_only_by_the_pools_its_allowed_pools_selects(
+    allowed_pools: dict[str, Any] | None,
+    pool_labels: dict[str, str],
+    allowed: bool,
+    cluster: bool,
+) -> None:
+    """spec.allowedPools, on both kinds: a pool it does not select gets PoolNotAllowed, naming
+    the field and the fix, and nothing is written (its Secrets reach no pod, no KEDA object);
+    the scaler resolves through the same function, so it dials nothing for the pool either."""
+    from workerpool_operator.temporal.connections import Resolved, Unresolved, resolve_connection
+
+    spec: dict[str, Any] = {"apiKeySecretRef": {"name": "k"}, "tls": {}}
+    if allowed_pools is not None:
+        spec["allowedPools"] = allowed_pools
+    conn = connection(cluster=cluster, **spec)
+    kind = "ClusterTemporalConnection" if cluster else "TemporalConnection"
+    pool_body = ref_body(kind, replicas=1, autoscaling={"engine": "KEDA", "maxReplicas": 3})
+    pool_body["metadata"]["labels"] = pool_labels
+    observed = Observed(
+        connection=conn,
+        namespace_labels={"tenant": "shop"},
+        credentials_namespace="ops",
+        secrets={"k": {"data": {}}},
+    )
+    p = plan(pool_body, Capabilities(keda=True), observed)
+    resolved = resolve_connection(
+        api.TemporalWorkerPool.from_body(pool_body),
+        connection=conn,
+        namespace_labels={"tenant": "shop"},
+        credentials_namespace="ops",
+    )
+    ready = p.conditions[api.CONDITION_READY]
+    if allowed:
+        assert isinstance(resolved, Resolved)
+        assert {w.kind for w in p.writes} >= {DEPLOYMENT, TRIGGER_AUTH, SCALED_OBJECT}
+        assert ready.reason != Reason.POOL_NOT_ALLOWED
+        return
+    assert isinstance(resolved, Unresolved)
+    assert p.writes == []
+    assert (ready.status, ready.reason) == ("False", Reason.POOL_NOT_ALLOWED)
+    assert "spec.allowedPools" in ready.message
+    assert "shop/orders" in ready.message
+    assert "metadata.labels" in ready.message
 
 
 @pytest.mark.parametrize(

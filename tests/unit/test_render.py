@@ -382,12 +382,42 @@ def test_each_pool_runs_as_its_own_service_account_without_a_token() -> None:
     pod = render_deployment(p, replicas=1)["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "p"
     assert pod["automountServiceAccountToken"] is False
-    # an explicit template.serviceAccountName wins (admission may restrict it, see security.md)
+    # an explicit template.serviceAccountName wins where the admin granted it (below)
     custom = pool({"template": {"serviceAccountName": "team-sa"}})
     assert (
         render_deployment(custom, replicas=1)["spec"]["template"]["spec"]["serviceAccountName"]
         == "team-sa"
     )
+
+
+@pytest.mark.parametrize(
+    ("account", "granted", "allowed"),
+    [
+        ("p", (), True),  # the pool's own account, spelled out
+        ("team-sa", (), False),  # the default: no other account
+        ("default", (), False),
+        ("team-sa", ("ns/team-sa",), True),
+        ("team-sa", ("*/team-*",), True),
+        ("team-sa", ("other/team-sa",), False),  # granted in another namespace only
+        ("ci-deployer", ("*/team-*",), False),
+    ],
+)
+def test_another_service_account_needs_an_admin_grant(
+    account: str, granted: tuple[str, ...], allowed: bool
+) -> None:
+    """A pool's pods run as another ServiceAccount of the namespace (its API rights, its cloud
+    identity) only when the admin granted `namespace/name` (grants.serviceAccounts): the
+    operator would otherwise create pods as an account the pool author cannot use."""
+    p = pool({"template": {"serviceAccountName": account}})
+    caps = Capabilities(grants=Grants(service_accounts=granted))
+    if allowed:
+        (dep,) = [c for c in desired_children(p, caps) if c["kind"] == "Deployment"]
+        assert dep["spec"]["template"]["spec"]["serviceAccountName"] == account
+        return
+    with pytest.raises(
+        GrantError, match=rf"serviceAccountName '{account}'.*grants.serviceAccounts"
+    ):
+        desired_children(p, caps)
 
 
 ALL_NETWORK_GRANTS = Capabilities(grants=Grants(network=frozenset(grants.NETWORK_GRANTS)))
@@ -472,7 +502,9 @@ def test_grants_from_env_refuse_unknown_names() -> None:
         "WORKERPOOL_NETWORK_GRANTS": "extraEgress, dnsAnywhere",
         "WORKERPOOL_METRICS_NAMESPACES": "monitoring,obs",
         "WORKERPOOL_ALLOWED_ADDRESSES": "*.tmprl.cloud:7233",
+        "WORKERPOOL_SERVICE_ACCOUNTS": "payments/gpu-runner, */temporal-worker",
     })  # fmt: skip
+    assert got.service_accounts == ("payments/gpu-runner", "*/temporal-worker")
     assert got.network == {"extraEgress", "dnsAnywhere"}
     assert got.metrics_namespaces == ("monitoring", "obs")
     assert got.address_allowed("ns.abc.TMPRL.cloud:7233")

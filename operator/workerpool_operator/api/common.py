@@ -183,37 +183,45 @@ class LabelSelectorRequirement(Model):
             (
                 "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
                 ": (!has(self.values) || size(self.values) == 0)",
-                "allowedNamespaces.matchExpressions[]: In and NotIn need values; Exists and "
-                "DoesNotExist take none",
+                "matchExpressions[]: In and NotIn need values; Exists and DoesNotExist take none",
             ),
         )
     )
 
     key: str = Field(min_length=1, max_length=317, pattern=LABEL_KEY)
-    """The namespace label the requirement tests."""
+    """The label the requirement tests."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """How the label's value is tested."""
     values: list[LabelValue] = Field(default_factory=list, max_length=64)
     """The values for In and NotIn (none for Exists and DoesNotExist)."""
 
 
-class NamespaceSelector(Model):
-    """A metav1.LabelSelector on Namespaces. `{}` selects every namespace."""
+class LabelSelector(Model):
+    """A metav1.LabelSelector. `{}` selects everything."""
 
     match_labels: dict[str, str] | None = Field(
         default=None,
         max_length=32,
         json_schema_extra={**LABEL_VALUES, "maxProperties": 32},
     )
-    """Namespaces whose labels have all these values."""
+    """Objects whose labels have all these values."""
     match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
-    """Requirements on namespace labels, all of which must hold."""
+    """Requirements on the labels, all of which must hold."""
+
+
+class NamespaceSelector(LabelSelector):
+    """A metav1.LabelSelector on Namespaces. `{}` selects every namespace."""
+
+
+class PoolSelector(LabelSelector):
+    """A metav1.LabelSelector on TemporalWorkerPools (their metadata.labels). `{}` selects
+    every pool."""
 
 
 KubeList = list[dict[str, Any]]
 
 
-def selector_matches(selector: NamespaceSelector, labels: dict[str, str]) -> bool:
+def selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
     """metav1.LabelSelector semantics (an empty selector matches everything)."""
     for key, value in (selector.match_labels or {}).items():
         if labels.get(key) != value:

@@ -13,6 +13,7 @@ from workerpool_operator.api.common import (
     SECRET_KEY,
     Model,
     NamespaceSelector,
+    PoolSelector,
     cel,
     name_field,
 )
@@ -126,6 +127,19 @@ class TemporalConnectionSpec(ConnectionSpec):
     reads no other Secret)."""
 
     model_config = ConfigDict(json_schema_extra=cel(*_CONNECTION_RULES))
+
+    allowed_pools: PoolSelector | None = Field(
+        default=None,
+        description=(
+            "Label selector on the pools that may use this connection, and so its Secrets. "
+            "Omit (or `{}`) to allow every pool that may reference it; e.g. matchLabels: "
+            "{access.workerpools.io/payments: 'true'} allows only pools labelled so. A pool it "
+            "does not select gets Ready False (PoolNotAllowed) and nothing is written for it. "
+            "Pool labels are written by whoever writes the pool: select labels under "
+            "access.workerpools.io/, which the optional admission policy lets only those who "
+            "may update connections set (docs/security.md)."
+        ),
+    )
 
 
 class ClusterTemporalConnectionSpec(TemporalConnectionSpec):

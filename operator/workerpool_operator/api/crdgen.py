@@ -274,6 +274,7 @@ def connection_printer_columns(cluster: bool) -> list[dict[str, Any]]:
             if cluster
             else []
         ),
+        {"name": "Pools", "type": "string", "jsonPath": ".spec.allowedPools", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

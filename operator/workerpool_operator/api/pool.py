@@ -417,6 +417,10 @@ class TemporalWorkerPool(Model):
         return str(self.metadata.get("uid", ""))
 
     @property
+    def labels(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.metadata.get("labels") or {}).items()}
+
+    @property
     def generation(self) -> int:
         return int(self.metadata.get("generation", 0))
 

@@ -106,7 +106,8 @@ class PodTemplateSpec(Model):
         ),
     )
     service_account_name: str | None = name_field("template.serviceAccountName", default=None)
-    """ServiceAccount the pods run as."""
+    """ServiceAccount the pods run as instead of the pool's own: only one the cluster admin
+    granted (operator setting grants.serviceAccounts), else the pool is InvalidSpec."""
     priority_class_name: str | None = name_field("template.priorityClassName", default=None)
     """PriorityClass of the pods."""
     image_pull_secrets: KubeList | None = Field(

@@ -23,6 +23,7 @@ PROBLEMS = frozenset(
         Reason.NAME_CONFLICT,
         Reason.CONNECTION_NOT_FOUND,
         Reason.CONNECTION_NOT_ALLOWED,
+        Reason.POOL_NOT_ALLOWED,
         Reason.CONNECTION_INVALID,
         Reason.GATE_FAILED,
         Reason.OWNED_ELSEWHERE,

@@ -8,7 +8,7 @@ from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.grants import Grants
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.deployment import render_deployment
-from workerpool_operator.render.identity import render_service_account
+from workerpool_operator.render.identity import check_service_account, render_service_account
 from workerpool_operator.render.network import render_network_policy
 from workerpool_operator.render.observability import (
     render_pdb,
@@ -50,6 +50,7 @@ def fixed_replicas(pool: TemporalWorkerPool) -> int | None:
 def desired_children(pool: TemporalWorkerPool, caps: Capabilities) -> list[Manifest]:
     """Every child the pool should have right now, except the autoscaling children, which
     `render.autoscaling.plan_autoscaling` adds (reconcile/plan.py joins the two)."""
+    check_service_account(pool, caps.grants)
     children = [
         render_deployment(pool, replicas=fixed_replicas(pool)),
         render_service(pool),

@@ -1,7 +1,8 @@
-"""Render the pool's own ServiceAccount (pure)."""
+"""Render the pool's own ServiceAccount, and say which account its pods may run as (pure)."""
 
 from __future__ import annotations
 
+from workerpool_operator import grants as g
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.render.common import Manifest, object_meta
 
@@ -24,3 +25,13 @@ def service_account_name(pool: TemporalWorkerPool) -> str:
     if template is not None and template.service_account_name:
         return str(template.service_account_name)
     return pool.name
+
+
+def check_service_account(pool: TemporalWorkerPool, grants: g.Grants) -> None:
+    """Refuse a `template.serviceAccountName` other than the pool's own unless the admin
+    granted it: a pool author who may not create pods as another account must not get them
+    through the operator (raises GrantError: the plan reports InvalidSpec, writing nothing)."""
+    name = service_account_name(pool)
+    problem = grants.service_account_error(pool.namespace, name, pool.name)
+    if problem is not None:
+        raise g.GrantError(problem)

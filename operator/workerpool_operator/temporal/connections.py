@@ -77,7 +77,9 @@ def resolve_connection(
 ) -> Resolved | Unresolved:
     """The effective connection of a pool, or why there is none, given the connection object
     its spec.connectionRef names (None: not in the cache), its namespace's labels (for a
-    ClusterTemporalConnection's allowedNamespaces) and the operator's own namespace."""
+    ClusterTemporalConnection's allowedNamespaces) and the operator's own namespace. A
+    connection whose allowedPools does not select the pool's labels is no connection for it:
+    the reconciler writes nothing and the scaler dials nothing."""
     ref = pool.spec.connection_ref
     if ref is None:
         return Resolved(pool, pool.namespace, "spec.connection")
@@ -107,6 +109,15 @@ def resolve_connection(
             f"ClusterTemporalConnection {ref.name} does not allow namespace {pool.namespace} "
             "(its spec.allowedNamespaces does not select the namespace's labels): ask the "
             "cluster admin to label the namespace or widen allowedNamespaces",
+        )
+    allowed_pools = conn.spec.allowed_pools
+    if allowed_pools is not None and not api.selector_matches(allowed_pools, pool.labels):
+        return Unresolved(
+            Reason.POOL_NOT_ALLOWED,
+            f"{ref.kind} {where} does not allow pool {pool.namespace}/{pool.name} (its "
+            "spec.allowedPools does not select the pool's labels): set the labels the "
+            "connection's owner asks for in the pool's metadata.labels, or ask them to widen "
+            "spec.allowedPools",
         )
     effective = effective_connection_spec(conn.spec)
     # model_copy does not validate: the effective spec may name Secrets, the stored one not.
