@@ -11,6 +11,7 @@ import threading
 import uuid
 from typing import Any
 
+from tests import builders
 from tests.security.attacks import until
 from tests.security.conftest import Bed
 
@@ -21,17 +22,11 @@ TEMPORAL_IP = "10.1.2.3:7233"
 def pool(name: str, **spec: Any) -> dict[str, Any]:
     """A pool as a tenant writes it: inline address unless it names a connection, one replica
     unless it autoscales."""
-    base: dict[str, Any] = {"taskQueue": name, "workflows": ["a:W"]}
-    if "connectionRef" not in spec:
-        base["connection"] = {"address": TEMPORAL_IP}
     if "autoscaling" not in spec:
-        base["replicas"] = 1
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {**base, **spec},
-    }
+        spec = {"replicas": 1, **spec}
+    ref = spec.pop("connectionRef", None)
+    inline = spec.pop("connection", {"address": TEMPORAL_IP})
+    return builders.pool(name, connection=inline, connection_ref=ref, workflows=("a:W",), **spec)
 
 
 def unique(prefix: str) -> str:
