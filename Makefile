@@ -117,6 +117,12 @@ bench: venv controlplane tools ## Benchmarks: operator, runtime throughput, auto
 	$(PY) -m bench.bench_rollout
 	$(PY) -m bench.sim_autoscaling
 
+.PHONY: bench-compare
+bench-compare: venv controlplane tools ## The benchmarks of two revisions in one run, one before/after table (BEFORE=rev AFTER=rev COMPARE_ARGS=...)
+	mkdir -p bench-results
+	WORKERPOOLS_CLUSTER_NAME=$${WORKERPOOLS_CLUSTER_NAME:-compare} $(PY) -m bench.compare \
+		--before $(or $(BEFORE),34ca8b4) --after $(or $(AFTER),HEAD) $(COMPARE_ARGS)
+
 .PHONY: sim
 sim: venv ## Trace-driven autoscaling study: decide() policies vs a KEDA+HPA model, no cluster (seconds) -> bench-results/sim_autoscaling.json
 	$(PY) -m bench.sim_autoscaling $(SIM_ARGS)

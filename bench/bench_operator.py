@@ -514,8 +514,10 @@ async def bench_scale(b: Bench, n: int, idle_seconds: float) -> dict[str, Any]:
 async def bench_failover(b: Bench, trials: int = 5) -> dict[str, Any]:
     """SIGKILL the leader `trials` times; each time the killed replica comes back as standby."""
     (ns,) = b.namespaces_for([f"bench-ha-{b.tag}"])
-    os.environ["POD_NAMESPACE"] = ns  # the Lease lives in the bench's own namespace
-    replicas = [b.operator(f"ha-{i}", [ns], "--leader-elect") for i in range(2)]
+    # The Lease lives in the bench's own namespace (a flag: OperatorProcess passes no
+    # POD_NAMESPACE from this process's environment).
+    elect = ("--leader-elect", "--operator-namespace", ns)
+    replicas = [b.operator(f"ha-{i}", [ns], *elect) for i in range(2)]
     times = []
     try:
         for trial in range(trials):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from testbed.pytest_cluster import KubeCluster
+from tests import builders
 
 pytestmark = pytest.mark.e2e
 
@@ -26,17 +27,7 @@ def crd(pool_crd: object) -> None:
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": "t:7233"},
-            "taskQueue": name,
-            "workflows": ["a:W"],
-            **spec,
-        },
-    }
+    return builders.pool(name, connection={"address": "t:7233"}, workflows=("a:W",), **spec)
 
 
 HOSTPATH = {

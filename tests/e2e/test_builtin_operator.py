@@ -34,6 +34,7 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests import builders
 from tests.builders import condition, replicas_owners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("pool_crd")]
@@ -44,13 +45,14 @@ CREDENTIALS = {"workerpools.io/temporal-credentials": "true"}
 
 
 def pool(name: str, queue: str, connection: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    """A workflow-only pool on `queue`."""
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {**connection, "taskQueue": queue, "workflows": ["app.workflows:Flow"], **spec},
-    }
+    """A workflow-only pool on `queue`; `connection` holds "connection" or "connectionRef"."""
+    return builders.pool(
+        name,
+        queue=queue,
+        connection=connection.get("connection"),
+        connection_ref=connection.get("connectionRef"),
+        **spec,
+    )
 
 
 def builtin(**autoscaling: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import yaml
 from testbed.cluster import wait_established
 from testbed.tools import require_tool
 from testbed.wait import until
-from tests.builders import condition
+from tests.builders import condition, pool
 from tests.e2e.operator_process import OperatorProcess, sa_kubeconfig
 from workerpool_operator import kinds
 
@@ -85,18 +85,7 @@ def release_namespace(kube_cluster: Any) -> Iterator[str]:
     kube_cluster.run("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
-def pool(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": "temporal:7233"},
-            "taskQueue": name,
-            "workflows": ["app.workflows:Flow"],
-            "replicas": replicas,
-        },
-    }
+TEMPORAL = {"address": "temporal:7233"}
 
 
 def ready(kube: Any, ns: str, name: str) -> bool:
@@ -154,7 +143,7 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
         until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
         lease = kube.get("lease", "workerpool-operator", namespace=op_ns)
         assert lease["spec"]["holderIdentity"]
-        kube.apply(pool("a1", 2), namespace=ns_a)
+        kube.apply(pool("a1", connection=TEMPORAL, replicas=2), namespace=ns_a)
         until(lambda: ready(kube, ns_a, "a1"), "pool a1 Ready")
         # This process wrote them (not some other operator on a shared bed), with the SA's token.
         assert (op.sample("workerpool_operator_writes_total") or 0) > 0, op.log[-3000:]
@@ -189,8 +178,8 @@ def test_install_upgrade_uninstall_with_the_charts_rbac(
                          tmp_path / "operator2.log", pod_namespace=op_ns)  # fmt: skip
     try:
         until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead again")
-        kube.apply(pool("b1", 1), namespace=ns_b)
-        kube.apply(pool("a2", 1), namespace=ns_a)
+        kube.apply(pool("b1", connection=TEMPORAL, replicas=1), namespace=ns_b)
+        kube.apply(pool("a2", connection=TEMPORAL, replicas=1), namespace=ns_a)
         until(lambda: ready(kube, ns_b, "b1") and ready(kube, ns_a, "a2"), "b1 and a2 Ready")
     finally:
         op.stop()

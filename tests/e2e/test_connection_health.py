@@ -15,6 +15,7 @@ from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests import builders
 
 pytestmark = pytest.mark.e2e
 
@@ -85,20 +86,10 @@ async def test_connection_status_from_the_health_check(
 
         # A Builtin pool on the same connection: scaler, zero guard and health check share
         # one client (the poller is keyed by connection, credentials included).
-        k.apply(
-            {
-                "apiVersion": "workerpools.io/v1alpha1",
-                "kind": "TemporalWorkerPool",
-                "metadata": {"name": "p"},
-                "spec": {
-                    "connectionRef": {"name": "dev"},
-                    "taskQueue": "health-q",
-                    "workflows": ["a:W"],
-                    "autoscaling": {"minReplicas": 0, "maxReplicas": 2},
-                },
-            },
-            namespace=ns,
-        )
+        autoscaling = {"minReplicas": 0, "maxReplicas": 2}
+        pool = builders.pool("p", connection_ref={"name": "dev"}, queue="health-q",
+                             workflows=("a:W",), autoscaling=autoscaling)  # fmt: skip
+        k.apply(pool, namespace=ns)
 
         def pool_polled() -> bool:
             pool = k.get("twp", "p", namespace=ns)

@@ -16,6 +16,7 @@ import pytest
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
+from tests import builders
 
 pytestmark = pytest.mark.e2e
 
@@ -26,12 +27,7 @@ def crd(pool_crd: object) -> None:
 
 
 def pool(name: str, ref: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {"connectionRef": ref, "taskQueue": name, "workflows": ["a:W"], "replicas": 1},
-    }
+    return builders.pool(name, connection_ref=ref, workflows=("a:W",), replicas=1)
 
 
 def connection(kind: str, name: str, **spec: Any) -> dict[str, Any]:

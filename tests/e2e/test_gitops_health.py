@@ -19,6 +19,7 @@ import yaml
 
 from testbed.tools import require_tool
 from testbed.wait import until
+from tests import builders
 from tests.e2e.operator_process import OperatorProcess
 from tests.gitops_health import FIXTURES, argocd_health, kstatus, slim
 
@@ -38,17 +39,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], str, str]] = {
 
 
 def pool(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": "temporal:7233"},
-            "taskQueue": name,
-            "workflows": ["app.workflows:Flow"],
-            **overrides,
-        },
-    }
+    return builders.pool(name, connection={"address": "temporal:7233"}, **overrides)
 
 
 def conditions(kube: Any, ns: str, name: str) -> dict[str, dict[str, Any]]:

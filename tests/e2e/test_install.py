@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from testbed.operator import OperatorProcess, sa_kubeconfig
+from tests import builders
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_NS = "workerpools-system"
@@ -66,19 +67,17 @@ def test_manifests_install_and_rbac_suffices(
         log_dir=tmp_path,
         env={"POD_NAMESPACE": SYSTEM_NS, "WORKERPOOL_RESYNC_SECONDS": "5"},
     )
-    base = {"connection": {"address": "temporal:7233"}, "workflows": ["app.workflows:Flow"]}
+    temporal = {"address": "temporal:7233"}
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "mtls", "labels": {"workerpools.io/temporal-credentials": "true"}},
         "stringData": {"ca.crt": "x", "tls.crt": "x", "tls.key": "x"},
     }
-    connection = {  # the credentials live in a TemporalConnection, not in the pool
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalConnection",
-        "metadata": {"name": "temporal"},
-        "spec": {"address": "temporal:7233", "tls": {"secretName": "mtls"}},
-    }
+    # the credentials live in a TemporalConnection, not in the pool
+    connection = builders.connection(
+        "temporal", address=temporal["address"], tls={"secretName": "mtls"}
+    )
     foreign = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -86,25 +85,16 @@ def test_manifests_install_and_rbac_suffices(
         "spec": {"ports": [{"port": 80}]},
     }
 
-    def pool(name: str, **spec: Any) -> dict[str, Any]:
-        return {
-            "apiVersion": "workerpools.io/v1alpha1",
-            "kind": "TemporalWorkerPool",
-            "metadata": {"name": name},
-            "spec": {k: v for k, v in {**base, "taskQueue": name, **spec}.items() if v is not None},
-        }
-
     try:
         kube_cluster.wait_for(op.leads, what="the SA-token operator to take the Lease")
         kube_cluster.apply([secret, connection, foreign], namespace=namespace)
         kube_cluster.apply(
             [
-                pool("rbac", replicas=2),
-                pool("clash", replicas=1),
-                pool(
+                builders.pool("rbac", connection=temporal, replicas=2),
+                builders.pool("clash", connection=temporal, replicas=1),
+                builders.pool(
                     "gpu",
-                    connection=None,
-                    connectionRef={"kind": "TemporalConnection", "name": "temporal"},
+                    connection_ref={"kind": "TemporalConnection", "name": "temporal"},
                     gpu={"count": 9},  # more than any bed node has: its pods stay Pending
                     autoscaling={"minReplicas": 1, "maxReplicas": 2},
                 ),
@@ -113,8 +103,7 @@ def test_manifests_install_and_rbac_suffices(
         )
 
         def condition(name: str, ctype: str) -> dict[str, Any]:
-            status = kube_cluster.get("twp", name, namespace=namespace).get("status") or {}
-            return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+            return builders.condition(kube_cluster, namespace, name, ctype)
 
         kube_cluster.wait_for(
             lambda: condition("rbac", "Ready").get("status") == "True",

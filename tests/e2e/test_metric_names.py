@@ -19,6 +19,7 @@ from temporalio.client import Client
 from testbed.runtime import runtime_env
 from testbed.temporal import TemporalDevServer
 from testbed.wait import until
+from tests import builders
 from tests.e2e.operator_process import OperatorProcess
 from tests.metric_names import (
     alert_queries,
@@ -72,21 +73,15 @@ def operator_metrics(kube: Any, namespace: str, server: TemporalDevServer, tmp_p
                          tmp_path / "operator.log", pod_namespace=namespace)  # fmt: skip
     try:
         until(lambda: op.sample("workerpool_operator_leader") == 1, "the operator to lead")
-        kube.apply(
-            {
-                "apiVersion": "workerpools.io/v1alpha1",
-                "kind": "TemporalWorkerPool",
-                "metadata": {"name": "names"},
-                "spec": {
-                    "connection": {"address": server.address, "namespace": server.namespace},
-                    "taskQueue": f"names-{uuid.uuid4().hex[:6]}",
-                    "workflows": [f"{APP}:WorkAndFail"],
-                    "autoscaling": {"engine": "Builtin", "minReplicas": 0, "maxReplicas": 2,
-                                    "pollIntervalSeconds": 5},
-                },
-            },
-            namespace=namespace,
+        pool = builders.pool(
+            "names",
+            connection={"address": server.address, "namespace": server.namespace},
+            queue=f"names-{uuid.uuid4().hex[:6]}",
+            workflows=(f"{APP}:WorkAndFail",),
+            autoscaling={"engine": "Builtin", "minReplicas": 0, "maxReplicas": 2,
+                         "pollIntervalSeconds": 5},
         )  # fmt: skip
+        kube.apply(pool, namespace=namespace)
         until(lambda: op.sample("workerpool_backlog") is not None, "the scaler's first reading")
         until(lambda: op.sample("workerpool_scale_decisions_total") is not None, "a decision")
         return op.metrics()

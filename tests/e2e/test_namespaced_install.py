@@ -17,6 +17,7 @@ import pytest
 
 from testbed.operator import OperatorProcess, sa_kubeconfig
 from testbed.pytest_cluster import KubeCluster
+from tests import builders
 from workerpool_operator import rbac
 
 pytestmark = pytest.mark.e2e
@@ -112,23 +113,12 @@ def test_namespaced_install_reconciles_with_roles_only(
         )
         try:
             k.wait_for(op.leads, what="the namespaced operator to take its Lease")
-            k.apply(
-                {
-                    "apiVersion": "workerpools.io/v1alpha1",
-                    "kind": "TemporalWorkerPool",
-                    "metadata": {"name": "p"},
-                    "spec": {
-                        "connectionRef": {
-                            "kind": "ClusterTemporalConnection",
-                            "name": cluster_name,
-                        },
-                        "taskQueue": "q",
-                        "workflows": ["a:W"],
-                        "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
-                    },
-                },
-                namespace=watched,
+            ref = {"kind": "ClusterTemporalConnection", "name": cluster_name}
+            autoscaling = {"minReplicas": 1, "maxReplicas": 2}
+            pool = builders.pool(
+                "p", connection_ref=ref, queue="q", workflows=("a:W",), autoscaling=autoscaling
             )
+            k.apply(pool, namespace=watched)
 
             def backlog() -> dict[str, Any]:
                 status = k.get("twp", "p", namespace=watched).get("status") or {}

@@ -5,13 +5,13 @@ unit-tested in tests/unit/test_render.py)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
+from tests import builders
 
 pytestmark = pytest.mark.e2e
 
@@ -25,23 +25,15 @@ async def test_network_policy_follows_the_spec_and_is_pruned(
     kube_cluster: KubeCluster, namespace: str
 ) -> None:
     k, ns = kube_cluster, namespace
-    spec: dict[str, Any] = {
-        "connection": {"address": "10.1.2.3:7233"},
-        "taskQueue": "np",
-        "workflows": ["a:W"],
-        "replicas": 1,
-        "networkPolicy": {"metricsFromNamespaces": {"matchLabels": {"team": "observability"}}},
-    }
+    pool = builders.pool(
+        "np",
+        connection={"address": "10.1.2.3:7233"},
+        workflows=("a:W",),
+        replicas=1,
+        networkPolicy={"metricsFromNamespaces": {"matchLabels": {"team": "observability"}}},
+    )
     async with running_operator(k.kubeconfig, ns):
-        k.apply(
-            {
-                "apiVersion": "workerpools.io/v1alpha1",
-                "kind": "TemporalWorkerPool",
-                "metadata": {"name": "np"},
-                "spec": spec,
-            },
-            namespace=ns,
-        )
+        k.apply(pool, namespace=ns)
         await eventually(lambda: k.exists("networkpolicy", "np", namespace=ns), "NetworkPolicy")
         policy = k.get("networkpolicy", "np", namespace=ns)["spec"]
         assert policy["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]

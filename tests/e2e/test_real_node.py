@@ -36,6 +36,7 @@ from testbed.pytest_realnode import RUNTIME_TAG
 from testbed.realnode import GATEWAY, NODE_NAME, RUNTIME_REPO, SUBNET, RealNode, placement
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests import builders
 from tests.builders import condition
 from tests.runtime.helpers import metric_sum
 from workerpool_operator.names import CREDENTIALS_LABEL
@@ -99,30 +100,24 @@ def pool_doc(
     connection_ref: str | None = None,
     worker: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    where: dict[str, Any] = (
-        {"connectionRef": {"kind": "TemporalConnection", "name": connection_ref}}
-        if connection_ref
-        else {"connection": {"address": address, **(connection or {})}}
-    )
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            **where,
-            "taskQueue": queue,
-            "replicas": replicas,
-            "image": {"repository": RUNTIME_REPO, "tag": tag, "pullPolicy": "Never"},
-            "workflows": [f"{APP}:PodWorkflow", f"{APP}:InspectWorkflow"],
-            "activities": [f"{APP}:pod_work", f"{APP}:inspect_pod"],
-            "worker": {"gracefulShutdownSeconds": 30, **(worker or {})},
-            "template": {
-                **placement(),
-                "volumes": [{"name": "app", "configMap": {"name": "e2e-app"}}],
-                "volumeMounts": [{"name": "app", "mountPath": "/app/e2eapp", "readOnly": True}],
-            },
+    return builders.pool(
+        name,
+        queue=queue,
+        connection={"address": address, **(connection or {})},
+        connection_ref=(
+            {"kind": "TemporalConnection", "name": connection_ref} if connection_ref else None
+        ),
+        workflows=(f"{APP}:PodWorkflow", f"{APP}:InspectWorkflow"),
+        replicas=replicas,
+        image={"repository": RUNTIME_REPO, "tag": tag, "pullPolicy": "Never"},
+        activities=[f"{APP}:pod_work", f"{APP}:inspect_pod"],
+        worker={"gracefulShutdownSeconds": 30, **(worker or {})},
+        template={
+            **placement(),
+            "volumes": [{"name": "app", "configMap": {"name": "e2e-app"}}],
+            "volumeMounts": [{"name": "app", "mountPath": "/app/e2eapp", "readOnly": True}],
         },
-    }
+    )
 
 
 def temporal_connection(name: str, address: str, **spec: Any) -> dict[str, Any]:

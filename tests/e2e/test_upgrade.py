@@ -32,6 +32,7 @@ from testbed.pytest_cluster import KubeCluster
 from testbed.results import record
 from testbed.temporal import free_port
 from testbed.tools import require_tool
+from tests import builders
 
 ROOT = Path(__file__).resolve().parents[2]
 POOLS = ("unpinned", "pinned", "other-repo")
@@ -71,13 +72,7 @@ def run(cmd: list[str]) -> str:
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {"connection": {"address": "temporal:7233"}, "taskQueue": name,
-                 "workflows": ["app.workflows:Flow"], "replicas": 2, **spec},
-    }  # fmt: skip
+    return builders.pool(name, connection={"address": "temporal:7233"}, replicas=2, **spec)
 
 
 def ready(kube: KubeCluster, ns: str, name: str) -> bool:

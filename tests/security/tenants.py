@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from tests import builders
 from tests.security.attacks import until
 from tests.security.conftest import REPO_ROOT, Bed
 
@@ -50,17 +51,11 @@ def admission_policy(bed: Bed, namespace: str) -> Iterator[str]:
 def pool(name: str, **spec: Any) -> dict[str, Any]:
     """A pool as a tenant writes it: inline address unless it names a connection, one replica
     unless it autoscales."""
-    base: dict[str, Any] = {"taskQueue": name, "workflows": ["a:W"]}
-    if "connectionRef" not in spec:
-        base["connection"] = {"address": TEMPORAL_IP}
     if "autoscaling" not in spec:
-        base["replicas"] = 1
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {**base, **spec},
-    }
+        spec = {"replicas": 1, **spec}
+    ref = spec.pop("connectionRef", None)
+    inline = spec.pop("connection", {"address": TEMPORAL_IP})
+    return builders.pool(name, connection=inline, connection_ref=ref, workflows=("a:W",), **spec)
 
 
 def unique(prefix: str) -> str:

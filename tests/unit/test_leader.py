@@ -15,7 +15,7 @@ import pytest
 
 from testbed.wait import eventually
 from workerpool_operator.kube.errors import Conflict
-from workerpool_operator.kube.leader import LeaderElector
+from workerpool_operator.kube.leader import LeaderElector, LeaseNamespaceMissing
 
 
 class Clock:
@@ -34,6 +34,7 @@ class LeaseApi:
         self.lease: dict[str, Any] | None = None
         self.version = 0
         self.cut_off: set[str] = set()
+        self.namespace_missing = False  # every call 404s, which Kube.request returns as None
 
     def client(self, identity: str) -> Any:
         api = self
@@ -47,6 +48,8 @@ class LeaseApi:
         return Client()
 
     async def request(self, method: str, url: str, *, kind: Any, body: Any = None) -> Any:
+        if self.namespace_missing:
+            return None
         if method == "GET":
             return copy.deepcopy(self.lease)
         if method == "POST":
@@ -166,6 +169,26 @@ def test_of_two_candidates_exactly_one_wins() -> None:
         await asyncio.sleep(0.05)
         assert a.leading.is_set() != b.leading.is_set()
         assert api.holder() == ("a" if a.leading.is_set() else "b")
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+
+
+def test_nobody_leads_when_the_lease_namespace_is_missing() -> None:
+    """The create answers 404 (Kube.request: None): no Lease exists, so a replica that took
+    that for "created" would lead beside every other one (seen: two leaders in the bench)."""
+
+    async def main() -> None:
+        api, clock, stop = LeaseApi(), Clock(), asyncio.Event()
+        api.namespace_missing = True
+        a, b = elector(api, "a", clock), elector(api, "b", clock)
+        tasks = [asyncio.create_task(e.run(stop)) for e in (a, b)]
+        await asyncio.sleep(0.1)  # many rounds at retry=0.001
+        assert not a.leading.is_set()
+        assert not b.leading.is_set()
+        with pytest.raises(LeaseNamespaceMissing, match="--operator-namespace"):
+            await a._try()
         stop.set()
         await asyncio.gather(*tasks)
 

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from workerpool_operator import metrics, trust
@@ -151,29 +152,20 @@ class Store:
         return changed, gone
 
 
+@dataclass(eq=False)
 class Informer:
     """List + watch one kind in one scope into a Store, calling `on_event` for every change."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        kind: Kind,
-        store: Store,
-        on_event: OnEvent,
-        *,
-        namespace: str | None = None,
-        watch_timeout: int = 300,
-        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> None:
-        self.kube = kube
-        self.kind = kind
-        self.store = store
-        self.on_event = on_event
-        self.namespace = namespace
-        self.watch_timeout = watch_timeout
-        # Applied after `slim`: the Caches' cut of what they keep (the Secrets' used keys).
-        self.transform = transform
-        self.synced = asyncio.Event()
+    kube: Kube
+    kind: Kind
+    store: Store
+    on_event: OnEvent
+    _: KW_ONLY
+    namespace: str | None = None
+    watch_timeout: int = 300
+    # Applied after `slim`: the Caches' cut of what they keep (the Secrets' used keys).
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def _slim(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj.setdefault("apiVersion", self.kind.api_version)

@@ -33,6 +33,10 @@ def _now_micro() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class LeaseNamespaceMissing(RuntimeError):
+    """The Lease's namespace does not exist (the API server answers 404 to the create)."""
+
+
 @dataclass
 class LeaderElector:
     kube: Kube
@@ -78,7 +82,14 @@ class LeaderElector:
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(None, acquire=True),
             }
-            await self.kube.request("POST", path(LEASE, self.namespace), kind=LEASE, body=body)
+            created = await self.kube.request(
+                "POST", path(LEASE, self.namespace), kind=LEASE, body=body
+            )
+            if created is None:  # 404: no Lease can exist there, so nobody may lead
+                raise LeaseNamespaceMissing(
+                    f"namespace {self.namespace!r} of the leader Lease does not exist: "
+                    "create it or set --operator-namespace ($POD_NAMESPACE)"
+                )
             return True
         spec = lease.get("spec") or {}
         holder = str(spec.get("holderIdentity") or "")
@@ -90,11 +101,12 @@ class LeaderElector:
         if holder and holder != self.identity and now - self._seen_at < duration:
             return False  # someone else holds a lease we saw renewed recently
         lease["spec"] = self._spec(lease, acquire=holder != self.identity)
-        # PUT with the resourceVersion we read: of two candidates, exactly one wins.
-        await self.kube.request(
+        # PUT with the resourceVersion we read: of two candidates, exactly one wins. None
+        # (404): the Lease was deleted meanwhile; the next round creates it.
+        written = await self.kube.request(
             "PUT", path(LEASE, self.namespace, self.name), kind=LEASE, body=lease
         )
-        return True
+        return written is not None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Acquire, renew, and on losing the lease clear `leading` and set `lost`."""

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import aiohttp
@@ -124,30 +124,25 @@ def builtin_target(
     return body, resolved, deployment
 
 
+@dataclass(eq=False)
 class Scaler:
     """Runs the Builtin engine for every Builtin pool in the pool cache; `cache_event` must be
     subscribed to the caches (it tracks which pools are Builtin)."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        view: ClusterView,
-        poller: BacklogPoller,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        manager: str = MANAGERS.scaler,
-    ) -> None:
-        self.kube = kube
-        self.manager = manager
-        self.view = view
-        self.poller = poller
-        self.clock = clock
-        self.states: dict[tuple[str, str], PoolState] = {}
-        self._builtin: set[tuple[str, str]] = set()
-        self._released: set[tuple[str, str]] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        for key in view.pool_keys():
-            body = view.pool(key)
+    kube: Kube
+    view: ClusterView
+    poller: BacklogPoller
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    manager: str = MANAGERS.scaler
+    states: dict[tuple[str, str], PoolState] = field(default_factory=dict, init=False)
+    _builtin: set[tuple[str, str]] = field(default_factory=set, init=False)
+    _released: set[tuple[str, str]] = field(default_factory=set, init=False)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        for key in self.view.pool_keys():
+            body = self.view.pool(key)
             if body is not None:
                 self.pool_event(key, "ADDED", body)
 

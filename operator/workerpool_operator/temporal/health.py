@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -126,25 +126,23 @@ TICK_SECONDS = 2.0
 CHECK_TIMEOUT_SECONDS = 20.0
 
 
+@dataclass(eq=False)
 class HealthChecker:
-    def __init__(
-        self,
-        kube: Kube,
-        view: ClusterView,
-        clients: TemporalClients,
-        *,
-        period: float = HEALTH_PERIOD_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-        manager: str = MANAGERS.health,
-    ) -> None:
-        self.kube = kube
-        self.manager = manager
-        self.view = view
-        self.clients = clients
-        self.period = period
-        self.clock = clock
-        self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
-        self._running: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+    """Checks every connection the caches hold once per `period` (and on a new generation),
+    each in its own task, and applies the connection's status."""
+
+    kube: Kube
+    view: ClusterView
+    clients: TemporalClients
+    _: KW_ONLY
+    period: float = HEALTH_PERIOD_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    manager: str = MANAGERS.health
+    # (kind, namespace, name) -> (when it was last checked, the generation checked)
+    _last: dict[tuple[str, str, str], tuple[float, int]] = field(default_factory=dict, init=False)
+    _running: dict[tuple[str, str, str], asyncio.Task[None]] = field(
+        default_factory=dict, init=False
+    )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` (run only while leading)."""
