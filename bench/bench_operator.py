@@ -62,7 +62,8 @@ from workerpool_operator.kinds import (
     Kind,
 )
 from workerpool_operator.kube.client import Kube, path
-from workerpool_operator.reconcile.plan import Observed, Outcome, finish, plan
+from workerpool_operator.reconcile.model import Observed, Outcome
+from workerpool_operator.reconcile.plan import finish, plan
 from workerpool_operator.render import Capabilities
 
 ROOT = Path(__file__).resolve().parents[1]

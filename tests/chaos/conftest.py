@@ -35,7 +35,8 @@ from workerpool_operator.kube.client import Kube, path
 from workerpool_operator.kube.errors import ApiError
 from workerpool_operator.names import APPLIED_HASH_ANNOTATION
 from workerpool_operator.reconcile.diff import is_subset
-from workerpool_operator.reconcile.plan import Observed, plan
+from workerpool_operator.reconcile.model import Observed
+from workerpool_operator.reconcile.plan import plan
 from workerpool_operator.render import Capabilities
 
 ROOT = Path(__file__).resolve().parents[2]

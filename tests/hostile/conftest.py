@@ -185,7 +185,8 @@ def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> li
     None when the planner renders no Deployment for it (its status must then say why)."""
     from workerpool_operator.kinds import DEPLOYMENT
     from workerpool_operator.reconcile.diff import is_subset
-    from workerpool_operator.reconcile.plan import Observed, plan
+    from workerpool_operator.reconcile.model import Observed
+    from workerpool_operator.reconcile.plan import plan
     from workerpool_operator.render import Capabilities
 
     want = next(

@@ -29,13 +29,8 @@ from workerpool_operator.names import (
     MANAGERS,
 )
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import (
-    Observed,
-    Outcome,
-    Plan,
-    finish,
-    plan,
-)
+from workerpool_operator.reconcile.model import Observed, Outcome, Plan
+from workerpool_operator.reconcile.plan import finish, plan
 from workerpool_operator.render import Capabilities
 
 UID = "0000-pool-uid"

@@ -12,13 +12,8 @@ from typing import Any
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import DEPLOYMENT
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import (
-    Observed,
-    Outcome,
-    VersioningObserved,
-    finish,
-    plan,
-)
+from workerpool_operator.reconcile.model import Observed, Outcome, VersioningObserved
+from workerpool_operator.reconcile.plan import finish, plan
 from workerpool_operator.render import Capabilities
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name

@@ -7,7 +7,8 @@ from typing import Any
 
 from workerpool_operator.kinds import SERVICE
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import Observed, Outcome, finish, plan
+from workerpool_operator.reconcile.model import Observed, Outcome
+from workerpool_operator.reconcile.plan import finish, plan
 from workerpool_operator.render import Capabilities
 
 

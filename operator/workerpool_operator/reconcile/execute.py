@@ -14,14 +14,8 @@ from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import ApiError, ServerError, TooManyRequests, Unauthorized
 from workerpool_operator.names import LEGACY_FINALIZER
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import (
-    ChildWrite,
-    Outcome,
-    Plan,
-    adoptable,
-    conflict_message,
-    controlled_by,
-)
+from workerpool_operator.reconcile.model import ChildWrite, Outcome, Plan, adoptable, controlled_by
+from workerpool_operator.reconcile.plan import conflict_message
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from workerpool_operator import trust
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.api.versioning import VersionStatus
 from workerpool_operator.kinds import (
     CHILDREN,
     DEPLOYMENT,
@@ -29,35 +27,43 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.names import (
     ADOPT_ANNOTATION,
-    CREDENTIALS_HASH_ANNOTATION,
-    DEFAULT_NAMESPACE,
-    GPU_POD_LABEL,
     LEGACY_FINALIZER,
     MANAGERS,
     FieldManagers,
 )
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import up_to_date, with_hash
+from workerpool_operator.reconcile.model import (
+    ChildWrite,
+    Handover,
+    Observed,
+    Outcome,
+    Plan,
+    adoptable,
+    controlled_by,
+    pod_template_extras,
+)
 from workerpool_operator.reconcile.status import (
     ConditionSpec,
     merge_conditions,
     workload_conditions,
     workload_from_deployment,
 )
+from workerpool_operator.reconcile.versioned import (
+    keeps_unversioned,
+    plan_builds,
+    routing_conditions,
+)
 from workerpool_operator.render import Capabilities, desired_children
 from workerpool_operator.render.autoscaling import plan_autoscaling
 from workerpool_operator.render.common import selector_string
-from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.temporal.connections import (
     Resolved,
     Unresolved,
     resolve_connection,
     validation_message,
 )
-from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 from workerpool_operator.versioning.model import ROLLOUT_CONDITION as ROLLOUT
-from workerpool_operator.versioning.model import Observation
-from workerpool_operator.versioning.pool import VersionedPass, plan_pass
 
 Engine = Literal["Fixed", "Builtin", "KEDA", "HPA"]
 
@@ -77,92 +83,6 @@ def engine_of(pool: api.TemporalWorkerPool) -> Engine:
     if spec is None:
         return "Fixed"
     return spec.engine
-
-
-@dataclass(frozen=True)
-class VersioningObserved:
-    """What the reconciler read from Temporal for a versioned pool this pass: the observation,
-    or why there is none (Temporal unreachable, rate limited, credentials missing)."""
-
-    now: datetime
-    identity: str  # this operator's manager identity on Worker Deployments
-    observation: Observation | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the caches hold for one pool: its children (by kind), the opted-in Secrets of its
-    namespace, the connection its spec.connectionRef names (None: not in the cache), its
-    namespace's labels (for a ClusterTemporalConnection's allowedNamespaces) and the namespace
-    where the Secrets of ClusterTemporalConnections live (the operator's own)."""
-
-    children: Mapping[Kind, dict[str, Any] | None] = field(default_factory=dict)
-    secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    connection: Mapping[str, Any] | None = None
-    namespace_labels: Mapping[str, str] = field(default_factory=dict)
-    credentials_namespace: str = DEFAULT_NAMESPACE
-    # Versioned pools: the per-build Deployments (labelled with the pool and a build ID) and
-    # what Temporal said this pass.
-    builds: tuple[Mapping[str, Any], ...] = ()
-    versioning: VersioningObserved | None = None
-
-
-@dataclass(frozen=True)
-class ChildWrite:
-    """A child to server-side apply. `known` False: absent from the cache, so the executor
-    first makes sure no foreign object holds the name (a create never takes one over)."""
-
-    kind: Kind
-    manifest: dict[str, Any]
-    known: bool
-
-
-@dataclass(frozen=True)
-class Handover:
-    """Keep spec.replicas when the reconciler stops applying it (fixed -> autoscaled).
-
-    Server-side apply removes a field its last owner stops applying, which would drop the
-    Deployment to 1 replica. So, before that apply, the new owner applies the field at its
-    current value: our scaler with its own manager, or, for KEDA/HPA, a handover manager whose
-    ownership the HPA controller's first /scale write that changes the value takes over. (An
-    Update that sets a field to the value it already has would own nothing: apply it is.)
-    """
-
-    replicas: int
-    manager: str
-
-
-@dataclass
-class Plan:
-    pool: api.TemporalWorkerPool | None
-    writes: list[ChildWrite] = field(default_factory=list)
-    prune: list[tuple[Kind, str]] = field(default_factory=list)  # (kind, live uid)
-    conflicts: dict[Kind, str] = field(default_factory=dict)
-    handover: Handover | None = None
-    conditions: dict[str, ConditionSpec] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)
-    invalid: str | None = None
-    # The pre-0.2 finalizer to drop (its index in metadata.finalizers), or None.
-    drop_finalizer: int | None = None
-    act: bool = True  # False: leave the pool alone entirely (deleted, namespace terminating)
-    # Versioned pools: routing calls, other builds' replicas and retired Deployments (None
-    # while Temporal could not be read: then builds are neither scaled nor deleted).
-    versioned: VersionedPass | None = None
-    retire: list[tuple[str, str]] = field(default_factory=list)  # (Deployment name, uid)
-    # Versioned pools: look again this many seconds from now (a pause, a sunset, a poll).
-    requeue_after: float | None = None
-
-
-def controlled_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
-    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
-    return any(r.get("controller") and r.get("uid") == uid for r in refs)
-
-
-def adoptable(obj: Mapping[str, Any] | None) -> bool:
-    """A foreign object its owner explicitly handed to the pool (documented in docs/api.md)."""
-    annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
-    return str(annotations.get(ADOPT_ANNOTATION, "")).lower() == "true"
 
 
 def conflict_message(kind: Kind, namespace: str, name: str) -> str:
@@ -210,22 +130,6 @@ def credentials_hash(pool: api.TemporalWorkerPool, secrets: Mapping[str, Mapping
     material = {n: (secrets.get(n) or {}).get("data") for n in sorted(set(names))}
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _pod_template_extras(
-    deployment: dict[str, Any], pool: api.TemporalWorkerPool, digest: str
-) -> dict[str, Any]:
-    """The credentials hash (rotation rolls the pods) and, for GPU pools, the label the
-    operator's Pod watch selects on (so it caches GPU pods only)."""
-    meta = deployment["spec"]["template"].setdefault("metadata", {})
-    if digest:
-        meta["annotations"] = {
-            **(meta.get("annotations") or {}),
-            CREDENTIALS_HASH_ANNOTATION: digest,
-        }
-    if pool.spec.gpu is not None:
-        meta["labels"] = {**(meta.get("labels") or {}), GPU_POD_LABEL: "true"}
-    return deployment
 
 
 def service_monitor_condition(pool: api.TemporalWorkerPool, caps: Capabilities) -> ConditionSpec:
@@ -342,13 +246,13 @@ def plan(
     if versioned:
         # One Deployment per build instead of the pool's own (see _plan_builds).
         manifests = [m for m in manifests if child(m["apiVersion"], m["kind"]) is not DEPLOYMENT]
-        if _keeps_unversioned(pool_body, observed):
+        if keeps_unversioned(pool_body, observed):
             wanted.add(DEPLOYMENT)
     for manifest in manifests:
         kind = child(manifest["apiVersion"], manifest["kind"])
         wanted.add(kind)
         if kind is DEPLOYMENT:
-            manifest = _pod_template_extras(manifest, pool, digest)
+            manifest = pod_template_extras(manifest, pool, digest)
         desired = with_hash(manifest)
         live = observed.children.get(kind)
         if live is not None and not controlled_by(live, pool.uid):
@@ -374,14 +278,14 @@ def plan(
         deployment = None
     engine = engine_of(pool)
     if versioned:
-        deployment = _plan_builds(out, pool, pool_body, observed, digest)
+        deployment = plan_builds(out, pool, pool_body, observed, digest)
     else:
         out.handover = _handover(pool, deployment, managers)
     workload = workload_from_deployment(deployment)
     for cond in workload_conditions(workload, autoscaled=engine != "Fixed"):
         out.conditions[cond.type] = cond
     if versioned:
-        _routing_conditions(out)
+        routing_conditions(out)
     sm = service_monitor_condition(pool, caps)
     out.conditions[sm.type] = sm
     for cond in autoscaling.conditions:
@@ -402,156 +306,6 @@ def plan(
         # that removes what an earlier pass set, where a null would be refused.
         out.fields.update({k: v for k, v in out.versioned.status.items() if v is not None})
     return out
-
-
-# Versioned pools are looked at again this often: while a rollout moves (a build waiting for
-# its first poll, a gate running), while a build drains (its last pinned workflow ending is no
-# Kubernetes event: the exact count is read again) and at rest (routing changed by others).
-ROLLOUT_POLL_SECONDS = 1.0
-DRAIN_POLL_SECONDS = 3.0
-STEADY_POLL_SECONDS = 30.0
-
-
-def build_deployments(pool: api.TemporalWorkerPool, observed: Observed) -> list[Mapping[str, Any]]:
-    """The pool's per-build Deployments that it controls (a foreign one is never touched)."""
-    return [b for b in observed.builds if controlled_by(b, pool.uid)]
-
-
-def _keeps_unversioned(pool_body: Mapping[str, Any], observed: Observed) -> bool:
-    """Migration to versioning: the pool's unversioned Deployment keeps running until a build is
-    current (its workers serve the unversioned work meanwhile), then it is pruned."""
-    status = pool_body.get("status") or {}
-    current = status.get("currentBuildId")
-    vo = observed.versioning
-    if vo is not None and vo.observation is not None:
-        current = vo.observation.temporal.current_build
-    return not current
-
-
-def desired_replicas(pool: api.TemporalWorkerPool, pool_body: Mapping[str, Any]) -> int:
-    """What the pool asks for new work: spec.replicas, or the Builtin scaler's decision."""
-    autoscaling = pool.spec.autoscaling
-    if autoscaling is None:
-        return 1 if pool.spec.replicas is None else pool.spec.replicas
-    decided = (pool_body.get("status") or {}).get("desiredReplicas")
-    if decided is not None:
-        return int(decided)
-    return max(1, autoscaling.min_replicas)
-
-
-def _plan_builds(
-    out: Plan,
-    pool: api.TemporalWorkerPool,
-    pool_body: Mapping[str, Any],
-    observed: Observed,
-    digest: str,
-) -> Mapping[str, Any] | None:
-    """A versioned pool's Deployments: the routing pass (versioning/pool.py) when Temporal was
-    read, else only the target build's Deployment made sure of (nothing scaled or deleted
-    blind). Returns the target build's live Deployment (Ready and Progressing describe it)."""
-    target = target_build_id(pool)
-    builds = build_deployments(pool, observed)
-    by_build = {str(b["metadata"]["labels"][BUILD_ID_LABEL]): b for b in builds}
-    by_name = {str(b["metadata"]["name"]): b for b in builds}
-    desired = desired_replicas(pool, pool_body)
-    vo = observed.versioning
-    if vo is None or vo.observation is None:
-        reason = vo.error if vo is not None else "not read yet"
-        out.conditions[ROLLOUT] = ConditionSpec(
-            ROLLOUT,
-            "Unknown",
-            Reason.TEMPORAL_UNAVAILABLE,
-            f"cannot read the Worker Deployment from Temporal ({reason}); routing and every "
-            "build's replicas are held where they are",
-        )
-        out.requeue_after = DRAIN_POLL_SECONDS * 5
-        status = pool_body.get("status") or {}
-        if target not in by_build:
-            manifest = render_build_deployment(pool, target, replicas=max(1, desired))
-            _add_build_write(out, pool, manifest, None, digest)
-        out.fields.update(
-            {k: status[k] for k in ("currentBuildId", "rampPercentage") if k in status},
-            targetBuildId=target,
-        )
-        return by_build.get(target)
-    vp = plan_pass(
-        pool,
-        live=builds,
-        observed=vo.observation,
-        identity=vo.identity,
-        now=vo.now,
-        desired_replicas=desired,
-        previous=stored_versions(pool_body),
-    )
-    out.versioned = vp
-    for manifest in vp.apply:
-        _add_build_write(out, pool, manifest, by_name.get(manifest["metadata"]["name"]), digest)
-    for name in vp.delete:
-        live = by_name.get(name)
-        if live is not None:
-            out.retire.append((name, str(live["metadata"].get("uid") or "")))
-    routing = vp.routing
-    if routing.conditions[0].status != "True":
-        poll = ROLLOUT_POLL_SECONDS
-    elif any(v.state == "Draining" for v in routing.versions):
-        poll = DRAIN_POLL_SECONDS
-    else:
-        poll = STEADY_POLL_SECONDS
-    out.requeue_after = min(poll, routing.requeue_after or poll)
-    return by_build.get(target)
-
-
-def stored_versions(pool_body: Mapping[str, Any]) -> list[VersionStatus]:
-    """status.versions as the last pass wrote it (an entry that no longer parses is dropped:
-    its build is then judged afresh)."""
-    out = []
-    for entry in (pool_body.get("status") or {}).get("versions") or []:
-        try:
-            out.append(VersionStatus.model_validate(entry))
-        except ValidationError:
-            continue
-    return out
-
-
-def _add_build_write(
-    out: Plan,
-    pool: api.TemporalWorkerPool,
-    manifest: dict[str, Any],
-    live: Mapping[str, Any] | None,
-    digest: str,
-) -> None:
-    desired = with_hash(_pod_template_extras(manifest, pool, digest))
-    if not up_to_date(desired, live):
-        out.writes.append(ChildWrite(DEPLOYMENT, desired, known=live is not None))
-
-
-def _routing_conditions(out: Plan) -> None:
-    """Ready means the target build is current and its Deployment available: until routing is
-    done, Ready says what the rollout waits for; a failed gate or routing owned by someone else
-    is Degraded as well. VersionRollout and VersionLimit carry the routing plan's own words."""
-    ready, degraded = api.CONDITION_READY, api.CONDITION_DEGRADED
-    if out.versioned is None:
-        rollout = out.conditions.get(ROLLOUT)
-        if rollout is not None and out.conditions[ready].status == "True":
-            out.conditions[ready] = ConditionSpec(ready, "Unknown", rollout.reason, rollout.message)
-        return
-    for cond in out.versioned.routing.conditions:
-        out.conditions[cond.type] = ConditionSpec(cond.type, cond.status, cond.reason, cond.message)
-    routed = out.versioned.routing.conditions[0]
-    if routed.status != "True" and out.conditions[ready].status == "True":
-        out.conditions[ready] = ConditionSpec(ready, "False", routed.reason, routed.message)
-    if routed.reason in (Reason.GATE_FAILED, Reason.OWNED_ELSEWHERE):
-        out.conditions[degraded] = ConditionSpec(degraded, "True", routed.reason, routed.message)
-
-
-@dataclass
-class Outcome:
-    """What the executor met: objects held by others, and writes the API server refused."""
-
-    conflicts: dict[Kind, str] = field(default_factory=dict)
-    failures: dict[Kind, str] = field(default_factory=dict)
-    created: int = 0  # children that did not exist before
-    routing_refused: str = ""  # versioned pools: why Temporal did not take a routing change
 
 
 def finish(

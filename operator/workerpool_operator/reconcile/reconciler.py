@@ -29,7 +29,8 @@ from workerpool_operator.kube.errors import ApiError, NotLeader
 from workerpool_operator.names import MANAGERS, POOL_LABEL, FieldManagers
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.execute import Executor
-from workerpool_operator.reconcile.plan import Outcome, Plan, plan
+from workerpool_operator.reconcile.model import Outcome, Plan
+from workerpool_operator.reconcile.plan import plan
 from workerpool_operator.reconcile.queue import WorkQueue
 from workerpool_operator.reconcile.report import report
 from workerpool_operator.reconcile.view import ClusterView

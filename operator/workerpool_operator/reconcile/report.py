@@ -12,7 +12,8 @@ from workerpool_operator.kinds import POOL_STATUS
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.diff import is_subset
-from workerpool_operator.reconcile.plan import Outcome, Plan, finish
+from workerpool_operator.reconcile.model import Outcome, Plan
+from workerpool_operator.reconcile.plan import finish
 from workerpool_operator.reconcile.status import now_rfc3339
 
 # Ready reasons a user must act on: each new one (or a new message) gets a Warning Event.

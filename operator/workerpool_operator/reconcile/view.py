@@ -23,7 +23,7 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.kube.cache import Caches, Key, Store
 from workerpool_operator.names import POOL_LABEL
-from workerpool_operator.reconcile.plan import Observed, VersioningObserved
+from workerpool_operator.reconcile.model import Observed, VersioningObserved
 from workerpool_operator.render import Capabilities
 from workerpool_operator.temporal.connections import (
     Resolved,

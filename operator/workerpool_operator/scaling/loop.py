@@ -31,7 +31,8 @@ from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import NotLeader
 from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.plan import controlled_by, engine_of
+from workerpool_operator.reconcile.model import controlled_by
+from workerpool_operator.reconcile.plan import engine_of
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.decide import (
     Decision,

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.reconcile.plan import VersioningObserved
+from workerpool_operator.reconcile.model import VersioningObserved
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.temporal.clients import TemporalClients
