@@ -3,7 +3,7 @@ with the connection/TLS/Secret types that pools and connection objects share."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field
 
@@ -211,28 +211,22 @@ class _ConnectionObject(Model):
     def namespace(self) -> str:
         return str(self.metadata.get("namespace") or "")
 
+    @classmethod
+    def from_body(cls, body: Any) -> Self:
+        """From an API object (status ignored: only the spec is the connection)."""
+        data = dict(body)
+        return cls.model_validate(
+            {"metadata": dict(data.get("metadata", {})), "spec": dict(data.get("spec", {}))}
+        )
+
 
 class TemporalConnection(_ConnectionObject):
     api_version: str = API_VERSION
     kind: str = CONNECTION_KIND
     spec: TemporalConnectionSpec
 
-    @classmethod
-    def from_body(cls, body: Any) -> TemporalConnection:
-        data = dict(body)
-        return cls.model_validate(
-            {"metadata": dict(data.get("metadata", {})), "spec": dict(data.get("spec", {}))}
-        )
-
 
 class ClusterTemporalConnection(_ConnectionObject):
     api_version: str = API_VERSION
     kind: str = CLUSTER_CONNECTION_KIND
     spec: ClusterTemporalConnectionSpec
-
-    @classmethod
-    def from_body(cls, body: Any) -> ClusterTemporalConnection:
-        data = dict(body)
-        return cls.model_validate(
-            {"metadata": dict(data.get("metadata", {})), "spec": dict(data.get("spec", {}))}
-        )
