@@ -19,13 +19,31 @@ from pathlib import Path
 
 import pytest
 
-from testbed.temporal import TemporalDevServer
+from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
 
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
     """Start one dev server for the whole session (about 2-5 s) and kill it at the end."""
     server = TemporalDevServer(Path(tmp_path_factory.mktemp("temporal")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def versioning_temporal_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TemporalDevServer]:
+    """A dev server of its own for Worker Versioning tests: drainage and poller TTLs lowered
+    (VERSIONING_DYNAMIC_CONFIG) so rollouts take seconds; these settings must not leak into the
+    other tests' server."""
+    server = TemporalDevServer(
+        Path(tmp_path_factory.mktemp("temporal-versioning")),
+        dynamic_config=VERSIONING_DYNAMIC_CONFIG,
+    )
     server.start()
     try:
         yield server
@@ -44,5 +62,5 @@ def temporal(temporal_server: TemporalDevServer) -> Iterator[TemporalDevServer]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "temporal_server" in fixtures or "temporal" in fixtures:
+        if {"temporal_server", "temporal", "versioning_temporal_server"} & set(fixtures):
             item.add_marker(pytest.mark.temporal)

@@ -18,7 +18,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from temporalio.client import Client, WorkflowHandle
 from testbed.builds import BuildWorkers
 from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
-from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
+from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
 from tests.builders import condition
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
@@ -41,20 +40,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("po
 
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-
-
-@pytest.fixture(scope="module")
-def versioning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    """A dev server of its own: the lowered versioning settings must not leak into others."""
-    srv = TemporalDevServer(
-        Path(tmp_path_factory.mktemp("temporal-versioning-e2e")),
-        dynamic_config=VERSIONING_DYNAMIC_CONFIG,
-    )
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
@@ -107,12 +92,12 @@ async def nondeterminism(handle: WorkflowHandle[Any, Any]) -> int:
 async def test_progressive_rollout_pinned_drain_rollback_and_sunset(
     kube_cluster: KubeCluster,
     namespace: str,
-    versioning_server: TemporalDevServer,
+    versioning_temporal_server: TemporalDevServer,
     tmp_path: Path,
 ) -> None:
     ns, name = namespace, "orders"
     queue = f"ver-{uuid.uuid4().hex[:8]}"
-    server = versioning_server
+    server = versioning_temporal_server
     rollout = {
         "strategy": "Progressive",
         "steps": [{"rampPercentage": 50, "pauseSeconds": 6}],
@@ -224,7 +209,7 @@ async def test_progressive_rollout_pinned_drain_rollback_and_sunset(
 async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
     kube_cluster: KubeCluster,
     namespace: str,
-    versioning_server: TemporalDevServer,
+    versioning_temporal_server: TemporalDevServer,
     tmp_path: Path,
 ) -> None:
     """An unversioned, Builtin-autoscaled pool becomes versioned (through a gate) without
@@ -232,7 +217,7 @@ async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
     failing gate stops the next build; a foreign routing owner is reported, not fought."""
     ns, name = namespace, "pay"
     queue = f"mig-{uuid.uuid4().hex[:8]}"
-    server = versioning_server
+    server = versioning_temporal_server
     deployment = f"{ns}/{name}"
     autoscaling = {"engine": "Builtin", "minReplicas": 1, "maxReplicas": 3,
                    "pollIntervalSeconds": 5}  # fmt: skip

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentManagerRequest
 from temporalio.client import Client
 
-from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
+from testbed.temporal import TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
@@ -54,20 +53,6 @@ pytestmark = pytest.mark.temporal
 ME = "workerpool-operator/test-cluster"
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    """A dev server of its own: the lowered versioning settings must not leak into others."""
-    srv = TemporalDevServer(
-        Path(tmp_path_factory.mktemp("temporal-versioning")),
-        dynamic_config=VERSIONING_DYNAMIC_CONFIG,
-    )
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 async def until(probe: Callable[[], Awaitable[Any]], what: str, wait_s: float = 120) -> Any:
@@ -156,8 +141,9 @@ async def workflow_task_failures(client: Client, workflow_id: str) -> int:
 
 
 async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build(
-    server: TemporalDevServer, spawn_runtime: SpawnRuntime
+    versioning_temporal_server: TemporalDevServer, spawn_runtime: SpawnRuntime
 ) -> None:
+    server = versioning_temporal_server
     client = await Client.connect(server.address, namespace=server.namespace)
     pool = Pool(client, f"orders-{uuid.uuid4().hex[:8]}")
 
@@ -278,8 +264,9 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
 
 
 async def test_a_failing_gate_stops_the_rollout(
-    server: TemporalDevServer, spawn_runtime: SpawnRuntime
+    versioning_temporal_server: TemporalDevServer, spawn_runtime: SpawnRuntime
 ) -> None:
+    server = versioning_temporal_server
     client = await Client.connect(server.address, namespace=server.namespace)
     pool = Pool(client, f"gate-{uuid.uuid4().hex[:8]}")
     v1 = pool.worker(spawn_runtime, server, "b1", V1)
@@ -306,8 +293,9 @@ async def test_a_failing_gate_stops_the_rollout(
 
 
 async def test_routing_owned_by_someone_else_is_reported_not_fought(
-    server: TemporalDevServer, spawn_runtime: SpawnRuntime
+    versioning_temporal_server: TemporalDevServer, spawn_runtime: SpawnRuntime
 ) -> None:
+    server = versioning_temporal_server
     client = await Client.connect(server.address, namespace=server.namespace)
     pool = Pool(client, f"owned-{uuid.uuid4().hex[:8]}")
     v1 = pool.worker(spawn_runtime, server, "b1", V1)

@@ -9,6 +9,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from tests import builders
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import DEPLOYMENT
 from workerpool_operator.reasons import Reason
@@ -30,13 +31,10 @@ UID = "0000-pool-uid"
 
 
 def body(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": {"name": "orders", "namespace": "shop", "uid": UID, "generation": 3},
-        "spec": {"connection": {"address": "temporal:7233"}, "taskQueue": "orders",
-                 "workflows": ["app:Wf"], **spec},
-    }  # fmt: skip
+    doc = builders.pool("orders", "shop", connection={"address": "temporal:7233"},
+                        workflows=("app:Wf",), **spec)  # fmt: skip
+    doc["metadata"].update(uid=UID, generation=3)
+    return doc
 
 
 ME = "workerpool-operator@test"
