@@ -594,23 +594,32 @@ async def run(scale: list[int], idle_seconds: float, burst: int, parts: set[str]
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--scale", default="100,300,1000", help="pool counts for the scale curve")
-    p.add_argument("--idle-seconds", type=float, default=300.0)
-    p.add_argument("--burst", type=int, default=100)
-    p.add_argument("--quick", action="store_true", help="--scale 100 --idle-seconds 60")
-    p.add_argument(
-        "--parts", default="burst,scale,failover", help="which parts to run (while iterating)"
-    )
-    args = p.parse_args(argv)
-    if args.quick:
-        args.scale, args.idle_seconds = "100", 60.0
-    RESULTS.mkdir(exist_ok=True)
-    scale = [int(s) for s in args.scale.split(",") if s]
-    parts = set(args.parts.split(","))
-    result = asyncio.run(run(scale, args.idle_seconds, args.burst, parts))
-    (RESULTS / "operator.json").write_text(json.dumps(result, indent=2) + "\n")
+# The figures issue 21 asks of every run, with their goals (checked in the table's last lines).
+HEADLINE: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
+    ("idle_writes", "== 0 (audit log)", lambda x: x == 0),
+    ("restart_writes", "== 0 (audit log)", lambda x: x == 0),
+    ("scale_converge_ratio", "<= 2", lambda x: x <= 2),
+    ("burst_p95_ratio", "<= 1.5", lambda x: x <= 1.5),
+    ("foreign_writers", "== 0 (audit log)", lambda x: x == 0),
+)
+
+
+def headline(result: dict[str, Any]) -> list[str]:
+    """One line per headline key: its value, its goal, and whether it is met."""
+    lines = []
+    for key, goal, ok in HEADLINE:
+        if key not in result:
+            lines.append(f"  {key:<22} {'not run':>10}  goal {goal}")
+            continue
+        value = result[key]
+        verdict = "TIMED OUT" if value is None else ("met" if ok(value) else "MISSED")
+        shown_value = "t/o" if value is None else f"{value:g}"
+        lines.append(f"  {key:<22} {shown_value:>10}  goal {goal:<18} {verdict}")
+    return lines
+
+
+def report(result: dict[str, Any]) -> None:
+    """The table on stdout (also `--show`: the table of the last run's JSON)."""
     rows = [
         (f"burst ({result.get('burst_pools')} pools) p50 / p95", "burst_p50_s", "burst_p95_s", ""),
         ("floor (direct SSA) p95", "floor_p95_s", None, ""),
@@ -650,11 +659,40 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"         {what}: {r[what]}")
     print("  goals at 1000: converge <= 60 s and ratio <= 2; RSS <= 200 MiB; idle and restart")
     print("  writes 0 (from the audit log); restart idle <= 30 s; idle requests: none per pool")
-    print(f"  foreign writers in the bench's namespaces: {result['foreign_writers']} (goal 0) "
-          f"{result['foreign_writers_by'] or ''}")  # fmt: skip
-    if result["timed_out"]:
+    if result.get("foreign_writers_by"):
+        print(f"  foreign writers in the bench's namespaces: {result['foreign_writers_by']}")
+    print(f"\n  headline ({result.get('scale_pools', '?')} pools; bench-results/operator.json)")
+    for line in headline(result):
+        print(line)
+    if result.get("timed_out"):
         print(f"  TIMED OUT (failures, counted in the figures): {result['timed_out']}")
-    print(f"  -> {RESULTS / 'operator.json'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--scale", default="100,300,1000", help="pool counts for the scale curve")
+    p.add_argument("--idle-seconds", type=float, default=300.0)
+    p.add_argument("--burst", type=int, default=100)
+    p.add_argument("--quick", action="store_true", help="--scale 100 --idle-seconds 60")
+    p.add_argument(
+        "--parts", default="burst,scale,failover", help="which parts to run (while iterating)"
+    )
+    p.add_argument("--show", action="store_true", help="print the table of the last run's JSON")
+    args = p.parse_args(argv)
+    out = RESULTS / "operator.json"
+    if args.show:
+        result = json.loads(out.read_text())
+        report(result)
+        return 0
+    if args.quick:
+        args.scale, args.idle_seconds = "100", 60.0
+    RESULTS.mkdir(exist_ok=True)
+    scale = [int(s) for s in args.scale.split(",") if s]
+    parts = set(args.parts.split(","))
+    result = asyncio.run(run(scale, args.idle_seconds, args.burst, parts))
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result)
+    print(f"  -> {out}")
     return 1 if result["timed_out"] or result["foreign_writers"] else 0
 
 
