@@ -551,6 +551,12 @@ async def bench_failover(b: Bench, trials: int = 5) -> dict[str, Any]:
     return {"failover_s": shown(statistics.median(times)), "failover_max_s": shown(max(times))}
 
 
+def checkpoint(result: dict[str, Any]) -> None:
+    """The figures so far (bench-results/operator.partial.json): a run that fails late keeps
+    what it measured."""
+    (RESULTS / "operator.partial.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 async def run(scale: list[int], idle_seconds: float, burst: int, parts: set[str]) -> dict[str, Any]:
     cluster = LocalCluster()
     kubeconfig = str(cluster.acquire())
@@ -568,26 +574,29 @@ async def run(scale: list[int], idle_seconds: float, burst: int, parts: set[str]
         wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
         if "burst" in parts:
             result.update(await bench_burst(b, burst))
+            checkpoint(result)
         curve = []
         for n in scale if "scale" in parts else []:
             print(f"scale {n} pools...", file=sys.stderr, flush=True)
             # the full idle window for the largest size; a minute for the smaller ones
             idle_s = idle_seconds if n == max(scale) else min(idle_seconds, 60.0)
             curve.append(await bench_scale(b, n, idle_s))
+            checkpoint({**result, "scale_curve": curve})
         result["scale_curve"] = curve
         if curve:
             result.update(curve[-1])  # the headline figures are the largest size
         if "failover" in parts:
             result.update(await bench_failover(b))
+        # Read before the bed is released: a bed this run started goes down with its audit log.
+        foreign = foreign_writers(
+            audit.writes(since=start, namespaces=b.namespaces),
+            operator_user=who.user,
+            own_managers={BENCH_MANAGER},
+        )
     finally:
         await kube.close()
         who.close()
         cluster.release()
-    foreign = foreign_writers(
-        audit.writes(since=start, namespaces=b.namespaces),
-        operator_user=who.user,
-        own_managers={BENCH_MANAGER},
-    )
     result["foreign_writers"] = sum(foreign.values())
     result["foreign_writers_by"] = dict(foreign)
     result["timed_out"] = {k: v for k, v in b.timed_out.items() if v}
