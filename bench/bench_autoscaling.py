@@ -56,7 +56,7 @@ from temporalio.client import Client
 
 from testbed import keda as kedabed
 from testbed.cluster import REPO_ROOT, LocalCluster, kubectl, read_versions
-from testbed.operator import OperatorProcess
+from testbed.operator import OperatorProcess, metric
 from testbed.temporal import TemporalDevServer
 
 RESULTS = REPO_ROOT / "bench-results"
@@ -233,6 +233,18 @@ def operator_calls(op: OperatorProcess) -> float:
     return total
 
 
+def poll_errors(op: OperatorProcess) -> dict[str, float]:
+    """The operator's failed Temporal calls so far, by method: a from-N tail with errors
+    beside it is the poller's back-off, one without is elsewhere."""
+    text = op.metrics()
+    if 'workerpool_temporal_calls_total{method="DescribeTaskQueue"' not in text:
+        raise RuntimeError("no workerpool_temporal_calls_total{method=...} sample: renamed?")
+    return {
+        method: metric(text, "workerpool_temporal_calls_total", method=method, result="error")
+        for method in ("DescribeTaskQueue", "CountWorkflowExecutions")
+    }
+
+
 def foreign_operators(own_pid: int, ns: str) -> set[str]:
     """Other operator processes on this machine that watch the bench's namespace too (every
     namespace, or this one): on a shared bed they also poll and scale the Builtin pools."""
@@ -394,11 +406,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # ... and while every pool sits at 2 replicas with a backlog (KEDA's HPA now also asks
         # its metrics server, which asks Temporal, every 15 s).
         calls_at_n = await measure_calls("at N")
+        errors_before_n = poll_errors(op)
         starts_n = await backlog_trials(WORKFLOWS_PER_TRIAL, arm_n, watch.reached_n)
+        errors_after_n = poll_errors(op)
         # Trials the operator under test raised itself (its log says "scaling 0 -> k" / "2 -> k"):
         # on a shared bed another operator watching every namespace may raise a pool first.
         own_0, own_n = own_scale_ups(op.log_path, ns)
         result: dict[str, Any] = {"trials": args.trials, "spread_s": args.spread}
+        result["builtin_poll_errors"] = errors_after_n
+        result["builtin_poll_errors_from_n"] = {
+            k: v - errors_before_n[k] for k, v in errors_after_n.items()
+        }
         samples: dict[str, list[float]] = {}
         for engine in ENGINES:
             pools = [pool_name(engine, i) for i in range(args.trials)]
@@ -477,6 +495,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(
         f"Builtin vs KEDA default: {r['builtin_vs_keda_default']}x faster (p50); "
         f"vs KEDA tuned: {r['builtin_vs_keda_tuned']}x"
+    )
+    print(
+        f"Builtin's failed Temporal calls: {r['builtin_poll_errors']} in the run, "
+        f"{r['builtin_poll_errors_from_n']} during the from-N trials"
     )
     timeouts = {k: v for k, v in r.items() if k.endswith("_timed_out") and v}
     if timeouts:

@@ -8,9 +8,11 @@ figure is measured in this one run, ratios against a floor measured the same way
 
 - burst: 100 pools created at once (16 at a time, the operator's worker count); per pool, the
   time from its create call until a watch has seen every child the plan renders.
-  floor: the same pools created the same way, with nothing watching them; right after each
-  create answers, its rendered children (owned by it) are server-side applied directly; the
-  same clock and the same watch. No operator runs meanwhile.
+  floor: the same pools created the same way (the same pacing), with nothing watching them;
+  each pool is queued as its create answers, and 16 workers (the operator's count) each apply
+  a queued pool's rendered children (owned by it, at once) and then its status: the objects
+  the operator writes, the same queueing behind a burst, the same clock and the same watch.
+  No operator runs meanwhile.
 - single: 20 pools one after another, create -> all children.
 - scale (100, 300, 1000 pools over 10 namespaces): pools created while the operator is down,
   then a cold start until every pool's status.observedGeneration is current and every child
@@ -53,12 +55,16 @@ from testbed.audit import AuditLog, Write, count, foreign_writers
 from testbed.cluster import LocalCluster, install_crds, kubectl, wait_established
 from testbed.operator import OperatorProcess, metric, pool_manifest, sa_kubeconfig
 from workerpool_operator.kinds import (
+    CRD,
     DEPLOYMENT,
     PDB,
     POOL,
     POOL_STATUS,
+    SCALED_OBJECT,
     SERVICE,
     SERVICE_ACCOUNT,
+    SERVICE_MONITOR,
+    TRIGGER_AUTH,
     Kind,
 )
 from workerpool_operator.kube.client import Kube, path
@@ -68,7 +74,7 @@ from workerpool_operator.render import Capabilities
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
-CRD = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
+POOL_CRD_FILE = ROOT / "crds" / "workerpools.io_temporalworkerpools.yaml"
 # Every child a fixed-size pool's plan renders: the operator and the floor are timed to all.
 CHILDREN: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, PDB, SERVICE_ACCOUNT)
 CONCURRENCY = 16
@@ -88,15 +94,26 @@ def shown(x: float) -> float | None:
     return None if math.isinf(x) else x
 
 
-def rendered(body: dict[str, Any]) -> list[dict[str, Any]]:
+async def bed_capabilities(kube: Kube) -> Capabilities:
+    """The optional APIs the bed serves, as the operator under test sees them (its ServiceMonitor
+    and KEDA kinds follow their CRDs): the floor renders what the operator renders."""
+    crds, _ = await kube.list(CRD)
+    served = {c["metadata"]["name"] for c in crds}
+    return Capabilities(
+        service_monitor=SERVICE_MONITOR.crd in served,
+        keda=SCALED_OBJECT.crd in served and TRIGGER_AUTH.crd in served,
+    )
+
+
+def rendered(body: dict[str, Any], caps: Capabilities) -> list[dict[str, Any]]:
     """The children the operator would write for this (live) pool, owned by it."""
-    return [w.manifest for w in plan(body, Capabilities(), Observed()).writes]
+    return [w.manifest for w in plan(body, caps, Observed()).writes]
 
 
-def floor_status(body: dict[str, Any]) -> dict[str, Any]:
+def floor_status(body: dict[str, Any], caps: Capabilities) -> dict[str, Any]:
     """The status the operator writes once the children exist (its conditions as they would
     be for a Deployment not rolled out yet: what the converge probe waits for is the same)."""
-    p = plan(body, Capabilities(), Observed())
+    p = plan(body, caps, Observed())
     gen = int(body["metadata"].get("generation") or 1)
     return finish(p, Outcome(), None, generation=gen, now=time.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
@@ -234,17 +251,34 @@ async def create_pools(
     return started
 
 
-async def apply_children(kube: Kube, body: dict[str, Any]) -> None:
+async def apply_children(kube: Kube, body: dict[str, Any], caps: Capabilities) -> None:
     """The floor's reconcile: the pool's rendered children, applied at once."""
-    await asyncio.gather(*(kube.apply(c, manager=BENCH_MANAGER) for c in rendered(body)))
+    await asyncio.gather(*(kube.apply(c, manager=BENCH_MANAGER) for c in rendered(body, caps)))
 
 
-async def apply_children_and_status(kube: Kube, body: dict[str, Any]) -> None:
-    await apply_children(kube, body)
+async def apply_children_and_status(kube: Kube, body: dict[str, Any], caps: Capabilities) -> None:
+    await apply_children(kube, body, caps)
     meta = body["metadata"]
     await kube.apply_status(
-        POOL_STATUS, meta["namespace"], meta["name"], floor_status(body), manager=BENCH_MANAGER
+        POOL_STATUS,
+        meta["namespace"],
+        meta["name"],
+        floor_status(body, caps),
+        manager=BENCH_MANAGER,
     )
+
+
+async def floor_worker(
+    kube: Kube, queue: asyncio.Queue[dict[str, Any]], caps: Capabilities
+) -> None:
+    """One of the burst floor's CONCURRENCY workers: what the operator writes for a new pool
+    (its children, then its status), without planning, from a queue filled as creates answer."""
+    while True:
+        body = await queue.get()
+        try:
+            await apply_children_and_status(kube, body, caps)
+        finally:
+            queue.task_done()
 
 
 async def latencies(
@@ -350,6 +384,7 @@ class Bench:
             kube, kubeconfig, audit, who, tag,
         )  # fmt: skip
         self.namespaces: set[str] = set()  # every namespace the run created pools in
+        self.caps = Capabilities()  # the bed's, once its CRDs are installed (bed_capabilities)
         self.timed_out: Counter[str] = Counter()
 
     def namespaces_for(self, names: list[str]) -> list[str]:
@@ -406,12 +441,19 @@ async def bench_burst(b: Bench, pools: int) -> dict[str, Any]:
         seen.close()
     finally:
         op.stop()
-    # The floor: the same creates, the same watch, no operator running.
+    # The floor: the same creates at the same pace, the same watch, no operator running; the
+    # pools queue for 16 workers as they queue for the operator's (like for like: a floor
+    # applied inside each create's slot would pace the creates and never queue).
     seen = Seen(b.kube)
     await seen.start(floor_ns)
     floor_keys = [(floor_ns, f"pool-{i:03d}") for i in range(pools)]
-    started = await create_pools(b.kube, floor_keys, then=partial(apply_children, b.kube))
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    workers = [asyncio.create_task(floor_worker(b.kube, queue, b.caps)) for _ in range(CONCURRENCY)]
+    started = await create_pools(b.kube, floor_keys, then=queue.put)
     fl = await latencies(seen, started, 600, "the floor's children")
+    await queue.join()
+    for w in workers:
+        w.cancel()
     seen.close()
     delete_namespaces(b.kubeconfig, [ns, floor_ns, single_ns])
     b.timed_out["burst"] += sum(1 for x in lat if math.isinf(x))
@@ -439,7 +481,7 @@ async def bench_floor(b: Bench, n: int) -> float:
 
     async def one(body: dict[str, Any]) -> None:
         async with sem:
-            await apply_children_and_status(b.kube, body)
+            await apply_children_and_status(b.kube, body, b.caps)
 
     await asyncio.gather(*(one(body) for body in bodies))
     waited = await until(lambda: converged(b.kube, set(keys), nss), 900, f"floor of {n} pools")
@@ -551,6 +593,12 @@ async def bench_failover(b: Bench, trials: int = 5) -> dict[str, Any]:
     return {"failover_s": shown(statistics.median(times)), "failover_max_s": shown(max(times))}
 
 
+def checkpoint(result: dict[str, Any]) -> None:
+    """The figures so far (bench-results/operator.partial.json): a run that fails late keeps
+    what it measured."""
+    (RESULTS / "operator.partial.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 async def run(scale: list[int], idle_seconds: float, burst: int, parts: set[str]) -> dict[str, Any]:
     cluster = LocalCluster()
     kubeconfig = str(cluster.acquire())
@@ -564,53 +612,68 @@ async def run(scale: list[int], idle_seconds: float, burst: int, parts: set[str]
     b = Bench(kube, kubeconfig, audit, who, tag)
     try:
         install_crds(kubeconfig)
-        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(POOL_CRD_FILE))
         wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
+        b.caps = await bed_capabilities(kube)
+        result["floor_capabilities"] = {"service_monitor": b.caps.service_monitor,
+                                        "keda": b.caps.keda}  # fmt: skip
         if "burst" in parts:
             result.update(await bench_burst(b, burst))
+            checkpoint(result)
         curve = []
         for n in scale if "scale" in parts else []:
             print(f"scale {n} pools...", file=sys.stderr, flush=True)
             # the full idle window for the largest size; a minute for the smaller ones
             idle_s = idle_seconds if n == max(scale) else min(idle_seconds, 60.0)
             curve.append(await bench_scale(b, n, idle_s))
+            checkpoint({**result, "scale_curve": curve})
         result["scale_curve"] = curve
         if curve:
             result.update(curve[-1])  # the headline figures are the largest size
         if "failover" in parts:
             result.update(await bench_failover(b))
+        # Read before the bed is released: a bed this run started goes down with its audit log.
+        foreign = foreign_writers(
+            audit.writes(since=start, namespaces=b.namespaces),
+            operator_user=who.user,
+            own_managers={BENCH_MANAGER},
+        )
     finally:
         await kube.close()
         who.close()
         cluster.release()
-    foreign = foreign_writers(
-        audit.writes(since=start, namespaces=b.namespaces),
-        operator_user=who.user,
-        own_managers={BENCH_MANAGER},
-    )
     result["foreign_writers"] = sum(foreign.values())
     result["foreign_writers_by"] = dict(foreign)
     result["timed_out"] = {k: v for k, v in b.timed_out.items() if v}
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--scale", default="100,300,1000", help="pool counts for the scale curve")
-    p.add_argument("--idle-seconds", type=float, default=300.0)
-    p.add_argument("--burst", type=int, default=100)
-    p.add_argument("--quick", action="store_true", help="--scale 100 --idle-seconds 60")
-    p.add_argument(
-        "--parts", default="burst,scale,failover", help="which parts to run (while iterating)"
-    )
-    args = p.parse_args(argv)
-    if args.quick:
-        args.scale, args.idle_seconds = "100", 60.0
-    RESULTS.mkdir(exist_ok=True)
-    scale = [int(s) for s in args.scale.split(",") if s]
-    parts = set(args.parts.split(","))
-    result = asyncio.run(run(scale, args.idle_seconds, args.burst, parts))
-    (RESULTS / "operator.json").write_text(json.dumps(result, indent=2) + "\n")
+# The figures issue 21 asks of every run, with their goals (checked in the table's last lines).
+HEADLINE: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
+    ("idle_writes", "== 0 (audit log)", lambda x: x == 0),
+    ("restart_writes", "== 0 (audit log)", lambda x: x == 0),
+    ("scale_converge_ratio", "<= 2", lambda x: x <= 2),
+    ("burst_p95_ratio", "<= 1.5", lambda x: x <= 1.5),
+    ("foreign_writers", "== 0 (audit log)", lambda x: x == 0),
+)
+
+
+def headline(result: dict[str, Any]) -> list[str]:
+    """One line per headline key: its value, its goal, and whether it is met."""
+    lines = []
+    for key, goal, ok in HEADLINE:
+        if key not in result:
+            lines.append(f"  {key:<22} {'not run':>10}  goal {goal}")
+            continue
+        value = result[key]
+        verdict = "TIMED OUT" if value is None else ("met" if ok(value) else "MISSED")
+        shown_value = "t/o" if value is None else f"{value:g}"
+        lines.append(f"  {key:<22} {shown_value:>10}  goal {goal:<18} {verdict}")
+    return lines
+
+
+def report(result: dict[str, Any]) -> None:
+    """The table on stdout (also `--show`: the table of the last run's JSON)."""
     rows = [
         (f"burst ({result.get('burst_pools')} pools) p50 / p95", "burst_p50_s", "burst_p95_s", ""),
         ("floor (direct SSA) p95", "floor_p95_s", None, ""),
@@ -650,11 +713,40 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"         {what}: {r[what]}")
     print("  goals at 1000: converge <= 60 s and ratio <= 2; RSS <= 200 MiB; idle and restart")
     print("  writes 0 (from the audit log); restart idle <= 30 s; idle requests: none per pool")
-    print(f"  foreign writers in the bench's namespaces: {result['foreign_writers']} (goal 0) "
-          f"{result['foreign_writers_by'] or ''}")  # fmt: skip
-    if result["timed_out"]:
+    if result.get("foreign_writers_by"):
+        print(f"  foreign writers in the bench's namespaces: {result['foreign_writers_by']}")
+    print(f"\n  headline ({result.get('scale_pools', '?')} pools; bench-results/operator.json)")
+    for line in headline(result):
+        print(line)
+    if result.get("timed_out"):
         print(f"  TIMED OUT (failures, counted in the figures): {result['timed_out']}")
-    print(f"  -> {RESULTS / 'operator.json'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--scale", default="100,300,1000", help="pool counts for the scale curve")
+    p.add_argument("--idle-seconds", type=float, default=300.0)
+    p.add_argument("--burst", type=int, default=100)
+    p.add_argument("--quick", action="store_true", help="--scale 100 --idle-seconds 60")
+    p.add_argument(
+        "--parts", default="burst,scale,failover", help="which parts to run (while iterating)"
+    )
+    p.add_argument("--show", action="store_true", help="print the table of the last run's JSON")
+    args = p.parse_args(argv)
+    out = RESULTS / "operator.json"
+    if args.show:
+        result = json.loads(out.read_text())
+        report(result)
+        return 0
+    if args.quick:
+        args.scale, args.idle_seconds = "100", 60.0
+    RESULTS.mkdir(exist_ok=True)
+    scale = [int(s) for s in args.scale.split(",") if s]
+    parts = set(args.parts.split(","))
+    result = asyncio.run(run(scale, args.idle_seconds, args.burst, parts))
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result)
+    print(f"  -> {out}")
     return 1 if result["timed_out"] or result["foreign_writers"] else 0
 
 

@@ -9,7 +9,9 @@ deployed (its own process, its own /metrics, leader election on). What a user wo
 - switching engines hands the replicas over without a drop, and back;
 - the scaler reaches Temporal over TLS with an API key and over mTLS, from the Secrets of a
   TemporalConnection, and reports CredentialsUnavailable (holding replicas) while a Secret is
-  not opted in, then recovers by itself.
+  not opted in, then recovers by itself;
+- the API key is on the wire: a front that requires it (testbed/apikey_front.py) lets the
+  scaler's calls through with the right key and refuses a wrong one.
 
 `temporal server start-dev` has no TLS flags, so TLS is terminated by testbed/forward.py on
 loopback in front of it (a test CA; for mTLS the forwarder requires a client certificate and
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from testbed.apikey_front import api_key_front
 from testbed.certs import issue, make_ca
 from testbed.forward import Forwarder, forwarding
 from testbed.operator import OperatorProcess
@@ -315,3 +318,86 @@ async def test_scaler_reads_tls_and_api_key_secrets_and_reports_credentials_unav
         assert op.tracebacks() == 0
     finally:
         op.stop()
+
+
+async def test_the_api_key_reaches_temporal_on_the_wire(
+    kube_cluster: KubeCluster, namespace: str, temporal_server: TemporalDevServer, tmp_path: Path
+) -> None:
+    """In front of the dev server, a TLS front that lets a call through only with
+    `authorization: Bearer <key>` (as Temporal Cloud does) and logs what each call carried:
+    the scaler's calls carry the key of the pool's connection, a wrong key is refused by the
+    front (not by the operator), and that pool holds its replicas saying why."""
+    ns = namespace
+    pki = tmp_path / "pki"
+    ca = make_ca(pki)
+    server = issue(ca, pki, "temporal", sans=["IP:127.0.0.1", "DNS:temporal.test"], client=False)
+    key = f"key-{uuid.uuid4().hex}"
+    good_queue, wrong_queue = (f"{k}-{uuid.uuid4().hex[:8]}" for k in ("good", "wrong"))
+
+    def secret(name: str, **data: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "labels": CREDENTIALS}, "stringData": data}  # fmt: skip
+
+    with api_key_front(temporal_server.address, server, key, tmp_path / "front") as front:
+
+        def connection(name: str, key_secret: str) -> dict[str, Any]:
+            return {
+                "apiVersion": "workerpools.io/v1alpha1",
+                "kind": "TemporalConnection",
+                "metadata": {"name": name},
+                "spec": {"address": front.address, "namespace": temporal_server.namespace,
+                         "tls": {"secretName": "ca", "serverName": "temporal.test"},
+                         "apiKeySecretRef": {"name": key_secret, "key": "api-key"}},
+            }  # fmt: skip
+
+        def via(name: str) -> dict[str, Any]:
+            return {"connectionRef": {"kind": "TemporalConnection", "name": name}}
+
+        kube_cluster.apply(
+            [
+                secret("ca", **{"ca.crt": ca.cert.read_text()}),
+                secret("good-key", **{"api-key": key}),
+                secret("wrong-key", **{"api-key": "not-the-key"}),
+                connection("cloud", "good-key"),
+                connection("cloud-wrong", "wrong-key"),
+                pool("good", good_queue, via("cloud"), autoscaling=builtin(minReplicas=1)),
+                pool("wrong", wrong_queue, via("cloud-wrong"), autoscaling=builtin(minReplicas=1)),
+            ],
+            namespace=ns,
+        )
+        client = await Client.connect(temporal_server.address, namespace=temporal_server.namespace)
+        await start(client, good_queue, 6)
+        await start(client, wrong_queue, 6)
+        op = OperatorProcess(kube_cluster.kubeconfig, "apikey", "-n", ns, log_dir=tmp_path)
+
+        def replicas(name: str) -> int:
+            if not kube_cluster.exists("deployment", name, namespace=ns):
+                return -1
+            return int(kube_cluster.get("deployment", name, namespace=ns)["spec"]["replicas"])
+
+        def state() -> str:
+            calls = json.dumps(front.calls()[-20:])
+            return calls + "\n" + op.log_path.read_text(errors="replace")[-3000:]
+
+        def refused() -> dict[str, Any]:
+            return condition(kube_cluster, ns, "wrong", "AutoscalingReady")
+
+        try:
+            # Through the front, so with the key: backlog 6 at 2 per replica.
+            await eventually(lambda: replicas("good") == 3, "good scaled to 6 / 2 = 3", state)
+            await eventually(lambda: refused().get("reason") == "TemporalUnavailable",
+                             "wrong reports the front's refusal", state)  # fmt: skip
+            assert refused()["status"] == "False"
+            assert "API key" in refused()["message"], refused()  # the server's own words
+            assert replicas("wrong") == 1  # held: a refused reading never scales
+            calls = front.calls()
+            # Every call the operator made carried a key; the front let through exactly the
+            # calls with the right one, and they were the scaler's backlog reads.
+            assert calls, state()
+            assert all(c["presented"] for c in calls), calls
+            accepted = {c["method"] for c in calls if c["accepted"]}
+            assert "/temporal.api.workflowservice.v1.WorkflowService/DescribeTaskQueue" in accepted
+            assert any(not c["accepted"] for c in calls), calls
+            assert op.tracebacks() == 0
+        finally:
+            op.stop()

@@ -1,8 +1,9 @@
 """The runtime as a real subprocess against the real Temporal dev server.
 
 Covers what a pool's users notice: workflows complete, one /metrics has both the SDK's and the
-runtime's metrics, /readyz follows the server's availability, and SIGTERM drains without
-losing work and exits 0 (not temporalio's exit-time abort, 134).
+runtime's metrics, /readyz follows the server's availability, SIGTERM drains without
+losing work and exits 0 (not temporalio's exit-time abort, 134), and the API key is sent on
+the wire to a front that requires it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import asyncio
 import json
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from testbed.apikey_front import api_key_front
+from testbed.certs import issue, make_ca
 from testbed.temporal import TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
 from tests.runtime.helpers import RuntimeProcess, base_env, metric_sum, unique_queue
@@ -177,3 +181,35 @@ async def test_activities_cut_off_after_grace_are_retried_elsewhere(
     results = [await asyncio.wait_for(h.result(), 180) for h in handles]
     assert results == [i * i for i in range(4)]
     assert await second.terminate() == 0
+
+
+async def test_the_api_key_reaches_temporal_on_the_wire(
+    temporal: TemporalDevServer, client: Client, spawn_runtime: SpawnRuntime, tmp_path: Path
+) -> None:
+    """Through a TLS front that lets a call through only with `authorization: Bearer <key>`
+    (as Temporal Cloud does, testbed/apikey_front.py): the runtime's every call, its polls
+    included, carries the key of TWP_API_KEY, and workflows complete."""
+    pki = tmp_path / "pki"
+    ca = make_ca(pki)
+    server = issue(ca, pki, "temporal", sans=["IP:127.0.0.1", "DNS:temporal.test"], client=False)
+    key = f"key-{uuid.uuid4().hex}"
+    queue = unique_queue("keyed")
+    with api_key_front(temporal.address, server, key, tmp_path / "front") as front:
+        env = base_env(temporal, queue, TWP_TEMPORAL_ADDRESS=front.address,
+                       TWP_TLS_ENABLED="true", TWP_TLS_CA_PATH=str(ca.cert),
+                       TWP_TLS_SERVER_NAME="temporal.test", TWP_API_KEY=key)  # fmt: skip
+        rt = spawn_runtime(env)
+        await rt.wait_status("/readyz", 200)
+        result = await asyncio.wait_for(
+            client.execute_workflow(
+                "GreetWorkflow", "keyed", id=f"keyed-{uuid.uuid4()}", task_queue=queue
+            ),
+            180,
+        )
+        assert result == "HELLO, KEYED!"
+        assert await rt.terminate() == 0
+        calls = front.calls()
+        methods = {c["method"].rsplit("/", 1)[-1] for c in calls}
+        assert {"PollWorkflowTaskQueue", "PollActivityTaskQueue"} <= methods, methods
+        refused = [c for c in calls if not c["accepted"]]
+        assert not refused, refused  # every call carried the right key

@@ -1,12 +1,13 @@
-"""The scaler never mixes up queues or tenants: history per queue, readings per credentials."""
+"""The scaler never mixes up queues or tenants (history per queue, readings per credentials),
+and steps each pool at its own period."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from workerpool_operator.scaling.decide import History
-from workerpool_operator.scaling.loop import PoolState
+from workerpool_operator.scaling.loop import PoolState, Scaler
 from workerpool_operator.scaling.observe import BacklogPoller
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.connections import Connection
@@ -70,3 +71,25 @@ async def test_tenants_with_other_credentials_never_share_readings_or_back_off()
     assert poller.evict_idle(0.0) == 3  # unused clients go, and their readings with them
     assert clients.connections() == []
     await poller.close()
+
+
+def builtin_pool(generation: int, backlog: int = 0) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": "p", "generation": generation},
+        "spec": {"autoscaling": {"engine": "Builtin"}},
+        "status": {"backlog": {"count": backlog}},
+    }
+
+
+def test_only_a_spec_change_brings_a_pools_next_step_forward() -> None:
+    """A status write (the scaler's own, the reconciler's) re-timed the pool's next poll from
+    that moment: a pool whose status moved every few seconds had its polls put off."""
+    view = SimpleNamespace(pool_keys=lambda: [])
+    scaler = Scaler(cast(Any, None), cast(Any, view), BacklogPoller())
+    key = ("ns", "p")
+    scaler.pool_event(key, "ADDED", builtin_pool(1))
+    state = scaler.states[key] = PoolState(next_at=100.0)
+    scaler.pool_event(key, "MODIFIED", builtin_pool(1, backlog=20))  # status only
+    assert state.next_at == 100.0
+    scaler.pool_event(key, "MODIFIED", builtin_pool(2, backlog=20))  # the spec changed
+    assert state.next_at == 0.0

@@ -60,14 +60,25 @@ class Executor:
                 extra={"pool": f"{ns}/{name}", "replicas": h.replicas, "to": h.manager},
             )
 
+        # Every child the caches do not hold is looked up first, all at once: a name someone
+        # else holds (an object the label-selected caches do not see) is a conflict. Knowing
+        # every conflict before the first write makes each phase below one round trip of
+        # writes instead of a lookup and then a write (a new pool, three phases: four round
+        # trips instead of six).
+        # A versioned pool's build Deployments carry their own names.
+        unknown = [(w, str(w.manifest["metadata"]["name"])) for w in p.writes if not w.known]
+        lives = await asyncio.gather(
+            *(self.kube.get(w.kind, ns, named, cached=True) for w, named in unknown)
+        )
+        held: set[tuple[str, str]] = set()  # (kind, name) of objects someone else holds
+        for (w, named), live in zip(unknown, lives, strict=True):
+            if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
+                outcome.conflicts[w.kind] = conflict_message(w.kind, ns, named)
+                held.add((w.kind.kind, named))
+
         async def write(w: ChildWrite) -> None:
-            if not w.known:
-                # A versioned pool's build Deployments carry their own names.
-                named = str(w.manifest["metadata"]["name"])
-                live = await self.kube.get(w.kind, ns, named, cached=True)
-                if live is not None and not controlled_by(live, pool.uid) and not adoptable(live):
-                    outcome.conflicts[w.kind] = conflict_message(w.kind, ns, named)
-                    return
+            if (w.kind.kind, str(w.manifest["metadata"]["name"])) in held:
+                return
             try:
                 await self.kube.apply(w.manifest)
                 if not w.known:
@@ -83,12 +94,11 @@ class Executor:
                 outcome.failures[w.kind] = sentence
                 metrics.ERRORS.labels(Reason.APPLY_FAILED).inc()
 
-        # In phases, because a conflict found only now (an object missing from the label-selected
-        # cache turned out to be someone else's) blocks what would point at it: the
-        # ServiceAccount before the Deployment, the Deployment before what scales it
-        # (trust.blocked_by_conflicts). KEDA resolves a ScaledObject's TriggerAuthentication
-        # when it first sees it: the ScaledObject goes last, and not at all while its
-        # TriggerAuthentication is refused.
+        # In phases: a conflict blocks what would point at it (trust.blocked_by_conflicts), and
+        # what a child points at exists before it: the ServiceAccount before the Deployment
+        # (its pods run as it), the Deployment before what scales it. KEDA resolves a
+        # ScaledObject's TriggerAuthentication when it first sees it: the ScaledObject goes
+        # last, and not at all while its TriggerAuthentication is refused.
         targets = trust.TARGETS_DEPLOYMENT
         phases = [
             [w for w in p.writes if w.kind is not DEPLOYMENT and w.kind not in targets],

@@ -138,6 +138,9 @@ class Scaler:
     manager: str = MANAGERS.scaler
     states: dict[tuple[str, str], PoolState] = field(default_factory=dict, init=False)
     _builtin: set[tuple[str, str]] = field(default_factory=set, init=False)
+    # metadata.generation of each Builtin pool as last seen: only a spec change (a new
+    # generation) brings a pool's next step forward, not its status or metadata moving.
+    _generation: dict[tuple[str, str], object] = field(default_factory=dict, init=False)
     _released: set[tuple[str, str]] = field(default_factory=set, init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
 
@@ -164,11 +167,19 @@ class Scaler:
         if builtin:
             self._builtin.add(key)
             self._released.discard(key)
+            generation = (body.get("metadata") or {}).get("generation")
+            changed = self._generation.get(key, generation) != generation
+            self._generation[key] = generation
             state = self.states.get(key)
-            if state is not None and type_ == "MODIFIED":
-                state.next_at = 0.0  # a spec change is looked at now, not a period later
+            if state is not None and type_ == "MODIFIED" and changed:
+                # A spec change is looked at now, not a period later. A status write (the
+                # scaler's own, the reconciler's) is not: an extra step would re-time the
+                # pool's next poll from now, and a pool whose status moves every few seconds
+                # would have its polls put off again and again.
+                state.next_at = 0.0
         elif key in self._builtin:
             self._builtin.discard(key)
+            self._generation.pop(key, None)
             self.states.pop(key, None)
             for gauge in (metrics.BACKLOG, metrics.DESIRED):
                 with contextlib.suppress(KeyError):

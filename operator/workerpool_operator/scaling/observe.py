@@ -25,7 +25,10 @@ the engine polls every max(pollIntervalSeconds, 5.25 s): every poll then gets fr
 stats, the fewest calls for the best latency (see bench/bench_autoscaling.py for the numbers).
 
 Failures come back as a `Reading` with `error` set (the decision then keeps the replicas); the
-queue is retried with exponential backoff and recovers by itself when Temporal is back.
+queue is retried with exponential backoff, and as soon as a round through the same connection
+succeeds (another queue's, or its own retry) every queue of that connection polls again at its
+next step: a back-off that outlived the outage would hold replicas for up to
+`BACKOFF_MAX_SECONDS` after Temporal is back (the Builtin engine's from-N tail, issue 21).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter as CallCounter
 from collections.abc import Callable
@@ -123,6 +127,10 @@ class BacklogPoller:
         # By (credentials fingerprint, task queue, types polled): tenants never see each other's
         # readings, and a reading of fewer types is never served to a pool that polls more.
         self._entries: dict[tuple[str, str, frozenset[int]], _Entry] = {}
+        # By credentials fingerprint: when the latest round that succeeded through it started
+        # (the server answers again; per fingerprint, so one tenant's good credentials never
+        # cut another tenant's back-off short).
+        self._ok_at: dict[str, float] = {}
         self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
 
     async def observe(
@@ -154,12 +162,16 @@ class BacklogPoller:
             tolerance = min(1.0, 0.2 * max_age)
             if now - last.fetched_at < max_age - tolerance and not want_count:
                 return last
-            if last.error is not None and now < entry.retry_at:
+            if last.error is not None and now < entry.retry_at and not self._back(conn, last):
                 return last
         entry.inflight = asyncio.create_task(
             self._round(conn, task_queue, entry, key, want_count, types)
         )
         return await asyncio.shield(entry.inflight)
+
+    def _back(self, conn: Connection, failed: Reading) -> bool:
+        """A round through `conn` succeeded since `failed` started: the server answers again."""
+        return self._ok_at.get(conn.fingerprint(), -math.inf) > failed.fetched_at
 
     async def close(self) -> None:
         """Cancel in-flight rounds and forget every reading."""
@@ -169,6 +181,7 @@ class BacklogPoller:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await entry.inflight
         self._entries.clear()
+        self._ok_at.clear()
 
     def evict_idle(self, idle_seconds: float = CLIENT_IDLE_SECONDS) -> int:
         """Drop the clients unused for `idle_seconds` and the readings made through them
@@ -176,6 +189,7 @@ class BacklogPoller:
         stale = self.clients.evict_idle(idle_seconds)
         for conn in stale:
             fp = conn.fingerprint()
+            self._ok_at.pop(fp, None)
             for key in [k for k in self._entries if k[0] == fp]:
                 if self._entries[key].inflight is None:
                     del self._entries[key]
@@ -208,6 +222,8 @@ class BacklogPoller:
             if entry.failures:
                 log.info("Temporal poll of %s recovered after %d failures", key, entry.failures)
             entry.failures = 0
+            fp = conn.fingerprint()
+            self._ok_at[fp] = max(self._ok_at.get(fp, -math.inf), started)
         entry.last = reading
         entry.inflight = None
         return reading
