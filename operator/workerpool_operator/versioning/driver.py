@@ -98,6 +98,7 @@ class VersioningDriver:
             )
         except (RPCError, Backoff, CredentialsError, TimeoutError, OSError, RuntimeError) as exc:
             metrics.TEMPORAL_CALLS.labels("DescribeWorkerDeployment", "error").inc()
+            log.warning("%s/%s: Worker Deployment not read: %s", *_key(pool), _words(exc))
             return VersioningObserved(now=now, identity=self.identity, error=_words(exc))
         # One Describe, one exact count per version, the gate and the unversioned pollers.
         calls = metrics.TEMPORAL_CALLS
@@ -149,6 +150,8 @@ class VersioningDriver:
             out.refused = out.refused or f"routing change not made: {_words(exc)}"
         for call in out.done:
             log.info("%s/%s: %s", *_key(pool), describe_call(call))
+        if out.refused:
+            log.warning("%s/%s: %s", *_key(pool), out.refused)
         return out
 
 
