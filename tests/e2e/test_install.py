@@ -173,13 +173,17 @@ def test_the_service_accounts_permissions_are_exactly_the_kind_registry(
     kube_cluster: Any, namespace: str
 ) -> None:
     """What the API server grants the ServiceAccount (auth can-i --list), printed, equals
-    kinds.py: no verb the code does not use (e.g. no delete on Deployments, Services, PDBs,
-    no Secret writes, no reads of Secrets beyond list/watch, which the label selector limits)."""
+    kinds.py: no verb the code does not use (e.g. no delete on Services, PDBs or
+    ServiceAccounts, which go with their pool; delete on Deployments only because a versioned
+    pool's retired builds are deleted; no Secret writes, no reads of Secrets beyond list/watch,
+    which the label selector limits)."""
     from workerpool_operator import kinds
 
     cluster = expected_grants((*kinds.CLUSTER_RULE_KINDS, *kinds.CLUSTER_ONLY_KINDS))
     assert can_i_list(kube_cluster, namespace) == cluster
     own = can_i_list(kube_cluster, SYSTEM_NS)
     assert own == {**cluster, **expected_grants(kinds.OWN_NAMESPACE_KINDS)}
-    assert "delete" not in own["deployments.apps"]
+    assert "delete" in own["deployments.apps"]  # a versioned pool's retired builds
+    assert "delete" not in own["services"]
+    assert "delete" not in own["poddisruptionbudgets.policy"]
     assert own["secrets"] == {"list", "watch"}

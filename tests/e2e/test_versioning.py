@@ -269,12 +269,19 @@ async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
                          state)  # fmt: skip
         await running.signal("finish")
         assert await running.result() == "v1:m"  # not stranded: it went on on the build
+
         # Autoscaled: the scaler's decision reaches the target build's Deployment.
-        st = status(kube_cluster, ns, name)
-        (dep,) = [d for d in builds.deployments()
-                  if d["metadata"]["labels"][BUILD_ID_LABEL] == first]  # fmt: skip
-        assert st.get("desiredReplicas") is not None
-        assert dep["spec"]["replicas"] == max(1, st["desiredReplicas"])
+        def scaled() -> bool:
+            desired = status(kube_cluster, ns, name).get("desiredReplicas")
+            deps = [d for d in builds.deployments()
+                    if d["metadata"]["labels"][BUILD_ID_LABEL] == first]  # fmt: skip
+            return (
+                desired is not None
+                and len(deps) == 1
+                and deps[0]["spec"]["replicas"] == max(1, desired)
+            )
+
+        await eventually(scaled, "the scaler's decision on the build's Deployment", state)
 
         # Progressive to v2; the operator is SIGKILLed during the step's pause and resumes it.
         progressive = {"strategy": "Progressive",

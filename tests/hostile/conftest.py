@@ -179,10 +179,13 @@ def field_named(message: str) -> bool:
     return re.search(r"\b(spec|metadata)\.[A-Za-z]", message) is not None
 
 
-def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> list[str] | None:
+def deployment_mismatch(
+    pool: dict[str, Any], deployments: dict[str, dict[str, Any]]
+) -> list[str] | None:
     """Where the live Deployment differs from what the operator's pure planner renders for the
     pool as stored, field by field (replicas only when the spec fixes them); [] when it matches,
-    None when the planner renders no Deployment for it (its status must then say why)."""
+    None when the planner renders no Deployment for it (its status must then say why). The
+    Deployment is the one the planner names: the pool's, or a versioned pool's target build."""
     from workerpool_operator.kinds import DEPLOYMENT
     from workerpool_operator.reconcile.diff import is_subset
     from workerpool_operator.reconcile.model import Observed
@@ -196,6 +199,7 @@ def deployment_mismatch(pool: dict[str, Any], live: dict[str, Any] | None) -> li
     )  # fmt: skip
     if want is None:
         return None
+    live = deployments.get(want["metadata"]["name"])
     if live is None:
         return ["no Deployment"]
     out = []

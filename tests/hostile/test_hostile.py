@@ -243,7 +243,7 @@ def test_generated_specs_are_rejected_or_reconciled(bed: HostileBed) -> None:
     mismatched: dict[str, list[str]] = {}
     failed_unnamed, named = [], []
     for o in reconciled:
-        diff = None if o in failed else deployment_mismatch(pools[o.name], deployments.get(o.name))
+        diff = None if o in failed else deployment_mismatch(pools[o.name], deployments)
         if diff is None:
             named.append(o)
             if not field_named(str((ready_of(pools[o.name]) or {}).get("message"))):
