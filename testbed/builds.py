@@ -25,9 +25,9 @@ from typing import IO, Any
 from testbed.cluster import TestbedError, kubectl
 from testbed.runtime import runtime_env
 from testbed.temporal import TemporalDevServer
+from workerpool_operator.names import POOL_LABEL
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 
-BUILD_ID_LABEL = "workerpools.io/build-id"
-POOL_LABEL = "workerpools.io/pool"
 # Settings a build's Deployment hands its workers that the local processes take over as-is.
 BUILD_SETTINGS = (
     "TWP_WORKFLOWS",
@@ -70,7 +70,9 @@ class BuildWorkers:
         self._thread.start()
 
     def deployments(self) -> list[dict[str, Any]]:
-        selector = f"{POOL_LABEL}={self.pool}" + (f",{BUILD_ID_LABEL}" if self.versioned else "")
+        # Versioned: the build Deployments; unversioned: the pool's own Deployment only.
+        build = BUILD_ID_LABEL if self.versioned else f"!{BUILD_ID_LABEL}"
+        selector = f"{POOL_LABEL}={self.pool},{build}"
         out = kubectl(
             self.kubeconfig, "get", "deployments", "-n", self.namespace, "-o", "json",
             "-l", selector,

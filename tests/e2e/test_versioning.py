@@ -326,3 +326,89 @@ async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
         plain.close()
         builds.close()
         op.stop()
+
+
+async def test_leaving_versioning_routes_back_to_unversioned_and_retires_builds(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_temporal_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """spec.versioning removed: the pool's unversioned Deployment comes back, new work goes to
+    its workers once they poll, a pinned workflow finishes on its build, and then the build's
+    Deployment and its Temporal version are retired."""
+    ns, name = namespace, "refunds"
+    queue = f"back-{uuid.uuid4().hex[:8]}"
+    server = versioning_temporal_server
+    deployment = f"{ns}/{name}"
+    op = OperatorProcess(
+        kube_cluster.kubeconfig, "versioning-back", "-n", ns, "--cluster-name", "e2e",
+        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
+    )  # fmt: skip
+    plain = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path, versioned=False)
+    builds = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
+    client = await Client.connect(server.address, namespace=server.namespace)
+
+    async def state() -> str:
+        st = status(kube_cluster, ns, name)
+        temporal = await describe(client, deployment)
+        return (f"temporal: {temporal}\n" + json.dumps(st, indent=1)[-4000:]
+                + f"\nplain {plain.running()} builds {builds.running()}\n"
+                + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
+
+    try:
+        kube_cluster.apply([versioned_pool(name, queue, server, V1)], namespace=ns)
+        v1 = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId")
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "build v1 current", state,
+        )  # fmt: skip
+        pinned = await client.start_workflow("OrderFlow", "p", id=f"{queue}-p", task_queue=queue)
+        await eventually(lambda: _started(pinned), "the pinned workflow runs on v1", state)
+
+        # Versioning removed, and the code changed: the unversioned workers run v2's code, so
+        # where each workflow ran shows in its result.
+        unversioned = versioned_pool(name, queue, server, V2)
+        del unversioned["spec"]["versioning"]
+        kube_cluster.apply([unversioned], namespace=ns)
+        await eventually(lambda: plain.ready_at, "the unversioned worker polls", state)
+
+        async def routed_back() -> bool:
+            return (await describe(client, deployment)).current_build is None
+
+        await eventually(routed_back, "new work routed back to unversioned workers", state)
+        await eventually(
+            lambda: "versioning removed" in condition(kube_cluster, ns, name, "VersionRollout")
+            .get("message", ""), "the status says the pool left versioning", state,
+        )  # fmt: skip
+        fresh = await client.start_workflow("OrderFlow", "n", id=f"{queue}-n", task_queue=queue)
+        await fresh.signal("finish")
+        assert await fresh.result() == "v2:n"  # new work ran on the unversioned worker
+        assert v1 in builds.running()  # pinned work open: its build keeps its worker
+
+        await pinned.signal("finish")
+        assert await pinned.result() == "v1:p"  # finished on the build that started it
+        assert await nondeterminism(pinned) == 0
+        await eventually(lambda: v1 not in builds.builds(), "build v1's Deployment deleted",
+                         state)  # fmt: skip
+        await eventually(
+            lambda: "versions" not in status(kube_cluster, ns, name),
+            "status.versions emptied once the Temporal version is gone", state,
+        )  # fmt: skip
+        assert (await describe(client, deployment)).versions == ()
+        st = status(kube_cluster, ns, name)
+        assert "workerDeploymentName" not in st
+        assert "currentBuildId" not in st
+        assert op.tracebacks() == 0
+    finally:
+        plain.close()
+        builds.close()
+        op.stop()
+
+
+async def _started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """A workflow task completed: a worker took it."""
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+    return False

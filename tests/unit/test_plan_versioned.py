@@ -19,10 +19,12 @@ from workerpool_operator.render import Capabilities
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name
 from workerpool_operator.versioning.model import (
+    DeleteVersion,
     DeploymentState,
     Observation,
     SetCurrent,
     SetManager,
+    TemporalStatus,
     VersionSummary,
 )
 
@@ -215,3 +217,108 @@ def test_sunset_counts_from_the_stored_drained_since() -> None:
                                  "drainedSince": "2026-12-06T11:58:00Z"}]}  # fmt: skip
     later = plan(b, Capabilities(), Observed(builds=(old,), versioning=obs))
     assert later.retire == [("orders-old", "uid-orders-old")]  # 120 s ago
+
+
+def _left_versioning() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pool whose spec.versioning was removed while build "old" is current, and that
+    build's Deployment (its env names the Worker Deployment)."""
+    b = body(replicas=2)
+    b["status"] = {"workerDeploymentName": "shop/orders", "currentBuildId": "old",
+                   "versions": [{"buildId": "old", "state": "Current"}]}  # fmt: skip
+    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                 "ownerReferences": [{"controller": True, "uid": UID}]},
+                 "spec": {"replicas": 2}}, ready=2)  # fmt: skip
+    return b, old
+
+
+def leaving_obs(
+    current: str | None, status: TemporalStatus, open_: int, pollers: bool
+) -> VersioningObserved:
+    state = DeploymentState(
+        exists=True,
+        manager_identity=ME,
+        current_build=current,
+        versions=(VersionSummary("old", status),),
+    )
+    observation = Observation(state, {"old": open_}, gate=None, unversioned_pollers=pollers)
+    return VersioningObserved(now=NOW, identity=ME, observation=observation)
+
+
+def test_leaving_versioning_waits_for_unversioned_workers_before_moving_new_work() -> None:
+    b, old = _left_versioning()
+    p = plan(b, Capabilities(), Observed(builds=(old,),
+             versioning=leaving_obs("old", "Current", 3, pollers=False)))  # fmt: skip
+    # The pool's own Deployment comes back; the build keeps running and routing is unchanged.
+    (dep,) = [w.manifest for w in p.writes if w.kind is DEPLOYMENT]
+    assert dep["metadata"]["name"] == "orders"
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == ()
+    assert p.retire == []
+    assert p.versioned.scale == {}
+    rollout = p.conditions["VersionRollout"]
+    assert (rollout.status, rollout.reason) == ("False", Reason.WAITING_FOR_POLLERS)
+    assert p.conditions[api.CONDITION_READY].status == "False"
+    assert p.fields["workerDeploymentName"] == "shop/orders"
+    assert "targetBuildId" not in p.fields
+
+
+def test_leaving_versioning_routes_back_then_drains_and_retires_every_build() -> None:
+    b, old = _left_versioning()
+    p = plan(b, Capabilities(), Observed(builds=(old,),
+             versioning=leaving_obs("old", "Current", 3, pollers=True)))  # fmt: skip
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == (SetCurrent(None),)
+    assert p.versioned.deployment == "shop/orders"
+    assert p.retire == []
+    assert p.versioned.scale == {}
+    # Demoted with pinned work still open: it keeps its workers.
+    p = plan(b, Capabilities(), Observed(builds=(old,),
+             versioning=leaving_obs(None, "Draining", 3, pollers=True)))  # fmt: skip
+    assert p.versioned is not None
+    assert p.retire == []
+    assert p.versioned.routing.calls == ()
+    assert p.versioned.status["versions"][0]["state"] == "Draining"
+    # The last pinned workflow ended: the build goes at once (nothing to roll back to).
+    p = plan(b, Capabilities(), Observed(builds=(old,),
+             versioning=leaving_obs(None, "Draining", 0, pollers=True)))  # fmt: skip
+    assert p.retire == [("orders-old", "uid-orders-old")]
+    # Deployment gone: its Temporal version is deleted; then nothing is left to track.
+    p = plan(b, Capabilities(), Observed(builds=(),
+             versioning=leaving_obs(None, "Drained", 0, pollers=True)))  # fmt: skip
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == (DeleteVersion("old"),)
+    gone = DeploymentState(exists=True, manager_identity=ME)
+    empty = VersioningObserved(now=NOW, identity=ME, observation=Observation(gone, {}, None, True))
+    p = plan(b, Capabilities(), Observed(versioning=empty))
+    assert p.versioned is not None
+    assert p.versioned.left
+    # An unversioned pool again: no versioning status field or condition is left.
+    assert not {"versions", "workerDeploymentName", "currentBuildId"} & set(p.fields)
+    assert "VersionRollout" not in p.conditions
+
+
+def test_leaving_versioning_holds_the_builds_while_temporal_is_unreadable() -> None:
+    b, old = _left_versioning()
+    down = VersioningObserved(now=NOW, identity=ME, error="UNAVAILABLE: connection refused")
+    p = plan(b, Capabilities(), Observed(builds=(old,), versioning=down))
+    assert p.retire == []
+    assert p.versioned is None
+    # status.versions is kept, so the next pass still knows which builds to retire.
+    assert p.fields["versions"] == b["status"]["versions"]
+    assert p.fields["currentBuildId"] == "old"
+    assert p.conditions["VersionRollout"].reason == Reason.TEMPORAL_UNAVAILABLE
+
+
+def test_a_status_that_drops_a_versioning_field_is_written() -> None:
+    """Server-side apply removes a field only when the status is applied without it: a pass
+    whose status is otherwise unchanged is still written once a versioning field goes."""
+    from workerpool_operator.reconcile.report import _drops
+
+    ready = {"type": "Ready", "status": "True"}
+    rollout = {"type": "VersionRollout", "status": "True"}
+    live = {"replicas": 1, "versions": [], "conditions": [ready, rollout]}
+    assert _drops({"replicas": 1, "conditions": [ready, rollout]}, live)
+    assert _drops({"replicas": 1, "versions": [], "conditions": [ready]}, live)
+    assert not _drops({"replicas": 1, "versions": [], "conditions": [ready, rollout]}, live)
+    # Fields other writers own (the Builtin scaler's) are not the reconciler's to drop.
+    assert not _drops({"conditions": []}, {"backlog": {"count": 3}, "conditions": []})

@@ -387,6 +387,9 @@ class TemporalWorkerPoolStatus(Model):
     """When the Builtin autoscaler last changed the replicas (RFC 3339)."""
     versions: VersionList | None = None
     """Versioned pools: every build the operator runs or still tracks (spec.versioning)."""
+    worker_deployment_name: str | None = None
+    """Versioned pools: the Temporal Worker Deployment the builds register in (kept after
+    spec.versioning is removed, until the pool's last build is retired)."""
     current_build_id: str | None = None
     """Versioned pools: the build Temporal routes new work to."""
     target_build_id: str | None = None

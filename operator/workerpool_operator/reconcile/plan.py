@@ -51,6 +51,7 @@ from workerpool_operator.reconcile.status import (
 )
 from workerpool_operator.reconcile.versioned import (
     keeps_unversioned,
+    leaving,
     plan_builds,
     routing_conditions,
 )
@@ -243,6 +244,9 @@ def plan(
     digest = credentials_hash(pool, observed.secrets)
     wanted: set[Kind] = set()
     versioned = pool.spec.versioning is not None
+    # spec.versioning removed: the unversioned Deployment is rendered as for any pool, while
+    # the builds drain (versioned.leaving).
+    leaving_to = None if versioned else leaving(pool_body, observed.builds)
     if versioned:
         # One Deployment per build instead of the pool's own (see _plan_builds).
         manifests = [m for m in manifests if child(m["apiVersion"], m["kind"]) is not DEPLOYMENT]
@@ -280,17 +284,20 @@ def plan(
     if versioned:
         deployment = plan_builds(out, pool, pool_body, observed, digest)
     else:
+        if leaving_to is not None:
+            plan_builds(out, pool, pool_body, observed, digest)
         out.handover = _handover(pool, deployment, managers)
     workload = workload_from_deployment(deployment)
     for cond in workload_conditions(workload, autoscaled=engine != "Fixed"):
         out.conditions[cond.type] = cond
-    if versioned:
+    if versioned or leaving_to is not None:
         routing_conditions(out)
     sm = service_monitor_condition(pool, caps)
     out.conditions[sm.type] = sm
     for cond in autoscaling.conditions:
         out.conditions[cond.type] = cond
-    out.fields = {
+    # update: a versioned pool whose Temporal could not be read has kept its routing fields
+    out.fields.update({
         "replicas": workload.replicas,
         "readyReplicas": workload.ready,
         "selector": selector_string(pool),
@@ -298,7 +305,7 @@ def plan(
         "connection": pool.spec.effective_connection.address,
         # which runtime the workers run: an unpinned tag follows the operator's version
         "runtimeImage": pool.spec.image.reference,
-    }
+    })  # fmt: skip
     if engine != "Builtin":  # the Builtin scaler owns desiredReplicas with its own manager
         out.fields["desiredReplicas"] = workload.desired
     if out.versioned is not None:

@@ -101,7 +101,7 @@ class Reconciler:
             return False
         start = time.perf_counter()
         versioned = None
-        if self.versioning is not None and (body.get("spec") or {}).get("versioning") is not None:
+        if self.versioning is not None and _versioned(body):
             versioned = await self.versioning.observe(body)  # Temporal's side, read before the plan
         p = plan(
             body,
@@ -147,7 +147,9 @@ class Reconciler:
         ns = body["metadata"]["namespace"]
         obj = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
         routing = p.versioned.routing
-        carried = await self.versioning.carry_out(body, routing, conflict_token)
+        carried = await self.versioning.carry_out(
+            body, routing, conflict_token, p.versioned.deployment
+        )
         outcome.routing_refused = carried.refused
         if carried.done and not carried.refused:
             for event in routing.events:
@@ -206,3 +208,11 @@ def _spec_changed(obj: dict[str, Any]) -> bool:
     """A new pool, or a spec the status does not describe yet: its reconcile goes first."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     return status.get("observedGeneration") != meta.get("generation")
+
+
+def _versioned(body: dict[str, Any]) -> bool:
+    """Versioned, or left versioning with builds still to retire (status.versions): Temporal's
+    side is read before the plan."""
+    return (body.get("spec") or {}).get("versioning") is not None or bool(
+        (body.get("status") or {}).get("versions")
+    )

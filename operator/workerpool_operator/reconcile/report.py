@@ -15,6 +15,7 @@ from workerpool_operator.reconcile.diff import is_subset
 from workerpool_operator.reconcile.model import Outcome, Plan
 from workerpool_operator.reconcile.plan import finish
 from workerpool_operator.reconcile.status import now_rfc3339
+from workerpool_operator.reconcile.versioned import STATUS_CONDITIONS, STATUS_FIELDS
 
 # Ready reasons a user must act on: each new one (or a new message) gets a Warning Event.
 PROBLEMS = frozenset(
@@ -37,12 +38,23 @@ def _ready(conditions: list[dict[str, Any]] | None) -> dict[str, Any]:
     return next((c for c in conditions or [] if c.get("type") == api.CONDITION_READY), {})
 
 
+def _drops(status: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """A versioning field or condition the stored status has and this pass no longer sets."""
+    if (set(live) & STATUS_FIELDS) - set(status):
+        return True
+    kept = {c.get("type") for c in status.get("conditions") or []}
+    return any(
+        c.get("type") in STATUS_CONDITIONS and c.get("type") not in kept
+        for c in live.get("conditions") or []
+    )
+
+
 async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome) -> None:
     meta = body["metadata"]
     live = body.get("status") or {}
     generation = int(meta.get("generation") or 0)
     status = finish(p, outcome, live, generation=generation, now=now_rfc3339())
-    if is_subset(status, live):
+    if is_subset(status, live) and not _drops(status, live):
         return
     await kube.apply_status(POOL_STATUS, meta["namespace"], meta["name"], status)
     before, now = _ready(live.get("conditions")), _ready(status["conditions"])

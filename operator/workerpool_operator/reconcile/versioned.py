@@ -4,11 +4,12 @@ again, and what Ready means for it (the target build current and available)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from worker_runtime.contract import env_var
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.api.versioning import VersionStatus
 from workerpool_operator.kinds import DEPLOYMENT
@@ -24,6 +25,7 @@ from workerpool_operator.reconcile.model import (
 from workerpool_operator.reconcile.status import ConditionSpec
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
+from workerpool_operator.versioning.model import LIMIT_CONDITION as LIMIT
 from workerpool_operator.versioning.model import ROLLOUT_CONDITION as ROLLOUT
 from workerpool_operator.versioning.pool import plan_pass
 
@@ -31,8 +33,37 @@ from workerpool_operator.versioning.pool import plan_pass
 # its first poll, a gate running), while a build drains (its last pinned workflow ending is no
 # Kubernetes event: the exact count is read again) and at rest (routing changed by others).
 ROLLOUT_POLL_SECONDS = 1.0
+# What only a versioned pool's status carries: a pass that no longer sets one (a ramp ended,
+# the pool left versioning) must write the status even when the rest is unchanged, so that
+# server-side apply removes it.
+STATUS_FIELDS = frozenset(
+    {"versions", "workerDeploymentName", "currentBuildId", "targetBuildId", "rampPercentage"}
+)
+STATUS_CONDITIONS = frozenset({ROLLOUT, LIMIT})
 DRAIN_POLL_SECONDS = 3.0
 STEADY_POLL_SECONDS = 30.0
+
+
+def leaving(pool_body: Mapping[str, Any], builds: Sequence[Mapping[str, Any]]) -> str | None:
+    """A pool whose spec.versioning was removed while builds of it still run or are tracked:
+    the Worker Deployment they registered in (status, else a build's own env, else the
+    default name). None for every other pool."""
+    if (pool_body.get("spec") or {}).get("versioning") is not None:
+        return None
+    status = pool_body.get("status") or {}
+    if not status.get("versions"):
+        return None
+    name = status.get("workerDeploymentName")
+    if name:
+        return str(name)
+    for build in builds:
+        containers = build.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+        for c in containers or []:
+            for e in c.get("env") or []:
+                if e.get("name") == env_var("worker_deployment_name") and e.get("value"):
+                    return str(e["value"])
+    meta = pool_body.get("metadata") or {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name')}"
 
 
 def build_deployments(pool: api.TemporalWorkerPool, observed: Observed) -> list[Mapping[str, Any]]:
@@ -72,7 +103,8 @@ def plan_builds(
     """A versioned pool's Deployments: the routing pass (versioning/pool.py) when Temporal was
     read, else only the target build's Deployment made sure of (nothing scaled or deleted
     blind). Returns the target build's live Deployment (Ready and Progressing describe it)."""
-    target = target_build_id(pool)
+    leaving_to = leaving(pool_body, observed.builds)
+    target = "" if leaving_to is not None else target_build_id(pool)
     builds = build_deployments(pool, observed)
     by_build = {str(b["metadata"]["labels"][BUILD_ID_LABEL]): b for b in builds}
     by_name = {str(b["metadata"]["name"]): b for b in builds}
@@ -89,13 +121,13 @@ def plan_builds(
         )
         out.requeue_after = DRAIN_POLL_SECONDS * 5
         status = pool_body.get("status") or {}
-        if target not in by_build:
+        if target and target not in by_build:
             manifest = render_build_deployment(pool, target, replicas=max(1, desired))
             _add_build_write(out, pool, manifest, None, digest)
-        out.fields.update(
-            {k: status[k] for k in ("currentBuildId", "rampPercentage") if k in status},
-            targetBuildId=target,
-        )
+        kept = ("currentBuildId", "rampPercentage", "workerDeploymentName", "versions")
+        out.fields.update({k: status[k] for k in kept if k in status})
+        if target:
+            out.fields["targetBuildId"] = target
         return by_build.get(target)
     vp = plan_pass(
         pool,
@@ -105,6 +137,7 @@ def plan_builds(
         now=vo.now,
         desired_replicas=desired,
         previous=stored_versions(pool_body),
+        leaving=leaving_to,
     )
     out.versioned = vp
     for manifest in vp.apply:
@@ -153,6 +186,8 @@ def routing_conditions(out: Plan) -> None:
     done, Ready says what the rollout waits for; a failed gate or routing owned by someone else
     is Degraded as well. VersionRollout and VersionLimit carry the routing plan's own words."""
     ready, degraded = api.CONDITION_READY, api.CONDITION_DEGRADED
+    if out.versioned is not None and out.versioned.left:
+        return  # an unversioned pool again: no versioning conditions
     if out.versioned is None:
         rollout = out.conditions.get(ROLLOUT)
         if rollout is not None and out.conditions[ready].status == "True":

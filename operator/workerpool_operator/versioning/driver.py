@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.reconcile.model import VersioningObserved
+from workerpool_operator.reconcile.versioned import leaving
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.temporal.clients import TemporalClients
@@ -84,12 +85,19 @@ class VersioningDriver:
         except ValidationError:
             return None
         versioning = pool.spec.versioning
-        if versioning is None:
+        leaving_to = leaving(body, self.view.builds_of(pool.namespace, pool.name))
+        if versioning is None and leaving_to is None:
             return None
         now = datetime.now(UTC)
-        deployment = versioning.effective_deployment_name(pool.namespace, pool.name)
-        target = target_build_id(pool)
-        gate = gate_workflow_id(deployment, target) if versioning.gate is not None else None
+        gate = None
+        if versioning is not None:
+            deployment = versioning.effective_deployment_name(pool.namespace, pool.name)
+            target = target_build_id(pool)
+            if versioning.gate is not None:
+                gate = gate_workflow_id(deployment, target)
+        else:
+            assert leaving_to is not None
+            deployment, target = leaving_to, ""  # builds drain to the unversioned workers
         try:
             client = await self._client(pool, body)
             observation = await asyncio.wait_for(
@@ -106,7 +114,7 @@ class VersioningDriver:
         calls.labels("CountWorkflowExecutions", "ok").inc(len(observation.temporal.versions))
         if observation.gate is not None:
             calls.labels("DescribeWorkflowExecution", "ok").inc()
-        if observation.temporal.current_build is None:
+        if observation.temporal.current_build is None or not target:
             calls.labels("DescribeTaskQueue", "ok").inc()
         return VersioningObserved(now=now, identity=self.identity, observation=observation)
 
@@ -115,14 +123,13 @@ class VersioningDriver:
         body: Mapping[str, Any],
         routing: RoutingPlan,
         conflict_token: bytes,
+        deployment: str,
     ) -> Carried:
         """The plan's routing calls in order (with the observed conflict token), then its gate."""
         out = Carried()
         if not routing.calls and routing.start_gate is None:
             return out
         pool = api.TemporalWorkerPool.from_body(body)
-        assert pool.spec.versioning is not None
-        deployment = pool.spec.versioning.effective_deployment_name(pool.namespace, pool.name)
         try:
             client = await self._client(pool, body)
             if routing.calls:

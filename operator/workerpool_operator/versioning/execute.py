@@ -336,7 +336,8 @@ async def observe_pool(
     gate_workflow_id: str | None,
 ) -> Observation:
     """One Describe, one exact count per known version, the gate (when the spec has one and the
-    target is not current yet) and, while nothing is current, the unversioned-poller check."""
+    target is not current yet) and, while nothing is current or the pool left versioning
+    (`target_build` ""), the unversioned-poller check."""
     state = await observe(client, deployment)
     counts: dict[str, int | None] = {}
     for v in state.versions:
@@ -345,6 +346,6 @@ async def observe_pool(
     if gate_workflow_id is not None and state.current_build != target_build:
         gate = await observe_gate(client, gate_workflow_id)
     pollers = False
-    if state.current_build is None:
+    if state.current_build is None or not target_build:  # from, or back to, unversioned
         pollers = await unversioned_pollers(client, task_queue)
     return Observation(state, counts, gate, pollers)

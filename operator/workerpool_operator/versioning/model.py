@@ -90,7 +90,7 @@ class RoutingInput:
     spec: VersioningSpec
     pool: str
     deployment: str  # Temporal Worker Deployment name
-    target_build: str
+    target_build: str  # "": the pool left versioning, its unversioned workers are the target
     task_queue: str  # the pool's queue: the gate's default
     identity: str  # this operator's manager identity (per-cluster suffix included)
     temporal: DeploymentState

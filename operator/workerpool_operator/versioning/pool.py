@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.api.versioning import VersionStatus
+from workerpool_operator.api.versioning import SunsetSpec, VersioningSpec, VersionStatus
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
@@ -37,10 +37,12 @@ from workerpool_operator.versioning.routing import (
 @dataclass(frozen=True)
 class VersionedPass:
     routing: RoutingPlan
+    deployment: str  # the Temporal Worker Deployment the calls go to
     apply: list[Manifest] = field(default_factory=list)  # the target build's Deployment
     scale: dict[str, int] = field(default_factory=dict)  # other builds: Deployment -> replicas
     delete: list[str] = field(default_factory=list)  # Deployment names
     status: dict[str, Any] = field(default_factory=dict)  # status fields (camelCase)
+    left: bool = False  # the pool left versioning and its last build is retired everywhere
 
 
 def build_deployments(live: Iterable[Mapping[str, Any]]) -> dict[str, BuildDeployment]:
@@ -61,6 +63,17 @@ def build_deployments(live: Iterable[Mapping[str, Any]]) -> dict[str, BuildDeplo
     return out
 
 
+# A pool whose spec.versioning was removed: new work goes back to unversioned workers at once
+# (once they poll), and each build is retired as soon as its last pinned workflow ends; the
+# spec's own sunset settings left with it, and nothing is kept for a rollback to.
+LEAVING = VersioningSpec(
+    strategy="AllAtOnce",
+    rollback_window_seconds=0,
+    sunset=SunsetSpec(scale_down_delay_seconds=0, delete_delay_seconds=0),
+    retention=0,
+)
+
+
 def plan_pass(
     pool: TemporalWorkerPool,
     *,
@@ -70,13 +83,18 @@ def plan_pass(
     now: datetime,
     desired_replicas: int,
     previous: Sequence[VersionStatus] | None = None,
+    leaving: str | None = None,
 ) -> VersionedPass:
     """Everything one pass of a versioned pool does: see the module docstring. `previous` is
     the stored status.versions (drainedSince counts sunset delays from there); default: the
-    pool model's status."""
-    versioning = pool.spec.versioning
-    assert versioning is not None, "only versioned pools come here"
-    target = target_build_id(pool)
+    pool model's status. `leaving`: the Worker Deployment of a pool that left versioning (its
+    builds drain to the unversioned Deployment, which the caller renders)."""
+    if leaving is not None:
+        versioning, target, deployment = LEAVING, "", leaving
+    else:
+        assert pool.spec.versioning is not None, "only versioned pools come here"
+        versioning, target = pool.spec.versioning, target_build_id(pool)
+        deployment = versioning.effective_deployment_name(pool.namespace, pool.name)
     deployments = build_deployments(live)
     if previous is None:
         previous = pool.status.versions if pool.status and pool.status.versions else []
@@ -84,7 +102,7 @@ def plan_pass(
         RoutingInput(
             spec=versioning,
             pool=pool.name,
-            deployment=versioning.effective_deployment_name(pool.namespace, pool.name),
+            deployment=deployment,
             target_build=target,
             task_queue=pool.spec.task_queue,
             identity=identity,
@@ -98,7 +116,7 @@ def plan_pass(
             unversioned_pollers=observed.unversioned_pollers,
         )
     )
-    out = VersionedPass(routing=routing)
+    out = VersionedPass(routing=routing, deployment=deployment)
     for v in routing.versions:
         kube = deployments.get(v.build_id)
         if v.delete:
@@ -107,9 +125,13 @@ def plan_pass(
             out.apply.append(render_build_deployment(pool, target, replicas=v.replicas))
         elif kube is not None and kube.replicas != v.replicas:
             out.scale[kube.name] = v.replicas
+    if leaving is not None and not routing.versions:
+        # Nothing left of any build, here or in Temporal: the versioning status goes too.
+        return VersionedPass(routing=routing, deployment=deployment, left=True)
     out.status.update(
+        workerDeploymentName=deployment,
         currentBuildId=routing.current_build,
-        targetBuildId=target,
+        targetBuildId=target or None,
         rampPercentage=routing.ramp_percentage,
         versions=[s.dump() for s in status_versions(routing, deployments)],
     )

@@ -70,6 +70,8 @@ def _seconds(later: datetime, earlier: datetime | None) -> float:
 def _route(inp: RoutingInput) -> _Routing:
     """What to change in Temporal's routing, and why (or why not)."""
     spec, t, target = inp.spec, inp.temporal, inp.target_build
+    if not target:
+        return _route_unversioned(inp)
     r = _Routing()
     summary = t.summary(target)
     if t.current_build == target and t.ramping_build is None:
@@ -196,6 +198,45 @@ def _route(inp: RoutingInput) -> _Routing:
     r.reason, r.step, r.wait = Reason.RAMPING, index, float(steps[index].pause_seconds)
     r.message = f"build {target} gets {pct:g}% of new work (step {index + 1}/{len(steps)})"
     r.events.append(Event(Reason.RAMPING, r.message))
+    return r
+
+
+def _route_unversioned(inp: RoutingInput) -> _Routing:
+    """The pool left versioning (spec.versioning removed): new work goes back to its
+    unversioned workers, once they poll; every build then drains and is retired."""
+    t = inp.temporal
+    r = _Routing()
+    if t.current_build is None and t.ramping_build is None:
+        r.done = True
+        r.message = "spec.versioning removed: unversioned workers get new work; builds drain"
+        return r
+    if t.manager_identity and t.manager_identity != inp.identity:
+        r.reason = Reason.OWNED_ELSEWHERE
+        r.message = (
+            f"routing of {inp.deployment} is managed by {t.manager_identity!r}, not this operator "
+            f"({inp.identity!r}); new work stays on build {t.current_build}. Unset the manager "
+            "identity to hand it back"
+        )
+        return r
+    if t.routing_updating and _seconds(inp.now, t.routing_changed_at) < ROUTING_PROPAGATION_S:
+        r.reason = Reason.ROUTING_UPDATING
+        r.message = "Temporal is still propagating the last routing change"
+        r.wait = 2.0
+        return r
+    if not inp.unversioned_pollers:
+        r.reason = Reason.WAITING_FOR_POLLERS
+        r.message = (
+            "spec.versioning removed: waiting for the pool's unversioned workers to poll "
+            f"{inp.task_queue} before new work leaves build {t.current_build}"
+        )
+        return r
+    claim: list[Call] = [] if t.manager_identity == inp.identity else [SetManager()]
+    clear_ramp: list[Call] = [SetRamping(None, 0.0)] if t.ramping_build is not None else []
+    current: list[Call] = [SetCurrent(None)] if t.current_build is not None else []
+    r.calls = [*claim, *clear_ramp, *current]
+    r.reason, r.done = Reason.PROMOTED, True
+    r.message = "spec.versioning removed: unversioned workers get new work; builds drain"
+    r.events.append(Event(Reason.PROMOTED, "unversioned workers made current (versioning left)"))
     return r
 
 
