@@ -6,12 +6,14 @@ current and available"."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from tests import builders
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import DEPLOYMENT
+from workerpool_operator.names import CREDENTIALS_HASH_ANNOTATION
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.model import Observed, Outcome, VersioningObserved
 from workerpool_operator.reconcile.plan import finish, plan
@@ -322,3 +324,90 @@ def test_a_status_that_drops_a_versioning_field_is_written() -> None:
     assert not _drops({"replicas": 1, "versions": [], "conditions": [ready, rollout]}, live)
     # Fields other writers own (the Builtin scaler's) are not the reconciler's to drop.
     assert not _drops({"conditions": []}, {"backlog": {"count": 3}, "conditions": []})
+
+
+def _two_builds(
+    tls: dict[str, Any] | None, secrets: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Observed]:
+    """Build "old" (the pool as it was, another workflow list) draining beside the current
+    target build, both as the API server holds them; with `tls`, the pool's connection is
+    TemporalConnection prod whose TLS Secret is `tls`. Returns the pool, both Deployments and
+    the observation with the builds' versions in Temporal."""
+    where: dict[str, Any] = {"connection": {"address": "temporal:7233"}}
+    conn = None
+    if tls is not None:
+        where = {"connection_ref": {"kind": "TemporalConnection", "name": "prod"}}
+        conn = builders.connection("prod", "shop", tls=tls)
+
+    def version(app: str, generation: int) -> dict[str, Any]:
+        doc = builders.pool("orders", "shop", workflows=(app,), replicas=1, versioning={},
+                            **where)  # fmt: skip
+        doc["metadata"].update(uid=UID, generation=generation)
+        return doc
+
+    before, b = version("app:Old", 2), version("app:Wf", 3)
+    old_id, target = target_of_with(before, conn), target_of_with(b, conn)
+    obs = Observed(secrets=secrets, connection=conn, versioning=temporal(
+        (old_id, "Draining"), (target, "Current"), current=target, open_={old_id: 2}))  # fmt: skip
+    first = replace(obs, versioning=temporal())
+    old_plan = plan(before, Capabilities(), first)
+    old = built(next(w.manifest for w in old_plan.writes if w.kind is DEPLOYMENT), ready=1)
+    new_plan = plan(b, Capabilities(), replace(obs, builds=(old,)))
+    new = built(next(w.manifest for w in new_plan.writes if w.kind is DEPLOYMENT), ready=1)
+    return b, old, new, replace(obs, builds=(old, new))
+
+
+def target_of_with(b: dict[str, Any], conn: dict[str, Any] | None) -> str:
+    """The target build of a pool whose connection may be a TemporalConnection."""
+    secrets = {"tls": {"metadata": {"name": "tls"}, "data": {}}}
+    p = plan(b, Capabilities(), Observed(connection=conn, secrets=secrets, versioning=temporal()))
+    return str(p.fields["targetBuildId"])
+
+
+def _env(dep: dict[str, Any], name: str) -> Any:
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    return next((e.get("value") for e in container["env"] if e["name"] == name), None)
+
+
+def _hash(dep: dict[str, Any]) -> str:
+    return str(dep["spec"]["template"]["metadata"]["annotations"][CREDENTIALS_HASH_ANNOTATION])
+
+
+def _deployments(p: Any) -> dict[str, dict[str, Any]]:
+    return {w.manifest["metadata"]["name"]: w.manifest for w in p.writes if w.kind is DEPLOYMENT}
+
+
+def test_a_credential_rotation_rolls_every_live_build_in_place() -> None:
+    """A rotated Secret changes every live build's credentials hash (its pods roll), not only
+    the target's, and no build gets another's code or a new build ID."""
+    secrets = {"tls": {"metadata": {"name": "tls"}, "data": {"tls.crt": "b2xk"}}}
+    b, old, new, obs = _two_builds({"secretName": "tls"}, secrets)
+    old_name, new_name = old["metadata"]["name"], new["metadata"]["name"]
+    assert _deployments(plan(b, Capabilities(), obs)) == {}  # nothing to do at rest
+
+    rotated = {"tls": {"metadata": {"name": "tls"}, "data": {"tls.crt": "bmV3"}}}
+    p = plan(b, Capabilities(), replace(obs, secrets=rotated))
+    written = _deployments(p)
+    assert set(written) == {old_name, new_name}
+    assert _hash(written[old_name]) == _hash(written[new_name]) != _hash(old)
+    refreshed = written[old_name]
+    # The old build keeps its own code, name, build ID, selector and replicas.
+    assert _env(refreshed, "TWP_WORKFLOWS") == _env(old, "TWP_WORKFLOWS") == "app:Old"
+    assert _env(refreshed, "TWP_WORKER_BUILD_ID") == old["metadata"]["labels"][BUILD_ID_LABEL]
+    assert refreshed["spec"]["selector"] == old["spec"]["selector"]
+    assert refreshed["spec"]["replicas"] == 1
+    # Applied and read back: nothing more to write.
+    applied = (built(refreshed, ready=1), built(written[new_name], ready=1))
+    assert _deployments(plan(b, Capabilities(), replace(obs, secrets=rotated,
+                                                        builds=applied))) == {}  # fmt: skip
+
+
+def test_a_connection_move_reaches_every_live_build() -> None:
+    b, old, new, obs = _two_builds(None, {})
+    target = new["metadata"]["labels"][BUILD_ID_LABEL]
+    b["spec"]["connection"]["address"] = "temporal-b:7233"
+    assert target_of(b) == target  # where the workers connect is not part of the build
+    written = _deployments(plan(b, Capabilities(), obs))
+    for name in (old["metadata"]["name"], new["metadata"]["name"]):
+        assert _env(written[name], "TWP_TEMPORAL_ADDRESS") == "temporal-b:7233"
+    assert _env(written[old["metadata"]["name"]], "TWP_WORKFLOWS") == "app:Old"

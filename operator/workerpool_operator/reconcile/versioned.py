@@ -23,7 +23,12 @@ from workerpool_operator.reconcile.model import (
     pod_template_extras,
 )
 from workerpool_operator.reconcile.status import ConditionSpec
-from workerpool_operator.render.versioned import render_build_deployment, target_build_id
+from workerpool_operator.render.deployment import render_deployment
+from workerpool_operator.render.versioned import (
+    render_build_deployment,
+    target_build_id,
+    with_connection,
+)
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 from workerpool_operator.versioning.model import LIMIT_CONDITION as LIMIT
 from workerpool_operator.versioning.model import ROLLOUT_CONDITION as ROLLOUT
@@ -142,6 +147,17 @@ def plan_builds(
     out.versioned = vp
     for manifest in vp.apply:
         _add_build_write(out, pool, manifest, by_name.get(manifest["metadata"]["name"]), digest)
+    # Every other live build keeps its code but takes today's connection and credentials, so a
+    # rotation or a move rolls each build in place instead of stranding its pinned work.
+    connection = pod_template_extras(render_deployment(pool, replicas=None), pool, digest)
+    for build, dep in by_build.items():
+        name = str(dep["metadata"]["name"])
+        if build == target or name in vp.delete:
+            continue
+        replicas = vp.scale.get(name, int((dep.get("spec") or {}).get("replicas") or 0))
+        refreshed = with_connection(dep, connection, replicas=replicas)
+        if refreshed is not None:
+            out.writes.append(ChildWrite(DEPLOYMENT, with_hash(refreshed), known=True))
     for name in vp.delete:
         live = by_name.get(name)
         if live is not None:
