@@ -334,9 +334,9 @@ async def test_leaving_versioning_routes_back_to_unversioned_and_retires_builds(
     versioning_temporal_server: TemporalDevServer,
     tmp_path: Path,
 ) -> None:
-    """spec.versioning removed: the pool's unversioned Deployment comes back, new work goes to
-    its workers once they poll, a pinned workflow finishes on its build, and then the build's
-    Deployment and its Temporal version are retired."""
+    """AllAtOnce from v1 to v2, then spec.versioning removed: the pool's unversioned Deployment
+    comes back, new work goes to its workers once they poll, pinned workflows finish on their
+    builds, and then each build's Deployment and Temporal version are retired."""
     ns, name = namespace, "refunds"
     queue = f"back-{uuid.uuid4().hex[:8]}"
     server = versioning_temporal_server
@@ -366,9 +366,19 @@ async def test_leaving_versioning_routes_back_to_unversioned_and_retires_builds(
         pinned = await client.start_workflow("OrderFlow", "p", id=f"{queue}-p", task_queue=queue)
         await eventually(lambda: _started(pinned), "the pinned workflow runs on v1", state)
 
-        # Versioning removed, and the code changed: the unversioned workers run v2's code, so
-        # where each workflow ran shows in its result.
-        unversioned = versioned_pool(name, queue, server, V2)
+        # AllAtOnce (the default strategy) to v2: current as soon as it has registered.
+        kube_cluster.apply([versioned_pool(name, queue, server, V2)], namespace=ns)
+        v2 = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId") not in (None, v1)
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "build v2 current", state,
+        )  # fmt: skip
+        on_v2 = await client.start_workflow("OrderFlow", "q", id=f"{queue}-q", task_queue=queue)
+        await eventually(lambda: _started(on_v2), "a pinned workflow runs on v2", state)
+
+        # Versioning removed, with v1's code: a new workflow that returns "v1:" can only have
+        # run on the unversioned workers (build v1 is no longer current, build v2 says "v2:").
+        unversioned = versioned_pool(name, queue, server, V1)
         del unversioned["spec"]["versioning"]
         kube_cluster.apply([unversioned], namespace=ns)
         await eventually(lambda: plain.ready_at, "the unversioned worker polls", state)
@@ -383,13 +393,14 @@ async def test_leaving_versioning_routes_back_to_unversioned_and_retires_builds(
         )  # fmt: skip
         fresh = await client.start_workflow("OrderFlow", "n", id=f"{queue}-n", task_queue=queue)
         await fresh.signal("finish")
-        assert await fresh.result() == "v2:n"  # new work ran on the unversioned worker
-        assert v1 in builds.running()  # pinned work open: its build keeps its worker
+        assert await fresh.result() == "v1:n"  # new work ran on the unversioned worker
+        assert {v1, v2} <= builds.running()  # pinned work open: each build keeps its worker
 
-        await pinned.signal("finish")
-        assert await pinned.result() == "v1:p"  # finished on the build that started it
-        assert await nondeterminism(pinned) == 0
-        await eventually(lambda: v1 not in builds.builds(), "build v1's Deployment deleted",
+        for handle, result in ((pinned, "v1:p"), (on_v2, "v2:q")):
+            await handle.signal("finish")
+            assert await handle.result() == result  # finished on the build that started it
+            assert await nondeterminism(handle) == 0
+        await eventually(lambda: not builds.builds(), "every build's Deployment deleted",
                          state)  # fmt: skip
         await eventually(
             lambda: "versions" not in status(kube_cluster, ns, name),
