@@ -50,6 +50,7 @@ class Reason(StrEnum):
     WAITING_FOR_POLLERS = "WaitingForPollers"
     GATED = "Gated"
     GATE_FAILED = "GateFailed"
+    ANALYSIS_FAILED = "AnalysisFailed"
     RAMPING = "Ramping"
     PROMOTED = "Promoted"
     PAUSED = "Paused"
@@ -151,6 +152,11 @@ DOCS: dict[Reason, str] = {
     Reason.GATE_FAILED: (
         "Versioned pool: the gate workflow failed on the new build; no traffic moves to it. Fix "
         "the build: a new build runs the gate again."
+    ),
+    Reason.ANALYSIS_FAILED: (
+        "Versioned pool: while the new build ramped, more of its closed workflows failed or "
+        "timed out than spec.versioning.analysis allows, so its ramp was cleared at once (the "
+        "current build takes all new work). It is not ramped again until the spec changes."
     ),
     Reason.RAMPING: (
         "Versioned pool: the new build gets the message's share of new workflows "

@@ -309,7 +309,8 @@ async def test_migration_autoscaled_restart_mid_ramp_gate_and_foreign_routing(
                                              f"{V2}:FailingSmoke"])  # fmt: skip
         kube_cluster.apply([gated], namespace=ns)
         await eventually(lambda: rollout().get("reason") == "GateFailed", "GateFailed", state)
-        assert condition(kube_cluster, ns, name, "Degraded")["status"] == "True"
+        await eventually(lambda: condition(kube_cluster, ns, name, "Degraded").get("status")
+                         == "True", "Degraded set by the failed analysis", state)  # fmt: skip
         assert status(kube_cluster, ns, name)["currentBuildId"] == second
 
         # Someone else takes routing over: reported, not fought.
@@ -423,3 +424,83 @@ async def _started(handle: WorkflowHandle[Any, Any]) -> bool:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             return True
     return False
+
+
+BAD = "tests.runtime.versioned_bad"
+
+
+async def test_analysis_rolls_a_failing_build_back_during_its_ramp(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_temporal_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """A build whose workflows fail is rolled back while it ramps (not at the end of the
+    pause), is not ramped again, and no workflow of the good build is lost."""
+    ns, name = namespace, "billing"
+    queue = f"bad-{uuid.uuid4().hex[:8]}"
+    server = versioning_temporal_server
+    deployment = f"{ns}/{name}"
+    op = OperatorProcess(
+        kube_cluster.kubeconfig, "versioning-analysis", "-n", ns, "--cluster-name", "e2e",
+        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
+    )  # fmt: skip
+    builds = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
+    client = await Client.connect(server.address, namespace=server.namespace)
+
+    async def state() -> str:
+        st = status(kube_cluster, ns, name)
+        temporal = await describe(client, deployment)
+        return (f"temporal: {temporal}\n" + json.dumps(st, indent=1)[-4000:]
+                + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
+
+    try:
+        kube_cluster.apply([versioned_pool(name, queue, server, V1)], namespace=ns)
+        good = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId")
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "the good build current", state,
+        )  # fmt: skip
+        ramp = {"strategy": "Progressive", "steps": [{"rampPercentage": 50, "pauseSeconds": 600}],
+                "analysis": {"maxFailedPercent": 20, "minClosedWorkflows": 3}}  # fmt: skip
+        kube_cluster.apply([versioned_pool(name, queue, server, BAD, **ramp)], namespace=ns)
+        bad = (await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("rampPercentage") == 50 and st,
+            "the bad build ramping at 50 %", state,
+        ))["targetBuildId"]  # fmt: skip
+
+        # Load: about half of it lands on the bad build and fails there at once.
+        started = []
+        for i in range(16):
+            started.append(await client.start_workflow(
+                "OrderFlow", f"o{i}", id=f"{queue}-{i}", task_queue=queue))  # fmt: skip
+            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: condition(kube_cluster, ns, name, "VersionRollout").get("reason")
+            == "AnalysisFailed", "the bad build rolled back by analysis", state,
+        )  # fmt: skip
+        after = await describe(client, deployment)
+        assert (after.current_build, after.ramping_build) == (good, None)
+        assert "AnalysisFailed" in events(kube_cluster, ns, name)
+        await eventually(lambda: condition(kube_cluster, ns, name, "Degraded").get("status")
+                         == "True", "Degraded set by the failed analysis", state)  # fmt: skip
+        entry = next(v for v in status(kube_cluster, ns, name)["versions"]
+                     if v["buildId"] == bad)  # fmt: skip
+        assert "closed workflows failed" in entry["rejected"]
+
+        # Not ramped again (the pause was 600 s: a rollback, not the end of a step).
+        await asyncio.sleep(5)
+        assert (await describe(client, deployment)).ramping_build is None
+        # Every workflow that went to the good build completes there.
+        outcomes = []
+        for handle in started:
+            desc = await handle.describe()
+            if desc.status is not None and desc.status.name == "RUNNING":
+                await handle.signal("finish")
+                outcomes.append(await handle.result())
+        assert outcomes
+        assert all(o.startswith("v1:") for o in outcomes)
+        assert op.tracebacks() == 0
+    finally:
+        builds.close()
+        op.stop()

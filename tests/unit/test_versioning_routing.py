@@ -11,6 +11,7 @@ import pytest
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
 from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.model import (
+    AnalysisObservation,
     BuildDeployment,
     DeleteVersion,
     DeploymentState,
@@ -441,3 +442,60 @@ def test_a_propagation_stuck_for_long_does_not_hold_the_rollout() -> None:
                     routing_changed_at=ago(600))  # fmt: skip
     p = plan(inp(stuck))
     assert SetCurrent("B") in p.calls
+
+
+# --- analysis (issue 19) ------------------------------------------------------------------------
+
+ANALYZED = spec(
+    strategy="Progressive",
+    steps=[{"rampPercentage": 10, "pauseSeconds": 60}, {"rampPercentage": 50, "pauseSeconds": 120}],
+    analysis={"maxFailedPercent": 20, "minClosedWorkflows": 5},
+)
+RAMPING_B = temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10.0, ramp_at=ago(5))
+
+
+def test_a_ramping_build_whose_workflows_fail_is_rolled_back_at_once() -> None:
+    bad = AnalysisObservation(closed=10, failed=3)
+    p = plan(inp(RAMPING_B, spec=ANALYZED, analysis=bad, generation=7))
+    assert p.calls == (SetRamping(None, 0.0),)  # mid-pause, not at its end
+    assert rollout(p).reason == Reason.ANALYSIS_FAILED
+    assert "3 of its 10 closed workflows" in rollout(p).message
+    assert [e.reason for e in p.events] == [Reason.ANALYSIS_FAILED]
+    assert p.events[0].warning
+    rejected = version(p, "B")
+    assert (rejected.rejected_generation, rejected.replicas >= 1) == (7, True)
+    assert p.current_build == "A"
+    assert p.ramp_percentage is None
+
+
+@pytest.mark.parametrize(
+    ("seen", "why"),
+    [
+        (AnalysisObservation(closed=4, failed=4), "too few closed to judge"),
+        (AnalysisObservation(closed=10, failed=2), "20 % is allowed"),
+        (None, "visibility did not answer"),
+    ],
+)
+def test_no_verdict_keeps_the_ramp(seen: AnalysisObservation | None, why: str) -> None:
+    p = plan(inp(RAMPING_B, spec=ANALYZED, analysis=seen, generation=7))
+    assert rollout(p).reason == Reason.RAMPING, why
+    assert p.calls == ()
+
+
+def test_a_rejected_build_is_not_ramped_again_until_the_spec_changes() -> None:
+    after = temporal(("A", "Current"), ("B", "Draining"))
+    stored = [VersionStatus(build_id="B", state="Draining", rejected="3 of 10 failed",
+                            rejected_generation=7)]  # fmt: skip
+    held = plan(inp(after, spec=ANALYZED, previous=stored, generation=7))
+    assert held.calls == ()
+    assert rollout(held).reason == Reason.ANALYSIS_FAILED
+    assert version(held, "B").rejected == "3 of 10 failed"  # kept for the next pass
+    # A spec change (a higher generation): judged afresh, the first step again.
+    again = plan(inp(after, spec=ANALYZED, previous=stored, generation=8))
+    assert again.calls == (SetRamping("B", 10.0),)
+    assert version(again, "B").rejected is None
+
+
+def test_analysis_needs_a_progressive_strategy() -> None:
+    with pytest.raises(ValueError, match="Progressive"):
+        spec(analysis={"maxFailedPercent": 5})

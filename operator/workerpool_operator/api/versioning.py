@@ -109,6 +109,18 @@ class SunsetSpec(Model):
         return self
 
 
+class AnalysisSpec(Model):
+    """Judge a ramping build by its own workflows while it ramps: when too many of those that
+    closed on it failed or timed out, the ramp is cleared at once (the current build keeps all
+    new work) and the build is not ramped again until the spec changes."""
+
+    max_failed_percent: int = Field(default=5, ge=0, le=100)
+    """Highest share (percent) of the new build's closed workflows that may have failed or timed
+    out (Temporal visibility by TemporalWorkerDeploymentVersion); above it the build rolls back."""
+    min_closed_workflows: int = Field(default=5, ge=1, le=100_000)
+    """No verdict before this many workflows have closed on the new build."""
+
+
 _STEPS_SORTED = "self.steps.map(s, s.rampPercentage).isSorted()"
 
 
@@ -131,6 +143,11 @@ class VersioningSpec(Model):
                 f"!has(self.steps) || {_STEPS_SORTED}",
                 "spec.versioning.steps: rampPercentage must increase from one step to the next; "
                 "sort the steps",
+            ),
+            (
+                "self.strategy == 'Progressive' || !has(self.analysis)",
+                "spec.versioning.analysis judges a build while it ramps, so it needs strategy "
+                "Progressive: set strategy: Progressive with steps, or remove the analysis",
             ),
             (
                 "self.strategy != 'Manual' || !has(self.gate)",
@@ -188,6 +205,8 @@ class VersioningSpec(Model):
     """Progressive steps, increasing rampPercentage (at most 20)."""
     gate: GateSpec | None = None
     """Workflow that must succeed on a new build before traffic moves to it."""
+    analysis: AnalysisSpec | None = None
+    """Roll a ramping build back at once when its own workflows fail (strategy Progressive)."""
     paused: bool = False
     """Hold routing where it is (no step, promotion or rollback) and delete no build."""
     rollback_window_seconds: int = Field(
@@ -233,6 +252,8 @@ class VersioningSpec(Model):
             raise ValueError("steps: rampPercentage must increase from one step to the next")
         if self.strategy == "Manual" and self.gate is not None:
             raise ValueError("gate never runs with strategy Manual")
+        if self.strategy != "Progressive" and self.analysis is not None:
+            raise ValueError("analysis judges a ramping build: it needs strategy Progressive")
         return self
 
     def effective_deployment_name(self, namespace: str, pool: str) -> str:
@@ -265,6 +286,11 @@ class VersionStatus(Model):
     """Exact count of running workflows pinned to this build (Temporal visibility)."""
     drained_since: str | None = None
     """When the build was first seen drained (RFC 3339); sunset delays count from here."""
+    rejected: str | None = None
+    """Why spec.versioning.analysis rolled this build back while it ramped."""
+    rejected_generation: int | None = None
+    """The pool generation the build was rolled back at: it is not ramped again until the spec
+    changes (a higher generation)."""
 
 
 # status.versions: one entry per build, merged by build ID under server-side apply.

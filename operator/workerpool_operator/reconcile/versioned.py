@@ -214,5 +214,5 @@ def routing_conditions(out: Plan) -> None:
     routed = out.versioned.routing.conditions[0]
     if routed.status != "True" and out.conditions[ready].status == "True":
         out.conditions[ready] = ConditionSpec(ready, "False", routed.reason, routed.message)
-    if routed.reason in (Reason.GATE_FAILED, Reason.OWNED_ELSEWHERE):
+    if routed.reason in (Reason.GATE_FAILED, Reason.ANALYSIS_FAILED, Reason.OWNED_ELSEWHERE):
         out.conditions[degraded] = ConditionSpec(degraded, "True", routed.reason, routed.message)

@@ -101,7 +101,14 @@ class VersioningDriver:
         try:
             client = await self._client(pool, body)
             observation = await asyncio.wait_for(
-                observe_pool(client, deployment, target, pool.spec.task_queue, gate),
+                observe_pool(
+                    client,
+                    deployment,
+                    target,
+                    pool.spec.task_queue,
+                    gate,
+                    analysis=versioning is not None and versioning.analysis is not None,
+                ),
                 TEMPORAL_TIMEOUT_SECONDS,
             )
         except (RPCError, Backoff, CredentialsError, TimeoutError, OSError, RuntimeError) as exc:
@@ -114,6 +121,8 @@ class VersioningDriver:
         calls.labels("CountWorkflowExecutions", "ok").inc(len(observation.temporal.versions))
         if observation.gate is not None:
             calls.labels("DescribeWorkflowExecution", "ok").inc()
+        if observation.analysis is not None:
+            calls.labels("CountWorkflowExecutions", "ok").inc(2)
         if observation.temporal.current_build is None or not target:
             calls.labels("DescribeTaskQueue", "ok").inc()
         return VersioningObserved(now=now, identity=self.identity, observation=observation)

@@ -42,6 +42,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workerpool_operator.versioning.model import (
+    AnalysisObservation,
     Call,
     DeleteVersion,
     DeploymentState,
@@ -177,6 +178,34 @@ async def count_open_pinned(client: Client, deployment: str, build: str) -> int 
             raise Backoff(RESOURCE_EXHAUSTED_BACKOFF_S, "CountWorkflowExecutions") from err
         return None
     return int(resp.count)
+
+
+def analysis_queries(deployment: str, build: str) -> tuple[str, str]:
+    """Visibility queries for a build's closed workflows, and those of them that failed."""
+    version = f'TemporalWorkerDeploymentVersion="{deployment}:{build}"'
+    return (
+        f'{version} AND ExecutionStatus!="Running"',
+        f'{version} AND ExecutionStatus IN ("Failed","TimedOut")',
+    )
+
+
+async def observe_analysis(
+    client: Client, deployment: str, build: str
+) -> AnalysisObservation | None:
+    """The ramping build's closed and failed workflow counts; None when visibility did not
+    answer (no verdict this pass)."""
+    counts = []
+    for query in analysis_queries(deployment, build):
+        try:
+            resp = await client.workflow_service.count_workflow_executions(
+                CountWorkflowExecutionsRequest(namespace=client.namespace, query=query)
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise Backoff(RESOURCE_EXHAUSTED_BACKOFF_S, "CountWorkflowExecutions") from err
+            return None
+        counts.append(int(resp.count))
+    return AnalysisObservation(closed=counts[0], failed=counts[1])
 
 
 async def unversioned_pollers(client: Client, task_queue: str) -> bool:
@@ -334,6 +363,7 @@ async def observe_pool(
     target_build: str,
     task_queue: str,
     gate_workflow_id: str | None,
+    analysis: bool = False,
 ) -> Observation:
     """One Describe, one exact count per known version, the gate (when the spec has one and the
     target is not current yet) and, while nothing is current or the pool left versioning
@@ -348,4 +378,7 @@ async def observe_pool(
     pollers = False
     if state.current_build is None or not target_build:  # from, or back to, unversioned
         pollers = await unversioned_pollers(client, task_queue)
-    return Observation(state, counts, gate, pollers)
+    judged = None
+    if analysis and target_build and state.ramping_build == target_build:
+        judged = await observe_analysis(client, deployment, target_build)
+    return Observation(state, counts, gate, pollers, judged)

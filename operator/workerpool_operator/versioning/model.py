@@ -76,6 +76,14 @@ class GateObservation:
 
 
 @dataclass(frozen=True)
+class AnalysisObservation:
+    """The ramping target build's closed workflows (visibility counts by version)."""
+
+    closed: int
+    failed: int  # Failed or TimedOut
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything Temporal says about one versioned pool in one pass (`execute.observe_pool`)."""
 
@@ -83,6 +91,7 @@ class Observation:
     pinned_open: dict[str, int | None]
     gate: GateObservation | None
     unversioned_pollers: bool
+    analysis: AnalysisObservation | None = None  # while the target ramps under an analysis
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ class RoutingInput:
     gate: GateObservation | None = None
     unversioned_pollers: bool = False
     version_cap: int = DEFAULT_VERSION_CAP
+    analysis: AnalysisObservation | None = None
+    generation: int = 0  # the pool's metadata.generation (a rejected build waits for a newer)
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -152,6 +163,8 @@ class VersionPlan:
     delete: bool = False
     drained_since: datetime | None = None
     open_pinned: int | None = None
+    rejected: str | None = None  # why analysis rolled it back
+    rejected_generation: int | None = None
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ def plan_pass(
             previous=previous,
             gate=observed.gate,
             unversioned_pollers=observed.unversioned_pollers,
+            analysis=observed.analysis,
+            generation=int(pool.metadata.get("generation") or 0),
         )
     )
     out = VersionedPass(routing=routing, deployment=deployment)

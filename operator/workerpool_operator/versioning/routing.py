@@ -61,6 +61,7 @@ class _Routing:
     gate: StartGate | None = None
     step: int | None = None
     wait: float | None = None
+    rejected: str | None = None  # analysis verdict against the target build this pass
 
 
 def _seconds(later: datetime, earlier: datetime | None) -> float:
@@ -106,6 +107,17 @@ def _route(inp: RoutingInput) -> _Routing:
         r.calls = [*claim, SetRamping(None, 0.0)]
         r.done, r.message = True, f"build {target} is current; ramp of {t.ramping_build} cleared"
         r.events.append(Event(Reason.TARGET_CURRENT, r.message))
+        return r
+    rejected = _rejected(inp)
+    if rejected is not None:
+        # Rolled back by analysis at this generation: not ramped again until the spec changes.
+        if t.ramping_build == target:
+            r.calls = [*claim, SetRamping(None, 0.0)]
+        r.reason = Reason.ANALYSIS_FAILED
+        r.message = (
+            f"build {target} was rolled back: {rejected}. It is not ramped again until the spec "
+            "changes; fix the build (a new build is judged afresh)"
+        )
         return r
     if summary is None or summary.status == "Created":
         r.reason = Reason.WAITING_FOR_POLLERS
@@ -168,6 +180,16 @@ def _route(inp: RoutingInput) -> _Routing:
             default=-1,
         )
     exact = index >= 0 and held is not None and abs(steps[index].ramp_percentage - held) < 0.01
+    verdict = _analysis(inp) if held is not None else None
+    if verdict is not None:
+        r.calls = [*claim, SetRamping(None, 0.0)]
+        r.reason, r.rejected = Reason.ANALYSIS_FAILED, verdict
+        r.message = (
+            f"build {target} rolled back at {held:g}%: {verdict}; the current build "
+            f"{t.current_build or '(unversioned)'} takes all new work"
+        )
+        r.events.append(Event(Reason.ANALYSIS_FAILED, r.message, warning=True))
+        return r
     if index >= 0 and exact:
         elapsed = _seconds(inp.now, t.ramp_changed_at)
         pause = steps[index].pause_seconds
@@ -238,6 +260,33 @@ def _route_unversioned(inp: RoutingInput) -> _Routing:
     r.message = "spec.versioning removed: unversioned workers get new work; builds drain"
     r.events.append(Event(Reason.PROMOTED, "unversioned workers made current (versioning left)"))
     return r
+
+
+def _rejected(inp: RoutingInput) -> str | None:
+    """Why analysis rolled the target back at this generation (stored in status), if it did."""
+    for v in inp.previous:
+        if (
+            v.build_id == inp.target_build
+            and v.rejected
+            and v.rejected_generation is not None
+            and v.rejected_generation >= inp.generation
+        ):
+            return v.rejected
+    return None
+
+
+def _analysis(inp: RoutingInput) -> str | None:
+    """The verdict on the ramping target: why it fails spec.versioning.analysis, or None."""
+    rule, seen = inp.spec.analysis, inp.analysis
+    if rule is None or seen is None or seen.closed < rule.min_closed_workflows:
+        return None
+    if seen.failed * 100 <= rule.max_failed_percent * seen.closed:
+        return None
+    share = 100.0 * seen.failed / seen.closed
+    return (
+        f"{seen.failed} of its {seen.closed} closed workflows failed or timed out ({share:.0f}%, "
+        f"spec.versioning.analysis.maxFailedPercent {rule.max_failed_percent})"
+    )
 
 
 def _state(
@@ -356,6 +405,14 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             calls.append(DeleteVersion(build))
         if delete and kube is None and t.summary(build) is None:
             continue  # nothing left of it anywhere
+        rejected, rejected_at = None, None
+        if build == target and r.rejected is not None:
+            rejected, rejected_at = r.rejected, inp.generation
+        elif build in previous and previous[build].rejected:
+            rejected = previous[build].rejected
+            rejected_at = previous[build].rejected_generation
+            if build == target and _rejected(inp) is None:
+                rejected, rejected_at = None, None  # the spec changed: judged afresh
         versions.append(
             VersionPlan(
                 build_id=build,
@@ -365,6 +422,8 @@ def plan(inp: RoutingInput) -> RoutingPlan:
                 delete=delete and kube is not None,
                 drained_since=since[build],
                 open_pinned=count,
+                rejected=rejected,
+                rejected_generation=rejected_at,
             )
         )
 
@@ -435,6 +494,8 @@ def status_versions(
                 drained_since=(
                     v.drained_since.isoformat().replace("+00:00", "Z") if v.drained_since else None
                 ),
+                rejected=v.rejected,
+                rejected_generation=v.rejected_generation,
             )
         )
     return out
