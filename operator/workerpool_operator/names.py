@@ -21,6 +21,10 @@ GPU_POD_LABEL = f"{GROUP}/gpu"
 
 TASK_QUEUE_ANNOTATION = f"{GROUP}/task-queue"
 ADOPT_ANNOTATION = f"{GROUP}/adopt"
+# A versioned pool's manual rollout actions without a spec edit (`kubectl annotate`): each names
+# the build it is meant for, so a stale one never acts on a later build.
+PROMOTE_ANNOTATION = f"{GROUP}/promote"
+ABORT_ANNOTATION = f"{GROUP}/abort"
 APPLIED_HASH_ANNOTATION = f"{GROUP}/applied-hash"
 CREDENTIALS_HASH_ANNOTATION = f"{GROUP}/credentials-hash"
 LEGACY_FINALIZER = f"{GROUP}/finalizer"

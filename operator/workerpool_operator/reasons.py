@@ -51,6 +51,7 @@ class Reason(StrEnum):
     GATED = "Gated"
     GATE_FAILED = "GateFailed"
     ANALYSIS_FAILED = "AnalysisFailed"
+    ABORTED = "AbortedByUser"
     RAMPING = "Ramping"
     PROMOTED = "Promoted"
     PAUSED = "Paused"
@@ -157,6 +158,10 @@ DOCS: dict[Reason, str] = {
         "Versioned pool: while the new build ramped, more of its closed workflows failed or "
         "timed out than spec.versioning.analysis allows, so its ramp was cleared at once (the "
         "current build takes all new work). It is not ramped again until the spec changes."
+    ),
+    Reason.ABORTED: (
+        "Versioned pool: spec.versioning.abort or the annotation workerpools.io/abort names the "
+        "target build, so it gets no new work (its ramp is cleared) while it is not current."
     ),
     Reason.RAMPING: (
         "Versioned pool: the new build gets the message's share of new workflows "

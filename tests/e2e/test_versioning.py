@@ -436,7 +436,8 @@ async def test_analysis_rolls_a_failing_build_back_during_its_ramp(
     tmp_path: Path,
 ) -> None:
     """A build whose workflows fail is rolled back while it ramps (not at the end of the
-    pause), is not ramped again, and no workflow of the good build is lost."""
+    pause), is not ramped again, and no workflow of the good build is lost; then a ramping
+    build is aborted and promoted by annotation (kubectl annotate, no spec edit)."""
     ns, name = namespace, "billing"
     queue = f"bad-{uuid.uuid4().hex[:8]}"
     server = versioning_temporal_server
@@ -500,7 +501,39 @@ async def test_analysis_rolls_a_failing_build_back_during_its_ramp(
                 outcomes.append(await handle.result())
         assert outcomes
         assert all(o.startswith("v1:") for o in outcomes)
+
+        # By hand, without a spec edit: abort a ramping build, let it go on, promote it.
+        slow = {"strategy": "Progressive", "steps": [{"rampPercentage": 50, "pauseSeconds": 600}]}
+        kube_cluster.apply([versioned_pool(name, queue, server, V2, **slow)], namespace=ns)
+        v2 = (await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("rampPercentage") == 50
+            and st.get("targetBuildId") not in (None, bad) and st,
+            "build v2 ramping at 50 %", state,
+        ))["targetBuildId"]  # fmt: skip
+
+        def annotate(*args: str) -> None:
+            kube_cluster.kubectl("annotate", "twp", name, "-n", ns, "--overwrite", *args)
+
+        async def ramping() -> str | None:
+            return (await describe(client, deployment)).ramping_build
+
+        annotate(f"workerpools.io/abort={v2}")
+        await eventually(
+            lambda: condition(kube_cluster, ns, name, "VersionRollout").get("reason")
+            == "AbortedByUser", "the abort reported", state,
+        )  # fmt: skip
+        assert await ramping() is None
+        annotate("workerpools.io/abort-")
+        await eventually(lambda: _is(ramping, v2), "build v2 ramping again", state)
+        annotate(f"workerpools.io/promote={v2}")
+        await eventually(lambda: status(kube_cluster, ns, name).get("currentBuildId") == v2,
+                         "build v2 promoted mid-pause", state)  # fmt: skip
+        assert (await describe(client, deployment)).current_build == v2
         assert op.tracebacks() == 0
     finally:
         builds.close()
         op.stop()
+
+
+async def _is(probe: Any, value: Any) -> bool:
+    return bool(await probe() == value)

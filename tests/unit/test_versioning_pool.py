@@ -121,3 +121,18 @@ def test_first_routing_change_claims_the_deployment() -> None:
                     desired_replicas=2)  # fmt: skip
     assert out.routing.calls == (SetManager(), SetCurrent(target))
     assert out.apply[0]["spec"]["replicas"] == 2
+
+
+def test_a_manual_action_acts_only_on_the_build_it_names() -> None:
+    """spec.versioning.promote / abort and their annotations name a build: a stale one (an
+    earlier build) never promotes or aborts the build the spec asks for now."""
+    from workerpool_operator.versioning.pool import _asked
+
+    p = versioned()
+    target = target_build_id(p)
+    assert _asked(p, target, "workerpools.io/promote", target) == "spec.versioning.promote"
+    assert _asked(p, "older-build", "workerpools.io/promote", target) == ""
+    p.metadata["annotations"] = {"workerpools.io/abort": target}
+    assert _asked(p, None, "workerpools.io/abort", target) == "annotation workerpools.io/abort"
+    p.metadata["annotations"] = {"workerpools.io/abort": "older-build"}
+    assert _asked(p, None, "workerpools.io/abort", target) == ""

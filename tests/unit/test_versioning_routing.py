@@ -499,3 +499,33 @@ def test_a_rejected_build_is_not_ramped_again_until_the_spec_changes() -> None:
 def test_analysis_needs_a_progressive_strategy() -> None:
     with pytest.raises(ValueError, match="Progressive"):
         spec(analysis={"maxFailedPercent": 5})
+
+
+# --- manual promote and abort (issue 19) ---------------------------------------------------------
+
+
+def test_promote_makes_the_target_current_mid_ramp() -> None:
+    p = plan(inp(RAMPING_B, spec=ANALYZED, promote="annotation workerpools.io/promote"))
+    assert p.calls == (SetCurrent("B"),)
+    assert rollout(p).reason == Reason.PROMOTED
+    assert "annotation workerpools.io/promote" in p.events[0].message
+
+
+def test_promote_waits_for_the_build_to_register() -> None:
+    unregistered = temporal(("A", "Current"))
+    p = plan(inp(unregistered, spec=ANALYZED, promote="spec.versioning.promote"))
+    assert p.calls == ()
+    assert rollout(p).reason == Reason.WAITING_FOR_POLLERS
+
+
+def test_abort_clears_the_ramp_and_holds_the_build() -> None:
+    p = plan(inp(RAMPING_B, spec=ANALYZED, abort="spec.versioning.abort"))
+    assert p.calls == (SetRamping(None, 0.0),)
+    assert rollout(p).reason == Reason.ABORTED
+    held = plan(inp(temporal(("A", "Current"), ("B", "Draining")), spec=ANALYZED,
+                    abort="spec.versioning.abort"))  # fmt: skip
+    assert held.calls == ()
+    assert rollout(held).reason == Reason.ABORTED
+    # Abort of a build that is already current changes nothing: revert the spec instead.
+    current = plan(inp(temporal(("B", "Current"), current="B"), abort="spec.versioning.abort"))
+    assert rollout(current).reason == Reason.TARGET_CURRENT

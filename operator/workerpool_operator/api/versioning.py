@@ -205,6 +205,27 @@ class VersioningSpec(Model):
     """Progressive steps, increasing rampPercentage (at most 20)."""
     gate: GateSpec | None = None
     """Workflow that must succeed on a new build before traffic moves to it."""
+    promote: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description=(
+            "Build ID to make current now, skipping its remaining gate, steps, pauses and "
+            "analysis (it must have registered). Names a build so it never acts on a later "
+            "one; the annotation workerpools.io/promote=<buildId> does the same without a spec "
+            "edit."
+        ),
+    )
+    abort: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description=(
+            "Build ID that gets no new work while it is not current: its ramp is cleared and no "
+            "step or promotion happens (AbortedByUser). The annotation workerpools.io/abort="
+            "<buildId> does the same without a spec edit."
+        ),
+    )
     analysis: AnalysisSpec | None = None
     """Roll a ramping build back at once when its own workflows fail (strategy Progressive)."""
     paused: bool = False

@@ -113,6 +113,8 @@ class RoutingInput:
     version_cap: int = DEFAULT_VERSION_CAP
     analysis: AnalysisObservation | None = None
     generation: int = 0  # the pool's metadata.generation (a rejected build waits for a newer)
+    promote: str = ""  # how the target was told to become current now ("" : it was not)
+    abort: str = ""  # how the target was told to get no new work ("" : it was not)
 
 
 # --- the plan ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
 from workerpool_operator.api.versioning import SunsetSpec, VersioningSpec, VersionStatus
+from workerpool_operator.names import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
@@ -74,6 +75,18 @@ LEAVING = VersioningSpec(
 )
 
 
+def _asked(pool: TemporalWorkerPool, field: str | None, annotation: str, target: str) -> str:
+    """Where a manual action for the target build comes from (spec field or annotation), or
+    "" when none names it (an action naming another build is stale and ignored)."""
+    name = annotation.removeprefix("workerpools.io/")
+    if target and field == target:
+        return f"spec.versioning.{name}"
+    annotations = pool.metadata.get("annotations") or {}
+    if target and annotations.get(annotation) == target:
+        return f"annotation {annotation}"
+    return ""
+
+
 def plan_pass(
     pool: TemporalWorkerPool,
     *,
@@ -116,6 +129,8 @@ def plan_pass(
             unversioned_pollers=observed.unversioned_pollers,
             analysis=observed.analysis,
             generation=int(pool.metadata.get("generation") or 0),
+            promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target),
+            abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target),
         )
     )
     out = VersionedPass(routing=routing, deployment=deployment)

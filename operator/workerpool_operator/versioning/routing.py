@@ -102,6 +102,15 @@ def _route(inp: RoutingInput) -> _Routing:
         r.wait = 2.0
         return r
     claim: list[Call] = [] if t.manager_identity == inp.identity else [SetManager()]
+    if inp.abort and t.current_build != target:
+        if t.ramping_build == target:
+            r.calls = [*claim, SetRamping(None, 0.0)]
+            r.events.append(Event(Reason.ABORTED, f"ramp of build {target} cleared ({inp.abort})"))
+        r.reason = Reason.ABORTED
+        r.message = (
+            f"build {target} gets no new work ({inp.abort}); remove it, or apply another build"
+        )
+        return r
     if t.current_build == target:
         # A ramp left over from a build the spec no longer asks for (reverted mid-ramp).
         r.calls = [*claim, SetRamping(None, 0.0)]
@@ -122,6 +131,13 @@ def _route(inp: RoutingInput) -> _Routing:
     if summary is None or summary.status == "Created":
         r.reason = Reason.WAITING_FOR_POLLERS
         r.message = f"waiting for a worker of build {target} to poll and register the version"
+        return r
+    if inp.promote:
+        extra: list[Call] = [SetRamping(None, 0.0)] if t.ramping_build not in (None, target) else []
+        r.calls = [*claim, *extra, SetCurrent(target)]
+        r.reason, r.done = Reason.PROMOTED, True
+        r.message = f"build {target} is current"
+        r.events.append(Event(Reason.PROMOTED, f"build {target} made current ({inp.promote})"))
         return r
 
     clear_other_ramp: list[Call] = (
