@@ -537,3 +537,66 @@ async def test_analysis_rolls_a_failing_build_back_during_its_ramp(
 
 async def _is(probe: Any, value: Any) -> bool:
     return bool(await probe() == value)
+
+
+async def test_a_failing_step_gate_rolls_the_ramp_back(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_temporal_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """A gate on the second step runs pinned to the new build once the first step's pause is
+    over; it fails, so the first step's ramp is cleared and the build is held there."""
+    ns, name = namespace, "ledger"
+    queue = f"step-{uuid.uuid4().hex[:8]}"
+    server = versioning_temporal_server
+    deployment = f"{ns}/{name}"
+    op = OperatorProcess(
+        kube_cluster.kubeconfig, "versioning-step-gate", "-n", ns, "--cluster-name", "e2e",
+        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
+    )  # fmt: skip
+    builds = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
+    client = await Client.connect(server.address, namespace=server.namespace)
+
+    async def state() -> str:
+        st = status(kube_cluster, ns, name)
+        temporal = await describe(client, deployment)
+        return (f"temporal: {temporal}\n" + json.dumps(st, indent=1)[-4000:]
+                + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
+
+    try:
+        kube_cluster.apply([versioned_pool(name, queue, server, V1)], namespace=ns)
+        v1 = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId")
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "build v1 current", state,
+        )  # fmt: skip
+        steps = {"strategy": "Progressive", "steps": [
+            {"rampPercentage": 10, "pauseSeconds": 2},
+            {"rampPercentage": 50, "pauseSeconds": 600, "gate": {"workflowType": "FailingSmoke"}},
+        ]}  # fmt: skip
+        v2_pool = versioned_pool(name, queue, server, V2, **steps)
+        v2_pool["spec"]["workflows"].append(f"{V2}:FailingSmoke")
+        kube_cluster.apply([v2_pool], namespace=ns)
+        v2 = (await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("rampPercentage") == 10 and st,
+            "build v2 ramping at 10 %", state,
+        ))["targetBuildId"]  # fmt: skip
+        await eventually(
+            lambda: condition(kube_cluster, ns, name, "VersionRollout").get("reason")
+            == "GateFailed", "the step gate's failure rolls back", state,
+        )  # fmt: skip
+        gate = client.get_workflow_handle(f"{deployment}/gate/{v2}/step-2")
+        assert (await gate.describe()).status.name == "FAILED"  # type: ignore[union-attr]
+        after = await describe(client, deployment)
+        assert (after.current_build, after.ramping_build) == (v1, None)
+        entry = next(v for v in status(kube_cluster, ns, name)["versions"]
+                     if v["buildId"] == v2)  # fmt: skip
+        assert entry["rejected"].startswith("gate workflow FailingSmoke of step 2 failed")
+        await asyncio.sleep(5)  # held: not ramped again
+        assert (await describe(client, deployment)).ramping_build is None
+        assert "GateFailed" in events(kube_cluster, ns, name)
+        assert op.tracebacks() == 0
+    finally:
+        builds.close()
+        op.stop()

@@ -529,3 +529,45 @@ def test_abort_clears_the_ramp_and_holds_the_build() -> None:
     # Abort of a build that is already current changes nothing: revert the spec instead.
     current = plan(inp(temporal(("B", "Current"), current="B"), abort="spec.versioning.abort"))
     assert rollout(current).reason == Reason.TARGET_CURRENT
+
+
+# --- per-step gates (issue 19) -------------------------------------------------------------------
+
+STEP_GATED = spec(
+    strategy="Progressive",
+    steps=[{"rampPercentage": 10, "pauseSeconds": 60},
+           {"rampPercentage": 50, "pauseSeconds": 60, "gate": {"workflowType": "Canary"}}],
+)  # fmt: skip
+PAUSE_OVER = temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10.0, ramp_at=ago(90))
+
+
+def test_a_step_gate_runs_before_its_share_moves() -> None:
+    p = plan(inp(PAUSE_OVER, spec=STEP_GATED))
+    assert p.calls == ()
+    assert rollout(p).reason == Reason.GATED
+    assert p.start_gate is not None
+    assert p.start_gate.workflow_id == f"{DEP}/gate/B/step-2"
+    running = plan(inp(PAUSE_OVER, spec=STEP_GATED, step_gate=(1, GateObservation("Running"))))
+    assert (running.calls, running.start_gate) == ((), None)
+    # A gate of another step (a stale reading) is not this step's.
+    other = plan(inp(PAUSE_OVER, spec=STEP_GATED, step_gate=(0, GateObservation("Succeeded"))))
+    assert other.calls == ()
+    passed = plan(inp(PAUSE_OVER, spec=STEP_GATED, step_gate=(1, GateObservation("Succeeded"))))
+    assert passed.calls == (SetRamping("B", 50.0),)
+
+
+def test_a_failed_step_gate_rolls_back_and_holds_the_build() -> None:
+    failed = GateObservation("Failed", "FAILED")
+    p = plan(inp(PAUSE_OVER, spec=STEP_GATED, step_gate=(1, failed), generation=4))
+    assert p.calls == (SetRamping(None, 0.0),)
+    assert rollout(p).reason == Reason.GATE_FAILED
+    assert p.events[0].warning
+    entry = version(p, "B")
+    assert entry.rejected is not None
+    assert entry.rejected.startswith("gate workflow Canary of step 2 failed")
+    stored = [VersionStatus(build_id="B", state="Draining", rejected=entry.rejected,
+                            rejected_generation=4)]  # fmt: skip
+    after = temporal(("A", "Current"), ("B", "Draining"))
+    held = plan(inp(after, spec=STEP_GATED, previous=stored, generation=4))
+    assert held.calls == ()
+    assert rollout(held).reason == Reason.GATE_FAILED

@@ -42,16 +42,6 @@ Strategy = Literal["AllAtOnce", "Progressive", "Manual"]
 Behavior = Literal["Pinned", "AutoUpgrade"]
 
 
-class RampStep(Model):
-    """One step of a Progressive rollout: send this share of new work to the new build, then wait
-    `pauseSeconds` before the next step (after the last step the new build becomes current)."""
-
-    ramp_percentage: int = Field(ge=1, le=99)
-    """Percentage (1-99) of new workflow executions routed to the new build during this step."""
-    pause_seconds: int = Field(default=300, ge=0, le=MAX_PAUSE_SECONDS)
-    """How long this step holds before the next one (seconds, default 300)."""
-
-
 class GateSpec(Model):
     """A workflow run once per new build, pinned to it, before any traffic moves to it. The rollout
     waits while it runs and stops (condition GateFailed) if it fails or times out."""
@@ -66,6 +56,19 @@ class GateSpec(Model):
     """Argument passed to the workflow (any JSON value); no argument when unset."""
     timeout_seconds: int = Field(default=DEFAULT_GATE_TIMEOUT_SECONDS, ge=1, le=24 * 3600)
     """The gate fails if it has not completed within this many seconds (default 600)."""
+
+
+class RampStep(Model):
+    """One step of a Progressive rollout: send this share of new work to the new build, then wait
+    `pauseSeconds` before the next step (after the last step the new build becomes current)."""
+
+    ramp_percentage: int = Field(ge=1, le=99)
+    """Percentage (1-99) of new workflow executions routed to the new build during this step."""
+    pause_seconds: int = Field(default=300, ge=0, le=MAX_PAUSE_SECONDS)
+    """How long this step holds before the next one (seconds, default 300)."""
+    gate: GateSpec | None = None
+    """Workflow that must succeed on the new build before this step's share moves to it; if it
+    fails the ramp is cleared and the build is not ramped again until the spec changes."""
 
 
 class SunsetSpec(Model):

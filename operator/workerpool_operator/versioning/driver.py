@@ -108,6 +108,13 @@ class VersioningDriver:
                     pool.spec.task_queue,
                     gate,
                     analysis=versioning is not None and versioning.analysis is not None,
+                    steps=[
+                        (
+                            s.ramp_percentage,
+                            gate_workflow_id(deployment, target, i) if s.gate else None,
+                        )
+                        for i, s in enumerate(versioning.steps if versioning else ())
+                    ],
                 ),
                 TEMPORAL_TIMEOUT_SECONDS,
             )
@@ -120,6 +127,8 @@ class VersioningDriver:
         calls.labels("DescribeWorkerDeployment", "ok").inc()
         calls.labels("CountWorkflowExecutions", "ok").inc(len(observation.temporal.versions))
         if observation.gate is not None:
+            calls.labels("DescribeWorkflowExecution", "ok").inc()
+        if observation.step_gate is not None:
             calls.labels("DescribeWorkflowExecution", "ok").inc()
         if observation.analysis is not None:
             calls.labels("CountWorkflowExecutions", "ok").inc(2)

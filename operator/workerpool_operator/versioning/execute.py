@@ -54,6 +54,7 @@ from workerpool_operator.versioning.model import (
     StartGate,
     TemporalStatus,
     VersionSummary,
+    next_step,
 )
 
 # Temporal's ~50 RPS per-namespace limit on deployment reads answers ResourceExhausted (TWC #291).
@@ -364,6 +365,7 @@ async def observe_pool(
     task_queue: str,
     gate_workflow_id: str | None,
     analysis: bool = False,
+    steps: Sequence[tuple[int, str | None]] = (),
 ) -> Observation:
     """One Describe, one exact count per known version, the gate (when the spec has one and the
     target is not current yet) and, while nothing is current or the pool left versioning
@@ -379,6 +381,13 @@ async def observe_pool(
     if state.current_build is None or not target_build:  # from, or back to, unversioned
         pollers = await unversioned_pollers(client, task_queue)
     judged = None
-    if analysis and target_build and state.ramping_build == target_build:
+    ramping = state.ramp_percentage if state.ramping_build == target_build else None
+    if analysis and target_build and ramping is not None:
         judged = await observe_analysis(client, deployment, target_build)
-    return Observation(state, counts, gate, pollers, judged)
+    step_gate = None
+    index = next_step([pct for pct, _ in steps], ramping)
+    if target_build and state.current_build != target_build and index < len(steps):
+        workflow_id = steps[index][1]
+        if workflow_id is not None:
+            step_gate = (index, await observe_gate(client, workflow_id))
+    return Observation(state, counts, gate, pollers, judged, step_gate)

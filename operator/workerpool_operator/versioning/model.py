@@ -92,6 +92,7 @@ class Observation:
     gate: GateObservation | None
     unversioned_pollers: bool
     analysis: AnalysisObservation | None = None  # while the target ramps under an analysis
+    step_gate: tuple[int, GateObservation] | None = None  # (step index, its gate) next due
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class RoutingInput:
     unversioned_pollers: bool = False
     version_cap: int = DEFAULT_VERSION_CAP
     analysis: AnalysisObservation | None = None
+    step_gate: tuple[int, GateObservation] | None = None
     generation: int = 0  # the pool's metadata.generation (a rejected build waits for a newer)
     promote: str = ""  # how the target was told to become current now ("" : it was not)
     abort: str = ""  # how the target was told to get no new work ("" : it was not)
@@ -201,6 +203,16 @@ class RoutingPlan:
         return any(isinstance(c, SetCurrent | SetRamping) for c in self.calls)
 
 
-def gate_workflow_id(deployment: str, build: str) -> str:
-    """Fixed per build, so a restarted operator finds the gate it started instead of a new one."""
-    return f"{deployment}/gate/{build}"
+def gate_workflow_id(deployment: str, build: str, step: int | None = None) -> str:
+    """Fixed per build (and Progressive step, counted from 1), so a restarted operator finds the
+    gate it started instead of a new one."""
+    base = f"{deployment}/gate/{build}"
+    return base if step is None else f"{base}/step-{step + 1}"
+
+
+def next_step(ramps: Sequence[int], ramping_target: float | None) -> int:
+    """The index of the Progressive step not reached yet: the first whose percentage is above
+    what the target holds (0 while it does not ramp)."""
+    if ramping_target is None:
+        return 0
+    return sum(1 for pct in ramps if pct <= ramping_target + _RAMP_EPSILON)

@@ -128,6 +128,7 @@ def plan_pass(
             gate=observed.gate,
             unversioned_pollers=observed.unversioned_pollers,
             analysis=observed.analysis,
+            step_gate=observed.step_gate,
             generation=int(pool.metadata.get("generation") or 0),
             promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target),
             abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target),

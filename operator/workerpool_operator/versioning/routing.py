@@ -122,7 +122,9 @@ def _route(inp: RoutingInput) -> _Routing:
         # Rolled back by analysis at this generation: not ramped again until the spec changes.
         if t.ramping_build == target:
             r.calls = [*claim, SetRamping(None, 0.0)]
-        r.reason = Reason.ANALYSIS_FAILED
+        # The stored verdict says which check rolled it back (a step gate's starts "gate").
+        failed_gate = rejected.startswith("gate ")
+        r.reason = Reason.GATE_FAILED if failed_gate else Reason.ANALYSIS_FAILED
         r.message = (
             f"build {target} was rolled back: {rejected}. It is not ramped again until the spec "
             "changes; fix the build (a new build is judged afresh)"
@@ -230,6 +232,35 @@ def _route(inp: RoutingInput) -> _Routing:
         r.events.append(
             Event(Reason.PROMOTED, f"build {target} made current after {len(steps)} steps")
         )
+        return r
+    step_gate = steps[index].gate
+    seen = inp.step_gate[1] if inp.step_gate and inp.step_gate[0] == index else None
+    if step_gate is not None and (seen is None or seen.state != "Succeeded"):
+        state = seen.state if seen is not None else "NotStarted"
+        if state == "Failed":
+            # A failed step gate rolls back: the ramp so far is cleared, as analysis does.
+            r.calls = [*claim, SetRamping(None, 0.0)] if held is not None else []
+            r.reason = Reason.GATE_FAILED
+            r.rejected = (
+                f"gate workflow {step_gate.workflow_type} of step {index + 1} failed "
+                f"({seen.message if seen else ''})"
+            )
+            r.message = f"build {target} rolled back: {r.rejected}"
+            r.events.append(Event(Reason.GATE_FAILED, r.message, warning=True))
+            return r
+        r.reason = Reason.GATED
+        r.message = (
+            f"gate workflow {step_gate.workflow_type} of step {index + 1} runs on build {target}"
+        )
+        if state == "NotStarted":
+            r.gate = StartGate(
+                workflow_id=gate_workflow_id(inp.deployment, target, index),
+                workflow_type=step_gate.workflow_type,
+                task_queue=step_gate.task_queue or inp.task_queue,
+                build_id=target,
+                input=step_gate.input,
+                timeout_seconds=step_gate.timeout_seconds,
+            )
         return r
     pct = float(steps[index].ramp_percentage)
     r.calls = [*claim, SetRamping(target, pct)]
