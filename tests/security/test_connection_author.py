@@ -75,6 +75,15 @@ async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: List
     assert bed.pool_author().apply(pool(inline, connection={"address": address})).returncode == 0
     await wait_reason(bed, inline, "AddressNotAllowed")
     assert get(bed, "deployment", inline) is None
+    # A versioned pool: its Worker Deployment is read from Temporal before each plan; nothing
+    # may dial the address for it either.
+    versioned = unique("versioned")
+    body = pool(
+        versioned, connection={"address": address}, versioning={"defaultBehavior": "Pinned"}
+    )
+    assert bed.pool_author().apply(body).returncode == 0
+    await wait_reason(bed, versioned, "AddressNotAllowed")
+    assert listener.received == [], "a versioned pool's Temporal reads dialled the address"
 
 
 @attack("pool author: use a connection and its Secrets when its allowedPools does not admit it")
