@@ -43,6 +43,7 @@ class Reason(StrEnum):
     # Events on the pool
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
+    ACCESS_REVOKED = "AccessRevoked"
     # Degraded
     AS_EXPECTED = "AsExpected"
     # VersionRollout / VersionLimit (versioned pools) and routing Events
@@ -89,14 +90,19 @@ DOCS: dict[Reason, str] = {
     ),
     Reason.CONNECTION_NOT_ALLOWED: (
         "spec.connectionRef names a ClusterTemporalConnection whose spec.allowedNamespaces does "
-        "not select the pool's namespace; children are left as they are. Ask the cluster admin "
-        "to label the namespace or widen allowedNamespaces, or use a TemporalConnection."
+        "not select the pool's namespace. Nothing is written for the pool, and what carried the "
+        "connection's credentials is deleted (Deployment, ScaledObject, TriggerAuthentication, "
+        "HPA: the pool runs no workers); all is written again once the namespace is allowed. "
+        "Ask the cluster admin to label the namespace or widen allowedNamespaces, or use a "
+        "TemporalConnection."
     ),
     Reason.POOL_NOT_ALLOWED: (
         "spec.connectionRef names a connection whose spec.allowedPools does not select the "
-        "pool's labels: nothing is written for the pool (its Secrets reach no pod and no KEDA "
-        "object), children already written are left as they are. Set the labels the "
-        "connection's owner asks for on the pool, or ask them to widen spec.allowedPools."
+        "pool's labels. Nothing is written for the pool, and what carried the connection's "
+        "credentials is deleted (Deployment, ScaledObject, TriggerAuthentication, HPA: the pool "
+        "runs no workers); all is written again once the connection admits the pool. Set the "
+        "labels the connection's owner asks for on the pool, or ask them to widen "
+        "spec.allowedPools."
     ),
     Reason.CONNECTION_INVALID: (
         "The referenced connection's spec cannot be read (it passed an older admission); the "
@@ -104,8 +110,10 @@ DOCS: dict[Reason, str] = {
     ),
     Reason.ADDRESS_NOT_ALLOWED: (
         "The pool's Temporal address (spec.connection or its connection's) is not among the "
-        "addresses the cluster admin allows (operator setting grants.allowedAddresses); nothing "
-        "is written or dialled for it. Pool, or connection: use an allowed address."
+        "addresses the cluster admin allows (operator setting grants.allowedAddresses). Nothing "
+        "is written or dialled for it, and a pool that ran before loses its Deployment and "
+        "autoscaler objects until the address is allowed. Pool, or connection: use an allowed "
+        "address."
     ),
     Reason.ROLLOUT_IN_PROGRESS: "The Deployment is rolling out a new template or scaling.",
     Reason.ROLLOUT_COMPLETE: "The latest template is fully rolled out.",
@@ -136,6 +144,12 @@ DOCS: dict[Reason, str] = {
     ),
     Reason.SCALED_UP: "Event: the Builtin autoscaler raised the Deployment's replicas.",
     Reason.SCALED_DOWN: "Event: the Builtin autoscaler lowered the Deployment's replicas.",
+    Reason.ACCESS_REVOKED: (
+        "Event: the pool's connection stopped admitting it (PoolNotAllowed, ConnectionNotAllowed, "
+        "AddressNotAllowed), so the operator deleted the children that carried the connection's "
+        "credentials or acted with them; the message lists them. They are written again once "
+        "the connection admits the pool."
+    ),
     Reason.AS_EXPECTED: "Nothing is wrong.",
     Reason.TARGET_CURRENT: (
         "Versioned pool: the build the spec asks for is Temporal's current version; new "

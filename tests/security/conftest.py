@@ -9,7 +9,8 @@ attack runs as that ServiceAccount through a real bound token (`kubectl create t
 API server, not the test, decides what it may do.
 
 Each attack test carries the `attack` marker; at the end of the session the counts (tried,
-blocked = passed) and any figures the tests recorded go to `bench-results/security.json`.
+blocked = passed) and any figures the tests recorded go to `bench-results/security.json`; a run
+of some of the attack tests updates their outcomes and keeps the others' last ones.
 """
 
 from __future__ import annotations
@@ -159,8 +160,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         previous = json.loads(RESULTS.read_text())
     out = {**previous, **_FIGURES}
     if _OUTCOMES:
-        out["attacks_tried"] = len(_OUTCOMES)
-        out["attacks_blocked"] = sum(_OUTCOMES.values())
-        out["attacks"] = {k: ("blocked" if v else "NOT BLOCKED") for k, v in _OUTCOMES.items()}
+        # A run of some attack tests updates theirs and keeps the others' last outcome (of
+        # tests that still exist), so the counts always cover every attack, not just the run.
+        kept = {
+            k: v
+            for k, v in (previous.get("attacks") or {}).items()
+            if (REPO_ROOT / k.split("::", 1)[0]).exists() and k not in _OUTCOMES
+        }
+        attacks = {**kept, **{k: ("blocked" if v else "NOT BLOCKED") for k, v in _OUTCOMES.items()}}
+        out["attacks"] = dict(sorted(attacks.items()))
+        out["attacks_tried"] = len(attacks)
+        out["attacks_blocked"] = sum(v == "blocked" for v in attacks.values())
+        out["attacks_this_run"] = len(_OUTCOMES)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")

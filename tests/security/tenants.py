@@ -76,6 +76,33 @@ async def wait_reason(bed: Bed, name: str, reason: str) -> None:
     await until(lambda: ready(bed, name).get("reason") == reason, reason, lambda: ready(bed, name))
 
 
+def get(bed: Bed, kind: str, name: str) -> dict[str, Any] | None:
+    got = bed.kube.run("get", kind, name, "-n", bed.team_a, "-o", "json")
+    return json.loads(got.stdout) if got.returncode == 0 else None
+
+
+def secrets_named(obj: dict[str, Any] | None) -> set[str]:
+    """Every Secret name an object refers to (secretKeyRef, secret volumes, secretTargetRef)."""
+    found: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for key in ("secretKeyRef", "secret"):
+                ref = x.get(key)
+                if isinstance(ref, dict):
+                    found.add(str(ref.get("name") or ref.get("secretName")))
+            if "parameter" in x and "name" in x:  # KEDA secretTargetRef
+                found.add(str(x["name"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
 def connection(name: str, address: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "workerpools.io/v1alpha1",

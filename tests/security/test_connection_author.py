@@ -17,39 +17,14 @@ from tests.security.tenants import (
     Listener,
     admission_policy,
     connection,
+    get,
     pool,
     ready,
     secret,
+    secrets_named,
     unique,
     wait_reason,
 )
-
-
-def get(bed: Bed, kind: str, name: str) -> dict[str, Any] | None:
-    got = bed.kube.run("get", kind, name, "-n", bed.team_a, "-o", "json")
-    return json.loads(got.stdout) if got.returncode == 0 else None
-
-
-def secrets_named(obj: dict[str, Any] | None) -> set[str]:
-    """Every Secret name an object refers to (secretKeyRef, secret volumes, secretTargetRef)."""
-    found: set[str] = set()
-
-    def walk(x: Any) -> None:
-        if isinstance(x, dict):
-            for key in ("secretKeyRef", "secret"):
-                ref = x.get(key)
-                if isinstance(ref, dict):
-                    found.add(str(ref.get("name") or ref.get("secretName")))
-            if "parameter" in x and "name" in x:  # KEDA secretTargetRef
-                found.add(str(x["name"]))
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(obj)
-    return found
 
 
 @pytest.fixture
@@ -100,6 +75,15 @@ async def test_connections_only_reach_allowed_addresses(bed: Bed, listener: List
     assert bed.pool_author().apply(pool(inline, connection={"address": address})).returncode == 0
     await wait_reason(bed, inline, "AddressNotAllowed")
     assert get(bed, "deployment", inline) is None
+    # A versioned pool: its Worker Deployment is read from Temporal before each plan; nothing
+    # may dial the address for it either.
+    versioned = unique("versioned")
+    body = pool(
+        versioned, connection={"address": address}, versioning={"defaultBehavior": "Pinned"}
+    )
+    assert bed.pool_author().apply(body).returncode == 0
+    await wait_reason(bed, versioned, "AddressNotAllowed")
+    assert listener.received == [], "a versioned pool's Temporal reads dialled the address"
 
 
 @attack("pool author: use a connection and its Secrets when its allowedPools does not admit it")

@@ -326,10 +326,12 @@ def test_a_referenced_connection_renders_like_the_inline_one_did() -> None:
 def test_an_unusable_connection_writes_nothing_and_says_why(
     kind: str, conn: dict[str, Any] | None, labels: dict[str, str], reason: Reason
 ) -> None:
-    """A connection the planner cannot use keeps the running children. (An address with a
-    scheme is admission's to reject: tests/integration/test_connection_admission.py.)"""
+    """A connection the planner cannot use writes nothing. One that refuses the pool (its
+    allowedNamespaces or allowedPools) revokes the Deployment, which carries its credentials;
+    one it cannot tell about (missing, unreadable) keeps the running children. (An address with
+    a scheme is admission's to reject: tests/integration/test_connection_admission.py.)"""
     first = plan(body(replicas=1), Capabilities(), Observed())
-    live = live_from(first)  # the pool ran before: its children must survive
+    live = live_from(first)  # the pool ran before
     p = plan(
         ref_body(kind),
         Capabilities(),
@@ -344,6 +346,12 @@ def test_an_unusable_connection_writes_nothing_and_says_why(
     assert kind in ready.message
     assert "prod" in ready.message
     status = finish(p, Outcome(), None, generation=3, now="t")
+    if reason in (Reason.CONNECTION_NOT_ALLOWED, Reason.POOL_NOT_ALLOWED):
+        assert [(r.kind, r.uid) for r in p.revoke] == [(DEPLOYMENT, "uid-Deployment")]
+        assert "runs no workers" in ready.message
+        assert status["replicas"] == 0
+        return
+    assert p.revoke == []  # running workers keep what they have
     assert "replicas" in status  # the workload is still reported
 
 
@@ -542,3 +550,65 @@ def test_a_cluster_connections_secrets_are_checked_where_the_operator_reads_them
     p = plan(ref_body("ClusterTemporalConnection", replicas=1), Capabilities(), observed)
     assert p.conditions[api.CONDITION_READY].reason != Reason.CREDENTIALS_UNAVAILABLE
     assert DEPLOYMENT in {w.kind for w in p.writes}
+
+
+def test_a_pool_its_connection_stops_admitting_loses_what_carries_the_credentials() -> None:
+    """Revocation: a KEDA pool that ran with a connection's API key; the connection's owner
+    narrows allowedPools. The Deployment (pods mount the Secret), the TriggerAuthentication
+    (KEDA reads it) and the ScaledObject (KEDA dials with it) are deleted, by UID, what carries
+    nothing stays; re-admitting the pool writes them all again."""
+    keda = {"engine": "KEDA", "minReplicas": 0, "maxReplicas": 2}
+    pool_body = ref_body(autoscaling=keda)
+    pool_body["metadata"]["labels"] = {"team": "payments"}
+    admits = connection(tls={}, apiKeySecretRef={"name": "k"})
+    observed = Observed(connection=admits, secrets={"k": {"data": {}}})
+    live = live_from(plan(pool_body, Capabilities(keda=True), observed))
+    assert {DEPLOYMENT, TRIGGER_AUTH, SCALED_OBJECT} <= set(live)
+    refuses = copy.deepcopy(admits)
+    refuses["spec"]["allowedPools"] = {"matchLabels": {"team": "orders"}}
+    revoked = plan(
+        pool_body,
+        Capabilities(keda=True),
+        Observed(children=live, connection=refuses, secrets={"k": {"data": {}}}),
+    )
+    assert revoked.writes == []
+    deleted = [(r.kind, r.name, r.uid) for r in revoked.revoke]
+    assert deleted == [
+        (SCALED_OBJECT, "orders", "uid-ScaledObject"),
+        (TRIGGER_AUTH, "orders", "uid-TriggerAuthentication"),
+        (DEPLOYMENT, "orders", "uid-Deployment"),
+    ]
+    ready = revoked.conditions[api.CONDITION_READY]
+    assert (ready.status, ready.reason) == ("False", Reason.POOL_NOT_ALLOWED)
+    assert "TemporalConnection shop/prod" in ready.message  # which connection
+    assert "spec.allowedPools" in ready.message  # and the fix
+    gone = {k: v for k, v in live.items() if k not in {DEPLOYMENT, TRIGGER_AUTH, SCALED_OBJECT}}
+    again = plan(pool_body, Capabilities(keda=True), Observed(children=gone, connection=admits,
+                 secrets={"k": {"data": {}}}))  # fmt: skip
+    assert again.revoke == []
+    assert {w.kind for w in again.writes} == {DEPLOYMENT, TRIGGER_AUTH, SCALED_OBJECT}
+
+
+def test_revocation_takes_only_what_the_pool_controls_and_a_versioned_pools_builds() -> None:
+    """A foreign Deployment under the pool's name is never deleted; a versioned pool's build
+    Deployments mount the Secrets too, so they go; an address the admin stopped allowing
+    revokes as well (the workers would keep dialling it)."""
+    own_build = {"metadata": {"name": "orders-abc", "uid": "b1",
+                              "ownerReferences": [{"controller": True, "uid": UID}]}}  # fmt: skip
+    other_build = {"metadata": {"name": "x-abc", "uid": "b2", "ownerReferences": []}}
+    refuses = connection(allowedPools={"matchLabels": {"team": "none"}})
+    p = plan(
+        ref_body(replicas=1),
+        Capabilities(),
+        Observed(
+            children={DEPLOYMENT: _foreign("Deployment")},
+            connection=refuses,
+            builds=(own_build, other_build),
+        ),
+    )
+    assert [(r.kind, r.name, r.uid) for r in p.revoke] == [(DEPLOYMENT, "orders-abc", "b1")]
+    live = live_from(plan(body(replicas=1), Capabilities(), Observed()))
+    caps = Capabilities(grants=Grants(allowed_addresses=("*.svc:7233",)))
+    p = plan(body(replicas=1), caps, Observed(children=live))
+    assert p.conditions[api.CONDITION_READY].reason == Reason.ADDRESS_NOT_ALLOWED
+    assert [r.kind for r in p.revoke] == [DEPLOYMENT]

@@ -134,7 +134,8 @@ class TemporalConnectionSpec(ConnectionSpec):
             "Label selector on the pools that may use this connection, and so its Secrets. "
             "Omit (or `{}`) to allow every pool that may reference it; e.g. matchLabels: "
             "{access.workerpools.io/payments: 'true'} allows only pools labelled so. A pool it "
-            "does not select gets Ready False (PoolNotAllowed) and nothing is written for it. "
+            "does not select gets Ready False (PoolNotAllowed) and nothing is written for it; one "
+            "that ran loses its Deployment and autoscaler objects until it is selected again. "
             "Pool labels are written by whoever writes the pool: select labels under "
             "access.workerpools.io/, which the optional admission policy lets only those who "
             "may update connections set (docs/security.md)."
@@ -157,7 +158,9 @@ class ClusterTemporalConnectionSpec(TemporalConnectionSpec):
         description=(
             "Label selector on Namespaces whose pools may reference this connection. Required: "
             "`{}` allows every namespace, e.g. matchLabels: {temporal-tenant: payments} allows "
-            "only those. A pool of another namespace gets Ready False (ConnectionNotAllowed)."
+            "only those. A pool of another namespace gets Ready False (ConnectionNotAllowed); one "
+            "that ran loses its Deployment and autoscaler objects until its namespace is "
+            "selected again."
         ),
     )
 

@@ -115,6 +115,14 @@ class Executor:
             await asyncio.gather(*(write(w) for w in phase if w.kind not in blocked))
         for kind, uid in p.prune:
             await self.kube.delete(kind, ns, name, uid=uid)
+        for r in p.revoke:  # the connection no longer admits the pool (reconcile/revoke.py)
+            if await self.kube.delete(r.kind, ns, r.name, uid=r.uid or None):
+                outcome.revoked.append(f"{r.kind.kind} {r.name}")
+        if outcome.revoked:
+            log.warning(
+                "revoked: the connection no longer admits the pool",
+                extra={"pool": f"{ns}/{name}", "deleted": outcome.revoked},
+            )
         return outcome
 
     async def settle_builds(self, ns: str, p: Plan, manager: str) -> list[str]:

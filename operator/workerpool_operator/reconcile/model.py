@@ -76,6 +76,16 @@ class Handover:
     manager: str
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A child to delete because the pool's connection stopped admitting it (reconcile/revoke):
+    its kind, name and UID (a re-created namesake survives)."""
+
+    kind: Kind
+    name: str
+    uid: str
+
+
 @dataclass
 class Plan:
     pool: api.TemporalWorkerPool | None
@@ -95,6 +105,8 @@ class Plan:
     retire: list[tuple[str, str]] = field(default_factory=list)  # (Deployment name, uid)
     # Versioned pools: look again this many seconds from now (a pause, a sunset, a poll).
     requeue_after: float | None = None
+    # Children that carry the credentials of a connection that no longer admits the pool.
+    revoke: list[Revocation] = field(default_factory=list)
 
 
 def controlled_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
@@ -116,6 +128,7 @@ class Outcome:
     failures: dict[Kind, str] = field(default_factory=dict)
     created: int = 0  # children that did not exist before
     routing_refused: str = ""  # versioned pools: why Temporal did not take a routing change
+    revoked: list[str] = field(default_factory=list)  # "Kind name" of each revoked child deleted
 
 
 def pod_template_extras(

@@ -32,6 +32,7 @@ from workerpool_operator.names import (
     FieldManagers,
 )
 from workerpool_operator.reasons import Reason
+from workerpool_operator.reconcile import revoke
 from workerpool_operator.reconcile.diff import up_to_date, with_hash
 from workerpool_operator.reconcile.model import (
     ChildWrite,
@@ -166,12 +167,20 @@ def _invalid(pool_body: Mapping[str, Any], message: str) -> Plan:
 def _unresolved(
     pool: api.TemporalWorkerPool, problem: Unresolved, observed: Observed, drop: int | None
 ) -> Plan:
-    """No usable connection: write nothing, prune nothing (running workers keep what they
-    have), and say why on Ready and Degraded."""
+    """No usable connection: write nothing, and say why on Ready and Degraded. A connection
+    that refuses the pool revokes what carries its credentials (reconcile/revoke.py); when the
+    planner only cannot tell (not found, unreadable), running workers keep what they have."""
     out = Plan(pool=pool, drop_finalizer=drop)
     ready, degraded = api.CONDITION_READY, api.CONDITION_DEGRADED
-    out.conditions[ready] = ConditionSpec(ready, "False", problem.reason, problem.message)
-    out.conditions[degraded] = ConditionSpec(degraded, "True", problem.reason, problem.message)
+    message = problem.message
+    if problem.reason in revoke.REVOKING:
+        message += revoke.CONSEQUENCE
+        out.revoke = revoke.revocations(pool, observed)
+    out.conditions[ready] = ConditionSpec(ready, "False", problem.reason, message)
+    out.conditions[degraded] = ConditionSpec(degraded, "True", problem.reason, message)
+    if problem.reason in revoke.REVOKING:
+        out.fields = {"replicas": 0, "readyReplicas": 0}
+        return out
     deployment = observed.children.get(DEPLOYMENT)
     if deployment is not None and controlled_by(deployment, pool.uid):
         workload = workload_from_deployment(deployment)

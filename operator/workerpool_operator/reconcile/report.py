@@ -27,6 +27,8 @@ PROBLEMS = frozenset(
         Reason.CONNECTION_NOT_ALLOWED,
         Reason.POOL_NOT_ALLOWED,
         Reason.CONNECTION_INVALID,
+        Reason.ADDRESS_NOT_ALLOWED,
+        Reason.CREDENTIALS_UNAVAILABLE,
         Reason.GATE_FAILED,
         Reason.OWNED_ELSEWHERE,
         Reason.PROMOTION_REFUSED,
@@ -54,6 +56,14 @@ async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome)
     live = body.get("status") or {}
     generation = int(meta.get("generation") or 0)
     status = finish(p, outcome, live, generation=generation, now=now_rfc3339())
+    obj = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
+    if outcome.revoked:
+        reason = p.conditions[api.CONDITION_READY].reason
+        message = (
+            f"deleted {', '.join(outcome.revoked)}: the pool's connection no longer admits it "
+            f"({reason}; the pool's Ready condition says why and how to fix it)"
+        )
+        await kube.try_event(obj, reason=Reason.ACCESS_REVOKED, message=message, type_="Warning")
     if is_subset(status, live) and not _drops(status, live):
         return
     await kube.apply_status(POOL_STATUS, meta["namespace"], meta["name"], status)
@@ -62,7 +72,7 @@ async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome)
     if now["reason"] in PROBLEMS and changed:
         metrics.ERRORS.labels(now["reason"]).inc()
         await kube.try_event(
-            {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
+            obj,
             reason=now["reason"],
             message=now["message"],
             type_="Warning",

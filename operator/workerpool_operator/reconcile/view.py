@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workerpool_operator import trust
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
@@ -23,6 +24,7 @@ from workerpool_operator.kinds import (
 )
 from workerpool_operator.kube.cache import Caches, Key, Store
 from workerpool_operator.names import POOL_LABEL
+from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.model import Observed, VersioningObserved
 from workerpool_operator.render import Capabilities
 from workerpool_operator.temporal.connections import (
@@ -114,8 +116,15 @@ class ClusterView:
     def resolve(
         self, pool: api.TemporalWorkerPool, body: Mapping[str, Any]
     ) -> Resolved | Unresolved:
-        """The pool's effective connection (the plan resolves the same from `observed`)."""
-        return resolve_connection(pool, **self.observed_connection(body))
+        """The pool's effective connection, or why there is none: what the plan decides from
+        `observed`, the admin's address allowlist included, so nothing that resolves here (the
+        scaler, a versioned pool's Temporal reads) dials an address the admin does not allow."""
+        resolved = resolve_connection(pool, **self.observed_connection(body))
+        if isinstance(resolved, Resolved):
+            problem = trust.address_not_allowed(resolved.pool, self.caps.grants, resolved.source)
+            if problem is not None:
+                return Unresolved(Reason.ADDRESS_NOT_ALLOWED, problem)
+        return resolved
 
     def connection_ref(self, key: Key) -> tuple[str, str, str] | None:
         return connection_ref_key(self.pool(key) or {})
