@@ -241,8 +241,15 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             drain_s.append(versioned.stopped[old] - done_at)
         load.stop()
         await loader
-        # Steady state: the last old build gone, then the operator's Temporal calls per minute.
+        # Steady state: the last old build gone (its Deployment and its Temporal version), then
+        # the operator's Temporal calls per minute.
         await until(lambda: len(versioned.builds()) == 1, "old builds deleted", wait_s=120)
+
+        def one_version() -> bool:
+            st = (get(kubeconfig, "temporalworkerpool", "versioned", ns) or {}).get("status") or {}
+            return len(st.get("versions") or []) == 1
+
+        await until(one_version, "old Temporal versions deleted", wait_s=120, interval=0.5)
         before = by_method(op.metrics())
         await asyncio.sleep(window)
         steady = {k: v - before.get(k, 0.0) for k, v in by_method(op.metrics()).items()}
