@@ -30,6 +30,7 @@ from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.connections import Resolved, Unresolved, resolve_connection
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 from workerpool_operator.versioning.driver import VersioningDriver
 from workerpool_operator.versioning.model import RoutingPlan, SetCurrent
 
@@ -92,6 +93,13 @@ class View:
 
     def __init__(self, connection: Mapping[str, Any] | None = None) -> None:
         self.connection = connection
+        self.ready: dict[str, int] = {}  # build -> ready replicas of its Deployment
+
+    def builds_of(self, namespace: str, pool: str) -> list[dict[str, Any]]:
+        return [
+            {"metadata": {"labels": {BUILD_ID_LABEL: build}}, "status": {"readyReplicas": n}}
+            for build, n in self.ready.items()
+        ]
 
     def resolve(self, pool: api.TemporalWorkerPool, body: Mapping[str, Any]) -> Any:
         return resolve_connection(
@@ -103,9 +111,6 @@ class View:
 
     def secrets_in(self, namespace: str) -> dict[str, dict[str, Any]]:
         return {}
-
-    def builds_of(self, namespace: str, pool: str) -> list[dict[str, Any]]:
-        return []
 
 
 def driver_for(
@@ -147,6 +152,26 @@ async def test_a_reading_serves_the_pools_reconciles_until_its_look_is_due() -> 
 
     clock.now += 0.5  # the look the plan asked for
     assert (await driver.observe(body)) is not None
+    assert reads(frontend) == 2
+
+
+async def test_the_target_builds_workers_coming_up_read_afresh() -> None:
+    # A new build registers its version when its workers first poll, which is when the
+    # runtime turns ready: that Deployment event is worth a look before the next poll.
+    body = pool_body()
+    target = target_build_id(api.TemporalWorkerPool.from_body(body))
+    frontend = Frontend(target)
+    clock, dialed, view = Clock(), list[str](), View()
+    view.ready = {target: 0, "older": 2}
+    driver = driver_for(frontend, clock, dialed, view)
+    await driver.observe(body)
+    driver.hold(KEY, 1.0)
+
+    view.ready["older"] = 1  # another build's Deployment moved: the reading stands
+    await driver.observe(body)
+    assert reads(frontend) == 1
+    view.ready[target] = 1
+    await driver.observe(body)
     assert reads(frontend) == 2
 
 

@@ -8,7 +8,8 @@ traceback loop: the plan then holds every build where it is.
 A reading serves every reconcile of the pool until the look its plan asked for (`hold`): a
 child's status moving or the operator's own status write plans again from it, with the clock
 moved on, instead of asking Temporal the same questions again. A spec change, another
-connection, a routing call made (`carry_out`) or the look being due reads afresh.
+connection, the target build's ready replicas changing (its workers polling register its
+version), a routing call made (`carry_out`) or the look being due reads afresh.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from workerpool_operator.temporal.connections import (
     Unresolved,
     connection_for,
 )
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 from workerpool_operator.versioning.execute import (
     Backoff,
     describe_call,
@@ -78,7 +80,7 @@ class _Reading:
     """One pool's last reading, what it was taken for, and until when it serves."""
 
     observed: VersioningObserved
-    basis: tuple[object, ...]  # generation, connection, deployment, target, queue, gate
+    basis: tuple[object, ...]  # generation, connection, names, target's ready replicas
     taken: float  # the driver's clock
     until: float  # reconciles before this plan from it; from this on, Temporal is read again
 
@@ -116,7 +118,8 @@ class VersioningDriver:
     async def observe(self, body: Mapping[str, Any]) -> VersioningObserved | None:
         """The Worker Deployment as Temporal has it; None for an unversioned or invalid pool.
         A reading still held for the pool (see `hold`) is handed out again, with `now` moved
-        on, when it was taken for the same spec generation, connection and names."""
+        on, when it was taken for the same spec generation, connection, names and ready
+        replicas of the target build."""
         try:
             pool = api.TemporalWorkerPool.from_body(body)
         except ValidationError:
@@ -146,7 +149,8 @@ class VersioningDriver:
             if versioning.gate is not None:
                 gate = gate_workflow_id(deployment, target)
         generation = (body.get("metadata") or {}).get("generation")
-        basis = (generation, conn, deployment, target, pool.spec.task_queue, gate)
+        ready = self._ready(key, target)  # the target's workers coming up: registration is near
+        basis = (generation, conn, deployment, target, pool.spec.task_queue, gate, ready)
         held = self._readings.get(key)
         if held is not None and held.basis == basis and self._clock() < held.until:
             return replace(held.observed, now=now)
@@ -157,6 +161,14 @@ class VersioningDriver:
         )
         self._readings[key] = _Reading(observed, basis, taken, until=taken)
         return observed
+
+    def _ready(self, key: Key, build: str) -> int:
+        """Ready replicas of the build's Deployment in the cache (the runtime is ready once its
+        worker polls, which is what registers the build's version in Temporal)."""
+        for dep in self.view.builds_of(*key):
+            if (dep.get("metadata") or {}).get("labels", {}).get(BUILD_ID_LABEL) == build:
+                return int((dep.get("status") or {}).get("readyReplicas") or 0)
+        return 0
 
     async def _read(
         self,
