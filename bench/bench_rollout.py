@@ -20,7 +20,8 @@ along (`--rate` per second); `lost_tasks` counts those that did not complete, an
 `nondeterminism_errors` the workflow-task failures in every workflow's history.
 `temporal_calls_per_pool_per_min`: the operator's `workerpool_temporal_calls_total` over a window
 once the last old build is gone; `temporal_calls_per_rollout_p50`: the same counter from the spec
-change to the new build current (the floor pool makes no Temporal calls).
+change to the new build current (the floor pool makes no Temporal calls), and
+`temporal_calls_per_pool_per_min_rollout` its sum over the summed rollout time.
 
     python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60]
 
@@ -268,6 +269,9 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             "nondeterminism_errors": sum(f for _, f in outcomes),
             "temporal_calls_per_pool_per_min": round(calls / (window / 60), 1),
             "temporal_calls_per_rollout_p50": p50(rollout_calls),
+            "temporal_calls_per_pool_per_min_rollout": (
+                round(sum(rollout_calls) / sum(rollout_s) * 60, 1) if rollout_s else None
+            ),
             "temporal_calls_steady_by_method": {k: v for k, v in sorted(steady.items()) if v},
             "rollout_max_s": round(max(rollout_s), 2) if rollout_s else None,
             "rollout_s": [round(x, 2) for x in rollout_s],
@@ -305,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         ("non-determinism errors", "nondeterminism_errors", "goal 0"),
         ("Temporal calls per pool per minute (steady)", "temporal_calls_per_pool_per_min", ""),
         ("Temporal calls per rollout, p50", "temporal_calls_per_rollout_p50", ""),
+        ("Temporal calls per minute, rollouts", "temporal_calls_per_pool_per_min_rollout", ""),
     ]
     print(f"\nrollout benchmark ({result.get('rollouts')} rollouts, "
           f"{result.get('load_workflows')} load workflows)")  # fmt: skip
