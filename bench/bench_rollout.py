@@ -19,7 +19,9 @@ which lags by minutes). A load loop starts short workflows on the versioned pool
 along (`--rate` per second); `lost_tasks` counts those that did not complete, and
 `nondeterminism_errors` the workflow-task failures in every workflow's history.
 `temporal_calls_per_pool_per_min`: the operator's `workerpool_temporal_calls_total` over a window
-once the last old build is gone.
+once the last old build is gone; `temporal_calls_per_rollout_p50`: the same counter from the spec
+change to the new build current (the floor pool makes no Temporal calls), and
+`temporal_calls_per_pool_per_min_rollout` its sum over the summed rollout time.
 
     python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60]
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -138,6 +141,18 @@ async def outcome(handle: WorkflowHandle[Any, Any]) -> tuple[bool, int]:
     return completed, failures
 
 
+def by_method(text: str) -> dict[str, float]:
+    """workerpool_temporal_calls_total per RPC (both results)."""
+    out: dict[str, float] = {}
+    for m in re.finditer(
+        r'^workerpool_temporal_calls_total\{[^}]*method="([^"]+)"[^}]*\} ([0-9.e+-]+)$',
+        text,
+        re.MULTILINE,
+    ):
+        out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
 def p50(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 2) if xs else None
 
@@ -170,6 +185,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
     rollout_s: list[float] = []
     floor_s: list[float] = []
     drain_s: list[float] = []
+    rollout_calls: list[float] = []
     pinned: list[WorkflowHandle[Any, Any]] = []
     load = Load(client, vq, rate)
     try:
@@ -211,10 +227,13 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             await until(rolled, f"floor rollout {i}")
             floor_s.append(time.monotonic() - t0)
             # Versioned: spec change -> the new build current.
+            calls_before = metric(op.metrics(), "workerpool_temporal_calls_total")
             t0 = time.monotonic()
             apply(kubeconfig, ns, pool("versioned", vq, server, i, True))
             build = await until(lambda o=old: (b := current()) and b != o and b, f"rollout {i}")
             rollout_s.append(time.monotonic() - t0)
+            calls_after = metric(op.metrics(), "workerpool_temporal_calls_total")
+            rollout_calls.append(calls_after - calls_before)
             # The old build's pinned workflow ends; until the old build is at 0 replicas.
             await held.signal("finish")
             await held.result()
@@ -223,11 +242,19 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             drain_s.append(versioned.stopped[old] - done_at)
         load.stop()
         await loader
-        # Steady state: the last old build gone, then the operator's Temporal calls per minute.
+        # Steady state: the last old build gone (its Deployment and its Temporal version), then
+        # the operator's Temporal calls per minute.
         await until(lambda: len(versioned.builds()) == 1, "old builds deleted", wait_s=120)
-        before = metric(op.metrics(), "workerpool_temporal_calls_total")
+
+        def one_version() -> bool:
+            st = (get(kubeconfig, "temporalworkerpool", "versioned", ns) or {}).get("status") or {}
+            return len(st.get("versions") or []) == 1
+
+        await until(one_version, "old Temporal versions deleted", wait_s=120, interval=0.5)
+        before = by_method(op.metrics())
         await asyncio.sleep(window)
-        calls = metric(op.metrics(), "workerpool_temporal_calls_total") - before
+        steady = {k: v - before.get(k, 0.0) for k, v in by_method(op.metrics()).items()}
+        calls = sum(steady.values())
         outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
         lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
         result = {
@@ -241,7 +268,14 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             "lost_tasks": lost,
             "nondeterminism_errors": sum(f for _, f in outcomes),
             "temporal_calls_per_pool_per_min": round(calls / (window / 60), 1),
+            "temporal_calls_per_rollout_p50": p50(rollout_calls),
+            "temporal_calls_per_pool_per_min_rollout": (
+                round(sum(rollout_calls) / sum(rollout_s) * 60, 1) if rollout_s else None
+            ),
+            "temporal_calls_steady_by_method": {k: v for k, v in sorted(steady.items()) if v},
+            "rollout_max_s": round(max(rollout_s), 2) if rollout_s else None,
             "rollout_s": [round(x, 2) for x in rollout_s],
+            "rollout_calls": rollout_calls,
             "floor_s": [round(x, 2) for x in floor_s],
             "operator_tracebacks": op.tracebacks(),
             "machine": "2-core shared bed (kwok nodes, local workers per build)",
@@ -267,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         ("AllAtOnce rollout p50 (spec -> build current)", "rollout_allatonce_p50_s", ""),
+        ("AllAtOnce rollout max", "rollout_max_s", ""),
         ("floor p50 (spec -> new Deployment serving)", "rollout_floor_p50_s", ""),
         ("rollout / floor", "rollout_ratio", "goal <= 1.3"),
         ("last pinned workflow -> old build at 0, p50", "drain_to_scaledown_p50_s", "goal <= 15 s"),
         ("lost tasks", "lost_tasks", "goal 0"),
         ("non-determinism errors", "nondeterminism_errors", "goal 0"),
         ("Temporal calls per pool per minute (steady)", "temporal_calls_per_pool_per_min", ""),
+        ("Temporal calls per rollout, p50", "temporal_calls_per_rollout_p50", ""),
+        ("Temporal calls per minute, rollouts", "temporal_calls_per_pool_per_min_rollout", ""),
     ]
     print(f"\nrollout benchmark ({result.get('rollouts')} rollouts, "
           f"{result.get('load_workflows')} load workflows)")  # fmt: skip

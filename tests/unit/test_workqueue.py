@@ -34,3 +34,23 @@ async def test_urgent_keys_are_handed_out_first() -> None:
         q.done(key)
     assert q.idle()
     assert len(q) == 0
+
+
+async def test_a_sooner_look_replaces_a_later_one_and_a_later_one_changes_nothing() -> None:
+    # A versioned pool at rest waits 30 s for its next look; a spec change asks for one in
+    # 1 s. Keeping the 30 s timer left rollouts waiting out the rest of it (issue 18's tail).
+    q = WorkQueue()
+    key = ("ns", "pool")
+    q.add_after(key, 30.0)
+    q.add_after(key, 0.05)
+    assert await asyncio.wait_for(q.get(), 1) == key
+    q.done(key)
+    # Events of a burst each ask for a look soon: the first one's time stands.
+    q.add_after(key, 0.05)
+    q.add_after(key, 30.0)
+    for _ in range(3):
+        q.add_after(key, 0.2)
+    assert await asyncio.wait_for(q.get(), 1) == key
+    q.done(key)
+    await asyncio.sleep(0.3)  # the later asks were folded into the first: nothing more comes
+    assert q.idle()

@@ -18,6 +18,7 @@ from workerpool_operator.names import (
     GPU_POD_LABEL,
 )
 from workerpool_operator.reconcile.status import ConditionSpec
+from workerpool_operator.temporal.connections import Connection
 from workerpool_operator.versioning.model import Observation
 from workerpool_operator.versioning.pool import VersionedPass
 
@@ -25,12 +26,15 @@ from workerpool_operator.versioning.pool import VersionedPass
 @dataclass(frozen=True)
 class VersioningObserved:
     """What the reconciler read from Temporal for a versioned pool this pass: the observation,
-    or why there is none (Temporal unreachable, rate limited, credentials missing)."""
+    or why there is none (Temporal unreachable, rate limited, credentials missing), and where
+    it was read, so the pass's routing calls go to the same place without resolving again."""
 
     now: datetime
     identity: str  # this operator's manager identity on Worker Deployments
     observation: Observation | None = None
     error: str = ""
+    deployment: str = ""  # the Temporal Worker Deployment name
+    connection: Connection | None = None  # None: the pool's connection did not resolve
 
 
 @dataclass(frozen=True)

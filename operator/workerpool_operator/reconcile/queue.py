@@ -54,15 +54,23 @@ class WorkQueue:
         metrics.QUEUE_DEPTH.set(len(self._dirty))
 
     def add_after(self, key: Key, delay: float) -> None:
-        if key in self._timers:
-            return
+        """Queue `key` in `delay` seconds. A key already waiting keeps the earlier of the two
+        times (client-go's AddAfter): a pool's 30 s look at rest must not postpone the 1 s one
+        a spec change asks for, nor a child's event; a later time changes nothing, so a burst
+        of events still collapses into one reconcile."""
         loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        waiting = self._timers.get(key)
+        if waiting is not None:
+            if waiting.when() <= when:
+                return
+            waiting.cancel()
 
         def fire() -> None:
             self._timers.pop(key, None)
             self.add(key)
 
-        self._timers[key] = loop.call_later(delay, fire)
+        self._timers[key] = loop.call_at(when, fire)
 
     def retry(self, key: Key) -> float:
         """Requeue a failed key with exponential backoff; the delay chosen."""

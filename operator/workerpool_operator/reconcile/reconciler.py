@@ -29,7 +29,7 @@ from workerpool_operator.kube.errors import ApiError, NotLeader
 from workerpool_operator.names import MANAGERS, POOL_LABEL, FieldManagers
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.execute import Executor
-from workerpool_operator.reconcile.model import Outcome, Plan
+from workerpool_operator.reconcile.model import Outcome, Plan, VersioningObserved
 from workerpool_operator.reconcile.plan import plan
 from workerpool_operator.reconcile.queue import WorkQueue
 from workerpool_operator.reconcile.report import report
@@ -98,6 +98,8 @@ class Reconciler:
         ns, name = key
         body = self.view.pool(key)
         if body is None:
+            if self.versioning is not None:
+                self.versioning.forget(key)
             return False
         start = time.perf_counter()
         versioned = None
@@ -112,6 +114,10 @@ class Reconciler:
         )
         if p.requeue_after is not None:
             self.queue.add_after(key, p.requeue_after)
+        if versioned is not None and self.versioning is not None:
+            # Until that look, other reconciles of the pool (a child's status, our own status
+            # write) plan from the same reading instead of asking Temporal again.
+            self.versioning.hold(key, p.requeue_after)
         try:
             if p.drop_finalizer is not None:
                 await self.executor.drop_finalizer(ns, name, p.drop_finalizer)
@@ -119,7 +125,7 @@ class Reconciler:
                 return False
             outcome = await self.executor.execute(ns, name, p, attempt=self.queue.failures(key) + 1)
             if p.versioned is not None and versioned is not None and versioned.observation:
-                await self._route(body, p, outcome, versioned.observation.temporal.conflict_token)
+                await self._route(key, body, p, outcome, versioned)
             if outcome.created and not (outcome.failures or outcome.conflicts):
                 # The new children's own events bring the pool back in a moment, with a status
                 # that describes them; writing one now would be stale at once.
@@ -138,18 +144,16 @@ class Reconciler:
         return failed
 
     async def _route(
-        self, body: dict[str, Any], p: Plan, outcome: Outcome, conflict_token: bytes
+        self, key: Key, body: dict[str, Any], p: Plan, outcome: Outcome, read: VersioningObserved
     ) -> None:
         """A versioned pool after its writes: Temporal's routing calls, then the other builds'
         replicas and retirements, each told in an Event."""
         assert self.versioning is not None
         assert p.versioned is not None
-        ns = body["metadata"]["namespace"]
+        ns = key[0]
         obj = {"apiVersion": api.API_VERSION, "kind": api.KIND, **body}
         routing = p.versioned.routing
-        carried = await self.versioning.carry_out(
-            body, routing, conflict_token, p.versioned.deployment
-        )
+        carried = await self.versioning.carry_out(key, read, routing)
         outcome.routing_refused = carried.refused
         if carried.done and not carried.refused:
             for event in routing.events:
@@ -193,6 +197,8 @@ class Reconciler:
 
     async def work(self, stop: asyncio.Event) -> None:
         """Reconcile until `stop` (run only while leading)."""
+        if self.versioning is not None:
+            self.versioning.forget_all()  # Temporal is read afresh on taking over
         self._requeue_all()  # one look at every pool on taking over
         tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         tasks.append(asyncio.create_task(self._resync(stop)))
