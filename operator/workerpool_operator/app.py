@@ -57,7 +57,9 @@ class Operator:
             workers=settings.workers,
             resync_seconds=settings.resync_seconds,
             managers=settings.managers,
-            versioning=VersioningDriver(self.view, self.clients, settings.routing_identity),
+            versioning=VersioningDriver(
+                self.view, self.clients, settings.routing_identity, settings.version_cap
+            ),
         )
         self.caches.subscribe(PoolGauges(lambda: len(self.view.store(POOL))).cache_event)
         self.elector: LeaderElector | None = None
