@@ -43,6 +43,8 @@ class Settings:
     # Temporal's matching.maxVersionsInDeployment (per namespace, 100 unless the server's
     # dynamic config says otherwise): versioned pools keep below it and report nearing it.
     version_cap: int = 100
+    # How often the leader removes the Temporal side of deleted versioned pools (0: never).
+    janitor_seconds: float = 300.0
 
     @property
     def routing_identity(self) -> str:
@@ -115,6 +117,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "slot free for the next one, and VersionLimitNear is reported at 80%% of it",
     )
     p.add_argument(
+        "--janitor-seconds",
+        type=float,
+        default=float(env("WORKERPOOL_JANITOR_SECONDS", "300")),
+        help="how often the leader removes from Temporal the Worker Deployments of deleted "
+        "versioned pools (0: never)",
+    )
+    p.add_argument(
         "--field-manager-suffix",
         default="",
         help="tests only: append -SUFFIX to every field manager, so managedFields tell "
@@ -144,4 +153,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         grants=grants_from_env(os.environ),
         cluster_name=args.cluster_name,
         version_cap=args.version_cap,
+        janitor_seconds=args.janitor_seconds,
     )
