@@ -2,9 +2,10 @@
 
 At start and every `period` (300 s by default), and soon after a versioned pool is deleted, the
 janitor lists the Worker Deployments of every connection it knows (those of the pools and
-connection objects in the cache, and those of recently deleted pools), reads each one no pool
-uses, and carries out `orphans.plan_removal`: routing unset, idle versions deleted, then the
-deployment. Deciding is pure (`versioning/orphans.py`); here are only the reads and the calls.
+connection objects in the cache, of versioned pools seen in the last hour, and of deleted pools
+while something of this operator is left there), reads each one no pool uses, and carries
+out `orphans.plan_removal`: routing unset, idle versions deleted, then the deployment.
+Deciding is pure (`versioning/orphans.py`); here are only the reads and the calls.
 
 Why 300 s: a stopped worker stays in Temporal's poller history for `matching.PollerHistoryTTL`
 (5 min by default) and a version is never removed before that, so looking more often finds
@@ -12,9 +13,9 @@ nothing more to remove; at rest a sweep costs one ListWorkerDeployments per conn
 orphan waits only for its pollers to be forgotten, its connection is looked at again after
 `RETRY_SECONDS`.
 
-Each connection is swept in its own time-boxed task: one that hangs delays no other. Failures
-are log lines (once per connection and kind of failure) and `workerpool_temporal_calls_total`
-counts, never a traceback.
+Each connection is swept in its own time-boxed task: one that hangs delays no other. Temporal's
+failures are log lines (once per connection and kind of failure) and
+`workerpool_temporal_calls_total` counts, never a traceback.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ JANITOR_PERIOD_SECONDS = 300.0
 RETRY_SECONDS = 30.0
 # One connection's sweep: past it that connection waits for the next one, the others never did.
 SWEEP_TIMEOUT_SECONDS = 60.0
-# A deleted pool's connection is swept until nothing of this operator is left on it, at most this
-# long (its pinned work may keep a version for days).
+# A versioned pool's connection is swept this long after the pool was last seen (a deletion
+# whose watch event was missed), and as long as something of this operator is left on it, at
+# most REMEMBER_SECONDS (pinned work may keep a version for days).
+LINGER_SECONDS = 3600.0
 REMEMBER_SECONDS = 7 * 24 * 3600.0
 # A deployment another identity manages is read again only this often.
 FOREIGN_SECONDS = 3600.0
@@ -181,8 +184,10 @@ class Janitor:
     _: KW_ONLY
     period: float = JANITOR_PERIOD_SECONDS
     clock: Callable[[], float] = time.monotonic
-    # Connections of deleted versioned pools -> when they were remembered.
+    # Connections of deleted versioned pools, or with leftovers of ours -> since when.
     _remembered: dict[Connection, float] = field(default_factory=dict, init=False)
+    # Connections of versioned pools in the cache -> when one was last seen using it.
+    _in_use: dict[Connection, float] = field(default_factory=dict, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _said: dict[str, str] = field(default_factory=dict, init=False)  # connection -> last problem
     # (connection, deployment) -> when it was last seen managed by someone else
@@ -206,7 +211,11 @@ class Janitor:
             return
         while not stop.is_set():
             self._wake.clear()
-            retry = await self.sweep()
+            try:
+                retry = await self.sweep()
+            except Exception:  # a bug: say so, and keep the loop for the next period
+                log.exception("Worker Deployment clean-up sweep failed")
+                retry = False
             wait = min(self.period, RETRY_SECONDS) if retry else self.period
             await _first_of(stop.wait(), self._wake.wait(), seconds=wait)
 
@@ -229,7 +238,9 @@ class Janitor:
         retry = False
         for conn, (soon, ours_left) in zip(conns, results, strict=True):
             retry |= soon
-            if not ours_left:
+            if ours_left:
+                self._remembered.setdefault(conn, now)
+            else:
                 self._remembered.pop(conn, None)
         return retry
 
@@ -237,10 +248,16 @@ class Janitor:
         """The connections of the pools and connection objects in the cache, and of recently
         deleted pools, that the cluster admin allows dialling."""
         found: dict[Connection, None] = {}
+        now = self.clock()
         for body in self.view.store(POOL).values():
             conn = self._pool_connection(body)
             if conn is not None:
                 found[conn] = None
+                if isinstance((body.get("spec") or {}).get("versioning"), Mapping):
+                    self._in_use[conn] = now
+        self._in_use = {c: at for c, at in self._in_use.items() if now - at < LINGER_SECONDS}
+        for conn in self._in_use:
+            found[conn] = None
         for kind in (CONNECTION, CLUSTER_CONNECTION):
             if not self.view.has(kind):
                 continue
