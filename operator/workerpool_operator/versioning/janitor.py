@@ -245,8 +245,9 @@ class Janitor:
         return retry
 
     def connections(self) -> list[Connection]:
-        """The connections of the pools and connection objects in the cache, and of recently
-        deleted pools, that the cluster admin allows dialling."""
+        """The connections of the pools and connection objects in the cache, of versioned pools
+        seen in the last hour, and of deleted pools with something of ours left (a connection
+        that failed counts as such), that the cluster admin allows dialling."""
         found: dict[Connection, None] = {}
         now = self.clock()
         for body in self.view.store(POOL).values():
