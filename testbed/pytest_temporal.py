@@ -8,6 +8,10 @@ Fixtures:
     temporal (function): the same server, guaranteed running when the test starts; use it in
         tests that stop the server, so a failing outage test cannot leave later tests without
         a server.
+    versioning_temporal_server (session): a server of its own for Worker Versioning tests,
+        drainage and poller TTLs lowered (VERSIONING_DYNAMIC_CONFIG).
+    version_cap_temporal_server (session): another, with a version cap of 5 and Temporal's
+        drainage status at its default (VERSION_CAP_DYNAMIC_CONFIG).
 
 Tests using these fixtures are marked `temporal` automatically.
 """
@@ -19,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
+from testbed.temporal import (
+    VERSION_CAP_DYNAMIC_CONFIG,
+    VERSIONING_DYNAMIC_CONFIG,
+    TemporalDevServer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +59,23 @@ def versioning_temporal_server(
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def version_cap_temporal_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TemporalDevServer]:
+    """A dev server of its own with a low version cap (VERSION_CAP_DYNAMIC_CONFIG), for the
+    version-cap and deleted-pool clean-up tests; the other versioning tests keep theirs."""
+    server = TemporalDevServer(
+        Path(tmp_path_factory.mktemp("temporal-version-cap")),
+        dynamic_config=VERSION_CAP_DYNAMIC_CONFIG,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def temporal(temporal_server: TemporalDevServer) -> Iterator[TemporalDevServer]:
     """The session server, restarted before and after the test if a test left it stopped."""
@@ -62,5 +87,7 @@ def temporal(temporal_server: TemporalDevServer) -> Iterator[TemporalDevServer]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if {"temporal_server", "temporal", "versioning_temporal_server"} & set(fixtures):
+        names = {"temporal_server", "temporal", "versioning_temporal_server",
+                 "version_cap_temporal_server"}  # fmt: skip
+        if names & set(fixtures):
             item.add_marker(pytest.mark.temporal)

@@ -76,6 +76,19 @@ VERSIONING_DYNAMIC_CONFIG: dict[str, object] = {
     "history.enableVersionReactivationSignals": False,
 }
 
+# For the version-cap and clean-up tests: a low version cap; Temporal's own drainage status at its
+# default (minutes late, as in production: at the cap the server cannot delete a version that
+# still looks draining to it, which is the wedge the operator must avoid); a stopped worker
+# forgotten after 3 s, and long polls answered every 2 s so that an idle live worker stays in
+# the poller history (a TTL shorter than the 1-minute long poll forgets it while it polls).
+VERSION_CAP = 5
+VERSION_CAP_DYNAMIC_CONFIG: dict[str, object] = {
+    "matching.maxVersionsInDeployment": VERSION_CAP,
+    "matching.PollerHistoryTTL": "3s",
+    "matching.longPollExpirationInterval": "2s",
+    "history.enableVersionReactivationSignals": False,
+}
+
 
 class TemporalDevServer:
     """One `temporal server start-dev` process with fixed ports and a persistent SQLite file.

@@ -6,14 +6,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from temporalio.client import Client
+
+from testbed.temporal import TemporalDevServer
 from tests.unit.conn_helper import resolved_pool
 from workerpool_operator import kinds
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
+from workerpool_operator.versioning.execute import Backoff, observe
+from workerpool_operator.versioning.model import DeploymentState
 
 API_VERSION = "workerpools.io/v1alpha1"
 # In-cluster Temporal: the address pods would dial (nothing needs to answer in most tests).
@@ -173,3 +179,46 @@ def assert_rejected(kube: Any, namespace: str, case: str, doc: dict[str, Any], m
     assert msg in result.stderr, result.stderr
     name = doc["metadata"]["name"]
     assert not kube.exists("temporalworkerpools", name, namespace=namespace)
+
+
+# --- versioned pools (the e2e tests of tests/e2e/test_versioning*.py) -------------------------
+
+
+def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
+                   **versioning: Any) -> dict[str, Any]:  # fmt: skip
+    """A versioned pool on `server` running the test app `app` (tests/runtime/versioned_v*.py)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TemporalWorkerPool",
+        "metadata": {"name": name},
+        "spec": {
+            "connection": {"address": server.address, "namespace": server.namespace},
+            "taskQueue": queue,
+            "replicas": 1,
+            "workflows": [f"{app}:OrderFlow", f"{app}:Smoke"],
+            "activities": [f"{app}:ACTIVITIES"],
+            "versioning": {"defaultBehavior": "Pinned", **versioning},
+        },
+    }
+
+
+def pool_status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return dict(cluster.get("temporalworkerpool", name, namespace=ns).get("status") or {})
+
+
+def event_reasons(cluster: Cluster, ns: str, name: str) -> list[str]:
+    """The reasons of the Events about the object `name` in `ns`."""
+    listed = cluster.get("events", namespace=ns)
+    return [e["reason"] for e in listed["items"]
+            if e["involvedObject"].get("name") == name]  # fmt: skip
+
+
+async def describe_deployment(client: Client, deployment: str) -> DeploymentState:
+    """DescribeWorkerDeployment from the test's side; Temporal rate-limits reads per deployment
+    ("too many requests issued to Worker Deployment"), which only means "ask again"."""
+    for _ in range(60):
+        try:
+            return await observe(client, deployment)
+        except Backoff:
+            await asyncio.sleep(0.5)
+    return await observe(client, deployment)

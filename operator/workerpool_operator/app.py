@@ -29,6 +29,7 @@ from workerpool_operator.settings import Settings, parse_args, settings_from_arg
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.health import HealthChecker
 from workerpool_operator.versioning.driver import VersioningDriver
+from workerpool_operator.versioning.janitor import Janitor
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class Operator:
             workers=settings.workers,
             resync_seconds=settings.resync_seconds,
             managers=settings.managers,
-            versioning=VersioningDriver(self.view, self.clients, settings.routing_identity),
+            versioning=VersioningDriver(
+                self.view, self.clients, settings.routing_identity, settings.version_cap
+            ),
         )
         self.caches.subscribe(PoolGauges(lambda: len(self.view.store(POOL))).cache_event)
         self.elector: LeaderElector | None = None
@@ -77,6 +80,11 @@ class Operator:
         self.health = HealthChecker(
             self.kube, self.view, self.clients, manager=settings.managers.health
         )
+        # The Temporal side of deleted versioned pools (no finalizer holds a pool).
+        self.janitor = Janitor(
+            self.view, self.clients, settings.routing_identity, period=settings.janitor_seconds
+        )
+        self.caches.subscribe(self.janitor.cache_event)
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -98,6 +106,7 @@ class Operator:
                     asyncio.create_task(self.reconciler.work(acting), name="reconcile"),
                     asyncio.create_task(self.scaler.run(acting), name="scaler"),
                     asyncio.create_task(self.health.run(acting), name="connection-health"),
+                    asyncio.create_task(self.janitor.run(acting), name="versioning-janitor"),
                 ]
                 lost = self.elector.lost.wait() if self.elector is not None else None
                 await _first(self.stop.wait(), *([lost] if lost else []))

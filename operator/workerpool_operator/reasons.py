@@ -209,9 +209,10 @@ DOCS: dict[Reason, str] = {
         "a stale conflict token or a version that is not present); retried on the next pass."
     ),
     Reason.VERSION_LIMIT_NEAR: (
-        "Versioned pool: the Worker Deployment holds at least 80% of the versions Temporal "
-        "allows; at the cap new builds stop registering. Lower spec.versioning.retention or the "
-        "sunset delays."
+        "Versioned pool (condition VersionLimit and a Warning Event): versions that hold work "
+        "(current, ramping, the target, draining with open pinned workflows) fill at least 80% "
+        "of the versions Temporal allows (--version-cap); at the cap new builds stop "
+        "registering. Idle builds are retired on their own and do not count."
     ),
     Reason.WITHIN_VERSION_LIMIT: "Versioned pool: the Worker Deployment is below its version cap.",
     Reason.VERSION_RETIRED: (

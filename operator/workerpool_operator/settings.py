@@ -40,6 +40,11 @@ class Settings:
     grants: Grants = field(default_factory=Grants)
     # Names this install among those that share a Temporal namespace (the routing identity).
     cluster_name: str = "default"
+    # Temporal's matching.maxVersionsInDeployment (per namespace, 100 unless the server's
+    # dynamic config says otherwise): versioned pools keep below it and report nearing it.
+    version_cap: int = 100
+    # How often the leader removes the Temporal side of deleted versioned pools (0: never).
+    janitor_seconds: float = 300.0
 
     @property
     def routing_identity(self) -> str:
@@ -104,6 +109,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(versioned pools): give each cluster sharing a Temporal namespace its own",
     )
     p.add_argument(
+        "--version-cap",
+        type=int,
+        default=int(env("WORKERPOOL_VERSION_CAP", "100")),
+        help="the versions Temporal allows in one Worker Deployment (the server's dynamic config "
+        "matching.maxVersionsInDeployment, 100 by default): idle builds are retired to keep a "
+        "slot free for the next one, and VersionLimitNear is reported at 80%% of it",
+    )
+    p.add_argument(
+        "--janitor-seconds",
+        type=float,
+        default=float(env("WORKERPOOL_JANITOR_SECONDS", "300")),
+        help="how often the leader removes from Temporal the Worker Deployments of deleted "
+        "versioned pools (0: never)",
+    )
+    p.add_argument(
         "--field-manager-suffix",
         default="",
         help="tests only: append -SUFFIX to every field manager, so managedFields tell "
@@ -132,4 +152,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         # _ALLOWED_ADDRESSES, _SERVICE_ACCOUNTS (the chart's grants.* values)
         grants=grants_from_env(os.environ),
         cluster_name=args.cluster_name,
+        version_cap=args.version_cap,
+        janitor_seconds=args.janitor_seconds,
     )

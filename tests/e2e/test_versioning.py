@@ -31,53 +31,16 @@ from testbed.operator import OperatorProcess
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
-from tests.builders import condition
+from tests.builders import condition, versioned_pool
+from tests.builders import describe_deployment as describe
+from tests.builders import event_reasons as events
+from tests.builders import pool_status as status
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
-from workerpool_operator.versioning.execute import Backoff, observe
-from workerpool_operator.versioning.model import DeploymentState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("pool_crd")]
 
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-
-
-def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
-                   **versioning: Any) -> dict[str, Any]:  # fmt: skip
-    return {
-        "apiVersion": "workerpools.io/v1alpha1",
-        "kind": "TemporalWorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "connection": {"address": server.address, "namespace": server.namespace},
-            "taskQueue": queue,
-            "replicas": 1,
-            "workflows": [f"{app}:OrderFlow", f"{app}:Smoke"],
-            "activities": [f"{app}:ACTIVITIES"],
-            "versioning": {"defaultBehavior": "Pinned", **versioning},
-        },
-    }
-
-
-def status(cluster: KubeCluster, ns: str, name: str) -> dict[str, Any]:
-    return dict(cluster.get("temporalworkerpool", name, namespace=ns).get("status") or {})
-
-
-def events(cluster: KubeCluster, ns: str, name: str) -> list[str]:
-    listed = cluster.get("events", namespace=ns)
-    return [e["reason"] for e in listed["items"]
-            if e["involvedObject"].get("name") == name]  # fmt: skip
-
-
-async def describe(client: Client, deployment: str) -> DeploymentState:
-    """DescribeWorkerDeployment from the test's side; Temporal rate-limits reads per deployment
-    ("too many requests issued to Worker Deployment"), which only means "ask again"."""
-    for _ in range(60):
-        try:
-            return await observe(client, deployment)
-        except Backoff:
-            await asyncio.sleep(0.5)
-    return await observe(client, deployment)
 
 
 async def nondeterminism(handle: WorkflowHandle[Any, Any]) -> int:

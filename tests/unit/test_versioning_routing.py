@@ -402,14 +402,85 @@ def test_superseded_before_registering_is_removed() -> None:
     assert version(p, "C").replicas == 3
 
 
-def test_version_cap_near_is_reported() -> None:
+def test_version_cap_near_counts_the_versions_that_hold_work() -> None:
+    # 79 builds still draining (an unknown count keeps a build draining) + the current one.
     many = [(f"v{i}", "Drained") for i in range(79)] + [("A", "Current")]
     p = plan(inp(temporal(*many), version_cap=100))
     limit = p.conditions[1]
     assert (limit.status, limit.reason) == ("True", Reason.VERSION_LIMIT_NEAR)
-    assert "retention" in limit.message
+    assert "matching.maxVersionsInDeployment" in limit.message
+    assert "--version-cap" in limit.message
     few = plan(inp(temporal(("A", "Current"))))
     assert few.conditions[1].status == "False"
+
+
+def cap_input(cap: int, target_registered: bool, **counts: int) -> RoutingInput:
+    """Idle (count 0) or draining builds v1..vN, oldest first, A current, target B."""
+    versions = [(b, "Drained") for b in counts] + [("A", "Current")]
+    if target_registered:
+        versions.append(("B", "Inactive"))
+    kube = {b: BuildDeployment(f"orders-{b}", 1, 1) for b in counts}
+    kube.update(A=BuildDeployment("orders-a", 3, 3), B=BuildDeployment("orders-b", 1, 0))
+    return inp(
+        temporal(*versions),
+        spec=spec(retention=50),
+        version_cap=cap,
+        pinned_open={**counts, "A": 0, "B": 0},
+        build_deployments=kube,
+    )
+
+
+def retired(p: RoutingPlan) -> list[str]:
+    return sorted(v.build_id for v in p.versions if v.delete)
+
+
+CAP_ROOM = [
+    # (case, input, retired builds)
+    ("far below the cap: sunset delays rule", cap_input(100, False, v1=0, v2=0, v3=0), []),
+    # 4 registered, the target needs a slot and one stays free: keep 3 -> retire the oldest.
+    ("target waits for a slot", cap_input(5, False, v1=0, v2=0, v3=0), ["v1"]),
+    # 5 registered with the target: keep 4 (one slot free for the next build).
+    ("target registered, one slot kept free", cap_input(5, True, v1=0, v2=0, v3=0), ["v1"]),
+    ("room enough", cap_input(6, True, v1=0, v2=0, v3=0), []),
+    # Builds with open pinned workflows are never retired, even at the cap.
+    ("draining builds stay", cap_input(5, False, v1=2, v2=1, v3=0), ["v3"]),
+    ("nothing idle to retire", cap_input(4, False, v1=2, v2=1, v3=1), []),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "expected"), CAP_ROOM, ids=[c[0] for c in CAP_ROOM])
+def test_idle_builds_are_retired_to_keep_a_slot_free(
+    case: str, given: RoutingInput, expected: list[str]
+) -> None:
+    p = plan(given)
+    assert retired(p) == expected, case
+    for build in expected:
+        assert version(p, build).replicas == 0
+    assert not [v for v in p.versions if v.delete and (v.open_pinned or 0) > 0]
+
+
+def test_a_build_retired_for_room_loses_its_temporal_version_once_its_deployment_is_gone() -> None:
+    given = cap_input(5, False, v1=0, v2=0, v3=0)
+    kube = dict(given.build_deployments)
+    del kube["v1"]  # deleted in an earlier pass
+    p = plan(replace(given, build_deployments=kube))
+    assert DeleteVersion("v1") in p.calls
+    assert DeleteVersion("v2") not in p.calls
+
+
+def test_idle_builds_do_not_count_toward_the_limit() -> None:
+    # cap 5 -> near at 4 versions holding work.
+    idle = plan(cap_input(5, True, v1=0, v2=0, v3=0))
+    assert (idle.conditions[1].status, idle.conditions[1].reason) == (
+        "False",
+        Reason.WITHIN_VERSION_LIMIT,
+    )
+    busy = plan(cap_input(5, True, v1=1, v2=1, v3=0))  # v1, v2, A, B hold work
+    assert (busy.conditions[1].status, busy.conditions[1].reason) == (
+        "True",
+        Reason.VERSION_LIMIT_NEAR,
+    )
+    assert busy.conditions[1].message.startswith("4 of at most 5 versions")
 
 
 def test_status_versions_are_sorted_and_carry_counts() -> None:

@@ -1,5 +1,6 @@
-"""Write what a reconcile found: the pool's status (only when it differs from the stored one)
-and a Warning Event when the pool's Ready reason or message becomes a problem."""
+"""Write what a reconcile found: the pool's status (only when it differs from the stored one),
+a Warning Event when the pool's Ready reason or message becomes a problem, and one when a
+versioned pool nears its version cap."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from workerpool_operator.reconcile.model import Outcome, Plan
 from workerpool_operator.reconcile.plan import finish
 from workerpool_operator.reconcile.status import now_rfc3339
 from workerpool_operator.reconcile.versioned import STATUS_CONDITIONS, STATUS_FIELDS
+from workerpool_operator.versioning.model import LIMIT_CONDITION
 
 # Ready reasons a user must act on: each new one (or a new message) gets a Warning Event.
 PROBLEMS = frozenset(
@@ -36,8 +38,12 @@ PROBLEMS = frozenset(
 )
 
 
+def _condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any]:
+    return next((c for c in conditions or [] if c.get("type") == type_), {})
+
+
 def _ready(conditions: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return next((c for c in conditions or [] if c.get("type") == api.CONDITION_READY), {})
+    return _condition(conditions, api.CONDITION_READY)
 
 
 def _drops(status: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
@@ -71,9 +77,13 @@ async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome)
     changed = (before.get("reason"), before.get("message")) != (now["reason"], now["message"])
     if now["reason"] in PROBLEMS and changed:
         metrics.ERRORS.labels(now["reason"]).inc()
-        await kube.try_event(
-            obj,
-            reason=now["reason"],
-            message=now["message"],
-            type_="Warning",
-        )
+        await kube.try_event(obj, reason=now["reason"], message=now["message"], type_="Warning")
+    # Nearing the version cap is not a Ready problem (the rollout still works), but it needs a
+    # human before it wedges one: a Warning Event each time it begins.
+    near = Reason.VERSION_LIMIT_NEAR
+    limit = _condition(status["conditions"], LIMIT_CONDITION)
+    if (
+        limit.get("reason") == near
+        and _condition(live.get("conditions"), LIMIT_CONDITION).get("reason") != near
+    ):
+        await kube.try_event(obj, reason=near, message=limit["message"], type_="Warning")

@@ -143,6 +143,7 @@ def plan_builds(
         desired_replicas=desired,
         previous=stored_versions(pool_body),
         leaving=leaving_to,
+        version_cap=vo.version_cap,
     )
     out.versioned = vp
     for manifest in vp.apply:

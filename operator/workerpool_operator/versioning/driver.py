@@ -48,6 +48,7 @@ from workerpool_operator.versioning.execute import (
     start_gate,
 )
 from workerpool_operator.versioning.model import (
+    DEFAULT_VERSION_CAP,
     Call,
     DeleteVersion,
     RoutingPlan,
@@ -91,6 +92,7 @@ class VersioningDriver:
         view: ClusterView,
         clients: TemporalClients,
         identity: str,
+        version_cap: int = DEFAULT_VERSION_CAP,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -99,6 +101,7 @@ class VersioningDriver:
         self.identity = identity
         self._clock = clock
         self._readings: dict[Key, _Reading] = {}
+        self.version_cap = version_cap  # the server's matching.maxVersionsInDeployment
 
     def _resolve(
         self, pool: api.TemporalWorkerPool, body: Mapping[str, Any]
@@ -136,7 +139,9 @@ class VersioningDriver:
         else:
             assert leaving_to is not None
             deployment = leaving_to  # builds drain to the unversioned workers
-        base = VersioningObserved(now=now, identity=self.identity, deployment=deployment)
+        base = VersioningObserved(
+            now=now, identity=self.identity, deployment=deployment, version_cap=self.version_cap
+        )
         try:
             pool, conn = self._resolve(pool, body)
         except (ConnectionUnresolved, CredentialsError) as exc:

@@ -24,6 +24,7 @@ from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 from workerpool_operator.versioning.model import (
+    DEFAULT_VERSION_CAP,
     BuildDeployment,
     Observation,
     RoutingInput,
@@ -97,6 +98,7 @@ def plan_pass(
     desired_replicas: int,
     previous: Sequence[VersionStatus] | None = None,
     leaving: str | None = None,
+    version_cap: int = DEFAULT_VERSION_CAP,
 ) -> VersionedPass:
     """Everything one pass of a versioned pool does: see the module docstring. `previous` is
     the stored status.versions (drainedSince counts sunset delays from there); default: the
@@ -132,6 +134,7 @@ def plan_pass(
             generation=int(pool.metadata.get("generation") or 0),
             promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target),
             abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target),
+            version_cap=version_cap,
         )
     )
     out = VersionedPass(routing=routing, deployment=deployment)

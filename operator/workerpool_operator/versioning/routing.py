@@ -20,11 +20,10 @@ from datetime import datetime
 from workerpool_operator.api.versioning import VersionState, VersionStatus
 from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.build_id import deployment_name
+from workerpool_operator.versioning.cap import limit_condition, retire_for_room
 from workerpool_operator.versioning.model import (
     _RAMP_EPSILON,
-    LIMIT_CONDITION,
     ROLLOUT_CONDITION,
-    VERSION_CAP_WARN_RATIO,
     BuildDeployment,
     Call,
     Condition,
@@ -401,6 +400,15 @@ def plan(inp: RoutingInput) -> RoutingPlan:
         since[build] = drained
     idle.sort(reverse=True)
     over_retention = {b for _, b in idle[spec.retention :]}
+    registered = [b for b in builds if t.summary(b) is not None]
+    over_retention.update(  # the version cap: a free slot for the next build (versioning/cap.py)
+        retire_for_room(
+            inp.version_cap,
+            len(registered),
+            target in registered,
+            [b for _, b in reversed(idle)],
+        )
+    )
 
     versions: list[VersionPlan] = []
     calls = list(r.calls)
@@ -480,30 +488,14 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             "True" if r.done else "False",
             r.reason,
             r.message,
-        )
+        ),
+        limit_condition(
+            inp.version_cap,
+            len(registered),
+            len(set(registered) - {b for _, b in idle}),
+            inp.deployment,
+        ),
     ]
-    used = len(t.versions)
-    limit = max(1, math.floor(inp.version_cap * VERSION_CAP_WARN_RATIO))
-    if used >= limit:
-        conditions.append(
-            Condition(
-                LIMIT_CONDITION,
-                "True",
-                Reason.VERSION_LIMIT_NEAR,
-                f"{used} of at most {inp.version_cap} versions exist in {inp.deployment}: new "
-                "builds stop registering at the cap; lower spec.versioning.retention or the "
-                "sunset delays so drained versions are deleted sooner",
-            )
-        )
-    else:
-        conditions.append(
-            Condition(
-                LIMIT_CONDITION,
-                "False",
-                Reason.WITHIN_VERSION_LIMIT,
-                f"{used} of at most {inp.version_cap} versions",
-            )
-        )
     waits = [w for w in keep_wait if w > 0]
     return RoutingPlan(
         calls=tuple(calls),
