@@ -23,6 +23,10 @@ once the last old build is gone; `temporal_calls_per_rollout_p50`: the same coun
 change to the new build current (the floor pool makes no Temporal calls), and
 `temporal_calls_per_pool_per_min_rollout` its sum over the summed rollout time.
 
+Last, a bad build (every workflow fails) ramps at 50 % under the same load with
+spec.versioning.analysis on: `bad_build_detect_s` runs from its first failed workflow closing to
+its ramp cleared in Temporal, and `bad_build_failed_workflows` counts what it failed until then.
+
     python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60]
 
 Writes bench-results/rollout.json; medians (p50) over the rollouts.
@@ -49,17 +53,23 @@ from testbed.builds import BuildWorkers
 from testbed.cluster import LocalCluster, kubectl, wait_established
 from testbed.operator import OperatorProcess, metric
 from testbed.temporal import VERSIONING_DYNAMIC_CONFIG, TemporalDevServer
+from workerpool_operator.versioning.execute import Backoff, observe
+from workerpool_operator.versioning.model import DeploymentState
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
 CRDS = Path(__file__).resolve().parents[1] / "crds"
 APPS = ("tests.runtime.versioned_v1", "tests.runtime.versioned_v2")
+BAD_APP = "tests.runtime.versioned_bad"  # every workflow fails: what analysis must catch
+# The bad build ramps at this share, judged after its first closed workflow (maxFailedPercent
+# 20), while the load runs; the step's pause is long, so only analysis ends the ramp.
+BAD_RAMP = 50
 WAIT_S = 180.0
 
 
 def pool(
-    name: str, queue: str, server: TemporalDevServer, i: int, versioned: bool
+    name: str, queue: str, server: TemporalDevServer, i: int, versioned: bool, *, bad: bool = False
 ) -> dict[str, Any]:
-    app = APPS[i % 2]
+    app = BAD_APP if bad else APPS[i % 2]
     spec: dict[str, Any] = {
         "connection": {"address": server.address, "namespace": server.namespace},
         "taskQueue": queue,
@@ -75,6 +85,12 @@ def pool(
             "sunset": {"scaleDownDelaySeconds": 0, "deleteDelaySeconds": 5},
             "retention": 1,
         }
+        if bad:
+            spec["versioning"] |= {
+                "strategy": "Progressive",
+                "steps": [{"rampPercentage": BAD_RAMP, "pauseSeconds": 3600}],
+                "analysis": {"maxFailedPercent": 20, "minClosedWorkflows": 1},
+            }
     return {"apiVersion": "workerpools.io/v1alpha1", "kind": "TemporalWorkerPool",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
 
@@ -257,6 +273,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
         calls = sum(steady.values())
         outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
         lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
+        bad = await bad_build(kubeconfig, ns, server, client, vq, rate)
         result = {
             "rollouts": len(rollout_s),
             "rollout_allatonce_p50_s": p50(rollout_s),
@@ -277,6 +294,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             "rollout_s": [round(x, 2) for x in rollout_s],
             "rollout_calls": rollout_calls,
             "floor_s": [round(x, 2) for x in floor_s],
+            **bad,
             "operator_tracebacks": op.tracebacks(),
             "machine": "2-core shared bed (kwok nodes, local workers per build)",
         }
@@ -288,6 +306,55 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
         server.stop()
         cluster.release()
     return result
+
+
+async def bad_build(
+    kubeconfig: str, ns: str, server: TemporalDevServer, client: Client, queue: str, rate: float
+) -> dict[str, Any]:
+    """A build whose every workflow fails, ramped at BAD_RAMP % under the same load, with
+    analysis on: `bad_build_detect_s` runs from its first failed workflow closing to the ramp
+    cleared in Temporal (both server timestamps); `bad_build_failed_workflows` counts the load
+    workflows it failed before that."""
+    deployment = f"{ns}/versioned"
+    load = Load(client, queue, rate)
+    loader = asyncio.create_task(load.run())
+    try:
+        apply(kubeconfig, ns, pool("versioned", queue, server, 0, True, bad=True))
+
+        async def routing() -> DeploymentState | None:
+            try:
+                return await observe(client, deployment)
+            except Backoff:  # Temporal's read limit: ask again
+                return None
+
+        async def ramping() -> str | None:
+            state = await routing()
+            return state.ramping_build if state is not None else None
+
+        async def cleared() -> DeploymentState | None:
+            state = await routing()
+            return state if state is not None and state.ramping_build is None else None
+
+        bad = await until(ramping, "the bad build ramping", interval=0.2)
+        rolled_back = (
+            await until(cleared, "the bad build rolled back", interval=0.2)
+        ).routing_changed_at
+    finally:
+        load.stop()
+        await loader
+    failed_at = []
+    for handle in load.handles:
+        desc = await handle.describe()
+        if desc.status is not None and desc.status.name == "FAILED" and desc.close_time:
+            failed_at.append(desc.close_time)
+    detect = (rolled_back - min(failed_at)).total_seconds() if failed_at and rolled_back else None
+    return {
+        "bad_build": bad,
+        "bad_build_ramp_percent": BAD_RAMP,
+        "bad_build_load_per_s": rate,
+        "bad_build_detect_s": round(detect, 2) if detect is not None else None,
+        "bad_build_failed_workflows": sum(1 for t in failed_at if rolled_back and t <= rolled_back),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         ("Temporal calls per pool per minute (steady)", "temporal_calls_per_pool_per_min", ""),
         ("Temporal calls per rollout, p50", "temporal_calls_per_rollout_p50", ""),
         ("Temporal calls per minute, rollouts", "temporal_calls_per_pool_per_min_rollout", ""),
+        ("bad build: first failure -> rolled back", "bad_build_detect_s", "goal <= 2 s"),
+        ("bad build: workflows it failed before that", "bad_build_failed_workflows", ""),
     ]
     print(f"\nrollout benchmark ({result.get('rollouts')} rollouts, "
           f"{result.get('load_workflows')} load workflows)")  # fmt: skip

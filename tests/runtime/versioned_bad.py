@@ -28,7 +28,7 @@ class OrderFlow:
 class Smoke:
     @workflow.run
     async def run(self, _: object = None) -> str:
-        return "ok"
+        raise ApplicationError("this build is broken", non_retryable=True)
 
 
 ACTIVITIES = [charge]
