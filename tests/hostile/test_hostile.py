@@ -86,7 +86,11 @@ REJECTED: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "pdb-150-percent": (
         spec(disruptionBudget={"maxUnavailable": "150%"}),
-        "disruptionBudget.maxUnavailable must be a pod count (>= 0) or a percentage",
+        "disruptionBudget.maxUnavailable must be a pod count (0 to 2147483647) or a percentage",
+    ),
+    "rollout-surge-past-int32": (  # found by the generator: the Deployment refused it unnamed
+        spec(rollout={"maxSurge": 2147483648}),
+        "rollout.maxSurge must be a pod count (0 to 2147483647)",
     ),
     "reserved-volume-name": (
         spec(template={"volumes": [{"name": "tmp", "emptyDir": {}}]}),

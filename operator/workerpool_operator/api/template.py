@@ -30,16 +30,22 @@ RESERVED_VOLUMES = ("tmp", "dshm", "temporal-tls")
 RESERVED_MOUNT_PATHS = ("/tmp", SHM_MOUNT_PATH, TLS_MOUNT_PATH)
 
 
+INT32_MAX = 2**31 - 1
+
+
 def int_or_percent(what: str, *, up_to_100: bool) -> tuple[str, str]:
     """CEL: a non-negative count or a percentage (bounded to 100% where Kubernetes bounds it)."""
+    # A count is an int32 in the Deployment: a larger one would pass here and be refused there.
+    count = f"self >= 0 && self <= {INT32_MAX}"
     if up_to_100:
         return (
-            f"type(self) == int ? self >= 0 : self.matches(r'{PERCENT_UP_TO_100}')",
-            f"{what} must be a pod count (>= 0) or a percentage from 0% to 100%, e.g. 1 or 25%",
+            f"type(self) == int ? {count} : self.matches(r'{PERCENT_UP_TO_100}')",
+            f"{what} must be a pod count (0 to {INT32_MAX}) or a percentage from 0% to 100%, "
+            "e.g. 1 or 25%",
         )
     return (
-        "type(self) == int ? self >= 0 : self.matches(r'^[0-9]{1,9}%$')",
-        f"{what} must be a pod count (>= 0) or a percentage, e.g. 1 or 25%",
+        f"type(self) == int ? {count} : self.matches(r'^[0-9]{{1,9}}%$')",
+        f"{what} must be a pod count (0 to {INT32_MAX}) or a percentage, e.g. 1 or 25%",
     )
 
 
