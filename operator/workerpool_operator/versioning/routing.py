@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workerpool_operator.api.versioning import VersionState, VersionStatus
+from workerpool_operator.api.versioning import GateSpec, VersionState, VersionStatus
 from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.build_id import deployment_name
 from workerpool_operator.versioning.cap import limit_condition, retire_for_room
@@ -95,7 +95,7 @@ def _route(inp: RoutingInput) -> _Routing:
     if spec.paused:
         r.reason, r.message = Reason.PAUSED, "spec.versioning.paused: routing is held where it is"
         return r
-    if t.routing_updating and _seconds(inp.now, t.routing_changed_at) < ROUTING_PROPAGATION_S:
+    if _propagating(inp):
         r.reason = Reason.ROUTING_UPDATING
         r.message = "Temporal is still propagating the last routing change"
         r.wait = 2.0
@@ -169,14 +169,7 @@ def _route(inp: RoutingInput) -> _Routing:
         r.reason = Reason.GATED
         r.message = f"gate workflow {gate.workflow_type} runs on build {target}"
         if state == "NotStarted":
-            r.gate = StartGate(
-                workflow_id=gate_workflow_id(inp.deployment, target),
-                workflow_type=gate.workflow_type,
-                task_queue=gate.task_queue or inp.task_queue,
-                build_id=target,
-                input=gate.input,
-                timeout_seconds=gate.timeout_seconds,
-            )
+            r.gate = _start_gate(inp, gate, gate_workflow_id(inp.deployment, target))
         return r
 
     if spec.strategy == "AllAtOnce" or (t.current_build is None and not inp.unversioned_pollers):
@@ -252,14 +245,7 @@ def _route(inp: RoutingInput) -> _Routing:
             f"gate workflow {step_gate.workflow_type} of step {index + 1} runs on build {target}"
         )
         if state == "NotStarted":
-            r.gate = StartGate(
-                workflow_id=gate_workflow_id(inp.deployment, target, index),
-                workflow_type=step_gate.workflow_type,
-                task_queue=step_gate.task_queue or inp.task_queue,
-                build_id=target,
-                input=step_gate.input,
-                timeout_seconds=step_gate.timeout_seconds,
-            )
+            r.gate = _start_gate(inp, step_gate, gate_workflow_id(inp.deployment, target, index))
         return r
     pct = float(steps[index].ramp_percentage)
     r.calls = [*claim, SetRamping(target, pct)]
@@ -267,6 +253,25 @@ def _route(inp: RoutingInput) -> _Routing:
     r.message = f"build {target} gets {pct:g}% of new work (step {index + 1}/{len(steps)})"
     r.events.append(Event(Reason.RAMPING, r.message))
     return r
+
+
+def _propagating(inp: RoutingInput) -> bool:
+    """Temporal still applies the last routing change (waited for at most
+    ROUTING_PROPAGATION_S)."""
+    t = inp.temporal
+    return t.routing_updating and _seconds(inp.now, t.routing_changed_at) < ROUTING_PROPAGATION_S
+
+
+def _start_gate(inp: RoutingInput, gate: GateSpec, workflow_id: str) -> StartGate:
+    """The gate workflow (the spec's, or a step's) to start pinned to the target build."""
+    return StartGate(
+        workflow_id=workflow_id,
+        workflow_type=gate.workflow_type,
+        task_queue=gate.task_queue or inp.task_queue,
+        build_id=inp.target_build,
+        input=gate.input,
+        timeout_seconds=gate.timeout_seconds,
+    )
 
 
 def _route_unversioned(inp: RoutingInput) -> _Routing:
@@ -286,7 +291,7 @@ def _route_unversioned(inp: RoutingInput) -> _Routing:
             "identity to hand it back"
         )
         return r
-    if t.routing_updating and _seconds(inp.now, t.routing_changed_at) < ROUTING_PROPAGATION_S:
+    if _propagating(inp):
         r.reason = Reason.ROUTING_UPDATING
         r.message = "Temporal is still propagating the last routing change"
         r.wait = 2.0
