@@ -31,7 +31,7 @@ from workerpool_operator.api.template import (
     PoolNetworkPolicySpec,
     RolloutSpec,
 )
-from workerpool_operator.api.versioning import VersioningSpec, VersionList
+from workerpool_operator.api.versioning import ReleaseGroupStatus, VersioningSpec, VersionList
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
     GPUSpec,
@@ -396,6 +396,8 @@ class TemporalWorkerPoolStatus(Model):
     """Versioned pools: the build the spec asks for."""
     ramp_percentage: float | None = None
     """Versioned pools: share of new work sent to the target build while it ramps."""
+    release_group: ReleaseGroupStatus | None = None
+    """Versioned pools that share their Worker Deployment with others: the group's state."""
 
 
 class TemporalWorkerPool(Model):

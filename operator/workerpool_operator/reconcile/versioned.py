@@ -42,7 +42,14 @@ ROLLOUT_POLL_SECONDS = 1.0
 # the pool left versioning) must write the status even when the rest is unchanged, so that
 # server-side apply removes it.
 STATUS_FIELDS = frozenset(
-    {"versions", "workerDeploymentName", "currentBuildId", "targetBuildId", "rampPercentage"}
+    {
+        "versions",
+        "workerDeploymentName",
+        "currentBuildId",
+        "targetBuildId",
+        "rampPercentage",
+        "releaseGroup",
+    }
 )
 STATUS_CONDITIONS = frozenset({ROLLOUT, LIMIT})
 DRAIN_POLL_SECONDS = 3.0
@@ -109,12 +116,15 @@ def plan_builds(
     read, else only the target build's Deployment made sure of (nothing scaled or deleted
     blind). Returns the target build's live Deployment (Ready and Progressing describe it)."""
     leaving_to = leaving(pool_body, observed.builds)
-    target = "" if leaving_to is not None else target_build_id(pool)
+    vo = observed.versioning
+    group = vo.group if vo is not None and leaving_to is None else None
+    target = ""
+    if leaving_to is None:
+        target = group.build_id if group is not None else target_build_id(pool)
     builds = build_deployments(pool, observed)
     by_build = {str(b["metadata"]["labels"][BUILD_ID_LABEL]): b for b in builds}
     by_name = {str(b["metadata"]["name"]): b for b in builds}
     desired = desired_replicas(pool, pool_body)
-    vo = observed.versioning
     if vo is None or vo.observation is None:
         reason = vo.error if vo is not None else "not read yet"
         out.conditions[ROLLOUT] = ConditionSpec(
@@ -129,7 +139,8 @@ def plan_builds(
         if target and target not in by_build:
             manifest = render_build_deployment(pool, target, replicas=max(1, desired))
             _add_build_write(out, pool, manifest, None, digest)
-        kept = ("currentBuildId", "rampPercentage", "workerDeploymentName", "versions")
+        kept = ("currentBuildId", "rampPercentage", "workerDeploymentName", "versions",
+                "releaseGroup")  # fmt: skip
         out.fields.update({k: status[k] for k in kept if k in status})
         if target:
             out.fields["targetBuildId"] = target
@@ -144,6 +155,7 @@ def plan_builds(
         previous=stored_versions(pool_body),
         leaving=leaving_to,
         version_cap=vo.version_cap,
+        group=group,
     )
     out.versioned = vp
     for manifest in vp.apply:
@@ -215,5 +227,10 @@ def routing_conditions(out: Plan) -> None:
     routed = out.versioned.routing.conditions[0]
     if routed.status != "True" and out.conditions[ready].status == "True":
         out.conditions[ready] = ConditionSpec(ready, "False", routed.reason, routed.message)
-    if routed.reason in (Reason.GATE_FAILED, Reason.ANALYSIS_FAILED, Reason.OWNED_ELSEWHERE):
+    if routed.reason in (
+        Reason.GATE_FAILED,
+        Reason.ANALYSIS_FAILED,
+        Reason.OWNED_ELSEWHERE,
+        Reason.RELEASE_GROUP_INVALID,
+    ):
         out.conditions[degraded] = ConditionSpec(degraded, "True", routed.reason, routed.message)
