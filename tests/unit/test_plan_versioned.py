@@ -20,6 +20,7 @@ from workerpool_operator.reconcile.plan import finish, plan
 from workerpool_operator.render import Capabilities
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name
+from workerpool_operator.versioning.group import Group
 from workerpool_operator.versioning.model import (
     DeleteVersion,
     DeploymentState,
@@ -411,3 +412,32 @@ def test_a_connection_move_reaches_every_live_build() -> None:
     for name in (old["metadata"]["name"], new["metadata"]["name"]):
         assert _env(written[name], "TWP_TEMPORAL_ADDRESS") == "temporal-b:7233"
     assert _env(written[old["metadata"]["name"]], "TWP_WORKFLOWS") == "app:Old"
+
+
+def test_a_release_group_member_runs_the_groups_build_and_reports_the_group() -> None:
+    """The follower renders its Deployment under the group's build (not its own), makes no
+    routing call, and says in status.releaseGroup who holds the group."""
+    b = versioned_body()
+    group = Group(
+        deployment="shop/orders",
+        members=("acts", "orders"),
+        build_id="group-build",
+        queues={"acts": "acts", "orders": "orders"},
+        ready={"acts": 0, "orders": 1},
+    )
+    read = replace(temporal(("old", "Current"), current="old", open_={"old": 0}), group=group)
+    p = plan(b, Capabilities(), Observed(versioning=read))
+    (dep,) = [w.manifest for w in p.writes if w.kind is DEPLOYMENT]
+    assert dep["metadata"]["labels"][BUILD_ID_LABEL] == "group-build"
+    assert target_of(b) != "group-build"
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == ()
+    assert p.conditions["VersionRollout"].reason == Reason.RELEASE_GROUP_FOLLOWING
+    assert p.fields["releaseGroup"] == {
+        "deploymentName": "shop/orders",
+        "members": ["acts", "orders"],
+        "driver": "acts",
+        "buildId": "group-build",
+        "state": "Held",
+        "heldBy": "pool acts: its Deployment of build group-build has no ready pod yet",
+    }
