@@ -441,3 +441,32 @@ def test_a_release_group_member_runs_the_groups_build_and_reports_the_group() ->
         "state": "Held",
         "heldBy": "pool acts: its Deployment of build group-build has no ready pod yet",
     }
+
+
+def test_the_group_driver_acts_on_an_abort_annotated_on_another_member() -> None:
+    b = versioned_body()  # orders: the driver of ("orders", "zeta")
+    group = Group(
+        deployment="shop/orders",
+        members=("orders", "zeta"),
+        build_id="group-build",
+        queues={"orders": "orders", "zeta": "zeta"},
+        ready={"orders": 1, "zeta": 1},
+        annotations=(("workerpools.io/abort", "zeta", "group-build"),),
+    )
+    read = temporal(("old", "Current"), ("group-build", "Inactive"), current="old",
+                    open_={"old": 0, "group-build": 0})  # fmt: skip
+    assert read.observation is not None
+    observation = replace(read.observation, polled=frozenset({"orders", "zeta"}))
+    p = plan(b, Capabilities(), Observed(versioning=replace(read, observation=observation,
+                                                            group=group)))  # fmt: skip
+    assert p.versioned is not None
+    assert not any(isinstance(c, SetCurrent) for c in p.versioned.routing.calls)
+    rollout = p.conditions["VersionRollout"]
+    assert rollout.reason == Reason.ABORTED
+    assert "annotation workerpools.io/abort on pool zeta" in rollout.message
+
+    unannotated = replace(group, annotations=())
+    p = plan(b, Capabilities(), Observed(versioning=replace(read, observation=observation,
+                                                            group=unannotated)))  # fmt: skip
+    assert p.versioned is not None
+    assert SetCurrent("group-build") in p.versioned.routing.calls

@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kube.cache import Key
+from workerpool_operator.names import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 from workerpool_operator.reconcile.model import VersioningObserved
 from workerpool_operator.reconcile.versioned import leaving
 from workerpool_operator.reconcile.view import ClusterView
@@ -203,7 +204,14 @@ class VersioningDriver:
             except ValidationError:
                 continue  # an invalid pool is reported on its own and runs no build
             assert pool.spec.versioning is not None
-            member = Member(name, pool.spec.versioning, pool.spec.task_queue, ready=ready)
+            asked = {
+                k: str(v)
+                for k, v in (meta.get("annotations") or {}).items()
+                if k in (PROMOTE_ANNOTATION, ABORT_ANNOTATION)
+            }
+            member = Member(
+                name, pool.spec.versioning, pool.spec.task_queue, ready=ready, annotations=asked
+            )
             resolved = self.view.resolve(pool, body)
             if isinstance(resolved, Unresolved):
                 members.append(replace(member, problem=resolved.message))

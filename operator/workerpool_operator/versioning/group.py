@@ -42,6 +42,7 @@ class Member:
     template_hash: str = ""  # of its rendered pod template, connection settings excluded
     problem: str = ""  # why its template could not be rendered (its connection, ...)
     ready: Mapping[str, int] = field(default_factory=dict)  # build -> ready pods of its Deployment
+    annotations: Mapping[str, str] = field(default_factory=dict)  # its promote/abort annotations
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Group:
     queues: Mapping[str, str] = field(default_factory=dict)  # member -> its task queue
     ready: Mapping[str, int] = field(default_factory=dict)  # member -> ready pods of build_id
     problem: str = ""  # members disagree, or one cannot be rendered: nobody changes routing
+    # (annotation, member, value): the promote/abort annotations on any member, which the
+    # driver acts on (`kubectl annotate` on whichever pool one looks at).
+    annotations: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def driver(self) -> str:
@@ -131,6 +135,9 @@ def form(deployment: str, members: Sequence[Member], elsewhere: Sequence[str] = 
         queues={m.name: m.task_queue for m in ordered},
         ready={m.name: int(m.ready.get(build, 0)) for m in ordered},
         problem=problem,
+        annotations=tuple(
+            (key, m.name, value) for m in ordered for key, value in sorted(m.annotations.items())
+        ),
     )
 
 

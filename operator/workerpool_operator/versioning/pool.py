@@ -83,15 +83,25 @@ LEAVING = VersioningSpec(
 )
 
 
-def _asked(pool: TemporalWorkerPool, field: str | None, annotation: str, target: str) -> str:
+def _asked(
+    pool: TemporalWorkerPool,
+    field: str | None,
+    annotation: str,
+    target: str,
+    group: Group | None = None,
+) -> str:
     """Where a manual action for the target build comes from (spec field or annotation), or
-    "" when none names it (an action naming another build is stale and ignored)."""
+    "" when none names it (an action naming another build is stale and ignored). In a release
+    group, the annotation on any member counts."""
     name = annotation.removeprefix("workerpools.io/")
     if target and field == target:
         return f"spec.versioning.{name}"
     annotations = pool.metadata.get("annotations") or {}
     if target and annotations.get(annotation) == target:
         return f"annotation {annotation}"
+    for key, member, value in group.annotations if group is not None else ():
+        if target and key == annotation and value == target:
+            return f"annotation {annotation} on pool {member}"
     return ""
 
 
@@ -142,8 +152,8 @@ def plan_pass(
             analysis=observed.analysis,
             step_gate=observed.step_gate,
             generation=int(pool.metadata.get("generation") or 0),
-            promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target),
-            abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target),
+            promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target, group),
+            abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target, group),
             version_cap=version_cap,
             group=group,
             polled=observed.polled,
