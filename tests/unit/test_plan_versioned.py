@@ -17,6 +17,7 @@ from workerpool_operator.names import CREDENTIALS_HASH_ANNOTATION
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.model import Observed, Outcome, VersioningObserved
 from workerpool_operator.reconcile.plan import finish, plan
+from workerpool_operator.reconcile.versioned import DRAIN_POLL_SECONDS
 from workerpool_operator.render import Capabilities
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name
@@ -433,6 +434,7 @@ def test_a_release_group_member_runs_the_groups_build_and_reports_the_group() ->
     assert p.versioned is not None
     assert p.versioned.routing.calls == ()
     assert p.conditions["VersionRollout"].reason == Reason.RELEASE_GROUP_FOLLOWING
+    assert p.requeue_after == DRAIN_POLL_SECONDS  # the driver looks every second, not each member
     assert p.fields["releaseGroup"] == {
         "deploymentName": "shop/orders",
         "members": ["acts", "orders"],

@@ -176,9 +176,12 @@ def plan_builds(
         if live is not None:
             out.retire.append((name, str(live["metadata"].get("uid") or "")))
     routing = vp.routing
-    if routing.conditions[0].status != "True":
+    following = routing.conditions[0].reason == Reason.RELEASE_GROUP_FOLLOWING
+    if routing.conditions[0].status != "True" and not following:
         poll = ROLLOUT_POLL_SECONDS
-    elif any(v.state == "Draining" for v in routing.versions):
+    elif following or any(v.state == "Draining" for v in routing.versions):
+        # A release group's follower makes no routing call: it reads Temporal only for its own
+        # status and drains, so the group's deployment is not read once a second per member.
         poll = DRAIN_POLL_SECONDS
     else:
         poll = STEADY_POLL_SECONDS
