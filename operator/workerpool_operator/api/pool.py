@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from worker_runtime.contract import ENV_PREFIX
+from worker_runtime.contract import ENV_PREFIX, otel_env_var
 from workerpool_operator.api.autoscaling import AutoscalingSpec
 from workerpool_operator.api.common import (
     API_VERSION,
@@ -38,6 +38,7 @@ from workerpool_operator.api.workload import (
     ImageSpec,
     MetricsSpec,
     ResourceRequirements,
+    TracingSpec,
     WorkerTuning,
 )
 
@@ -78,6 +79,27 @@ RESERVED_ENV_FIELDS = (
     "default_versioning_behavior",
 )
 RESERVED_ENV_NAMES = tuple(f"{ENV_PREFIX}{f.upper()}" for f in RESERVED_ENV_FIELDS)
+# The OTEL_* variables the operator writes from spec.tracing, and the per-signal ones that would
+# override them in the SDK: spec.env must not set them while spec.tracing is set (without it,
+# spec.env may configure tracing with any OTEL_* variable).
+TRACING_ENV_NAMES = tuple(
+    otel_env_var(f)
+    for f in (
+        "endpoint",
+        "traces_endpoint",
+        "protocol",
+        "traces_protocol",
+        "headers",
+        "service_name",
+        "sampler",
+        "sampler_arg",
+    )
+)
+TRACING_ENV_MESSAGE = (
+    "spec.env must not set the OTEL_* variables that spec.tracing writes "
+    f"({', '.join(TRACING_ENV_NAMES)}): set them with spec.tracing (endpoint, protocol, "
+    "serviceName, samplingRatio, headersSecretRef), or remove spec.tracing"
+)
 
 
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
@@ -159,6 +181,11 @@ class TemporalWorkerPoolSpec(Model):
                 "!has(self.versioning) || !has(self.autoscaling) || "
                 "self.autoscaling.engine == 'Builtin'",
                 VERSIONED_ENGINE_MESSAGE,
+            ),
+            (
+                "!has(self.tracing) || !has(self.env) || self.env.all(e, !(e.name.upperAscii() "
+                f"in {cel_strings(TRACING_ENV_NAMES)}))",
+                TRACING_ENV_MESSAGE,
             ),
         )
     )
@@ -305,6 +332,13 @@ class TemporalWorkerPoolSpec(Model):
         ),
     )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, json_schema_extra=EMPTY_DEFAULT)
+    tracing: TracingSpec | None = Field(
+        default=None,
+        description=(
+            "OpenTelemetry tracing of the workers (workflow and activity spans over OTLP); see "
+            "docs/observability.md. Unset: no tracing (spec.env may still set OTEL_* variables)."
+        ),
+    )
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None
     rollout: RolloutSpec | None = None
@@ -334,6 +368,14 @@ class TemporalWorkerPoolSpec(Model):
             and self.autoscaling.engine != "Builtin"
         ):
             raise ValueError(VERSIONED_ENGINE_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _tracing_env(self) -> TemporalWorkerPoolSpec:
+        if self.tracing is not None and any(
+            str(e.get("name", "")).upper() in TRACING_ENV_NAMES for e in self.env or []
+        ):
+            raise ValueError(TRACING_ENV_MESSAGE)
         return self
 
     @model_validator(mode="after")
