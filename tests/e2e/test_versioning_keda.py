@@ -141,14 +141,23 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
         assert build_replicas(v1) is not None
         assert not kube_cluster.exists("scaledobject", name, namespace=ns)  # none pool-wide
 
-        # Three workflows pinned to build 1, waiting for a signal: work, but no backlog. KEDA
-        # may scale build 1 to 0 meanwhile (current, minReplicas 0): they wait for workers.
+        # Three workflows pinned to build 1, waiting for a signal: work, but no backlog. A
+        # workflow is pinned by its first workflow task on a build-1 worker; KEDA may have
+        # scaled build 1 to 0 (current, minReplicas 0), and then brings it back on that backlog.
         pinned = [
             await client.start_workflow(
                 "OrderFlow", f"old-{i}", id=f"{queue}-old-{i}", task_queue=queue
             )
             for i in range(3)
         ]
+
+        def open_pinned(build: str) -> int | None:
+            for v in status(kube_cluster, ns, name).get("versions") or []:
+                if v["buildId"] == build:
+                    return v.get("openPinnedWorkflows")
+            return None
+
+        await eventually(lambda: open_pinned(v1) == 3, "3 workflows pinned to build 1", state)
 
         # Build 2: its own ScaledObject, with its build ID, while build 1's stays.
         kube_cluster.apply([pool(V2)], namespace=ns)
