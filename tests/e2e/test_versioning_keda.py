@@ -153,8 +153,8 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
 
         def open_pinned(build: str) -> int | None:
             for v in status(kube_cluster, ns, name).get("versions") or []:
-                if v["buildId"] == build:
-                    return v.get("openPinnedWorkflows")
+                if v["buildId"] == build and v.get("openPinnedWorkflows") is not None:
+                    return int(v["openPinnedWorkflows"])
             return None
 
         await eventually(lambda: open_pinned(v1) == 3, "3 workflows pinned to build 1", state)

@@ -113,7 +113,7 @@ def scaler_owned(pool: api.TemporalWorkerPool) -> bool:
     return pool.spec.versioning is not None and spec is not None and spec.engine != "Builtin"
 
 
-def keda_installed_or_hpa(pool: api.TemporalWorkerPool, keda_installed: bool) -> bool:
+def scalers_writable(pool: api.TemporalWorkerPool, keda_installed: bool) -> bool:
     """Whether the pool's per-build scalers can be written (KEDA's CRDs served, or HPA)."""
     spec = pool.spec.autoscaling
     return spec is not None and (spec.engine == "HPA" or keda_installed)
@@ -236,7 +236,7 @@ def plan_builds(
             replicas = None if scaled else max(1, desired)
             manifest = render_build_deployment(pool, target, replicas=replicas)
             _add_build_write(out, pool, manifest, None, digest)
-        if scaled and target and keda_installed_or_hpa(pool, keda_installed):
+        if scaled and target and scalers_writable(pool, keda_installed):
             # The target's scaler only made sure of, at least one replica (it must register):
             # nothing is changed or deleted blind.
             least = max(1, _floor(pool))
@@ -261,7 +261,7 @@ def plan_builds(
         version_cap=vo.version_cap,
     )
     wanted: list[BuildScaler] = []
-    if scaled and keda_installed_or_hpa(pool, keda_installed):
+    if scaled and scalers_writable(pool, keda_installed):
         t = vo.observation.temporal
         wanted = build_scalers(
             pool, vp.routing.versions, target, {t.current_build, t.ramping_build}
