@@ -11,9 +11,9 @@ one real runtime process per build Deployment above 0 replicas and stops it at 0
 The story: build 1 is current with three pinned workflows waiting for a signal; build 2 is
 rolled out (AllAtOnce). Build 2's ScaledObject appears with its build ID; build 1 drains with a
 backlog of 0 and keeps its worker (minReplicaCount 1 while its exact pinned count is open);
-build 2 is scaled to 0 by KEDA, then taken up again by KEDA and the HPA from a real backlog of
-new workflows; once build 1's pinned workflows finish, its ScaledObject goes and the build is
-retired.
+build 2 is scaled to 0 by KEDA, then taken up again by KEDA from a real backlog of new
+workflows on its version; once build 1's pinned workflows finish, its ScaledObject goes and the
+build is retired.
 
 Missing KEDA binaries skip locally and fail under CI=true (make setup builds them).
 """
@@ -88,7 +88,7 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
             "maxReplicas": 4,
             "targetBacklogPerReplica": 2,
             "pollIntervalSeconds": 2,
-            "scaleDownStabilizationSeconds": 5,  # KEDA's cooldown before the last replica
+            "scaleDownStabilizationSeconds": 20,  # KEDA's cooldown before the last replica
         }
         return body
 
@@ -176,21 +176,29 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
         assert drain["spec"]["scaleTargetRef"]["name"] == so1["metadata"]["name"]
         await eventually(lambda: (build_replicas(v1) or 0) >= 1, "build 1 kept up", state)
 
-        # Build 2 is current with minReplicas 0 and no backlog: KEDA takes it to 0.
+        # Build 2 is current with minReplicas 0 and no backlog: KEDA takes it to 0, and its
+        # worker stops. Build 1 keeps its worker for the pinned work.
         await eventually(lambda: build_replicas(v2) == 0, "KEDA scales build 2 to 0", state)
+        await eventually(lambda: v2 not in workers.running(), "build 2's worker stopped", state)
         assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
+        assert v1 in workers.running()
 
-        # Real backlog on build 2's version: eight new workflows nobody polls. KEDA activates
-        # 0 -> 1 and the HPA it made takes build 2 further on its version's backlog.
+        # Real backlog on build 2's version: eight new workflows, which only a build-2 worker
+        # may take (new work goes to the current build). KEDA's scaler reads that version's
+        # backlog and activates build 2's Deployment 0 -> 1; its worker then runs them.
+        before = workers.started.get(v2, 0.0)
         for i in range(8):
             await client.start_workflow("Smoke", id=f"{queue}-new-{i}", task_queue=queue)
-        await eventually(lambda: (build_replicas(v2) or 0) >= 2,
-                         "KEDA and the HPA scale build 2 from its backlog", state)  # fmt: skip
+        await eventually(lambda: workers.started.get(v2, 0.0) > before,
+                         "KEDA scales build 2 0 -> 1 on its version's backlog", state)  # fmt: skip
+        for i in range(8):
+            assert await client.get_workflow_handle(f"{queue}-new-{i}").result() == "ok"
+        # The HPA KEDA made for build 2 scales on that version's own metric (deployment name and
+        # build ID in its name), so the two builds' HPAs never read each other's backlog.
         hpa = kube_cluster.get("hpa", f"keda-hpa-{so2['metadata']['name']}", namespace=ns)
         metric = hpa["spec"]["metrics"][0]["external"]["metric"]["name"]
-        assert "temporal" in metric, hpa["spec"]
-        for i in range(8):  # build 2's worker (started at > 0 replicas) runs them
-            assert await client.get_workflow_handle(f"{queue}-new-{i}").result() == "ok"
+        assert metric.endswith(v2.replace(".", "-")), metric
+        assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
 
         # The pinned workflows finish on build 1; then its ScaledObject goes and it retires.
         for handle in pinned:
