@@ -111,10 +111,6 @@ _EFFECTIVE_UNAVAILABLE = (
     "(has(self.rollout.maxUnavailable) ? string(self.rollout.maxUnavailable) : "
     "(has(self.gpu) ? '1' : '0'))"
 )
-VERSIONED_ENGINE_MESSAGE = (
-    "spec.autoscaling.engine KEDA and HPA do not scale versioned pools yet (one scaler object "
-    "per build comes with per-version scaling): use engine Builtin, or remove spec.versioning"
-)
 _REPLICA_LIMIT = f"(has(self.replicaLimit) ? self.replicaLimit : {DEFAULT_REPLICA_LIMIT})"
 
 
@@ -176,11 +172,6 @@ class TemporalWorkerPoolSpec(Model):
                 "!has(self.gpu) || !has(self.resources) || !has(self.resources.limits) || "
                 "!(self.gpu.resourceName in self.resources.limits)",
                 "set GPUs with spec.gpu.count, not spec.resources.limits",
-            ),
-            (
-                "!has(self.versioning) || !has(self.autoscaling) || "
-                "self.autoscaling.engine == 'Builtin'",
-                VERSIONED_ENGINE_MESSAGE,
             ),
             (
                 "!has(self.tracing) || !has(self.env) || self.env.all(e, !(e.name.upperAscii() "
@@ -359,16 +350,6 @@ class TemporalWorkerPoolSpec(Model):
     )
 
     _no_secrets_inline = field_validator("connection")(refuse_inline_secrets)
-
-    @model_validator(mode="after")
-    def _versioned_engine(self) -> TemporalWorkerPoolSpec:
-        if (
-            self.versioning is not None
-            and self.autoscaling is not None
-            and self.autoscaling.engine != "Builtin"
-        ):
-            raise ValueError(VERSIONED_ENGINE_MESSAGE)
-        return self
 
     @model_validator(mode="after")
     def _tracing_env(self) -> TemporalWorkerPoolSpec:
