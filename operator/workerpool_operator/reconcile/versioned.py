@@ -98,6 +98,19 @@ def desired_replicas(pool: api.TemporalWorkerPool, pool_body: Mapping[str, Any])
     return max(1, autoscaling.min_replicas)
 
 
+def version_replicas(pool: api.TemporalWorkerPool, pool_body: Mapping[str, Any]) -> dict[str, int]:
+    """The Builtin scaler's per-build decisions (status.versionReplicas), for a Builtin pool."""
+    if pool.spec.autoscaling is None or pool.spec.autoscaling.engine != "Builtin":
+        return {}
+    out: dict[str, int] = {}
+    for entry in (pool_body.get("status") or {}).get("versionReplicas") or []:
+        try:
+            out[str(entry["buildId"])] = int(entry["desiredReplicas"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 def plan_builds(
     out: Plan,
     pool: api.TemporalWorkerPool,
@@ -141,6 +154,7 @@ def plan_builds(
         identity=vo.identity,
         now=vo.now,
         desired_replicas=desired,
+        version_replicas=version_replicas(pool, pool_body),
         previous=stored_versions(pool_body),
         leaving=leaving_to,
         version_cap=vo.version_cap,
