@@ -69,7 +69,7 @@ CASES = [
         {"A": 1, "B": 1},
     ),
     Case(
-        "ramping from unversioned: the ramp's share only",
+        "ramping from unversioned: the ramp's share only (5 tasks)",
         [v("B", "Ramping", 1, 20, ramp_percentage=25.0, open_pinned=0)],
         {"B": 1},
     ),
@@ -131,7 +131,15 @@ CASES = [
             v("A", "Current", 2, 0, open_pinned=2),
             v("B", "Ramping", 2, 0, ramp_percentage=50.0, open_pinned=0),
         ],
-        {"A": 1, "B": 0},
+        {"A": 1, "B": 1},  # B: idle, kept at the ramping floor
+    ),
+    Case(
+        "an idle current version that is not the target may reach 0; the target keeps 1",
+        [
+            v("A", "Current", 2, 0, open_pinned=0),
+            v("B", "Ramping", 2, 0, ramp_percentage=50.0, open_pinned=0, target=True),
+        ],
+        {"A": 0, "B": 1},
     ),
     Case(
         "busy version with no backlog: not scaled below its busy workers",
@@ -147,7 +155,7 @@ CASES = [
             v("A", "Current", 8, 0, open_pinned=0, busy_workers=8),
             v("B", "Ramping", 2, 0, ramp_percentage=50.0, open_pinned=0, busy_workers=0),
         ],
-        {"A": 5, "B": 0},
+        {"A": 5, "B": 1},
     ),
     Case(
         "a new-work version's reading failed: every new-work version holds",
@@ -211,7 +219,7 @@ def test_each_version_keeps_its_own_history() -> None:
     d2 = {d.build_id: d.replicas for d in decide_versions(later, histories, policy, 30.0)}
     assert d2 == {"A": 9, "B": 1}  # inside A's window: held; B never went above 1
     d3 = {d.build_id: d.replicas for d in decide_versions(later, histories, policy, 61.0)}
-    assert d3 == {"A": 0, "B": 0}
+    assert d3 == {"A": 0, "B": 1}  # B: the ramping floor
 
 
 def test_described_reads_only_live_versions() -> None:

@@ -268,6 +268,7 @@ class Scaler:
                     self._released.discard(key)
                     self._spawn(self._release(key))
                 self.poller.evict_idle()
+                self.versions.evict_idle()
                 await sleep_or_stop(stop, TICK_SECONDS)
         finally:
             for task in list(self._tasks):

@@ -366,6 +366,16 @@ class VersionPoller:
         self.backlog = backlog
         self._cache: dict[tuple[str, ...], _Cached] = {}
 
+    def evict_idle(self, idle_seconds: float = CLIENT_IDLE_SECONDS) -> int:
+        """Drop the readings nobody asked for in `idle_seconds` (retired builds, deleted pools)."""
+        now = self.backlog._clock()
+        stale = [
+            k for k, e in self._cache.items() if e.inflight is None and now - e.at > idle_seconds
+        ]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
     async def version(
         self,
         conn: Connection,

@@ -139,15 +139,27 @@ def _observation(v: VersionInput, backlog: Backlog | None, error: str | None) ->
     )
 
 
+def floor(v: VersionInput) -> int:
+    """The routing pass's floor for the build (reconcile/versioned.py applies it too): the
+    target and the Ramping build keep 1 (a version exists only once a worker of it polled), a
+    Draining build keeps 1 while its pinned work is open or uncounted."""
+    if v.target or v.state == "Ramping" or (v.state == "Draining" and v.open_pinned != 0):
+        return 1
+    return 0
+
+
 def _version(v: VersionInput, d: Decision, why: str, share: float | None) -> VersionDecision:
+    replicas, kept = d.replicas, ""
+    if replicas < floor(v):
+        replicas, kept = floor(v), f"; kept at {floor(v)} ({v.state.lower()} build)"
     return VersionDecision(
         v.build_id,
-        d.replicas,
-        f"build {v.build_id} ({why}): {d.message}",
+        replicas,
+        f"build {v.build_id} ({why}): {d.message}{kept}",
         d.history,
         backlog=d.backlog,
         share=share,
-        direction=d.direction,
+        direction="none" if replicas == v.current_replicas else d.direction,
     )
 
 
