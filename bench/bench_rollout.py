@@ -35,7 +35,9 @@ waiting in the backlog of the version Temporal routed it to. Sampled every secon
 step: the backlog-derived total N = min(20, ceil(started / 5)), each version's share of it
 (N x ramp % for build 2, the rest for build 1) against its Deployment's replicas.
 `ramp_scale_error` is the mean absolute difference over all samples and both versions (so the
-scaler's lag after each step counts; goal <= 1 replica), `ramp_scale_error_max` the largest.
+scaler's lag after each step counts; goal <= 1 replica), `ramp_scale_error_max` the largest;
+`ramp_scale_temporal_calls_per_min_by_method` the operator's Temporal calls meanwhile (all pools
+of the operator: in `--ramp-scale-only` that pool alone).
 
     python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60] [--ramp-scale-only]
 
@@ -133,7 +135,7 @@ def ramp_scale_pool(name: str, queue: str, server: TemporalDevServer, i: int) ->
 
 
 async def ramp_scale(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: Path,
-                     client: Client) -> dict[str, Any]:  # fmt: skip
+                     client: Client, op: OperatorProcess) -> dict[str, Any]:  # fmt: skip
     """Per-version replicas against each version's share of the backlog-derived total during a
     ramp (module docstring)."""
     name, queue = "ramped", f"ro-r-{uuid.uuid4().hex[:6]}"
@@ -163,6 +165,7 @@ async def ramp_scale(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: P
 
     errors: list[float] = []
     started = 0
+    calls_before, t0 = by_method(op.metrics()), time.monotonic()
     for level in RAMP_SCALE_STEPS:
         while started < level:
             await client.start_workflow("Smoke", id=f"{queue}-{started}", task_queue=queue)
@@ -173,8 +176,12 @@ async def ramp_scale(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: P
             for build in (v1, v2):
                 errors.append(abs(replicas_of(build) - total * share[build]))
             await asyncio.sleep(1.0)
+    minutes = (time.monotonic() - t0) / 60
+    calls = {k: round((v - calls_before.get(k, 0.0)) / minutes, 1)
+             for k, v in sorted(by_method(op.metrics()).items())}  # fmt: skip
     return {
         "ramp_scale_error": round(statistics.mean(errors), 2) if errors else None,
+        "ramp_scale_temporal_calls_per_min_by_method": {k: v for k, v in calls.items() if v},
         "ramp_scale_error_max": round(max(errors), 2) if errors else None,
         "ramp_scale_samples": len(errors),
         "ramp_scale_ramp_percent": RAMP_SCALE_PERCENT,
@@ -199,7 +206,7 @@ async def run_ramp_scale() -> dict[str, Any]:
                          env={"POD_NAMESPACE": ns})  # fmt: skip
     try:
         client = await Client.connect(server.address, namespace=server.namespace)
-        return {**await ramp_scale(kubeconfig, ns, server, tmp, client),
+        return {**await ramp_scale(kubeconfig, ns, server, tmp, client, op),
                 "ramp_scale_operator_tracebacks": op.tracebacks()}  # fmt: skip
     finally:
         op.stop()
@@ -387,7 +394,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
         lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
         bad = await bad_build(kubeconfig, ns, server, client, vq, rate)
-        scaled = await ramp_scale(kubeconfig, ns, server, tmp, client)
+        scaled = await ramp_scale(kubeconfig, ns, server, tmp, client, op)
         result = {
             "rollouts": len(rollout_s),
             "rollout_allatonce_p50_s": p50(rollout_s),
