@@ -31,7 +31,7 @@ from workerpool_operator.api.template import (
     PoolNetworkPolicySpec,
     RolloutSpec,
 )
-from workerpool_operator.api.versioning import VersioningSpec, VersionList
+from workerpool_operator.api.versioning import VersioningSpec, VersionList, VersionReplicasList
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
     GPUSpec,
@@ -419,6 +419,9 @@ class TemporalWorkerPoolStatus(Model):
     """Versioned pools: the build the spec asks for."""
     ramp_percentage: float | None = None
     """Versioned pools: share of new work sent to the target build while it ramps."""
+    version_replicas: VersionReplicasList | None = None
+    """Versioned pools with the Builtin autoscaler: its decision per build (desiredReplicas is
+    then the sum for the builds that get new work)."""
 
 
 class TemporalWorkerPool(Model):

@@ -199,6 +199,19 @@ def _without_replicas(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**manifest, "spec": spec}
 
 
+def version_replicas(pool: api.TemporalWorkerPool, pool_body: Mapping[str, Any]) -> dict[str, int]:
+    """The Builtin scaler's per-build decisions (status.versionReplicas), for a Builtin pool."""
+    if pool.spec.autoscaling is None or pool.spec.autoscaling.engine != "Builtin":
+        return {}
+    out: dict[str, int] = {}
+    for entry in (pool_body.get("status") or {}).get("versionReplicas") or []:
+        try:
+            out[str(entry["buildId"])] = int(entry["desiredReplicas"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 def plan_builds(
     out: Plan,
     pool: api.TemporalWorkerPool,
@@ -256,6 +269,7 @@ def plan_builds(
         identity=vo.identity,
         now=vo.now,
         desired_replicas=desired,
+        version_replicas=version_replicas(pool, pool_body),
         previous=stored_versions(pool_body),
         leaving=leaving_to,
         version_cap=vo.version_cap,
