@@ -14,6 +14,7 @@ from workerpool_operator.scaling.versions import (
     decide_versions,
     described,
     shares,
+    split,
 )
 
 FLAT = Policy(
@@ -82,13 +83,22 @@ CASES = [
         {"A": 8, "B": 2},
     ),
     Case(
-        "minReplicas split by share, rounded up",
+        "minReplicas split by share, the parts adding up to it (2.4 / 0.6 -> 2 / 1)",
         [
             v("A", "Current", 4, 0, open_pinned=0),
             v("B", "Ramping", 1, 0, ramp_percentage=20.0, open_pinned=0),
         ],
-        {"A": 3, "B": 1},
+        {"A": 2, "B": 1},
         replace(FLAT, min_replicas=3),
+    ),
+    Case(
+        "maxReplicas 5 at 50%: 3 + 2, never 3 + 3 (the pool's cap is the versions' cap)",
+        [
+            v("A", "Current", 4, 500, open_pinned=5),
+            v("B", "Ramping", 1, 500, ramp_percentage=50.0, open_pinned=1),
+        ],
+        {"A": 3, "B": 2},
+        replace(FLAT, max_replicas=5),
     ),
     Case(
         "draining with pinned work: sized on its own backlog",
@@ -243,3 +253,15 @@ def test_busy_workers_hold_an_unversioned_decision_too() -> None:
     assert "3 workers running tasks" in d.message
     idle = decide(replace(obs, busy_workers=0), History(), FLAT, 0.0)
     assert idle.replicas == 0
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 3, 5, 7, 10, 100])
+@pytest.mark.parametrize("ramp", [0.0, 0.01, 0.2, 0.333, 0.5, 0.9, 1.0], ids=lambda r: f"ramp{r}")
+def test_split_adds_up_to_the_pool_bound(total: int, ramp: float) -> None:
+    parts = split(total, {"current": 1.0 - ramp, "ramping": ramp}, least=1)
+    assert all(p >= 1 for p in parts.values())
+    # The versions together never get more than the pool's maxReplicas, except the one worker
+    # each version needs when maxReplicas is below the number of versions.
+    assert sum(parts.values()) == max(total, 2)
+    mins = split(total, {"current": 1.0 - ramp, "ramping": ramp}, least=0)
+    assert sum(mins.values()) == total

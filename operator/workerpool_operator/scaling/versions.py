@@ -10,7 +10,9 @@ heartbeats):
   ceil(T x ramp% / 100), the Current version on the rest, ceil(T x (100 - ramp%) / 100). So the
   Ramping version never gets 0 while it has a ramp and there is backlog, and the two together
   are within one replica each of their share of ceil(T / target). `minReplicas` and
-  `maxReplicas` are split by the same shares (each at least 1 for max).
+  `maxReplicas` are split by the same shares so that the parts add up to them (largest
+  remainder; each version's max at least 1, so only a `maxReplicas` below the number of
+  new-work versions is exceeded, by the one worker each needs to keep its version polling).
 - Draining versions decide on their own backlog while their exact open pinned count (the one
   the routing pass reads and writes to status.versions) is above 0 or unknown, and get 0 the
   moment it is 0.
@@ -95,16 +97,14 @@ def decide_versions(
     new_work = [v for v in versions if v.build_id in share]
     failed = next((v.error or "no backlog reading" for v in new_work if v.backlog is None), None)
     total = _total([v.backlog for v in new_work if v.backlog is not None])
+    least = split(policy.min_replicas, share, least=0)
+    most = split(policy.max_replicas, share, least=1)
     out: list[VersionDecision] = []
     for v in versions:
         history = histories.get(v.build_id, History())
         if v.build_id in share:
             s = share[v.build_id]
-            own = replace(
-                policy,
-                min_replicas=math.ceil(policy.min_replicas * s - 1e-9),
-                max_replicas=max(1, math.ceil(policy.max_replicas * s - 1e-9)),
-            )
+            own = replace(policy, min_replicas=least[v.build_id], max_replicas=most[v.build_id])
             backlog = None if failed is not None else _share(total, s, v)
             d = decide_one(_observation(v, backlog, failed), history, own, now)
             why = f"{v.state.lower()} {round(s * 100, 2):g}% of new work"
@@ -127,6 +127,31 @@ def decide_versions(
                 )
             )
     return out
+
+
+def split(total: int, shares: Mapping[str, float], *, least: int) -> dict[str, int]:
+    """`total` replicas split by `shares` so that the parts add up to `total` (largest
+    remainder, ties to the larger share), each part at least `least`: a bound of the pool
+    (`maxReplicas`: what it may cost) stays a bound of the versions together. Raising a part to
+    `least` is paid for by the largest parts above it, so only a `total` below `least` times the
+    number of parts is exceeded."""
+    if not shares:
+        return {}
+    weight = sum(shares.values()) or 1.0
+    exact = {b: total * s / weight for b, s in shares.items()}
+    parts = {b: math.floor(x + 1e-9) for b, x in exact.items()}
+    by_remainder = sorted(shares, key=lambda b: (parts[b] - exact[b], -shares[b], b))
+    for b in by_remainder[: total - sum(parts.values())]:
+        parts[b] += 1
+    for b in parts:
+        while parts[b] < least:
+            donor = max(parts, key=lambda d: (parts[d], d))
+            if parts[donor] <= least:
+                parts[b] = least  # nothing left to take: the floor wins
+                break
+            parts[donor] -= 1
+            parts[b] += 1
+    return parts
 
 
 def _observation(v: VersionInput, backlog: Backlog | None, error: str | None) -> Observation:
