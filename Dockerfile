@@ -33,12 +33,12 @@ RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-wo
 
 FROM base AS runtime-venv
 COPY --from=wheel /wheels /wheels
-RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[openai]'
+RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[openai,tracing]'
 
 FROM base AS runtime-gpu-venv
 COPY --from=wheel /wheels /wheels
 RUN python -m venv /opt/venv \
-    && pip install -q --find-links /wheels 'temporal-workerpools[openai,llm]'
+    && pip install -q --find-links /wheels 'temporal-workerpools[openai,llm,tracing]'
 
 FROM base AS operator
 COPY --from=operator-venv /opt/venv /opt/venv

@@ -50,7 +50,7 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 	PYTHON=$(PY) IMG_TAG=$(IMG_TAG) bash hack/build-images.sh $(IMAGES)
 
 .PHONY: tools
-tools: ## Build (or reuse) helm, promtool, kstatus, KEDA (operator + metrics API server) and metrics-server for the chart, alert, GitOps, KEDA and HPA tests (cached)
+tools: ## Build (or reuse) helm, promtool, kstatus, KEDA (operator + metrics API server), metrics-server and an OpenTelemetry Collector for the chart, alert, GitOps, KEDA, HPA and tracing tests (cached)
 	bash hack/build-tools.sh
 	bash hack/build-keda.sh
 

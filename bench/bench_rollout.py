@@ -23,13 +23,26 @@ once the last old build is gone; `temporal_calls_per_rollout_p50`: the same coun
 change to the new build current (the floor pool makes no Temporal calls), and
 `temporal_calls_per_pool_per_min_rollout` its sum over the summed rollout time.
 
-Last, a bad build (every workflow fails) ramps at 50 % under the same load with
+Then a bad build (every workflow fails) ramps at 50 % under the same load with
 spec.versioning.analysis on: `bad_build_detect_s` runs from its first failed workflow closing to
 its ramp cleared in Temporal, and `bad_build_failed_workflows` counts what it failed until then.
 
-    python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60]
+Last, per-version Builtin scaling during a ramp (`ramp_scale`): a third pool, Builtin-autoscaled
+(5 tasks per replica, at most 20), build 2 ramping at RAMP_SCALE_PERCENT % of new work while
+build 1 stays current. Its workers are then stopped so the backlog is what the bench starts:
+workflows in steps (RAMP_SCALE_STEPS, each held RAMP_SCALE_HOLD_S), every one a workflow task
+waiting in the backlog of the version Temporal routed it to. Sampled every second from the first
+step: the backlog-derived total N = min(20, ceil(started / 5)), each version's share of it
+(N x ramp % for build 2, the rest for build 1) against its Deployment's replicas.
+`ramp_scale_error` is the mean absolute difference over all samples and both versions (so the
+scaler's lag after each step counts; goal <= 1 replica), `ramp_scale_error_max` the largest;
+`ramp_scale_temporal_calls_per_min_by_method` the operator's Temporal calls meanwhile (all pools
+of the operator: in `--ramp-scale-only` that pool alone).
 
-Writes bench-results/rollout.json; medians (p50) over the rollouts.
+    python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60] [--ramp-scale-only]
+
+Writes bench-results/rollout.json; medians (p50) over the rollouts. `--ramp-scale-only` runs only
+the last part and writes its keys into the existing file beside the others.
 """
 
 from __future__ import annotations
@@ -64,6 +77,11 @@ BAD_APP = "tests.runtime.versioned_bad"  # every workflow fails: what analysis m
 # 20), while the load runs; the step's pause is long, so only analysis ends the ramp.
 BAD_RAMP = 50
 WAIT_S = 180.0
+RAMP_SCALE_PERCENT = 30
+RAMP_SCALE_STEPS = (10, 25, 45, 70)  # workflows started by the end of each step
+RAMP_SCALE_HOLD_S = 20.0
+RAMP_SCALE_TARGET = 5
+RAMP_SCALE_MAX = 20
 
 
 def pool(
@@ -93,6 +111,108 @@ def pool(
             }
     return {"apiVersion": "workerpools.io/v1alpha1", "kind": "TemporalWorkerPool",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+def ramp_scale_pool(name: str, queue: str, server: TemporalDevServer, i: int) -> dict[str, Any]:
+    """The ramp_scale pool: Builtin-autoscaled, build `i` (an env value) ramped by one long
+    Progressive step."""
+    body = pool(name, queue, server, i, True)
+    spec = body["spec"]
+    spec.pop("replicas")
+    spec["autoscaling"] = {
+        "engine": "Builtin",
+        "minReplicas": 0,
+        "maxReplicas": RAMP_SCALE_MAX,
+        "targetBacklogPerReplica": RAMP_SCALE_TARGET,
+        "pollIntervalSeconds": 5,
+        "scaleDownStabilizationSeconds": 0,
+    }
+    spec["versioning"] |= {
+        "strategy": "Progressive",
+        "steps": [{"rampPercentage": RAMP_SCALE_PERCENT, "pauseSeconds": 3600}],
+    }
+    return body
+
+
+async def ramp_scale(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: Path,
+                     client: Client, op: OperatorProcess) -> dict[str, Any]:  # fmt: skip
+    """Per-version replicas against each version's share of the backlog-derived total during a
+    ramp (module docstring)."""
+    name, queue = "ramped", f"ro-r-{uuid.uuid4().hex[:6]}"
+    workers = BuildWorkers(kubeconfig, ns, name, server, tmp, interval=0.1)
+
+    def status() -> dict[str, Any]:
+        return dict((get(kubeconfig, "temporalworkerpool", name, ns) or {}).get("status") or {})
+
+    try:
+        apply(kubeconfig, ns, ramp_scale_pool(name, queue, server, 0))
+        v1 = await until(lambda: (s := status()).get("currentBuildId") == s.get("targetBuildId")
+                         and s.get("currentBuildId"), "ramp_scale: build 1 current")  # fmt: skip
+        apply(kubeconfig, ns, ramp_scale_pool(name, queue, server, 1))
+        st = await until(lambda: (s := status()).get("rampPercentage") == RAMP_SCALE_PERCENT
+                         and s.get("currentBuildId") == v1 and s, "build 2 ramping")  # fmt: skip
+        v2 = str(st["targetBuildId"])
+    finally:
+        workers.close()  # from here the backlog is what the bench starts
+    deployments = {
+        b: str(v["deployment"]) for v in status().get("versions") or [] if (b := v["buildId"])
+    }
+    share = {v1: 1 - RAMP_SCALE_PERCENT / 100, v2: RAMP_SCALE_PERCENT / 100}
+
+    def replicas_of(build: str) -> int:
+        dep = get(kubeconfig, "deployment", deployments[build], ns) or {}
+        return int((dep.get("spec") or {}).get("replicas") or 0)
+
+    errors: list[float] = []
+    started = 0
+    calls_before, t0 = by_method(op.metrics()), time.monotonic()
+    for level in RAMP_SCALE_STEPS:
+        while started < level:
+            await client.start_workflow("Smoke", id=f"{queue}-{started}", task_queue=queue)
+            started += 1
+        end = time.monotonic() + RAMP_SCALE_HOLD_S
+        while time.monotonic() < end:
+            total = min(RAMP_SCALE_MAX, -(-started // RAMP_SCALE_TARGET))
+            for build in (v1, v2):
+                errors.append(abs(replicas_of(build) - total * share[build]))
+            await asyncio.sleep(1.0)
+    minutes = (time.monotonic() - t0) / 60
+    calls = {k: round((v - calls_before.get(k, 0.0)) / minutes, 1)
+             for k, v in sorted(by_method(op.metrics()).items())}  # fmt: skip
+    return {
+        "ramp_scale_error": round(statistics.mean(errors), 2) if errors else None,
+        "ramp_scale_temporal_calls_per_min_by_method": {k: v for k, v in calls.items() if v},
+        "ramp_scale_error_max": round(max(errors), 2) if errors else None,
+        "ramp_scale_samples": len(errors),
+        "ramp_scale_ramp_percent": RAMP_SCALE_PERCENT,
+        "ramp_scale_steps": list(RAMP_SCALE_STEPS),
+        "ramp_scale_final_replicas": {b: replicas_of(b) for b in share},
+    }
+
+
+async def run_ramp_scale() -> dict[str, Any]:
+    """Only the ramp_scale part, on a bed and a dev server of its own."""
+    cluster = LocalCluster()
+    kubeconfig = str(cluster.acquire())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ramp-scale-"))
+    server = TemporalDevServer(tmp / "temporal", dynamic_config=VERSIONING_DYNAMIC_CONFIG)
+    server.start()
+    ns = f"bench-ramp-scale-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "namespace", ns)
+    for path in sorted(CRDS.glob("workerpools.io_*.yaml")):
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
+    op = OperatorProcess(kubeconfig, "bench-ramp-scale", "-n", ns, log_dir=tmp,
+                         env={"POD_NAMESPACE": ns})  # fmt: skip
+    try:
+        client = await Client.connect(server.address, namespace=server.namespace)
+        return {**await ramp_scale(kubeconfig, ns, server, tmp, client, op),
+                "ramp_scale_operator_tracebacks": op.tracebacks()}  # fmt: skip
+    finally:
+        op.stop()
+        kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
+        server.stop()
+        cluster.release()
 
 
 def apply(kubeconfig: str, ns: str, body: dict[str, Any]) -> None:
@@ -274,6 +394,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
         lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
         bad = await bad_build(kubeconfig, ns, server, client, vq, rate)
+        scaled = await ramp_scale(kubeconfig, ns, server, tmp, client, op)
         result = {
             "rollouts": len(rollout_s),
             "rollout_allatonce_p50_s": p50(rollout_s),
@@ -295,6 +416,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             "rollout_calls": rollout_calls,
             "floor_s": [round(x, 2) for x in floor_s],
             **bad,
+            **scaled,
             "operator_tracebacks": op.tracebacks(),
             "machine": "2-core shared bed (kwok nodes, local workers per build)",
         }
@@ -362,10 +484,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rollouts", type=int, default=10)
     p.add_argument("--rate", type=float, default=2.0, help="load workflows started per second")
     p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds")
+    p.add_argument("--ramp-scale-only", action="store_true",
+                   help="only the per-version scaling part; keep the other keys")  # fmt: skip
     args = p.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
-    result = asyncio.run(run(args.rollouts, args.rate, args.window))
-    (RESULTS / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS / "rollout.json"
+    if args.ramp_scale_only:
+        kept = json.loads(out.read_text()) if out.exists() else {}
+        result = {**kept, **asyncio.run(run_ramp_scale())}
+    else:
+        result = asyncio.run(run(args.rollouts, args.rate, args.window))
+    out.write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         ("AllAtOnce rollout p50 (spec -> build current)", "rollout_allatonce_p50_s", ""),
         ("AllAtOnce rollout max", "rollout_max_s", ""),
@@ -379,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         ("Temporal calls per minute, rollouts", "temporal_calls_per_pool_per_min_rollout", ""),
         ("bad build: first failure -> rolled back", "bad_build_detect_s", "goal <= 2 s"),
         ("bad build: workflows it failed before that", "bad_build_failed_workflows", ""),
+        ("ramp: |replicas - share| per version, mean", "ramp_scale_error", "goal <= 1"),
+        ("ramp: |replicas - share| per version, max", "ramp_scale_error_max", ""),
     ]
     print(f"\nrollout benchmark ({result.get('rollouts')} rollouts, "
           f"{result.get('load_workflows')} load workflows)")  # fmt: skip

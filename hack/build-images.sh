@@ -18,7 +18,7 @@ log() { printf '[build-images] %s\n' "$*" >&2; }
 
 declare -A image=([operator]=workerpools/operator [runtime]=workerpools/worker-runtime
   [runtime-gpu]=workerpools/worker-runtime-gpu)
-declare -A extras=([operator]=operator [runtime]=openai [runtime-gpu]=openai,llm)
+declare -A extras=([operator]=operator [runtime]=openai,tracing [runtime-gpu]=openai,llm,tracing)
 for t in "${targets[@]}"; do
   [ -n "${image[$t]:-}" ] || { log "unknown target $t (operator, runtime, runtime-gpu)"; exit 2; }
 done

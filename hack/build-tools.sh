@@ -6,7 +6,8 @@
 #   kstatus   hack/kstatus/main.go on sigs.k8s.io/cli-utils (Flux's health reading of a pool)
 #             and helm-controller's API types (strict HelmRelease validation)
 #   metrics-server  hack/build-metrics-server.sh (metrics.k8s.io for the HPA e2e test; own folder)
-# The four builds run in parallel. Prints the bin folder.
+#   otelcol   hack/build-otelcol.sh (an OpenTelemetry Collector for the tracing test; own folder)
+# The five builds run in parallel. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -95,6 +96,7 @@ pids=()
 [ -x "$kstatus_bin" ] || { build_kstatus & pids+=($!); }
 # Its own cached script (a no-op when built), like hack/build-keda.sh; stdout is its bin folder.
 bash "$here/build-metrics-server.sh" >/dev/null & pids+=($!)
+bash "$here/build-otelcol.sh" >/dev/null & pids+=($!)
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 [ "$rc" = 0 ] || { log "a tool failed to build (see above)"; exit 1; }

@@ -32,7 +32,7 @@ ENTRYPOINT ["workerpool-operator"]
 
 FROM python AS runtime
 COPY build/wheelhouse/runtime /tmp/wheels
-RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai]' \
+RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,tracing]' \
     && rm -rf /tmp/wheels
 # The examples the sample pools name (examples.three_queues, examples.gpu_llm_job). Your own
 # code goes the same way: FROM workerpools/worker-runtime, COPY mypkg /app/mypkg.
@@ -46,7 +46,7 @@ ENTRYPOINT ["worker-runtime"]
 FROM runtime AS runtime-gpu
 USER root
 COPY build/wheelhouse/runtime-gpu /tmp/wheels
-RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,llm]' \
+RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,llm,tracing]' \
     && rm -rf /tmp/wheels
 # Pods run with a read-only root filesystem and /tmp as their only scratch space; weights come
 # from a mounted volume (TWP_LLM_MODEL_PATH), never from a hub at run time.

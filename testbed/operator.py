@@ -202,6 +202,37 @@ def pool_manifest(name: str, namespace: str, replicas: int = 1) -> dict[str, Any
 
 
 @contextlib.asynccontextmanager
+async def deployed_operator(
+    kube: Any, namespace: str, log_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[OperatorProcess]:
+    """The operator as it is deployed (`python -m workerpool_operator`, its engine, scaler and
+    Temporal clients in their own process), scoped to `namespace`: for tests that must prove
+    what the shipped process does. On a clean exit the namespace must hold no write of another
+    operator (`foreign_writers`), so the proof cannot come from someone else's operator."""
+    from testbed.wait import eventually
+
+    op = OperatorProcess(
+        kube.kubeconfig, f"deployed-{namespace}"[:40], "-n", namespace, *args,
+        log_dir=log_dir, env={"POD_NAMESPACE": namespace, **(env or {})},
+    )  # fmt: skip
+
+    def live() -> bool:
+        if not op.alive():
+            log = op.log_path.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"operator exited {op.proc.returncode}:\n{log}")
+        return op.live()
+
+    try:
+        await eventually(live, "the operator process answers /healthz")
+        yield op
+        assert op.alive(), op.log_path.read_text(errors="replace")[-4000:]
+        foreign = foreign_writers(kube, namespace, op.field_manager_suffix)
+        assert not foreign, f"another operator wrote in {namespace}: {foreign}"
+    finally:
+        op.stop()
+
+
+@contextlib.asynccontextmanager
 async def running_operator(
     kubeconfig: str, namespace: str, **settings: Any
 ) -> AsyncIterator[Operator]:

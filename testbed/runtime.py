@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def runtime_env(
     server: TemporalDevServer | None, task_queue: str, workflows: str, activities: str, **extra: str
 ) -> dict[str, str]:
-    """Inherited env minus any TWP_* of the caller, plus the settings a pool would get."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWP_")}
+    """Inherited env minus any TWP_* and OTEL_* of the caller (a traced shell must not turn
+    tracing on in every test worker), plus the settings a pool would get."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWP_", "OTEL_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(
         os.pathsep
     )

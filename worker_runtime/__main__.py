@@ -19,6 +19,7 @@ from worker_runtime.config import (
     ConfigError,
     default_identity,
     load_settings,
+    load_tracing,
     tls_material,
 )
 from worker_runtime.loader import load_user_code
@@ -45,6 +46,7 @@ def run(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         settings = load_settings()
+        tracing = load_tracing()
         if settings.tls_enabled:
             tls_material(settings)  # unreadable TLS files are configuration errors (exit 2)
     except ConfigError as err:
@@ -78,7 +80,7 @@ def run(argv: list[str] | None = None) -> int:
 
     from worker_runtime.app import serve
 
-    return asyncio.run(serve(settings, code))
+    return asyncio.run(serve(settings, code, tracing))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,13 +13,15 @@ import importlib.metadata
 import logging
 import signal
 import socket
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -41,9 +43,12 @@ from temporalio.worker import (
 
 from worker_runtime import contract, metrics
 from worker_runtime.config import default_identity, tls_material
-from worker_runtime.contract import RuntimeSettings
+from worker_runtime.contract import RuntimeSettings, TracingSettings
 from worker_runtime.loader import UserCode
 from worker_runtime.server import Health, HttpServer
+
+if TYPE_CHECKING:
+    from worker_runtime.tracing import Tracing
 
 log = logging.getLogger("worker_runtime")
 
@@ -67,16 +72,23 @@ class MetricsInterceptor(Interceptor):
         return _MetricsActivityInbound(super().intercept_activity(next))
 
 
+# Worker heartbeats carry each worker's slot use to Temporal (ListWorkers): the operator's
+# Builtin engine keeps a version's busy workers up from them (the SDK default is 60 s).
+HEARTBEAT_SECONDS = 10
+
+
 def build_runtime(sdk_metrics_port: int) -> Runtime:
-    """Core telemetry: Prometheus on an internal port, Core logs forwarded to Python logging."""
+    """Core telemetry: Prometheus on an internal port, Core logs forwarded to Python logging;
+    worker heartbeats every `HEARTBEAT_SECONDS`."""
     return Runtime(
+        worker_heartbeat_interval=timedelta(seconds=HEARTBEAT_SECONDS),
         telemetry=TelemetryConfig(
             metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_metrics_port}"),
             logging=LoggingConfig(
                 filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
                 forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
             ),
-        )
+        ),
     )
 
 
@@ -92,9 +104,12 @@ def tls_config(settings: RuntimeSettings) -> TLSConfig | bool:
 
 async def connect(
     settings: RuntimeSettings, runtime: Runtime, identity: str, health: Health,
-    stop: asyncio.Event,
+    stop: asyncio.Event, interceptors: Sequence[ClientInterceptor] = (),
 ) -> Client | None:  # fmt: skip
-    """Connect with exponential backoff; None if asked to stop before the server answered."""
+    """Connect with exponential backoff; None if asked to stop before the server answered.
+
+    Client interceptors that are also worker interceptors (tracing) apply to the worker too.
+    """
     tls = tls_config(settings)
     delay, attempt = 1.0, 0
     while not stop.is_set():
@@ -107,6 +122,7 @@ async def connect(
                 api_key=settings.api_key,
                 identity=identity,
                 runtime=runtime,
+                interceptors=interceptors,
             )
         except Exception as err:
             reason = f"{type(err).__name__}: {err}"
@@ -200,8 +216,13 @@ async def watch_readiness(
         await asyncio.sleep(interval)
 
 
-async def serve(settings: RuntimeSettings, code: UserCode) -> int:
-    """Run until SIGTERM/SIGINT (exit 0 after draining) or a fatal worker error (exit 1)."""
+async def serve(
+    settings: RuntimeSettings, code: UserCode, tracing_settings: TracingSettings | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT (exit 0 after draining) or a fatal worker error (exit 1).
+
+    With tracing on, the last spans are exported after the drain, before the process exits.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals_seen = 0
@@ -226,6 +247,11 @@ async def serve(settings: RuntimeSettings, code: UserCode) -> int:
     await http.start()
     identity = default_identity(settings)
     runtime = build_runtime(sdk_port)
+    tracing: Tracing | None = None
+    if tracing_settings is not None and tracing_settings.enabled:
+        from worker_runtime.tracing import setup
+
+        tracing = setup(settings, tracing_settings)
     executor = (
         ThreadPoolExecutor(
             max_workers=settings.max_concurrent_activities or 100,
@@ -236,7 +262,8 @@ async def serve(settings: RuntimeSettings, code: UserCode) -> int:
     )
     exit_code = 0
     try:
-        client = await connect(settings, runtime, identity, health, stop)
+        interceptors = [tracing.interceptor] if tracing is not None else []
+        client = await connect(settings, runtime, identity, health, stop, interceptors)
         if client is None:
             log.info("Stopped before Temporal was reachable")
             return 0
@@ -269,6 +296,8 @@ async def serve(settings: RuntimeSettings, code: UserCode) -> int:
             exit_code = 1
         del worker, client
     finally:
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
         await http.stop()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)

@@ -19,6 +19,8 @@ from worker_runtime.contract import (
     TLS_KEY_FILE,
     TLS_MOUNT_PATH,
     RuntimeSettings,
+    TracingSettings,
+    otel_env_var,
 )
 
 EXIT_CONFIG = 2
@@ -79,6 +81,20 @@ def load_settings() -> RuntimeSettings:
             "module:attribute import path, or the worker would poll for nothing"
         )
     return settings
+
+
+def load_tracing() -> TracingSettings:
+    """Read the OTEL_* tracing settings; raise `ConfigError` naming the variable on a bad one."""
+    try:
+        return TracingSettings()
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = tuple(e.get("loc", ()))
+            name = otel_env_var(str(loc[0])) if loc else "OTEL_*"
+            msg = str(e.get("msg", "invalid value")).removeprefix("Value error, ")
+            lines.append(f"{name}: {msg} (got {e.get('input')!r}) — fix the value")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def _read(path: str, env: str) -> bytes:

@@ -240,3 +240,108 @@ def env_var(field: str) -> str:
     if field not in RuntimeSettings.model_fields:
         raise KeyError(f"RuntimeSettings has no field {field!r}")
     return f"{ENV_PREFIX}{field.upper()}"
+
+
+# --- OpenTelemetry tracing -------------------------------------------------------------------
+# Tracing uses the standard OpenTelemetry names (the OTLP exporter spec), not TWP_*: the same
+# variables configure the worker with or without the operator, and the OpenTelemetry SDK reads
+# the exporter's own (endpoint, headers, timeout, certificate) directly. The operator writes the
+# ones below from spec.tracing; the runtime reads them through `TracingSettings`.
+OTEL_ENV: dict[str, str] = {
+    "sdk_disabled": "OTEL_SDK_DISABLED",
+    "traces_exporter": "OTEL_TRACES_EXPORTER",
+    "endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "protocol": "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "traces_protocol": "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "headers": "OTEL_EXPORTER_OTLP_HEADERS",
+    "service_name": "OTEL_SERVICE_NAME",
+    "sampler": "OTEL_TRACES_SAMPLER",
+    "sampler_arg": "OTEL_TRACES_SAMPLER_ARG",
+}
+OtlpProtocol = Literal["grpc", "http/protobuf"]
+# The OTLP exporter spec's default protocol.
+DEFAULT_OTLP_PROTOCOL: OtlpProtocol = "http/protobuf"
+TraceSampler = Literal[
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
+
+
+def otel_env_var(field: str) -> str:
+    """Return the OTEL_* variable name of a `TracingSettings` field (raises if unknown)."""
+    return OTEL_ENV[field]
+
+
+class _ExactOtelEnv(EnvSettingsSource):
+    """Only the exact upper-case OTEL_* names of `OTEL_ENV`, keyed by field name."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {f: os.environ[n] for f, n in OTEL_ENV.items() if n in os.environ}
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry tracing of the worker (standard OTEL_* names, see `OTEL_ENV`).
+
+    Tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+    OTEL_EXPORTER_OTLP_ENDPOINT), unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
+    Off, the runtime imports nothing of OpenTelemetry.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sdk_disabled: bool = False
+    traces_exporter: Literal["otlp", "none"] = Field(
+        default="otlp", description="otlp (the only exporter the runtime ships) or none."
+    )
+    endpoint: str | None = Field(
+        default=None, description="OTLP base URL; http/protobuf appends /v1/traces."
+    )
+    traces_endpoint: str | None = Field(default=None, description="OTLP URL for traces only.")
+    protocol: OtlpProtocol | None = None
+    traces_protocol: OtlpProtocol | None = None
+    headers: str | None = Field(
+        default=None, description="key=value,... sent with every export (read by the SDK)."
+    )
+    service_name: str | None = Field(
+        default=None, description="service.name (default: the pool name)."
+    )
+    sampler: TraceSampler = "parentbased_always_on"
+    sampler_arg: float | None = Field(
+        default=None, ge=0, le=1, description="Ratio of the *traceidratio samplers (0-1)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments (tests) and the exact OTEL_* names."""
+        return init_settings, _ExactOtelEnv(settings_cls)
+
+    @field_validator("endpoint", "traces_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        """The exporters need a scheme; host:port alone would fail at the first export."""
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be a URL with http:// or https://, e.g. http://collector:4318")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the worker exports spans."""
+        configured = self.endpoint is not None or self.traces_endpoint is not None
+        return configured and not self.sdk_disabled and self.traces_exporter != "none"
+
+    @property
+    def effective_protocol(self) -> OtlpProtocol:
+        """The traces protocol, else the general one, else the spec default (http/protobuf)."""
+        return self.traces_protocol or self.protocol or DEFAULT_OTLP_PROTOCOL

@@ -1,8 +1,9 @@
 """Queue-depth autoscaling end to end: real kube-apiserver (kwok nodes), real Temporal dev server.
 
-The whole operator engine (`handlers.Operator`: watch caches, reconciler, the Builtin scaler)
-runs in the test's event loop against a pool created from the generated CRD, scoped to the
-test's namespace: it creates the Deployment and scales it. Workers are real
+The operator runs as it is deployed (`python -m workerpool_operator`: watch caches, reconciler,
+the Builtin scaler, its own Temporal clients, default poll and back-off settings), scoped to the
+test's namespace, against a pool created from the generated CRD: it creates the Deployment and
+scales it, and no other operator writes there (`deployed_operator` checks). Workers are real
 `python -m worker_runtime` processes (kwok pods run no containers). KEDA and HPA objects
 rendered by `plan_autoscaling` are applied to the API server with the upstream CRDs the test
 bed installs.
@@ -17,23 +18,21 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
-from testbed.operator import running_operator
+from testbed.operator import deployed_operator
 from testbed.proc import stop as stop_process
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer, free_port
 from testbed.wait import eventually
 from tests.builders import condition
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.app import Operator
 from workerpool_operator.render.autoscaling import plan_autoscaling
-from workerpool_operator.scaling.observe import BacklogPoller
 from workerpool_operator.temporal.connections import Resolved, resolve_connection
 
 pytestmark = pytest.mark.e2e
@@ -60,16 +59,6 @@ def create_pool(
     }
     cluster.apply(doc)
     return api.TemporalWorkerPool.from_body(cluster.get("twp", name, namespace=namespace))
-
-
-@contextlib.asynccontextmanager
-async def operator(cluster: KubeCluster, namespace: str) -> AsyncIterator[Operator]:
-    """The operator's engine for the test's namespace, with a quick-to-give-up poller."""
-    async with running_operator(cluster.kubeconfig, namespace) as op:
-        op.poller = op.scaler.poller = BacklogPoller(
-            rpc_timeout=3.0, backoff_max=6.0, clients=op.clients
-        )
-        yield op
 
 
 def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
@@ -146,7 +135,7 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
             },
         },
     )
-    async with operator(kube_cluster, namespace):
+    async with deployed_operator(kube_cluster, namespace, tmp_path):
         # an idle queue: down to zero once the window has passed
         await eventually(
             lambda: replicas(kube_cluster, namespace, name) == 0, "idle pool scaled to 0"
@@ -231,7 +220,7 @@ async def test_builtin_scales_on_backlog_guards_zero_and_holds_through_outage(
 
 
 async def test_gpu_pool_does_not_pile_up_pending_pods(
-    kube_cluster: KubeCluster, namespace: str, temporal_server: TemporalDevServer
+    kube_cluster: KubeCluster, namespace: str, temporal_server: TemporalDevServer, tmp_path: Path
 ) -> None:
     queue = f"gpu-{uuid.uuid4().hex[:8]}"
     name = "llm"
@@ -256,7 +245,7 @@ async def test_gpu_pool_does_not_pile_up_pending_pods(
     )
     client = await Client.connect(temporal_server.address)
 
-    async with operator(kube_cluster, namespace):
+    async with deployed_operator(kube_cluster, namespace, tmp_path):
         for i in range(3):
             await client.start_workflow("ShortWorkflow", 1.0, id=f"{queue}-{i}", task_queue=queue)
         await eventually(

@@ -1,6 +1,7 @@
-"""The HPA engine end to end on real resource metrics: the operator renders the
-HorizontalPodAutoscaler, the bed's real kube-controller-manager (HPA controller) scales the
-pool's Deployment on CPU or memory utilization that it reads from `metrics.k8s.io`.
+"""The HPA engine end to end on real resource metrics: the operator, as deployed (`python -m
+workerpool_operator`, scoped to the test's namespace), renders the HorizontalPodAutoscaler, the
+bed's real kube-controller-manager (HPA controller) scales the pool's Deployment on CPU or memory
+utilization that it reads from `metrics.k8s.io`.
 
 `metrics.k8s.io` is served by a real metrics-server (built from its Go module by
 hack/build-metrics-server.sh) run as a local process and aggregated by the bed's kube-apiserver
@@ -16,12 +17,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed import metrics_server as msbed
-from testbed.operator import running_operator
+from testbed.operator import deployed_operator
 from testbed.pytest_cluster import KubeCluster, _fail_or_skip
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
@@ -96,6 +98,7 @@ async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
     metrics_server: msbed.MetricsServer,
     pool_crd: object,
     case: Case,
+    tmp_path: Path,
 ) -> None:
     name = f"hpa-{case.resource}"
     kube = kube_cluster
@@ -137,7 +140,7 @@ async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
 
     with msbed.simulated_usage(kube.kubeconfig, namespace, **case.busy):
         kube.apply(pool)
-        async with running_operator(kube.kubeconfig, namespace):
+        async with deployed_operator(kube, namespace, tmp_path):
             await eventually(
                 lambda: kube.exists("hpa", name, namespace=namespace),
                 "the operator's HorizontalPodAutoscaler",

@@ -1,14 +1,14 @@
 """The KEDA engine against a real KEDA: its operator and metrics API server built from KEDA's Go
 module (hack/build-keda.sh) and run as local processes by testbed/keda.py, aggregated by the
-bed's kube-apiserver, so the bed's real kube-controller-manager (HPA controller) scales on
-KEDA's external metric.
+bed's kube-apiserver, so the bed's real kube-controller-manager (HPA controller) scales on KEDA's
+external metric.
 
-The operator (its engine, in this event loop) renders the ScaledObject and the
-TriggerAuthentication of an API-key connection. KEDA's temporal scaler reads the key from the
-TriggerAuthentication and, as it must with an API key, speaks TLS: to testbed/forward.py on
-loopback, which terminates TLS (a test CA, given to KEDA with --ca-dir) in front of the plain
-dev server. KEDA takes the pool 0 -> 1 on backlog (activation, its own scale loop), then the
-HPA takes it 1 -> N on KEDA's metric.
+The operator, as deployed (`python -m workerpool_operator`, scoped to the test's namespace),
+renders the ScaledObject and the TriggerAuthentication of an API-key connection. KEDA's temporal
+scaler reads the key from the TriggerAuthentication and, as it must with an API key, speaks TLS:
+to testbed/forward.py on loopback, which terminates TLS (a test CA, given to KEDA with --ca-dir)
+in front of the plain dev server. KEDA takes the pool 0 -> 1 on backlog (activation, its own
+scale loop), then the HPA takes it 1 -> N on KEDA's metric.
 
 Missing KEDA binaries skip locally and fail under CI=true (make setup builds them).
 """
@@ -28,7 +28,7 @@ from temporalio.client import Client
 from testbed import keda as kedabed
 from testbed.certs import issue, make_ca
 from testbed.forward import Forwarder, forwarding
-from testbed.operator import running_operator
+from testbed.operator import deployed_operator
 from testbed.pytest_cluster import KubeCluster, _fail_or_skip
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
@@ -126,6 +126,7 @@ async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(
     keda: Any,
     tls_front: Forwarder,
     pool_crd: object,
+    tmp_path: Path,
 ) -> None:
     running, _, _ = keda
     queue = f"keda-{uuid.uuid4().hex[:8]}"
@@ -155,7 +156,7 @@ async def test_keda_engine_scales_0_to_1_and_1_to_n_through_real_keda_and_hpa(
         hpa = kube_cluster.run("get", "hpa", "-n", namespace, "-o", "yaml", check=False).stdout
         return f"ScaledObject status: {so.get('status')}\nHPA: {hpa[-3000:]}\n{running.logs()}"
 
-    async with running_operator(kube_cluster.kubeconfig, namespace):
+    async with deployed_operator(kube_cluster, namespace, tmp_path):
         # The operator renders both once it has resolved the TemporalConnection and its
         # Secret: wait for the pair, not for the first of them.
         def rendered() -> bool:
@@ -285,7 +286,7 @@ async def test_keda_engine_reaches_temporal_over_mtls_with_the_rendered_trigger_
             seen = front.connections()[-5:]
             return f"ScaledObject status: {so.get('status')}\n{seen}\n{running.logs()}"
 
-        async with running_operator(kube_cluster.kubeconfig, namespace):
+        async with deployed_operator(kube_cluster, namespace, tmp_path):
             await eventually(
                 lambda: kube_cluster.exists("triggerauthentication", name, namespace=namespace),
                 "the operator's TriggerAuthentication",

@@ -300,6 +300,34 @@ CASES = [
         with_spec(template={"serviceAccountName": "a b"}),
         "template.serviceAccountName must be a Kubernetes object name",
     ),
+    (
+        "tracing-endpoint-no-scheme",
+        with_spec(tracing={"endpoint": "otel-collector:4317"}),
+        "spec.tracing.endpoint",
+    ),
+    (
+        "tracing-bad-protocol",
+        with_spec(tracing={"endpoint": "http://c:4318", "protocol": "http/json"}),
+        "spec.tracing.protocol",
+    ),
+    (
+        "tracing-ratio-above-one",
+        with_spec(tracing={"endpoint": "http://c:4318", "samplingRatio": 1.5}),
+        "spec.tracing.samplingRatio",
+    ),
+    (
+        "tracing-inline-headers",
+        with_spec(tracing={"endpoint": "http://c:4318", "headersSecretRef": {"name": "Bad_Name"}}),
+        "spec.tracing.headersSecretRef.name must be a Kubernetes object name",
+    ),
+    (
+        "tracing-and-otel-env",
+        with_spec(
+            tracing={"endpoint": "http://c:4318"},
+            env=[{"name": "otel_exporter_otlp_traces_endpoint", "value": "http://other:4318"}],
+        ),
+        "spec.env must not set the OTEL_* variables that spec.tracing writes",
+    ),
 ]
 
 
@@ -334,6 +362,15 @@ def test_rejected_with_readable_message(
         with_spec(gpu={"count": 1}, rollout={"maxSurge": 1}),
         with_spec(disruptionBudget={"maxUnavailable": "100%"}),
         with_spec(
+            tracing={
+                "endpoint": "https://otlp.example.com",
+                "protocol": "grpc",
+                "samplingRatio": 0.1,
+                "headersSecretRef": {"name": "otlp-auth"},
+            }
+        ),
+        with_spec(env=[{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://c:4318"}]),
+        with_spec(
             connection={"address": "[::1]:65535"},
             resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 1}},
             template={
@@ -367,6 +404,8 @@ def test_rejected_with_readable_message(
         "raised-replica-limit",
         "gpu-surge",
         "pdb-100-percent",
+        "tracing",
+        "otel-env-without-tracing",
         "typed-pod-fields",
     ],
 )

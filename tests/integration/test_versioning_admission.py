@@ -16,13 +16,6 @@ def versioned(**block: Any) -> dict[str, Any]:
 
 REJECTED = [
     (
-        "versioned-with-keda",
-        with_spec(
-            versioning={}, autoscaling={"engine": "KEDA", "minReplicas": 0, "maxReplicas": 3}
-        ),
-        "spec.autoscaling.engine KEDA and HPA do not scale versioned pools yet",
-    ),
-    (
         "progressive-without-steps",
         versioned(strategy="Progressive"),
         "spec.versioning.strategy Progressive needs spec.versioning.steps",
@@ -133,3 +126,18 @@ def test_versioning_full_block_admitted(
     ]
     assert live["gate"] == {**block["gate"]}  # type: ignore[dict-item]
     assert live["deploymentName"] == "payments/orders-v2"
+
+
+@pytest.mark.parametrize("engine", ["KEDA", "HPA"])
+def test_versioned_pool_admitted_with_keda_and_hpa(
+    kube_cluster: Any, crd_installed: str, namespace: str, engine: str
+) -> None:
+    """One ScaledObject or HPA per build (docs/versioning.md): both engines scale versioned
+    pools, so admission takes them with spec.versioning."""
+    autoscaling = {"engine": engine, "minReplicas": 0 if engine == "KEDA" else 1, "maxReplicas": 3}
+    if engine == "HPA":
+        autoscaling["cpuUtilization"] = 70
+    kube_cluster.apply(with_spec(versioning={}, autoscaling=autoscaling), namespace=namespace)
+    live = kube_cluster.get("twp", "pool", namespace=namespace)["spec"]
+    assert live["autoscaling"]["engine"] == engine
+    assert live["versioning"]["strategy"] == "AllAtOnce"

@@ -12,6 +12,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentResponse,
+)
+from temporalio.client import Client
 
 from testbed.runtime import runtime_env
 from testbed.temporal import TemporalDevServer
@@ -118,3 +123,26 @@ def metric_sum(text: str, name: str) -> float:
         if line.startswith(name + "{") or line.startswith(name + " "):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def describe(client: Client, name: str) -> DescribeWorkerDeploymentResponse | None:
+    """None until the first poller has registered the deployment."""
+    try:
+        return await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=name)
+        )
+    except Exception:  # NotFound until a versioned worker polls
+        return None
+
+
+async def registered(client: Client, name: str, build: str, wait_s: float = 120) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = await describe(client, name)
+        if found is not None and any(
+            s.deployment_version.build_id == build
+            for s in found.worker_deployment_info.version_summaries
+        ):
+            return True
+        await asyncio.sleep(0.5)
+    return False

@@ -4,14 +4,11 @@ and the workflows it runs are pinned to that version (the pool's default behavio
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.api.workflowservice.v1 import (
-    DescribeWorkerDeploymentRequest,
-    DescribeWorkerDeploymentResponse,
     DescribeWorkflowExecutionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
 )
@@ -19,30 +16,7 @@ from temporalio.client import Client
 
 from testbed.temporal import TemporalDevServer
 from tests.runtime.conftest import SpawnRuntime
-from tests.runtime.helpers import base_env, unique_queue
-
-
-async def describe(client: Client, name: str) -> DescribeWorkerDeploymentResponse | None:
-    """None until the first poller has registered the deployment."""
-    try:
-        return await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=name)
-        )
-    except Exception:  # NotFound until a versioned worker polls
-        return None
-
-
-async def registered(client: Client, name: str, build: str, wait_s: float = 120) -> bool:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        found = await describe(client, name)
-        if found is not None and any(
-            s.deployment_version.build_id == build
-            for s in found.worker_deployment_info.version_summaries
-        ):
-            return True
-        await asyncio.sleep(0.5)
-    return False
+from tests.runtime.helpers import base_env, describe, registered, unique_queue
 
 
 async def test_versioned_worker_registers_and_pins_its_workflows(

@@ -472,3 +472,58 @@ def test_the_group_driver_acts_on_an_abort_annotated_on_another_member() -> None
                                                             group=unannotated)))  # fmt: skip
     assert p.versioned is not None
     assert SetCurrent("group-build") in p.versioned.routing.calls
+
+
+# --- the Builtin scaler's per-version decisions (status.versionReplicas, issue 19) ------------
+# Applied to each build's Deployment under the routing floors: the target keeps 1, a Draining
+# build keeps 1 while pinned work is open.
+
+
+def autoscaled(decided: dict[str, int], desired: int = 3) -> dict[str, Any]:
+    b = body(autoscaling={"engine": "Builtin", "minReplicas": 0, "maxReplicas": 10},
+             versioning={"sunset": {"scaleDownDelaySeconds": 600,
+                                    "deleteDelaySeconds": 3600}})  # fmt: skip
+    b["status"] = {
+        "desiredReplicas": desired,
+        "versionReplicas": [{"buildId": k, "desiredReplicas": n} for k, n in decided.items()],
+    }
+    return b
+
+
+def replicas_of(b: dict[str, Any], old_replicas: int, state: str, open_old: int) -> dict[str, int]:
+    target = target_of(b)
+    owner = [{"controller": True, "uid": UID}]
+    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                 "ownerReferences": owner}, "spec": {"replicas": old_replicas}},
+                ready=old_replicas)  # fmt: skip
+    first = plan(b, Capabilities(), Observed(versioning=temporal()))
+    new = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=1)
+    obs = temporal(("old", state), (target, "Current"), current=target,
+                   open_={"old": open_old, target: 0})  # fmt: skip
+    p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=obs))
+    assert p.versioned is not None
+    out = {v.build_id: v.replicas for v in p.versioned.routing.versions}
+    return {"target" if k == target else k: n for k, n in out.items()}
+
+
+def test_each_build_gets_its_own_decision() -> None:
+    b = autoscaled({"old": 2})
+    b["status"]["versionReplicas"].append({"buildId": target_of(b), "desiredReplicas": 6})
+    assert replicas_of(b, 4, "Draining", 3) == {"target": 6, "old": 2}
+
+
+def test_floors_hold_against_the_scaler() -> None:
+    """A Draining build with open pinned work keeps 1 and the target keeps 1, even at 0."""
+    b = autoscaled({"old": 0})
+    b["status"]["versionReplicas"].append({"buildId": target_of(b), "desiredReplicas": 0})
+    assert replicas_of(b, 4, "Draining", 3) == {"target": 1, "old": 1}
+
+
+def test_a_drained_build_goes_to_zero_before_its_sunset_delay() -> None:
+    assert replicas_of(autoscaled({"old": 0}), 2, "Drained", 0)["old"] == 0
+    # Without a decision the sunset delay keeps it (600 s here).
+    assert replicas_of(autoscaled({}), 2, "Drained", 0)["old"] == 2
+
+
+def test_a_build_without_a_decision_gets_desired_replicas() -> None:
+    assert replicas_of(autoscaled({}, desired=5), 2, "Draining", 1) == {"target": 5, "old": 2}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from worker_runtime.contract import ENV_PREFIX
+from worker_runtime.contract import ENV_PREFIX, otel_env_var
 from workerpool_operator.api.autoscaling import AutoscalingSpec
 from workerpool_operator.api.common import (
     API_VERSION,
@@ -31,13 +31,19 @@ from workerpool_operator.api.template import (
     PoolNetworkPolicySpec,
     RolloutSpec,
 )
-from workerpool_operator.api.versioning import ReleaseGroupStatus, VersioningSpec, VersionList
+from workerpool_operator.api.versioning import (
+    ReleaseGroupStatus,
+    VersioningSpec,
+    VersionList,
+    VersionReplicasList,
+)
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
     GPUSpec,
     ImageSpec,
     MetricsSpec,
     ResourceRequirements,
+    TracingSpec,
     WorkerTuning,
 )
 
@@ -78,6 +84,27 @@ RESERVED_ENV_FIELDS = (
     "default_versioning_behavior",
 )
 RESERVED_ENV_NAMES = tuple(f"{ENV_PREFIX}{f.upper()}" for f in RESERVED_ENV_FIELDS)
+# The OTEL_* variables the operator writes from spec.tracing, and the per-signal ones that would
+# override them in the SDK: spec.env must not set them while spec.tracing is set (without it,
+# spec.env may configure tracing with any OTEL_* variable).
+TRACING_ENV_NAMES = tuple(
+    otel_env_var(f)
+    for f in (
+        "endpoint",
+        "traces_endpoint",
+        "protocol",
+        "traces_protocol",
+        "headers",
+        "service_name",
+        "sampler",
+        "sampler_arg",
+    )
+)
+TRACING_ENV_MESSAGE = (
+    "spec.env must not set the OTEL_* variables that spec.tracing writes "
+    f"({', '.join(TRACING_ENV_NAMES)}): set them with spec.tracing (endpoint, protocol, "
+    "serviceName, samplingRatio, headersSecretRef), or remove spec.tracing"
+)
 
 
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
@@ -88,10 +115,6 @@ _EFFECTIVE_SURGE = (
 _EFFECTIVE_UNAVAILABLE = (
     "(has(self.rollout.maxUnavailable) ? string(self.rollout.maxUnavailable) : "
     "(has(self.gpu) ? '1' : '0'))"
-)
-VERSIONED_ENGINE_MESSAGE = (
-    "spec.autoscaling.engine KEDA and HPA do not scale versioned pools yet (one scaler object "
-    "per build comes with per-version scaling): use engine Builtin, or remove spec.versioning"
 )
 _REPLICA_LIMIT = f"(has(self.replicaLimit) ? self.replicaLimit : {DEFAULT_REPLICA_LIMIT})"
 
@@ -156,9 +179,9 @@ class TemporalWorkerPoolSpec(Model):
                 "set GPUs with spec.gpu.count, not spec.resources.limits",
             ),
             (
-                "!has(self.versioning) || !has(self.autoscaling) || "
-                "self.autoscaling.engine == 'Builtin'",
-                VERSIONED_ENGINE_MESSAGE,
+                "!has(self.tracing) || !has(self.env) || self.env.all(e, !(e.name.upperAscii() "
+                f"in {cel_strings(TRACING_ENV_NAMES)}))",
+                TRACING_ENV_MESSAGE,
             ),
         )
     )
@@ -305,6 +328,13 @@ class TemporalWorkerPoolSpec(Model):
         ),
     )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, json_schema_extra=EMPTY_DEFAULT)
+    tracing: TracingSpec | None = Field(
+        default=None,
+        description=(
+            "OpenTelemetry tracing of the workers (workflow and activity spans over OTLP); see "
+            "docs/observability.md. Unset: no tracing (spec.env may still set OTEL_* variables)."
+        ),
+    )
     template: PodTemplateSpec | None = None
     disruption_budget: DisruptionBudgetSpec | None = None
     rollout: RolloutSpec | None = None
@@ -327,13 +357,11 @@ class TemporalWorkerPoolSpec(Model):
     _no_secrets_inline = field_validator("connection")(refuse_inline_secrets)
 
     @model_validator(mode="after")
-    def _versioned_engine(self) -> TemporalWorkerPoolSpec:
-        if (
-            self.versioning is not None
-            and self.autoscaling is not None
-            and self.autoscaling.engine != "Builtin"
+    def _tracing_env(self) -> TemporalWorkerPoolSpec:
+        if self.tracing is not None and any(
+            str(e.get("name", "")).upper() in TRACING_ENV_NAMES for e in self.env or []
         ):
-            raise ValueError(VERSIONED_ENGINE_MESSAGE)
+            raise ValueError(TRACING_ENV_MESSAGE)
         return self
 
     @model_validator(mode="after")
@@ -396,6 +424,9 @@ class TemporalWorkerPoolStatus(Model):
     """Versioned pools: the build the spec asks for."""
     ramp_percentage: float | None = None
     """Versioned pools: share of new work sent to the target build while it ramps."""
+    version_replicas: VersionReplicasList | None = None
+    """Versioned pools with the Builtin autoscaler: its decision per build (desiredReplicas is
+    then the sum for the builds that get new work)."""
     release_group: ReleaseGroupStatus | None = None
     """Versioned pools that share their Worker Deployment with others: the group's state."""
 

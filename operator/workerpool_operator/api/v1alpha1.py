@@ -101,6 +101,7 @@ from workerpool_operator.api.pool import (
     RESERVED_ENV_NAMES,
     SHORT_NAMES,
     SINGULAR,
+    TRACING_ENV_NAMES,
     BacklogStatus,
     TemporalWorkerPool,
     TemporalWorkerPoolSpec,
@@ -126,6 +127,8 @@ from workerpool_operator.api.workload import (
     MetricsSpec,
     ResourceRequirements,
     ServiceMonitorSpec,
+    TracingHeadersSecretRef,
+    TracingSpec,
     WorkerTuning,
 )
 from workerpool_operator.names import CREDENTIALS_LABEL, GROUP
@@ -184,6 +187,7 @@ __all__ = [
     "SECRET_KEY",
     "SHORT_NAMES",
     "SINGULAR",
+    "TRACING_ENV_NAMES",
     "VERSION",
     "AutoscalingSpec",
     "BacklogStatus",
@@ -225,6 +229,8 @@ __all__ = [
     "TemporalWorkerPool",
     "TemporalWorkerPoolSpec",
     "TemporalWorkerPoolStatus",
+    "TracingHeadersSecretRef",
+    "TracingSpec",
     "WorkerTuning",
     "address_rule",
     "cel",

@@ -349,3 +349,29 @@ VersionList = Annotated[
         }
     ),
 ]
+
+
+class VersionReplicas(Model):
+    """The Builtin autoscaler's decision for one build of a versioned pool (its own field, so
+    its entries come and go with the scaler's decisions, not with status.versions)."""
+
+    build_id: str
+    """The build ID."""
+    desired_replicas: int
+    """Replicas the autoscaler asks for this build's Deployment (the routing floors still apply:
+    a Ramping or target build keeps 1, a Draining build keeps 1 while pinned work is open)."""
+    backlog: int | None = None
+    """The backlog the decision used: the build's share of new work (Current, Ramping) or its own
+    backlog (Draining)."""
+
+
+# status.versionReplicas: one entry per build with a decision, owned by the autoscaler.
+VersionReplicasList = Annotated[
+    list[VersionReplicas],
+    Field(
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["buildId"],
+        }
+    ),
+]

@@ -8,12 +8,14 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from worker_runtime import __version__
+from worker_runtime.contract import DEFAULT_OTLP_PROTOCOL, OtlpProtocol
 from workerpool_operator.api.common import (
     EMPTY_DEFAULT,
     IMAGE_DIGEST,
     IMAGE_REPOSITORY,
     IMAGE_TAG,
     LABEL_VALUES,
+    SECRET_KEY,
     KubeList,
     LabelValue,
     Model,
@@ -280,4 +282,65 @@ class MetricsSpec(Model):
     """Port of /metrics, /healthz and /readyz in the worker container (named `metrics`)."""
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, json_schema_extra=EMPTY_DEFAULT
+    )
+
+
+class TracingHeadersSecretRef(Model):
+    """A key of a Secret in the pool's namespace whose value is the OTLP export headers."""
+
+    name: str = name_field("spec.tracing.headersSecretRef.name", description="Name of the Secret.")
+    key: str = Field(
+        default="headers",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description=(
+            "Key inside the Secret. Its value is OTEL_EXPORTER_OTLP_HEADERS as the OpenTelemetry "
+            "spec writes it: comma-separated key=value pairs, values URL-encoded, e.g. "
+            "`authorization=Bearer%20abc,x-tenant=team-a`."
+        ),
+    )
+
+
+class TracingSpec(Model):
+    """OpenTelemetry tracing of the workers: workflow and activity spans over OTLP.
+
+    Rendered as the standard OTEL_* variables (docs/observability.md); the runtime turns them
+    into temporalio's tracing interceptor with an OTLP exporter.
+    """
+
+    endpoint: str = Field(
+        max_length=2048,
+        pattern=r"^https?://[^\s,]+$",
+        description=(
+            "OTLP endpoint URL with scheme, e.g. http://otel-collector.observability:4318 "
+            "(http/protobuf; /v1/traces is appended) or http://otel-collector.observability:4317 "
+            "(grpc). Rendered as OTEL_EXPORTER_OTLP_ENDPOINT."
+        ),
+    )
+    protocol: OtlpProtocol = Field(
+        default=DEFAULT_OTLP_PROTOCOL,
+        description="OTLP transport: http/protobuf (the OTLP default) or grpc.",
+    )
+    service_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="service.name of the spans (default: the pool name).",
+    )
+    sampling_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of new traces recorded, 0 to 1 (parentbased_traceidratio: a span whose parent "
+            "was sampled is always recorded)."
+        ),
+    )
+    headers_secret_ref: TracingHeadersSecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret key holding the export headers (e.g. an API key of a tracing backend); "
+            "headers are never written inline in the pool."
+        ),
     )

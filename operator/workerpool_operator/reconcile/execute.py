@@ -115,6 +115,8 @@ class Executor:
             await asyncio.gather(*(write(w) for w in phase if w.kind not in blocked))
         for kind, uid in p.prune:
             await self.kube.delete(kind, ns, name, uid=uid)
+        for d in p.drop:  # a versioned pool's per-build scalers no longer wanted
+            await self.kube.delete(d.kind, ns, d.name, uid=d.uid or None)
         for r in p.revoke:  # the connection no longer admits the pool (reconcile/revoke.py)
             if await self.kube.delete(r.kind, ns, r.name, uid=r.uid or None):
                 outcome.revoked.append(f"{r.kind.kind} {r.name}")

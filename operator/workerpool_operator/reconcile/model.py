@@ -56,6 +56,8 @@ class Observed:
     # what Temporal said this pass.
     builds: tuple[Mapping[str, Any], ...] = ()
     versioning: VersioningObserved | None = None
+    # Versioned KEDA/HPA pools: the per-build ScaledObjects and HPAs (pool and build-ID labels).
+    build_scalers: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,8 @@ class Handover:
 
 @dataclass(frozen=True)
 class Revocation:
-    """A child to delete because the pool's connection stopped admitting it (reconcile/revoke):
-    its kind, name and UID (a re-created namesake survives)."""
+    """A child to delete by kind, name and UID (a re-created namesake survives): because the
+    pool's connection stopped admitting it (reconcile/revoke), or a build's child unwanted."""
 
     kind: Kind
     name: str
@@ -114,6 +116,8 @@ class Plan:
     requeue_after: float | None = None
     # Children that carry the credentials of a connection that no longer admits the pool.
     revoke: list[Revocation] = field(default_factory=list)
+    # Per-build children no longer wanted (the autoscaler of a drained or retired build).
+    drop: list[Revocation] = field(default_factory=list)
 
 
 def controlled_by(obj: Mapping[str, Any] | None, uid: str) -> bool:

@@ -291,7 +291,7 @@ def plan(
         deployment = None
     engine = engine_of(pool)
     if versioned:
-        deployment = plan_builds(out, pool, pool_body, observed, digest)
+        deployment = plan_builds(out, pool, pool_body, observed, digest, keda_installed=caps.keda)
     else:
         if leaving_to is not None:
             plan_builds(out, pool, pool_body, observed, digest)

@@ -6,11 +6,12 @@ turns against a pool that ran (its connection's `allowedPools` or a ClusterTempo
 `allowedNamespaces` no longer selects it, or the admin's address allowlist no longer allows its
 address), the planner lists the children that hand the credentials on or act with them: the
 Deployment (its pods mount the Secrets and dial the address), a versioned pool's build
-Deployments, the TriggerAuthentication (KEDA reads the Secrets), the ScaledObject (KEDA dials
-the address) and the HPA (it scales what is gone). The executor deletes them, each by UID, and
-the reporter tells it in an `AccessRevoked` Event. What carries nothing (ServiceAccount,
-Service, PodDisruptionBudget, NetworkPolicy, ServiceMonitor) stays. Re-admitting the pool is an
-ordinary reconcile: every child is written again.
+Deployments, the TriggerAuthentication (KEDA reads the Secrets), the ScaledObjects (KEDA dials
+the address) and the HPAs (they scale what is gone), the pool's own and its builds'. The
+executor deletes them, each by UID, and the reporter tells it in an `AccessRevoked` Event.
+What carries nothing (ServiceAccount, Service, PodDisruptionBudget, NetworkPolicy,
+ServiceMonitor) stays. Re-admitting the pool is an ordinary reconcile: every child is written
+again.
 
 Reasons that say only "cannot tell" hold the pool as it is instead: a connection not in the cache
 (deleted, or its CRD's watch restarting) or unreadable, and a Secret missing from the opted-in
@@ -48,9 +49,11 @@ def revocations(pool: api.TemporalWorkerPool, observed: Observed) -> list[Revoca
         live = observed.children.get(kind)
         if live is not None and controlled_by(live, pool.uid):
             out.append(_of(kind, live))
-    for build in observed.builds:  # a versioned pool's per-build Deployments
-        if controlled_by(build, pool.uid):
-            out.append(_of(DEPLOYMENT, build))
+        # a versioned pool's per-build Deployments, ScaledObjects and HPAs
+        per_build = observed.builds if kind is DEPLOYMENT else observed.build_scalers
+        for obj in per_build:
+            if obj.get("kind", DEPLOYMENT.kind) == kind.kind and controlled_by(obj, pool.uid):
+                out.append(_of(kind, obj))
     return out
 
 

@@ -16,9 +16,11 @@ from workerpool_operator.kinds import (
     CLUSTER_CONNECTION,
     CONNECTION,
     DEPLOYMENT,
+    HPA,
     NAMESPACE,
     POD,
     POOL,
+    SCALED_OBJECT,
     SECRET,
     Kind,
 )
@@ -79,6 +81,7 @@ class ClusterView:
             },
             secrets=self.secrets_in(ns),
             builds=tuple(self.builds_of(ns, name)) if versioning is not None else (),
+            build_scalers=tuple(self.build_scalers_of(ns, name)) if versioning is not None else (),
             versioning=versioning,
             **self.observed_connection(body),
         )
@@ -95,6 +98,24 @@ class ClusterView:
                 and labels.get(BUILD_ID_LABEL)
             ):
                 out.append(dep)
+        return out
+
+    def build_scalers_of(self, namespace: str, pool: str) -> list[dict[str, Any]]:
+        """The cached per-build ScaledObjects and HPAs of a versioned pool (pool and build-ID
+        labels), of the kinds the cluster serves."""
+        out = []
+        for kind in (SCALED_OBJECT, HPA):
+            if not self.has(kind):
+                continue
+            for obj in self.store(kind).values():
+                meta = obj.get("metadata") or {}
+                labels = meta.get("labels") or {}
+                if (
+                    meta.get("namespace") == namespace
+                    and labels.get(POOL_LABEL) == pool
+                    and labels.get(BUILD_ID_LABEL)
+                ):
+                    out.append({"apiVersion": kind.api_version, "kind": kind.kind, **obj})
         return out
 
     def observed_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:

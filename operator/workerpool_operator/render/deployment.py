@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from worker_runtime import contract
-from worker_runtime.contract import env_var
-from workerpool_operator.api.v1alpha1 import RESERVED_ENV_NAMES, TemporalWorkerPool
+from worker_runtime.contract import env_var, otel_env_var
+from workerpool_operator.api.v1alpha1 import (
+    RESERVED_ENV_NAMES,
+    TRACING_ENV_NAMES,
+    TemporalWorkerPool,
+)
 from workerpool_operator.names import VERSION_LABEL
 from workerpool_operator.render.common import (
     Manifest,
@@ -33,6 +37,35 @@ DEFAULT_GPU_ROLLOUT = {"maxSurge": 0, "maxUnavailable": 1}
 
 def _env(name: str, value: object) -> dict[str, Any]:
     return {"name": name, "value": str(value).lower() if isinstance(value, bool) else str(value)}
+
+
+# spec.tracing.samplingRatio is applied with this sampler: a span whose parent was sampled (a
+# client that started the workflow with tracing) is always recorded, new traces by the ratio.
+TRACING_SAMPLER = "parentbased_traceidratio"
+
+
+def tracing_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
+    """The standard OTEL_* variables of spec.tracing (none without it); headers only from the
+    referenced Secret."""
+    tracing = pool.spec.tracing
+    if tracing is None:
+        return []
+    env = [
+        _env(otel_env_var("endpoint"), tracing.endpoint),
+        _env(otel_env_var("protocol"), tracing.protocol),
+        _env(otel_env_var("service_name"), tracing.service_name or pool.name),
+        _env(otel_env_var("sampler"), TRACING_SAMPLER),
+        _env(otel_env_var("sampler_arg"), tracing.sampling_ratio),
+    ]
+    ref = tracing.headers_secret_ref
+    if ref is not None:
+        env.append(
+            {
+                "name": otel_env_var("headers"),
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
+    return env
 
 
 def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
@@ -79,7 +112,11 @@ def runtime_env(pool: TemporalWorkerPool) -> list[dict[str, Any]]:
         value = getattr(tuning, field)
         if value is not None:
             env.append(_env(env_var(field), value))
-    user = [e for e in spec.env or [] if str(e.get("name", "")).upper() not in RESERVED_ENV_NAMES]
+    env += tracing_env(pool)
+    # Admission refuses the tracing names in spec.env while spec.tracing is set (like the
+    # reserved TWP_* names); a pool stored before that rule still gets spec.tracing's values.
+    reserved = RESERVED_ENV_NAMES + (TRACING_ENV_NAMES if spec.tracing is not None else ())
+    user = [e for e in spec.env or [] if str(e.get("name", "")).upper() not in reserved]
     user_names = {e.get("name") for e in user}
     return [e for e in env if e["name"] not in user_names] + user
 

@@ -63,6 +63,7 @@ class Observation:
     in_flight: int | None = None  # tasks the workers report executing, when known
     replica_ceiling: int | None = None  # e.g. GPU capacity: do not ask for more than this
     ready_replicas: int | None = None  # the Deployment's ready replicas; None: as current
+    busy_workers: int | None = None  # workers with a task slot in use (heartbeats); None: unknown
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def busy_reason(obs: Observation, backlog: Backlog) -> str | None:
         return f"backlog {backlog.count}"
     if obs.in_flight:
         return f"{obs.in_flight} tasks in flight on workers"
+    if obs.busy_workers:
+        return f"{obs.busy_workers} workers running tasks"
     if backlog.running_workflows:
         return f"{backlog.running_workflows} workflows running on the queue"
     if backlog.running_unknown:
@@ -200,6 +203,11 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
     history = replace(history, idle_since=idle_since)
     if rec == 0 and current > 0 and busy is not None:
         rec, guarded = 1, True
+    busy_floor = ""
+    workers = min(observation.busy_workers or 0, policy.max_replicas)
+    if rec < workers:
+        # Slot use (issue 19): a worker running a task is not scaled away for an empty backlog.
+        rec, busy_floor = workers, f"{workers} workers running tasks"
     idle_wait = ""
     if rec == 0 and current > 0 and policy.zero_idle_window > 0 and idle_since is not None:
         idle_for = now - idle_since
@@ -244,6 +252,8 @@ def decide(observation: Observation, history: History, policy: Policy, now: floa
         msg += "; " + ", ".join(signals)
     if guarded:
         msg += f"; not scaling to 0: {busy}"
+    if busy_floor:
+        msg += f"; not below {busy_floor}"
     if idle_wait:
         msg += f"; {idle_wait}"
     if held_busy:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from workerpool_operator import metrics, trust
 from workerpool_operator.aio import sleep_or_stop
 from workerpool_operator.api import v1alpha1 as api
+from workerpool_operator.api.versioning import VersionStatus
 from workerpool_operator.kinds import DEPLOYMENT, POOL, POOL_STATUS, Kind
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import NotLeader
@@ -35,6 +36,7 @@ from workerpool_operator.reconcile.model import controlled_by
 from workerpool_operator.reconcile.plan import engine_of
 from workerpool_operator.reconcile.view import ClusterView
 from workerpool_operator.scaling.decide import (
+    Backlog,
     Decision,
     History,
     Observation,
@@ -45,6 +47,7 @@ from workerpool_operator.scaling.decide import (
 from workerpool_operator.scaling.observe import (
     MIN_POLL_SECONDS,
     BacklogPoller,
+    VersionPoller,
     poll_period,
     served_types,
 )
@@ -56,7 +59,14 @@ from workerpool_operator.scaling.status import (
     status_core,
     unschedulable_gpu_pods,
 )
+from workerpool_operator.scaling.versions import (
+    NEW_WORK,
+    VersionInput,
+    decide_versions,
+    described,
+)
 from workerpool_operator.temporal.connections import (
+    Connection,
     CredentialsError,
     Resolved,
     Unresolved,
@@ -80,13 +90,66 @@ class PoolState:
     last_scale_time: str | None = None
     next_at: float = 0.0
     running: bool = False
+    versions: dict[str, History] = field(default_factory=dict)  # versioned pools, by build
 
     def follow(self, identity: tuple[str, str]) -> None:
         """Another queue or server (renamed queue, other connection): forget the history, whose
         recommendations and last trusted backlog describe a different queue."""
         if self.identity is not None and self.identity != identity:
             self.history = History()
+            self.versions = {}
         self.identity = identity
+
+
+def versioned_target(
+    view: ClusterView, key: tuple[str, str]
+) -> tuple[dict[str, Any], Resolved, list[tuple[VersionStatus, dict[str, Any]]]] | None:
+    """A versioned Builtin pool with a version of its own serving new work (Current or
+    Ramping): its builds (status.versions with the pool's Deployment each) for per-version
+    decisions. None otherwise (an unversioned pool, or a versioned one before its first build
+    serves: the target build is then sized from the whole queue, `builtin_target`)."""
+    found = builtin_target(view, key)
+    if found is None:
+        return None
+    body, resolved, _ = found
+    if resolved.pool.spec.versioning is None:
+        return None
+    builds: list[tuple[VersionStatus, dict[str, Any]]] = []
+    for entry in (body.get("status") or {}).get("versions") or []:
+        try:
+            v = VersionStatus.model_validate(entry)
+        except ValidationError:
+            continue
+        dep = view.store(DEPLOYMENT).get(key[0], v.deployment) if v.deployment else None
+        if dep is not None and controlled_by(dep, resolved.pool.uid):
+            builds.append((v, dep))
+    if not any(v.state in NEW_WORK for v, _ in builds):
+        return None
+    return body, resolved, builds
+
+
+def _with_reading(v: VersionInput, reading: Reading | None) -> VersionInput:
+    """The version with its backlog read (pollers: its ready pods, which the version answer does
+    not carry; 0 pollers would make `decide` distrust a backlog that fell to 0)."""
+    if reading is None:
+        return v
+    if reading.backlog is None:
+        return replace(v, error=reading.error or "no backlog reading")
+    return replace(v, backlog=replace(reading.backlog, pollers=v.ready_replicas or 0))
+
+
+def _total_reading(inputs: list[VersionInput], failed: str | None) -> Reading:
+    """The new-work versions' backlogs as one reading, for BacklogAvailable and status.backlog."""
+    wall = time.time()
+    if failed is not None:
+        return Reading(None, failed, wall, 0.0)
+    polled = [v.backlog for v in inputs if v.state in NEW_WORK and v.backlog is not None]
+    backlog = Backlog(
+        count=sum(b.count for b in polled),
+        age_seconds=max((b.age_seconds for b in polled), default=0.0),
+        pollers=sum(b.pollers for b in polled),
+    )
+    return Reading(backlog, None, wall, 0.0)
 
 
 def builtin_target(
@@ -134,6 +197,7 @@ class Scaler:
     view: ClusterView
     poller: BacklogPoller
     _: KW_ONLY
+    versions: VersionPoller = field(default=None)  # type: ignore[assignment]
     clock: Callable[[], float] = time.monotonic
     manager: str = MANAGERS.scaler
     states: dict[tuple[str, str], PoolState] = field(default_factory=dict, init=False)
@@ -145,6 +209,8 @@ class Scaler:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
+        if self.versions is None:
+            self.versions = VersionPoller(self.poller)
         for key in self.view.pool_keys():
             body = self.view.pool(key)
             if body is not None:
@@ -202,6 +268,7 @@ class Scaler:
                     self._released.discard(key)
                     self._spawn(self._release(key))
                 self.poller.evict_idle()
+                self.versions.evict_idle()
                 await sleep_or_stop(stop, TICK_SECONDS)
         finally:
             for task in list(self._tasks):
@@ -233,6 +300,9 @@ class Scaler:
     async def step(self, key: tuple[str, str], state: PoolState) -> Decision | None:
         """One observe -> decide -> report -> write round for one pool."""
         ns, name = key
+        per_version = versioned_target(self.view, key)
+        if per_version is not None:
+            return await self.step_versions(key, state, *per_version)
         found = builtin_target(self.view, key)
         if found is None:
             return None
@@ -310,14 +380,18 @@ class Scaler:
         problem: tuple[Reason, str] | None,
         gpu: tuple[int, str] | None,
         now: float,
+        versions: list[dict[str, Any]] | None = None,
     ) -> None:
         conditions = scaler_conditions(pool, reading, decision, problem=problem, gpu=gpu)
         core = status_core(decision, conditions, state.last_scale_time)
+        core["versionReplicas"] = versions
         if core == state.last_core and now - state.last_status_at < STATUS_REFRESH_SECONDS:
             return
         status = scaler_status(
             pool, live, reading, decision, conditions, state.last_scale_time, now=time.time()
         )
+        if versions is not None:
+            status["versionReplicas"] = versions
         await self.kube.apply_status(
             POOL_STATUS, pool.namespace, pool.name, status, manager=self.manager
         )
@@ -330,3 +404,126 @@ class Scaler:
         """
         with contextlib.suppress(Exception):
             await self.kube.apply_status(POOL_STATUS, key[0], key[1], {}, manager=self.manager)
+
+    async def step_versions(
+        self,
+        key: tuple[str, str],
+        state: PoolState,
+        body: dict[str, Any],
+        resolved: Resolved,
+        builds: list[tuple[VersionStatus, dict[str, Any]]],
+    ) -> Decision | None:
+        """One round for a versioned pool with a version serving new work: one backlog read
+        per live version, one decision per version (scaling/versions.py), heartbeats read only
+        when a version would scale down; the reconciler applies each decision to its build."""
+        ns, _ = key
+        pool = resolved.pool
+        spec = pool.spec.autoscaling
+        assert spec is not None
+        assert pool.spec.versioning is not None
+        status = body.get("status") or {}
+        deployment = str(
+            status.get("workerDeploymentName")
+            or pool.spec.versioning.effective_deployment_name(ns, pool.name)
+        )
+        target = str(status.get("targetBuildId") or "")
+        policy = Policy.from_spec(spec)
+        period = poll_period(spec.poll_interval_seconds)
+        types = served_types(bool(pool.spec.workflows), bool(pool.spec.activities))
+        inputs = [
+            VersionInput(
+                build_id=v.build_id,
+                state=v.state,
+                current_replicas=int((dep.get("spec") or {}).get("replicas") or 0),
+                ready_replicas=int((dep.get("status") or {}).get("readyReplicas") or 0),
+                ramp_percentage=v.ramp_percentage,
+                open_pinned=v.open_pinned_workflows,
+                target=v.build_id == target,
+            )
+            for v, dep in builds
+        ]
+        conn: Connection | None = None
+        problem: tuple[Reason, str] | None = None
+        try:
+            found = connection_for(
+                pool, self.view.secrets_in(resolved.secrets_namespace), resolved.secrets_namespace
+            )
+        except CredentialsError as exc:
+            inputs = [replace(v, error=str(exc)) for v in inputs]
+            problem = (Reason.CREDENTIALS_UNAVAILABLE, str(exc))
+        else:
+            conn = found
+            state.follow((pool.spec.task_queue, found.fingerprint()))
+            wanted = set(described(inputs))
+            readings = await asyncio.gather(
+                *(
+                    self.versions.version(
+                        found,
+                        deployment,
+                        v.build_id,
+                        pool.spec.task_queue,
+                        max_age=period,
+                        types=types,
+                    )
+                    for v in inputs
+                    if v.build_id in wanted
+                )
+            )
+            asked = [v.build_id for v in inputs if v.build_id in wanted]
+            by_build = dict(zip(asked, readings, strict=True))
+            inputs = [_with_reading(v, by_build.get(v.build_id)) for v in inputs]
+        now = self.clock()
+        decisions = decide_versions(inputs, state.versions, policy, now)
+        current = {v.build_id: v.current_replicas for v in inputs}
+        if conn is not None and any(d.replicas < current[d.build_id] for d in decisions):
+            # Slot use matters only on the way down: one ListWorkers, then decide again.
+            use = await self.versions.workers(
+                conn, deployment, pool.spec.task_queue, max_age=period
+            )
+            if use is not None:
+                inputs = [
+                    replace(
+                        v, busy_workers=use[v.build_id].busy_workers if v.build_id in use else 0
+                    )
+                    for v in inputs
+                ]
+                decisions = decide_versions(inputs, state.versions, policy, now)
+        state.versions = {d.build_id: d.history for d in decisions}
+
+        new_work = [d for d in decisions if d.share is not None]
+        total = sum(d.replicas for d in new_work)
+        backlog = sum(d.backlog or 0 for d in new_work) if new_work else None
+        failed = next((v.error for v in inputs if v.error), None)
+        message = "; ".join(d.message for d in decisions)
+        summary = Decision(
+            total,
+            message,
+            History(),
+            direction="none",
+            backlog=None if failed else backlog,
+        )
+        reading = _total_reading(inputs, failed)
+        metrics.DESIRED.labels(*key).set(total)
+        if summary.backlog is not None:
+            metrics.BACKLOG.labels(*key).set(summary.backlog)
+        for d in decisions:
+            was = current[d.build_id]
+            if d.replicas == was:
+                continue
+            metrics.DECISIONS.labels(*key, "up" if d.replicas > was else "down").inc()
+            state.last_scale_time = rfc3339(time.time())
+            log.info("scaled %s/%s: %s", *key, d.message)
+            await self.kube.try_event(
+                {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
+                reason=Reason.SCALED_UP if d.replicas > was else Reason.SCALED_DOWN,
+                message=d.message,
+            )
+        entries = [
+            {"buildId": d.build_id, "desiredReplicas": d.replicas}
+            | ({"backlog": d.backlog} if d.backlog is not None else {})
+            for d in sorted(decisions, key=lambda d: d.build_id)
+        ]
+        await self._write_status(
+            pool, status, state, reading, summary, problem, None, self.clock(), entries
+        )
+        return summary

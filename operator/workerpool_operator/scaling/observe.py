@@ -39,14 +39,17 @@ import logging
 import math
 import time
 from collections import Counter as CallCounter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType, WorkerStatus
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeTaskQueueRequest,
+    DescribeWorkerDeploymentVersionRequest,
+    ListWorkersRequest,
 )
 
 from workerpool_operator import metrics
@@ -100,6 +103,15 @@ class _Entry:
     count_failed: bool = False
 
 
+@dataclass
+class _Cached:
+    """A per-version (or per-queue heartbeat) reading and when its round started."""
+
+    value: object = None
+    at: float = -1e9
+    inflight: asyncio.Task[object] | None = None
+
+
 def _quote(value: str) -> str | None:
     """A visibility-query string literal, or None when the name cannot be quoted safely."""
     if "'" in value or "\\" in value:
@@ -132,6 +144,8 @@ class BacklogPoller:
         # cut another tenant's back-off short).
         self._ok_at: dict[str, float] = {}
         self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
+        # Versioned pools: by (fingerprint, deployment, build, types) and (fingerprint, queue).
+        self._versions: dict[tuple[str, ...], _Cached] = {}
 
     async def observe(
         self,
@@ -303,3 +317,189 @@ class BacklogPoller:
             running_unknown=entry.count_failed,
         )
         return Reading(backlog, None, self._wall(), started, workflow=wf, activity=act)
+
+
+@dataclass(frozen=True)
+class WorkerUse:
+    """One build's workers by their heartbeats: how many have a task slot in use, and the
+    slots in use in all."""
+
+    busy_workers: int
+    used_slots: int
+
+
+async def _once(
+    cache: dict[tuple[str, ...], _Cached],
+    key: tuple[str, ...],
+    max_age: float,
+    clock: Callable[[], float],
+    fetch: Callable[[], Awaitable[object]],
+) -> object:
+    """`fetch()` at most once per `max_age` per key (less the same tolerance as `observe`);
+    concurrent callers share the round in flight."""
+    entry = cache.setdefault(key, _Cached())
+    if entry.inflight is not None:
+        return await asyncio.shield(entry.inflight)
+    now = clock()
+    if now - entry.at < max_age - min(1.0, 0.2 * max_age):
+        return entry.value
+
+    async def run() -> object:
+        try:
+            value = await fetch()
+        finally:
+            entry.inflight = None
+        entry.value, entry.at = value, now
+        return value
+
+    entry.inflight = asyncio.create_task(run())
+    return await asyncio.shield(entry.inflight)
+
+
+class VersionPoller:
+    """The Builtin engine's reads for versioned pools, through a `BacklogPoller`'s clients:
+    one `DescribeWorkerDeploymentVersion(report_task_queue_stats)` per version per poll period
+    (that version's backlog on the pool's queue), and, only when a version might scale down, one
+    `ListWorkers` per queue per period (the workers' heartbeats: slot use per build)."""
+
+    def __init__(self, backlog: BacklogPoller) -> None:
+        self.backlog = backlog
+        self._cache: dict[tuple[str, ...], _Cached] = {}
+
+    def evict_idle(self, idle_seconds: float = CLIENT_IDLE_SECONDS) -> int:
+        """Drop the readings nobody asked for in `idle_seconds` (retired builds, deleted pools)."""
+        now = self.backlog._clock()
+        stale = [
+            k for k, e in self._cache.items() if e.inflight is None and now - e.at > idle_seconds
+        ]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
+    async def version(
+        self,
+        conn: Connection,
+        deployment: str,
+        build: str,
+        task_queue: str,
+        *,
+        max_age: float = MIN_POLL_SECONDS,
+        types: frozenset[TaskQueueType.ValueType] = BOTH_TYPES,
+    ) -> Reading:
+        """The backlog of `types` on `task_queue` routed to one version; failures as data."""
+        poller = self.backlog
+        key = (conn.fingerprint(), deployment, build, task_queue, *sorted(str(t) for t in types))
+        poller.clients.touch(conn)
+
+        async def fetch() -> Reading:
+            started = poller._clock()
+            try:
+                return await self._describe(conn, deployment, build, task_queue, types, started)
+            except Exception as exc:  # the decision holds replicas
+                message = f"{type(exc).__name__}: {exc}".strip()
+                log.warning("Temporal poll of version %s:%s failed: %s", deployment, build, message)
+                return Reading(None, message[:500], poller._wall(), started)
+
+        value = await _once(self._cache, key, max_age, poller._clock, fetch)
+        assert isinstance(value, Reading)
+        return value
+
+    async def _describe(
+        self,
+        conn: Connection,
+        deployment: str,
+        build: str,
+        task_queue: str,
+        types: frozenset[TaskQueueType.ValueType],
+        started: float,
+    ) -> Reading:
+        poller = self.backlog
+        client = await poller.clients.get(conn)
+        poller.calls[(conn.address, conn.namespace, task_queue)] += 1
+        try:
+            resp = await client.workflow_service.describe_worker_deployment_version(
+                DescribeWorkerDeploymentVersionRequest(
+                    namespace=conn.namespace,
+                    deployment_version=WorkerDeploymentVersion(
+                        deployment_name=deployment, build_id=build
+                    ),
+                    report_task_queue_stats=True,
+                ),
+                timeout=poller._rpc_timeout,
+            )
+        except Exception as exc:
+            metrics.TEMPORAL_CALLS.labels("DescribeWorkerDeploymentVersion", "error").inc()
+            raise TemporalCallError(f"DescribeWorkerDeploymentVersion: {exc}") from exc
+        metrics.TEMPORAL_CALLS.labels("DescribeWorkerDeploymentVersion", "ok").inc()
+        by_type: dict[int, TypeStats] = {}
+        for q in resp.version_task_queues:
+            if q.name != task_queue or q.type not in types:
+                continue
+            st = q.stats
+            by_type[int(q.type)] = TypeStats(
+                backlog=int(st.approximate_backlog_count),
+                age_seconds=st.approximate_backlog_age.ToTimedelta().total_seconds(),
+                add_rate=float(st.tasks_add_rate),
+                dispatch_rate=float(st.tasks_dispatch_rate),
+                pollers=0,  # not in this answer: the caller uses the build's ready pods
+            )
+        wf, act = by_type.get(int(WORKFLOW)), by_type.get(int(ACTIVITY))
+        polled = [s for s in (wf, act) if s is not None]
+        backlog = Backlog(
+            count=sum(s.backlog for s in polled),
+            age_seconds=max((s.age_seconds for s in polled), default=0.0),
+            add_rate=sum(s.add_rate for s in polled),
+            dispatch_rate=sum(s.dispatch_rate for s in polled),
+        )
+        return Reading(backlog, None, poller._wall(), started, workflow=wf, activity=act)
+
+    async def workers(
+        self, conn: Connection, deployment: str, task_queue: str, *, max_age: float
+    ) -> dict[str, WorkerUse] | None:
+        """Slot use per build of `deployment` on `task_queue`, from the running workers'
+        heartbeats (`ListWorkers`); None when the server did not answer (no floor then)."""
+        poller = self.backlog
+        quoted = _quote(task_queue)
+        if quoted is None:
+            return None
+        key = (conn.fingerprint(), "workers", task_queue)
+
+        async def fetch() -> dict[str, WorkerUse] | None:
+            client = await poller.clients.get(conn)
+            poller.calls[(conn.address, conn.namespace, task_queue)] += 1
+            try:
+                resp = await client.workflow_service.list_workers(
+                    ListWorkersRequest(
+                        namespace=conn.namespace, query=f"TaskQueue = {quoted}", page_size=1000
+                    ),
+                    timeout=poller._rpc_timeout,
+                )
+            except Exception as exc:
+                metrics.TEMPORAL_CALLS.labels("ListWorkers", "error").inc()
+                log.warning("ListWorkers for %s failed: %s", task_queue, exc)
+                return None
+            metrics.TEMPORAL_CALLS.labels("ListWorkers", "ok").inc()
+            busy: dict[str, list[int]] = {}
+            for info in resp.workers_info:
+                hb = info.worker_heartbeat
+                version = hb.deployment_version
+                if (
+                    hb.status != WorkerStatus.WORKER_STATUS_RUNNING
+                    or version.deployment_name != deployment
+                ):
+                    continue
+                used = sum(
+                    s.current_used_slots
+                    for s in (
+                        hb.workflow_task_slots_info,
+                        hb.activity_task_slots_info,
+                        hb.local_activity_slots_info,
+                    )
+                )
+                tally = busy.setdefault(version.build_id, [0, 0])
+                tally[0] += 1 if used > 0 else 0
+                tally[1] += used
+            return {b: WorkerUse(t[0], t[1]) for b, t in busy.items()}
+
+        value = await _once(self._cache, key, max_age, poller._clock, fetch)
+        return value if isinstance(value, dict) else None

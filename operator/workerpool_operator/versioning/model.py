@@ -110,6 +110,9 @@ class RoutingInput:
     temporal: DeploymentState
     now: datetime
     desired_replicas: int  # what the pool (spec.replicas or the scaler) asks for new work
+    # The Builtin scaler's decision per build (status.versionReplicas); a build without one
+    # gets `desired_replicas` (Current, Ramping, target) or keeps what it runs (Draining).
+    version_replicas: Mapping[str, int] = field(default_factory=dict)
     pinned_open: Mapping[str, int | None] = field(default_factory=dict)  # None: count failed
     build_deployments: Mapping[str, BuildDeployment] = field(default_factory=dict)
     previous: Sequence[VersionStatus] = ()

@@ -462,8 +462,9 @@ def plan(inp: RoutingInput) -> RoutingPlan:
         count = inp.pinned_open.get(build)
         name = kube.name if kube is not None else deployment_name(inp.pool, build)
         delete = False
+        scaled = inp.version_replicas.get(build)
         if build == target or state in ("Current", "Ramping"):
-            replicas = inp.desired_replicas
+            replicas = inp.desired_replicas if scaled is None else scaled
             if state == "Ramping" or build == target:
                 # The target: a version exists only after its first poll. Ramping: it gets work.
                 replicas = max(1, replicas)
@@ -481,14 +482,16 @@ def plan(inp: RoutingInput) -> RoutingPlan:
                 # Superseded before it ever polled: nothing can be pinned to it.
                 replicas, delete = 0, not paused
         elif state == "Draining":
-            replicas = max(1, observed)  # never 0 while pinned work is open (or uncounted)
+            # Never 0 while pinned work is open (or uncounted); the scaler may size it.
+            replicas = max(1, observed if scaled is None else scaled)
         else:  # Drained or Inactive, not the target: sunset
             drained = since[build]
             assert drained is not None
             age = _seconds(inp.now, drained)
             down, gone = spec.sunset.scale_down_delay_seconds, spec.sunset.delete_delay_seconds
             retire = build in over_retention
-            replicas = observed
+            # The scaler's 0 for a version with no pinned work brings its sunset forward.
+            replicas = observed if scaled is None else min(observed, scaled)
             if retire or age >= down:
                 replicas = 0
             elif not paused:
