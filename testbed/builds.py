@@ -64,6 +64,9 @@ class BuildWorkers:
         self.started: dict[str, float] = {}  # build -> monotonic time its worker started
         self.stopped: dict[str, float] = {}  # build -> monotonic time the operator took it down
         self._logs: list[IO[bytes]] = []
+        # True: builds that are not running yet are not started (their pods stay Pending, as
+        # on a node that has no room), while running ones keep running.
+        self.hold_new = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"builds-{pool}")
@@ -119,7 +122,7 @@ class BuildWorkers:
         wanted = self._wanted()
         with self._lock:
             for build, env in wanted.items():
-                if build not in self.procs:
+                if build not in self.procs and not self.hold_new:
                     self._start(build, env)
             for build in [b for b in self.procs if b not in wanted]:
                 if not self.versioned and wanted and not any(b in self.ready_at for b in wanted):

@@ -53,6 +53,9 @@ class Reason(StrEnum):
     GATE_FAILED = "GateFailed"
     ANALYSIS_FAILED = "AnalysisFailed"
     ABORTED = "AbortedByUser"
+    RELEASE_GROUP_HELD = "ReleaseGroupHeld"
+    RELEASE_GROUP_FOLLOWING = "FollowingReleaseGroup"
+    RELEASE_GROUP_INVALID = "ReleaseGroupInvalid"
     RAMPING = "Ramping"
     PROMOTED = "Promoted"
     PAUSED = "Paused"
@@ -172,6 +175,24 @@ DOCS: dict[Reason, str] = {
         "Versioned pool: while the new build ramped, more of its closed workflows failed or "
         "timed out than spec.versioning.analysis allows, so its ramp was cleared at once (the "
         "current build takes all new work). It is not ramped again until the spec changes."
+    ),
+    Reason.RELEASE_GROUP_HELD: (
+        "Versioned pool driving a release group (pools naming one spec.versioning."
+        "deploymentName): the group's new build is ready to move, but a member pool's "
+        "Deployment of it has no ready pod or none of its workers has polled that pool's task "
+        "queue; no new work moves before every member runs the build. The message names the "
+        "member."
+    ),
+    Reason.RELEASE_GROUP_FOLLOWING: (
+        "Versioned pool in a release group: another member (the first by name) makes the "
+        "group's routing changes; this pool runs the group's build and reports its state "
+        "(status.releaseGroup)."
+    ),
+    Reason.RELEASE_GROUP_INVALID: (
+        "Versioned pools naming one spec.versioning.deploymentName disagree on a "
+        "spec.versioning field (or live in other namespaces, or one cannot be rendered); no "
+        "member changes routing until they agree. The message names the field and each pool's "
+        "value."
     ),
     Reason.ABORTED: (
         "Versioned pool: spec.versioning.abort or the annotation workerpools.io/abort names the "

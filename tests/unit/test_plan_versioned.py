@@ -17,9 +17,11 @@ from workerpool_operator.names import CREDENTIALS_HASH_ANNOTATION
 from workerpool_operator.reasons import Reason
 from workerpool_operator.reconcile.model import Observed, Outcome, VersioningObserved
 from workerpool_operator.reconcile.plan import finish, plan
+from workerpool_operator.reconcile.versioned import DRAIN_POLL_SECONDS
 from workerpool_operator.render import Capabilities
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, deployment_name
+from workerpool_operator.versioning.group import Group
 from workerpool_operator.versioning.model import (
     DeleteVersion,
     DeploymentState,
@@ -411,6 +413,65 @@ def test_a_connection_move_reaches_every_live_build() -> None:
     for name in (old["metadata"]["name"], new["metadata"]["name"]):
         assert _env(written[name], "TWP_TEMPORAL_ADDRESS") == "temporal-b:7233"
     assert _env(written[old["metadata"]["name"]], "TWP_WORKFLOWS") == "app:Old"
+
+
+def test_a_release_group_member_runs_the_groups_build_and_reports_the_group() -> None:
+    """The follower renders its Deployment under the group's build (not its own), makes no
+    routing call, and says in status.releaseGroup who holds the group."""
+    b = versioned_body()
+    group = Group(
+        deployment="shop/orders",
+        members=("acts", "orders"),
+        build_id="group-build",
+        queues={"acts": "acts", "orders": "orders"},
+        ready={"acts": 0, "orders": 1},
+    )
+    read = replace(temporal(("old", "Current"), current="old", open_={"old": 0}), group=group)
+    p = plan(b, Capabilities(), Observed(versioning=read))
+    (dep,) = [w.manifest for w in p.writes if w.kind is DEPLOYMENT]
+    assert dep["metadata"]["labels"][BUILD_ID_LABEL] == "group-build"
+    assert target_of(b) != "group-build"
+    assert p.versioned is not None
+    assert p.versioned.routing.calls == ()
+    assert p.conditions["VersionRollout"].reason == Reason.RELEASE_GROUP_FOLLOWING
+    assert p.requeue_after == DRAIN_POLL_SECONDS  # the driver looks every second, not each member
+    assert p.fields["releaseGroup"] == {
+        "deploymentName": "shop/orders",
+        "members": ["acts", "orders"],
+        "driver": "acts",
+        "buildId": "group-build",
+        "state": "Held",
+        "heldBy": "pool acts: its Deployment of build group-build has no ready pod yet",
+    }
+
+
+def test_the_group_driver_acts_on_an_abort_annotated_on_another_member() -> None:
+    b = versioned_body()  # orders: the driver of ("orders", "zeta")
+    group = Group(
+        deployment="shop/orders",
+        members=("orders", "zeta"),
+        build_id="group-build",
+        queues={"orders": "orders", "zeta": "zeta"},
+        ready={"orders": 1, "zeta": 1},
+        annotations=(("workerpools.io/abort", "zeta", "group-build"),),
+    )
+    read = temporal(("old", "Current"), ("group-build", "Inactive"), current="old",
+                    open_={"old": 0, "group-build": 0})  # fmt: skip
+    assert read.observation is not None
+    observation = replace(read.observation, polled=frozenset({"orders", "zeta"}))
+    p = plan(b, Capabilities(), Observed(versioning=replace(read, observation=observation,
+                                                            group=group)))  # fmt: skip
+    assert p.versioned is not None
+    assert not any(isinstance(c, SetCurrent) for c in p.versioned.routing.calls)
+    rollout = p.conditions["VersionRollout"]
+    assert rollout.reason == Reason.ABORTED
+    assert "annotation workerpools.io/abort on pool zeta" in rollout.message
+
+    unannotated = replace(group, annotations=())
+    p = plan(b, Capabilities(), Observed(versioning=replace(read, observation=observation,
+                                                            group=unannotated)))  # fmt: skip
+    assert p.versioned is not None
+    assert SetCurrent("group-build") in p.versioned.routing.calls
 
 
 # --- the Builtin scaler's per-version decisions (status.versionReplicas, issue 19) ------------

@@ -88,12 +88,16 @@ class Clock:
 
 
 class View:
-    """The two questions the driver asks the cluster view; `connection`: the one
+    """The questions the driver asks the cluster view; `connection`: the one
     TemporalConnection in the cache."""
 
     def __init__(self, connection: Mapping[str, Any] | None = None) -> None:
         self.connection = connection
         self.ready: dict[str, int] = {}  # build -> ready replicas of its Deployment
+        self.pools: list[dict[str, Any]] = []  # pools naming the deployment (release groups)
+
+    def pools_naming(self, deployment: str) -> list[dict[str, Any]]:
+        return self.pools
 
     def builds_of(self, namespace: str, pool: str) -> list[dict[str, Any]]:
         return [
@@ -240,3 +244,30 @@ async def test_an_unresolved_connection_asks_temporal_nothing_and_says_why() -> 
     assert read.observation is not None
     assert read.observation.temporal.current_build == frontend.build
     assert dialed == ["temporal.shop:7233"]
+
+
+async def test_pools_naming_one_deployment_share_one_build_that_any_member_changes() -> None:
+    body = pool_body()  # shop/orders under its default name
+    activities = builders.pool(
+        "activities", "shop", connection={"address": "temporal:7233"}, workflows=(),
+        activities=["app.acts:ACTIVITIES"], versioning={"deploymentName": "shop/orders"},
+    )  # fmt: skip
+    alone = target_build_id(api.TemporalWorkerPool.from_body(body))
+    view = View()
+    view.pools = [body, activities]
+    frontend = Frontend("whatever")
+    driver = driver_for(frontend, Clock(), [], view)
+    read = await driver.observe(body)
+    assert read is not None
+    assert read.group is not None
+    assert read.group.members == ("activities", "orders")
+    assert read.group.driver == "activities"
+    assert read.group.build_id != alone  # every member's template is in it
+    first = read.group.build_id
+
+    activities["spec"]["activities"] = ["app.acts2:ACTIVITIES"]  # the activity pool changes
+    again = await driver.observe(body)
+    assert again is not None
+    assert again.group is not None
+    assert again.group.build_id != first  # so the workflow pool runs a new build too
+    assert reads(frontend) == 2  # another target: Temporal read afresh

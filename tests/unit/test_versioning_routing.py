@@ -10,6 +10,7 @@ import pytest
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
 from workerpool_operator.reasons import Reason
+from workerpool_operator.versioning.group import Group
 from workerpool_operator.versioning.model import (
     AnalysisObservation,
     BuildDeployment,
@@ -642,3 +643,91 @@ def test_a_failed_step_gate_rolls_back_and_holds_the_build() -> None:
     held = plan(inp(after, spec=STEP_GATED, previous=stored, generation=4))
     assert held.calls == ()
     assert rollout(held).reason == Reason.GATE_FAILED
+
+
+# --- routing of a group's members ---------------------------------------------------------------
+
+REGISTERED = temporal(("A", "Current"), ("B", "Inactive"))
+
+
+def grp(ready: dict[str, int] | None = None) -> Group:
+    """A release group of two pools, `act` (its driver) and `orders`, with build B."""
+    return Group(
+        deployment=DEP,
+        members=("act", "orders"),
+        build_id="B",
+        queues={"act": "act-q", "orders": "orders-q"},
+        ready=ready if ready is not None else {"act": 1, "orders": 1},
+    )
+
+
+def test_the_driver_promotes_once_every_member_polls() -> None:
+    g = replace(grp(), members=("orders", "zeta"), queues={"orders": "orders-q", "zeta": "z-q"},
+                ready={"orders": 1, "zeta": 1})  # fmt: skip
+    p = plan(inp(REGISTERED, group=g, polled=frozenset({"orders-q", "z-q"})))
+    assert p.calls == (SetCurrent("B"),)
+    assert rollout(p).reason == Reason.PROMOTED
+
+
+def test_a_member_not_polling_holds_the_drivers_promotion() -> None:
+    g = replace(grp(), members=("orders", "zeta"), queues={"orders": "orders-q", "zeta": "z-q"},
+                ready={"orders": 1, "zeta": 1})  # fmt: skip
+    p = plan(inp(REGISTERED, group=g, polled=frozenset({"orders-q"})))
+    assert p.calls == ()
+    assert rollout(p).reason == Reason.RELEASE_GROUP_HELD
+    assert "pool zeta: no worker of build B has polled task queue z-q" in rollout(p).message
+    assert rollout(p).status == "False"
+
+
+def test_a_held_ramp_does_not_start() -> None:
+    g = replace(grp(), members=("orders", "zeta"), ready={"orders": 1, "zeta": 0})
+    p = plan(inp(REGISTERED, spec=PROGRESSIVE, group=g, polled=frozenset({"orders-q"})))
+    assert not any(isinstance(c, SetRamping) for c in p.calls)
+    assert rollout(p).reason == Reason.RELEASE_GROUP_HELD
+
+
+def test_a_held_group_still_rolls_back_a_bad_ramp() -> None:
+    """Clearing a ramp moves no work to the new build: the hold never stops it."""
+    g = replace(grp(), members=("orders", "zeta"), ready={"orders": 1, "zeta": 0})
+    judged = spec(
+        strategy="Progressive",
+        steps=[{"rampPercentage": 10, "pauseSeconds": 60}],
+        analysis={"maxFailedPercent": 5, "minClosedWorkflows": 5},
+    )
+    t = temporal(("A", "Current"), ("B", "Ramping"), ramping="B", pct=10.0, ramp_at=ago(5))
+    p = plan(inp(t, spec=judged, group=g, analysis=AnalysisObservation(closed=10, failed=10)))
+    assert SetRamping(None, 0.0) in p.calls
+    assert rollout(p).reason == Reason.ANALYSIS_FAILED
+
+
+def test_a_follower_makes_no_call_and_names_the_driver() -> None:
+    g = grp()  # act drives, orders follows
+    unclaimed = temporal(("A", "Current"), ("B", "Inactive"), manager="")
+    p = plan(inp(unclaimed, group=g, polled=frozenset({"act-q", "orders-q"})))
+    assert p.calls == ()
+    assert p.start_gate is None
+    assert rollout(p).reason == Reason.RELEASE_GROUP_FOLLOWING
+    assert "routing is made by pool act" in rollout(p).message
+
+
+def test_a_follower_starts_no_gate_and_deletes_no_version() -> None:
+    g = grp()
+    gated = spec(deploymentName=DEP, gate={"workflowType": "Smoke"})
+    t = temporal(("A", "Current"), ("B", "Inactive"), ("OLD", "Drained"))
+    p = plan(inp(t, spec=gated, group=g, pinned_open={"A": 0, "B": 0, "OLD": 0},
+                 previous=()))  # fmt: skip
+    assert p.calls == ()
+    assert p.start_gate is None
+
+
+def test_a_follower_is_done_once_the_groups_build_is_current() -> None:
+    p = plan(inp(temporal(("B", "Current"), current="B"), group=grp()))
+    assert rollout(p).status == "True"
+    assert "routing is made by pool act" in rollout(p).message
+
+
+def test_an_invalid_group_routes_nothing() -> None:
+    g = replace(grp(), members=("orders", "zeta"), problem="release group x: differs")
+    p = plan(inp(REGISTERED, group=g, polled=frozenset({"orders-q", "zeta-q"})))
+    assert not any(isinstance(c, SetCurrent | SetRamping | SetManager) for c in p.calls)
+    assert rollout(p).reason == Reason.RELEASE_GROUP_INVALID

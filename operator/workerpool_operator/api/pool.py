@@ -31,7 +31,12 @@ from workerpool_operator.api.template import (
     PoolNetworkPolicySpec,
     RolloutSpec,
 )
-from workerpool_operator.api.versioning import VersioningSpec, VersionList, VersionReplicasList
+from workerpool_operator.api.versioning import (
+    ReleaseGroupStatus,
+    VersioningSpec,
+    VersionList,
+    VersionReplicasList,
+)
 from workerpool_operator.api.workload import (
     DEFAULT_IMAGE_REPOSITORY,
     GPUSpec,
@@ -422,6 +427,8 @@ class TemporalWorkerPoolStatus(Model):
     version_replicas: VersionReplicasList | None = None
     """Versioned pools with the Builtin autoscaler: its decision per build (desiredReplicas is
     then the sum for the builds that get new work)."""
+    release_group: ReleaseGroupStatus | None = None
+    """Versioned pools that share their Worker Deployment with others: the group's state."""
 
 
 class TemporalWorkerPool(Model):

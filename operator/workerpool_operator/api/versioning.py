@@ -317,6 +317,28 @@ class VersionStatus(Model):
     changes (a higher generation)."""
 
 
+ReleaseGroupState = Literal["Invalid", "Held", "Rolling", "Current"]
+
+
+class ReleaseGroupStatus(Model):
+    """The release group the pool is a member of: the pools of its namespace that name the same
+    spec.versioning.deploymentName, released as one build."""
+
+    deployment_name: str
+    """The Temporal Worker Deployment the group's pools share."""
+    members: list[str]
+    """The member pools, sorted by name; the first one makes the group's routing changes."""
+    driver: str
+    """The member that makes the group's routing changes (the first by name)."""
+    build_id: str
+    """The group's build: derived from every member's image and pod template."""
+    state: ReleaseGroupState
+    """Invalid (members disagree: see the VersionRollout condition), Held (a member is not
+    running the build yet: heldBy), Rolling, or Current."""
+    held_by: str | None = None
+    """The member that holds the group, and why."""
+
+
 # status.versions: one entry per build, merged by build ID under server-side apply.
 VersionList = Annotated[
     list[VersionStatus],

@@ -19,6 +19,7 @@ from workerpool_operator.names import (
 )
 from workerpool_operator.reconcile.status import ConditionSpec
 from workerpool_operator.temporal.connections import Connection
+from workerpool_operator.versioning.group import Group
 from workerpool_operator.versioning.model import DEFAULT_VERSION_CAP, Observation
 from workerpool_operator.versioning.pool import VersionedPass
 
@@ -36,6 +37,7 @@ class VersioningObserved:
     deployment: str = ""  # the Temporal Worker Deployment name
     connection: Connection | None = None  # None: the pool's connection did not resolve
     version_cap: int = DEFAULT_VERSION_CAP  # the server's matching.maxVersionsInDeployment
+    group: Group | None = None  # the release group the pool is a member of (None: alone)
 
 
 @dataclass(frozen=True)

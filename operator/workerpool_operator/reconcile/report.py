@@ -17,7 +17,7 @@ from workerpool_operator.reconcile.model import Outcome, Plan
 from workerpool_operator.reconcile.plan import finish
 from workerpool_operator.reconcile.status import now_rfc3339
 from workerpool_operator.reconcile.versioned import STATUS_CONDITIONS, STATUS_FIELDS
-from workerpool_operator.versioning.model import LIMIT_CONDITION
+from workerpool_operator.versioning.model import LIMIT_CONDITION, ROLLOUT_CONDITION
 
 # Ready reasons a user must act on: each new one (or a new message) gets a Warning Event.
 PROBLEMS = frozenset(
@@ -34,6 +34,7 @@ PROBLEMS = frozenset(
         Reason.GATE_FAILED,
         Reason.OWNED_ELSEWHERE,
         Reason.PROMOTION_REFUSED,
+        Reason.RELEASE_GROUP_INVALID,
     }
 )
 
@@ -87,3 +88,9 @@ async def report(kube: Kube, body: Mapping[str, Any], p: Plan, outcome: Outcome)
         and _condition(live.get("conditions"), LIMIT_CONDITION).get("reason") != near
     ):
         await kube.try_event(obj, reason=near, message=limit["message"], type_="Warning")
+    # A release group held back by one of its pools: an Event each time what holds it changes.
+    held = _condition(status["conditions"], ROLLOUT_CONDITION)
+    if held.get("reason") == Reason.RELEASE_GROUP_HELD and _condition(
+        live.get("conditions"), ROLLOUT_CONDITION
+    ).get("message") != held.get("message"):
+        await kube.try_event(obj, reason=Reason.RELEASE_GROUP_HELD, message=held["message"])

@@ -51,7 +51,14 @@ ROLLOUT_POLL_SECONDS = 1.0
 # the pool left versioning) must write the status even when the rest is unchanged, so that
 # server-side apply removes it.
 STATUS_FIELDS = frozenset(
-    {"versions", "workerDeploymentName", "currentBuildId", "targetBuildId", "rampPercentage"}
+    {
+        "versions",
+        "workerDeploymentName",
+        "currentBuildId",
+        "targetBuildId",
+        "rampPercentage",
+        "releaseGroup",
+    }
 )
 STATUS_CONDITIONS = frozenset({ROLLOUT, LIMIT})
 DRAIN_POLL_SECONDS = 3.0
@@ -227,13 +234,16 @@ def plan_builds(
     that build's replicas. Returns the target build's live Deployment (Ready and Progressing
     describe it)."""
     leaving_to = leaving(pool_body, observed.builds)
-    target = "" if leaving_to is not None else target_build_id(pool)
+    vo = observed.versioning
+    group = vo.group if vo is not None and leaving_to is None else None
+    target = ""
+    if leaving_to is None:
+        target = group.build_id if group is not None else target_build_id(pool)
     builds = build_deployments(pool, observed)
     by_build = {str(b["metadata"]["labels"][BUILD_ID_LABEL]): b for b in builds}
     by_name = {str(b["metadata"]["name"]): b for b in builds}
     desired = desired_replicas(pool, pool_body)
     scaled = scaler_owned(pool)
-    vo = observed.versioning
     if vo is None or vo.observation is None:
         reason = vo.error if vo is not None else "not read yet"
         out.conditions[ROLLOUT] = ConditionSpec(
@@ -257,7 +267,8 @@ def plan_builds(
             plan_build_scalers(
                 out, pool, observed, [BuildScaler(target, name, least)], only_missing=True
             )
-        kept = ("currentBuildId", "rampPercentage", "workerDeploymentName", "versions")
+        kept = ("currentBuildId", "rampPercentage", "workerDeploymentName", "versions",
+                "releaseGroup")  # fmt: skip
         out.fields.update({k: status[k] for k in kept if k in status})
         if target:
             out.fields["targetBuildId"] = target
@@ -273,6 +284,7 @@ def plan_builds(
         previous=stored_versions(pool_body),
         leaving=leaving_to,
         version_cap=vo.version_cap,
+        group=group,
     )
     wanted: list[BuildScaler] = []
     if scaled and scalers_writable(pool, keda_installed):
@@ -311,9 +323,12 @@ def plan_builds(
         if live is not None:
             out.retire.append((name, str(live["metadata"].get("uid") or "")))
     routing = vp.routing
-    if routing.conditions[0].status != "True":
+    following = routing.conditions[0].reason == Reason.RELEASE_GROUP_FOLLOWING
+    if routing.conditions[0].status != "True" and not following:
         poll = ROLLOUT_POLL_SECONDS
-    elif any(v.state == "Draining" for v in routing.versions):
+    elif following or any(v.state == "Draining" for v in routing.versions):
+        # A release group's follower makes no routing call: it reads Temporal only for its own
+        # status and drains, so the group's deployment is not read once a second per member.
         poll = DRAIN_POLL_SECONDS
     else:
         poll = STEADY_POLL_SECONDS
@@ -362,5 +377,10 @@ def routing_conditions(out: Plan) -> None:
     routed = out.versioned.routing.conditions[0]
     if routed.status != "True" and out.conditions[ready].status == "True":
         out.conditions[ready] = ConditionSpec(ready, "False", routed.reason, routed.message)
-    if routed.reason in (Reason.GATE_FAILED, Reason.ANALYSIS_FAILED, Reason.OWNED_ELSEWHERE):
+    if routed.reason in (
+        Reason.GATE_FAILED,
+        Reason.ANALYSIS_FAILED,
+        Reason.OWNED_ELSEWHERE,
+        Reason.RELEASE_GROUP_INVALID,
+    ):
         out.conditions[degraded] = ConditionSpec(degraded, "True", routed.reason, routed.message)

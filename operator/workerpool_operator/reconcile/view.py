@@ -147,6 +147,21 @@ class ClusterView:
                 return Unresolved(Reason.ADDRESS_NOT_ALLOWED, problem)
         return resolved
 
+    def pools_naming(self, deployment: str) -> list[dict[str, Any]]:
+        """Versioned pools whose Temporal Worker Deployment is `deployment`
+        (spec.versioning.deploymentName, else `<namespace>/<name>`), read raw: a release
+        group's members, and pools of other namespaces that name it too."""
+        out = []
+        for body in self.store(POOL).values():
+            versioning = (body.get("spec") or {}).get("versioning")
+            if not isinstance(versioning, Mapping):
+                continue
+            meta = body.get("metadata") or {}
+            name = versioning.get("deploymentName") or f"{meta.get('namespace')}/{meta.get('name')}"
+            if name == deployment:
+                out.append(body)
+        return out
+
     def connection_ref(self, key: Key) -> tuple[str, str, str] | None:
         return connection_ref_key(self.pool(key) or {})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker_runtime.contract import CONNECTION_FIELDS, VERSIONING_FIELDS, env_var
@@ -97,7 +97,23 @@ def image_part(image: str) -> str:
 
 def build_id(image: str, template: Mapping[str, Any]) -> str:
     """`<image part>-<template hash>`: always a valid, non-empty label value of <= 63 chars."""
-    digest = template_hash(template)
+    return _compose(image, template_hash(template))
+
+
+def group_build_id(members: Sequence[tuple[str, str, str]]) -> str:
+    """The one build of a release group: (pool, image, template hash) of every member.
+
+    `<image part of the first pool by name>-<10 hex digits>`, the digits SHA-256 over the
+    members sorted by name, so the order pools are listed or read in never matters and a change
+    in any member's template or image (or a member joining or leaving) is a new build.
+    """
+    ordered = sorted(members)
+    canonical = json.dumps([list(m) for m in ordered], separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:HASH_CHARS]
+    return _compose(ordered[0][1] if ordered else "", digest)
+
+
+def _compose(image: str, digest: str) -> str:
     readable = _NOT_LABEL_CHARS.sub("-", image_part(image)).strip("-_.")
     readable = readable[: LABEL_VALUE_MAX - HASH_CHARS - 1].rstrip("-_.")
     return f"{readable}-{digest}" if readable else digest

@@ -28,9 +28,11 @@ from temporalio.service import RPCError
 from workerpool_operator import metrics
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kube.cache import Key
+from workerpool_operator.names import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 from workerpool_operator.reconcile.model import VersioningObserved
 from workerpool_operator.reconcile.versioned import leaving
 from workerpool_operator.reconcile.view import ClusterView
+from workerpool_operator.render.deployment import render_deployment
 from workerpool_operator.render.versioned import target_build_id
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.connections import (
@@ -39,7 +41,7 @@ from workerpool_operator.temporal.connections import (
     Unresolved,
     connection_for,
 )
-from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
+from workerpool_operator.versioning.build_id import BUILD_ID_LABEL, template_hash
 from workerpool_operator.versioning.execute import (
     Backoff,
     describe_call,
@@ -47,6 +49,7 @@ from workerpool_operator.versioning.execute import (
     observe_pool,
     start_gate,
 )
+from workerpool_operator.versioning.group import Group, Member, form
 from workerpool_operator.versioning.model import (
     DEFAULT_VERSION_CAP,
     Call,
@@ -148,14 +151,16 @@ class VersioningDriver:
             self.forget(key)
             log.warning("%s/%s: Worker Deployment not read: %s", *key, _words(exc))
             return replace(base, error=_words(exc))
-        target, gate = "", None
+        target, gate, group = "", None, None
         if versioning is not None:
-            target = target_build_id(pool)
+            group = self.group(pool.namespace, deployment)
+            base = replace(base, group=group)
+            target = group.build_id if group is not None else target_build_id(pool)
             if versioning.gate is not None:
                 gate = gate_workflow_id(deployment, target)
         generation = (body.get("metadata") or {}).get("generation")
         ready = self._ready(key, target)  # the target's workers coming up: registration is near
-        basis = (generation, conn, deployment, target, pool.spec.task_queue, gate, ready)
+        basis = (generation, conn, deployment, target, pool.spec.task_queue, gate, ready, group)
         held = self._readings.get(key)
         if held is not None and held.basis == basis and self._clock() < held.until:
             return replace(held.observed, now=now)
@@ -166,10 +171,55 @@ class VersioningDriver:
             for i, s in enumerate(versioning.steps if versioning is not None else ())
         ]
         observed = await self._read(
-            key, replace(base, connection=conn), pool, target, gate, analysis=analysis, steps=steps
+            key,
+            replace(base, connection=conn),
+            pool,
+            target,
+            gate,
+            analysis=analysis,
+            steps=steps,
+            grouped=group is not None,
         )
         self._readings[key] = _Reading(observed, basis, taken, until=taken)
         return observed
+
+    def group(self, namespace: str, deployment: str) -> Group | None:
+        """The release group of the pools in `namespace` naming `deployment`, from the cache
+        (versioning/group.py decides); None for a pool alone."""
+        members, elsewhere = [], []
+        for body in self.view.pools_naming(deployment):
+            meta = body.get("metadata") or {}
+            name = str(meta.get("name"))
+            if meta.get("namespace") != namespace:
+                elsewhere.append(f"{meta.get('namespace')}/{name}")
+                continue
+            ready = {
+                str(d["metadata"]["labels"][BUILD_ID_LABEL]): int(
+                    (d.get("status") or {}).get("readyReplicas") or 0
+                )
+                for d in self.view.builds_of(namespace, name)
+            }
+            try:
+                pool = api.TemporalWorkerPool.from_body(body)
+            except ValidationError:
+                continue  # an invalid pool is reported on its own and runs no build
+            assert pool.spec.versioning is not None
+            asked = {
+                k: str(v)
+                for k, v in (meta.get("annotations") or {}).items()
+                if k in (PROMOTE_ANNOTATION, ABORT_ANNOTATION)
+            }
+            member = Member(
+                name, pool.spec.versioning, pool.spec.task_queue, ready=ready, annotations=asked
+            )
+            resolved = self.view.resolve(pool, body)
+            if isinstance(resolved, Unresolved):
+                members.append(replace(member, problem=resolved.message))
+                continue
+            template = render_deployment(resolved.pool, replicas=None)["spec"]["template"]
+            image = resolved.pool.spec.image.reference
+            members.append(replace(member, image=image, template_hash=template_hash(template)))
+        return form(deployment, members, elsewhere)
 
     def _ready(self, key: Key, build: str) -> int:
         """Ready replicas of the build's Deployment in the cache (the runtime is ready once its
@@ -189,6 +239,7 @@ class VersioningDriver:
         *,
         analysis: bool,
         steps: Sequence[tuple[int, str | None]],
+        grouped: bool = False,
     ) -> VersioningObserved:
         assert base.connection is not None
         try:
@@ -202,6 +253,7 @@ class VersioningDriver:
                     gate,
                     analysis=analysis,
                     steps=steps,
+                    grouped=grouped,
                 ),
                 TEMPORAL_TIMEOUT_SECONDS,
             )
@@ -221,6 +273,8 @@ class VersioningDriver:
             calls.labels("CountWorkflowExecutions", "ok").inc(2)
         if observation.temporal.current_build is None or not target:
             calls.labels("DescribeTaskQueue", "ok").inc()
+        if observation.polled is not None:
+            calls.labels("DescribeWorkerDeploymentVersion", "ok").inc()
         return replace(base, observation=observation)
 
     def hold(self, key: Key, seconds: float | None) -> None:

@@ -31,6 +31,7 @@ from temporalio.api.workflowservice.v1 import (
     DescribeTaskQueueRequest,
     DescribeWorkerDeploymentRequest,
     DescribeWorkerDeploymentResponse,
+    DescribeWorkerDeploymentVersionRequest,
     DescribeWorkflowExecutionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentManagerRequest,
@@ -223,6 +224,23 @@ async def unversioned_pollers(client: Client, task_queue: str) -> bool:
     return any(p.deployment_options.worker_versioning_mode != versioned for p in resp.pollers)
 
 
+async def polled_queues(client: Client, deployment: str, build: str) -> frozenset[str]:
+    """The task queues a worker of the version has polled (any type): a release group's build
+    moves only once every member's queue is among them. Empty while it is unknown."""
+    try:
+        resp = await client.workflow_service.describe_worker_deployment_version(
+            DescribeWorkerDeploymentVersionRequest(
+                namespace=client.namespace,
+                deployment_version=ProtoVersion(deployment_name=deployment, build_id=build),
+            )
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return frozenset()
+        raise _exhausted(err, "DescribeWorkerDeploymentVersion") or err from err
+    return frozenset(q.name for q in resp.worker_deployment_version_info.task_queue_infos)
+
+
 _GATE_DONE = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: "Succeeded",
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING: "Running",
@@ -366,10 +384,12 @@ async def observe_pool(
     gate_workflow_id: str | None,
     analysis: bool = False,
     steps: Sequence[tuple[int, str | None]] = (),
+    grouped: bool = False,
 ) -> Observation:
     """One Describe, one exact count per known version, the gate (when the spec has one and the
-    target is not current yet) and, while nothing is current or the pool left versioning
-    (`target_build` ""), the unversioned-poller check."""
+    target is not current yet), while nothing is current or the pool left versioning
+    (`target_build` "") the unversioned-poller check, and for a release group's member
+    (`grouped`) the queues the registered target has polled while it is not current."""
     state = await observe(client, deployment)
     counts: dict[str, int | None] = {}
     for v in state.versions:
@@ -390,4 +410,11 @@ async def observe_pool(
         workflow_id = steps[index][1]
         if workflow_id is not None:
             step_gate = (index, await observe_gate(client, workflow_id))
-    return Observation(state, counts, gate, pollers, judged, step_gate)
+    polled = None
+    moving = state.current_build != target_build or state.ramping_build is not None
+    if grouped and target_build and moving:
+        registered = state.summary(target_build) is not None
+        polled = (
+            await polled_queues(client, deployment, target_build) if registered else frozenset()
+        )
+    return Observation(state, counts, gate, pollers, judged, step_gate, polled)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionState, VersionStatus
 from workerpool_operator.reasons import Reason
+from workerpool_operator.versioning.group import Group
 
 # Temporal's version statuses (enum WorkerDeploymentVersionStatus), without the prefix.
 TemporalStatus = Literal["Inactive", "Created", "Current", "Ramping", "Draining", "Drained"]
@@ -93,6 +94,9 @@ class Observation:
     unversioned_pollers: bool
     analysis: AnalysisObservation | None = None  # while the target ramps under an analysis
     step_gate: tuple[int, GateObservation] | None = None  # (step index, its gate) next due
+    # Release groups: the task queues a worker of the target build has polled (read while the
+    # target is not current; None: not read).
+    polled: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class RoutingInput:
     generation: int = 0  # the pool's metadata.generation (a rejected build waits for a newer)
     promote: str = ""  # how the target was told to become current now ("" : it was not)
     abort: str = ""  # how the target was told to get no new work ("" : it was not)
+    group: Group | None = None  # the release group the pool is a member of (versioning/group.py)
+    polled: frozenset[str] | None = None  # queues a worker of the target has polled (groups)
 
 
 # --- the plan ---------------------------------------------------------------------------------

@@ -18,11 +18,18 @@ from datetime import datetime
 from typing import Any
 
 from workerpool_operator.api.v1alpha1 import TemporalWorkerPool
-from workerpool_operator.api.versioning import SunsetSpec, VersioningSpec, VersionStatus
+from workerpool_operator.api.versioning import (
+    ReleaseGroupStatus,
+    SunsetSpec,
+    VersioningSpec,
+    VersionStatus,
+)
 from workerpool_operator.names import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 from workerpool_operator.render.common import Manifest
 from workerpool_operator.render.versioned import render_build_deployment, target_build_id
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
+from workerpool_operator.versioning.group import Group
+from workerpool_operator.versioning.group import state as group_state
 from workerpool_operator.versioning.model import (
     DEFAULT_VERSION_CAP,
     BuildDeployment,
@@ -76,15 +83,25 @@ LEAVING = VersioningSpec(
 )
 
 
-def _asked(pool: TemporalWorkerPool, field: str | None, annotation: str, target: str) -> str:
+def _asked(
+    pool: TemporalWorkerPool,
+    field: str | None,
+    annotation: str,
+    target: str,
+    group: Group | None = None,
+) -> str:
     """Where a manual action for the target build comes from (spec field or annotation), or
-    "" when none names it (an action naming another build is stale and ignored)."""
+    "" when none names it (an action naming another build is stale and ignored). In a release
+    group, the annotation on any member counts."""
     name = annotation.removeprefix("workerpools.io/")
     if target and field == target:
         return f"spec.versioning.{name}"
     annotations = pool.metadata.get("annotations") or {}
     if target and annotations.get(annotation) == target:
         return f"annotation {annotation}"
+    for key, member, value in group.annotations if group is not None else ():
+        if target and key == annotation and value == target:
+            return f"annotation {annotation} on pool {member}"
     return ""
 
 
@@ -100,16 +117,19 @@ def plan_pass(
     previous: Sequence[VersionStatus] | None = None,
     leaving: str | None = None,
     version_cap: int = DEFAULT_VERSION_CAP,
+    group: Group | None = None,
 ) -> VersionedPass:
     """Everything one pass of a versioned pool does: see the module docstring. `previous` is
     the stored status.versions (drainedSince counts sunset delays from there); default: the
     pool model's status. `leaving`: the Worker Deployment of a pool that left versioning (its
-    builds drain to the unversioned Deployment, which the caller renders)."""
+    builds drain to the unversioned Deployment, which the caller renders). `group`: the release
+    group the pool is a member of (its build is the group's)."""
     if leaving is not None:
-        versioning, target, deployment = LEAVING, "", leaving
+        versioning, target, deployment, group = LEAVING, "", leaving, None
     else:
         assert pool.spec.versioning is not None, "only versioned pools come here"
-        versioning, target = pool.spec.versioning, target_build_id(pool)
+        versioning = pool.spec.versioning
+        target = group.build_id if group is not None else target_build_id(pool)
         deployment = versioning.effective_deployment_name(pool.namespace, pool.name)
     deployments = build_deployments(live)
     if previous is None:
@@ -134,9 +154,11 @@ def plan_pass(
             analysis=observed.analysis,
             step_gate=observed.step_gate,
             generation=int(pool.metadata.get("generation") or 0),
-            promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target),
-            abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target),
+            promote=_asked(pool, versioning.promote, PROMOTE_ANNOTATION, target, group),
+            abort=_asked(pool, versioning.abort, ABORT_ANNOTATION, target, group),
             version_cap=version_cap,
+            group=group,
+            polled=observed.polled,
         )
     )
     out = VersionedPass(routing=routing, deployment=deployment)
@@ -157,5 +179,24 @@ def plan_pass(
         targetBuildId=target or None,
         rampPercentage=routing.ramp_percentage,
         versions=[s.dump() for s in status_versions(routing, deployments)],
+        releaseGroup=None if group is None else group_status(group, routing, observed.polled),
     )
     return out
+
+
+def group_status(
+    group: Group, routing: RoutingPlan, polled: frozenset[str] | None
+) -> dict[str, Any]:
+    """status.releaseGroup: the same words on every member (same cache, same Temporal)."""
+    ramping = next((v.build_id for v in routing.versions if v.state == "Ramping"), None)
+    current = routing.current_build
+    done = current == group.build_id and ramping is None
+    held = "" if done or group.problem else group.holder(polled)
+    return ReleaseGroupStatus(
+        deployment_name=group.deployment,
+        members=list(group.members),
+        driver=group.driver,
+        build_id=group.build_id,
+        state=group_state(group, held, current, ramping),
+        held_by=held or None,
+    ).dump()

@@ -358,10 +358,47 @@ def _state(
     return "Inactive" if open_pinned == 0 else "Draining"
 
 
+def _grouped(inp: RoutingInput, r: _Routing) -> _Routing:
+    """A release group's member (versioning/group.py): only the driver routes, and it moves no
+    new work to the group's build while a member holds it; members that disagree route
+    nothing."""
+    g, target = inp.group, inp.target_build
+    if g is None or not target:
+        return r
+    if g.problem:
+        return _Routing(reason=Reason.RELEASE_GROUP_INVALID, message=g.problem)
+    if inp.pool != g.driver:
+        routed_by = f"release group {g.deployment}: routing is made by pool {g.driver}"
+        t = inp.temporal
+        if t.current_build == target and t.ramping_build is None:
+            return _Routing(done=True, message=f"build {target} is current ({routed_by})")
+        held = g.holder(inp.polled)
+        return _Routing(
+            reason=Reason.RELEASE_GROUP_FOLLOWING,
+            message=f"{routed_by}, which rolls build {target} out"
+            + (f"; held by {held}" if held else "")
+            + " (its VersionRollout condition says where the rollout is)",
+            wait=r.wait,
+        )
+    moves = any(isinstance(c, SetCurrent | SetRamping) and c.build_id == target for c in r.calls)
+    held = g.holder(inp.polled) if moves else ""
+    if held:
+        return _Routing(
+            reason=Reason.RELEASE_GROUP_HELD,
+            message=(
+                f"release group {g.deployment}: held by {held}; no new work moves to build "
+                f"{target} before every pool of the group ({', '.join(g.members)}) runs it"
+            ),
+        )
+    return r
+
+
 def plan(inp: RoutingInput) -> RoutingPlan:
     """The whole plan of one pass; see the module docstring."""
     spec, t, target = inp.spec, inp.temporal, inp.target_build
-    r = _route(inp)
+    r = _grouped(inp, _route(inp))
+    # A group's other members make no call at all: the driver routes and retires versions.
+    follower = inp.group is not None and bool(target) and inp.pool != inp.group.driver
 
     # Routing as it will be after the calls.
     current, ramping, pct = t.current_build, t.ramping_build, t.ramp_percentage
@@ -506,7 +543,7 @@ def plan(inp: RoutingInput) -> RoutingPlan:
     ]
     waits = [w for w in keep_wait if w > 0]
     return RoutingPlan(
-        calls=tuple(calls),
+        calls=() if follower else tuple(calls),
         versions=tuple(versions),
         conditions=tuple(conditions),
         events=tuple(r.events),
