@@ -306,6 +306,12 @@ CASES = [
         "spec.tracing.endpoint",
     ),
     (
+        # found by the hostile suite: a C1 control character reached the workers' env
+        "tracing-endpoint-control-character",
+        with_spec(tracing={"endpoint": "https://\U00010b54\x93R"}),
+        "spec.tracing.endpoint",
+    ),
+    (
         "tracing-bad-protocol",
         with_spec(tracing={"endpoint": "http://c:4318", "protocol": "http/json"}),
         "spec.tracing.protocol",

@@ -122,6 +122,8 @@ def test_user_otel_env_is_kept_without_tracing_and_dropped_with_it() -> None:
     ("tracing", "env", "field"),
     [
         ({"endpoint": "otel-collector:4317"}, None, "endpoint"),
+        ({"endpoint": "https://\U00010b54\x93R"}, None, "endpoint"),
+        ({"endpoint": "http://c:4318/a b"}, None, "endpoint"),
         ({"endpoint": "http://c:4318", "protocol": "http/json"}, None, "protocol"),
         ({"endpoint": "http://c:4318", "samplingRatio": 2}, None, "samplingRatio"),
         ({"endpoint": "http://c:4318", "headersSecretRef": {}}, None, "headersSecretRef"),

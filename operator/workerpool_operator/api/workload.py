@@ -311,7 +311,10 @@ class TracingSpec(Model):
 
     endpoint: str = Field(
         max_length=2048,
-        pattern=r"^https?://[^\s,]+$",
+        # Printable ASCII but a comma (the OTEL_* list separator): no space or control
+        # character reaches the workers' env (a URL in any other script is written
+        # percent-encoded or as punycode).
+        pattern=r"^https?://[\x21-\x2b\x2d-\x7e]+$",
         description=(
             "OTLP endpoint URL with scheme, e.g. http://otel-collector.observability:4318 "
             "(http/protobuf; /v1/traces is appended) or http://otel-collector.observability:4317 "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +21,22 @@ from workerpool_operator import metrics
 from workerpool_operator.kinds import Kind
 from workerpool_operator.kube.errors import Gone, NotLeader, Unauthorized, api_error
 from workerpool_operator.names import MANAGERS, OPERATOR
+
+# What YAML may not hold raw but reads from a \u escape: C1 controls and DEL, U+FFFE/FFFF
+# (outside its printable set), and NEL, U+2028/2029 (line breaks to YAML: a double-quoted
+# scalar would fold them into spaces). JSON text can carry them raw, and the API server decodes
+# apply patches as YAML, so a pool with such a character in a field it copies (an env value, a
+# resource name) failed with "control characters are not allowed", naming no field.
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def encode_body(body: Any) -> bytes:
+    """A request body as JSON that is also YAML the API server reads back unchanged: UTF-8 as
+    is (its YAML decoder refuses the \\u surrogate pairs of ensure_ascii for characters beyond
+    the BMP), with only what YAML would refuse or fold escaped."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 
@@ -135,12 +152,7 @@ class Transport:
         if write_verb is not None and not self.may_write():
             raise NotLeader(f"not the leader: refusing {write_verb} {kind.kind}")
         session = await self._open()
-        # UTF-8 as is: the API server's YAML decoder (apply patches) refuses \\u surrogate escapes.
-        data = (
-            None
-            if body is None
-            else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        )
+        data = None if body is None else encode_body(body)
         for attempt in (1, 2):
             metrics.API_REQUESTS.labels(method, kind.kind, namespace or "").inc()
             async with session.request(
