@@ -7,11 +7,10 @@
 #                               rules; only the Kubernetes service discovery, no web UI assets)
 #   prometheus-operator         .../prometheus-operator/cmd/operator (reconciles the chart's
 #                               ServiceMonitor and PrometheusRule into that server's config)
-#   prometheus-config-reloader  .../prometheus-operator/cmd/prometheus-config-reloader
 # prometheus-operator's go.mod replaces its own submodules, so it is built from a consumer
-# module that requires all three at the same version (`go install pkg@v` refuses replaces).
+# module that requires it and its two submodules at the same version (`go install pkg@v` refuses replaces).
 # Also copies every monitoring.coreos.com CRD (the Prometheus kind included) into
-# <cache>/crds/prometheus-operator-all-<version>. The builds run in parallel. Prints the bin folder.
+# <cache>/crds/prometheus-operator-all-<version>. The two builds run in parallel. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -25,7 +24,6 @@ log() { printf '[build-monitoring] %s\n' "$*" >&2; }
 # Binaries carry their version in the name, so a bump in versions.env rebuilds.
 prometheus_bin="$bin/prometheus-$PROMETHEUS_VERSION"
 operator_bin="$bin/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
-reloader_bin="$bin/prometheus-config-reloader-$PROMETHEUS_OPERATOR_VERSION"
 version_pkg=github.com/prometheus/common/version
 
 build_prometheus() {
@@ -54,13 +52,11 @@ package tools
 
 import (
 	_ "github.com/prometheus-operator/prometheus-operator/cmd/operator"
-	_ "github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader"
 )
 GO
   go mod tidy -e >/dev/null 2>&1 || true
   go build -trimpath -ldflags "-s -w -X $version_pkg.Version=${v#v} -X $version_pkg.Revision=module" \
-    -o "$work/out/" "$mod/cmd/operator" "$mod/cmd/prometheus-config-reloader"
-  mv "$work/out/prometheus-config-reloader" "$reloader_bin"
+    -o "$work/out/operator" "$mod/cmd/operator"
   mv "$work/out/operator" "$operator_bin"
   log "prometheus-operator $v built in $(( $(date +%s) - start )) s"
 }
@@ -81,12 +77,11 @@ copy_crds() {
 copy_crds
 pids=()
 [ -x "$prometheus_bin" ] || { build_prometheus & pids+=($!); }
-{ [ -x "$operator_bin" ] && [ -x "$reloader_bin" ]; } || { build_prometheus_operator & pids+=($!); }
+[ -x "$operator_bin" ] || { build_prometheus_operator & pids+=($!); }
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 [ "$rc" = 0 ] || { log "a monitoring tool failed to build (see above)"; exit 1; }
 # Stable names for the tests and for people.
 ln -sfn "$(basename "$prometheus_bin")" "$bin/prometheus"
 ln -sfn "$(basename "$operator_bin")" "$bin/prometheus-operator"
-ln -sfn "$(basename "$reloader_bin")" "$bin/prometheus-config-reloader"
 echo "$bin"
