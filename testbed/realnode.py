@@ -217,6 +217,13 @@ class RealNode:
                 self._pid("kubelet", self.kubelet_bin) is not None
                 and self._pid("containerd", CONTAINERD) is not None
             )
+            bed, users = self.serves(), self.other_users()
+            if running and bed is not None and bed != str(kubeconfig) and users:
+                # Restarting it for this bed would kill the pods of the sessions on that one.
+                raise TestbedError(
+                    f"the real node is joined to another bed ({bed}) and used by the pytest "
+                    f"sessions {users}: wait for them to end, or run on that bed"
+                )
             if running and not self.node_ready(kubeconfig):
                 # Possibly only slow, or the API server restarting: a restart would kill the
                 # pods of every other session using the node, so give it a minute first.
@@ -232,6 +239,21 @@ class RealNode:
             for stale in [p for p in leases.iterdir() if not _pid_alive(p.name)]:
                 stale.unlink(missing_ok=True)  # sessions that died without releasing
             (leases / str(os.getpid())).touch()
+
+    def serves(self) -> str | None:
+        """The kubeconfig of the bed the running kubelet joined; None when it does not run."""
+        pid = self._pid("kubelet", self.kubelet_bin)
+        flags = _cmdline(pid).split() if pid is not None else []
+        return next((f.split("=", 1)[1] for f in flags if f.startswith("--kubeconfig=")), None)
+
+    def other_users(self) -> list[str]:
+        """Pids of the other live sessions that hold a lease on the node."""
+        leases = self.home / "users"
+        if not leases.is_dir():
+            return []
+        return sorted(
+            p.name for p in leases.iterdir() if p.name != str(os.getpid()) and _pid_alive(p.name)
+        )
 
     def release(self, kubeconfig: str | Path) -> bool:
         """Drop this process's lease; stop the node if tests started it and nobody is left."""
