@@ -50,11 +50,14 @@ docker-build: venv ## Build the operator, runtime and runtime-gpu images offline
 	PYTHON=$(PY) IMG_TAG=$(IMG_TAG) bash hack/build-images.sh $(IMAGES)
 
 .PHONY: tools
-tools: ## Build (or reuse) helm, promtool, kstatus, KEDA, metrics-server, Prometheus and prometheus-operator for the chart, alert, GitOps, KEDA and HPA tests (cached)
+# The four scripts build at once (each builds its tools in parallel too): link steps, module
+# downloads and the long single-package compiles of one overlap with the others.
+tools: ## Build (or reuse) helm, promtool, kstatus, KEDA, metrics-server, Prometheus, prometheus-operator, kube-state-metrics, crane, cosign and syft for the tests (cached)
 	bash hack/build-tools.sh & \
 	bash hack/build-keda.sh & \
 	bash hack/build-monitoring.sh & \
-	rc=0; for j in 1 2 3; do wait -n || rc=1; done; exit $$rc
+	bash hack/build-release-tools.sh & \
+	rc=0; for j in 1 2 3 4; do wait -n || rc=1; done; exit $$rc
 
 .PHONY: release-tools
 release-tools: ## Build (or reuse) crane, cosign and syft for make release and its e2e test (cached)

@@ -7,10 +7,12 @@
 #                               rules; only the Kubernetes service discovery, no web UI assets)
 #   prometheus-operator         .../prometheus-operator/cmd/operator (reconciles the chart's
 #                               ServiceMonitor and PrometheusRule into that server's config)
+#   kube-state-metrics          k8s.io/kube-state-metrics/v2 (the pods' restart counts that
+#                               TemporalWorkerPoolWorkerRestarts reads)
 # prometheus-operator's go.mod replaces its own submodules, so it is built from a consumer
 # module that requires it and its two submodules at the same version (`go install pkg@v` refuses replaces).
 # Also copies every monitoring.coreos.com CRD (the Prometheus kind included) into
-# <cache>/crds/prometheus-operator-all-<version>. The two builds run in parallel. Prints the bin folder.
+# <cache>/crds/prometheus-operator-all-<version>. The three builds run in parallel. Prints the bin folder.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -24,6 +26,7 @@ log() { printf '[build-monitoring] %s\n' "$*" >&2; }
 # Binaries carry their version in the name, so a bump in versions.env rebuilds.
 prometheus_bin="$bin/prometheus-$PROMETHEUS_VERSION"
 operator_bin="$bin/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
+ksm_bin="$bin/kube-state-metrics-$KUBE_STATE_METRICS_VERSION"
 version_pkg=github.com/prometheus/common/version
 
 build_prometheus() {
@@ -61,6 +64,16 @@ GO
   log "prometheus-operator $v built in $(( $(date +%s) - start )) s"
 }
 
+build_kube_state_metrics() {
+  local start; start=$(date +%s)
+  local v=$KUBE_STATE_METRICS_VERSION pkg=github.com/prometheus/common/version
+  # `go install pkg@version` builds with its own go.mod and go.sum (no replace lines).
+  GOBIN="$cache/tools/.kube-state-metrics" go install -trimpath \
+    -ldflags "-s -w -X $pkg.Version=${v#v} -X $pkg.Revision=module" "k8s.io/kube-state-metrics/v2@$v"
+  mv "$cache/tools/.kube-state-metrics/kube-state-metrics" "$ksm_bin"
+  log "kube-state-metrics $v built in $(( $(date +%s) - start )) s"
+}
+
 copy_crds() {
   local v=$PROMETHEUS_OPERATOR_VERSION dest="$cache/crds/prometheus-operator-all-$PROMETHEUS_OPERATOR_VERSION"
   [ -f "$dest/.complete" ] && return 0
@@ -78,10 +91,12 @@ copy_crds
 pids=()
 [ -x "$prometheus_bin" ] || { build_prometheus & pids+=($!); }
 [ -x "$operator_bin" ] || { build_prometheus_operator & pids+=($!); }
+[ -x "$ksm_bin" ] || { build_kube_state_metrics & pids+=($!); }
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 [ "$rc" = 0 ] || { log "a monitoring tool failed to build (see above)"; exit 1; }
 # Stable names for the tests and for people.
 ln -sfn "$(basename "$prometheus_bin")" "$bin/prometheus"
 ln -sfn "$(basename "$operator_bin")" "$bin/prometheus-operator"
+ln -sfn "$(basename "$ksm_bin")" "$bin/kube-state-metrics"
 echo "$bin"
