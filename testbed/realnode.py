@@ -12,6 +12,11 @@ The node is labelled ``workerpools.dev/node-pool=real`` and tainted ``workerpool
 are unaffected. Images come from the local Docker engine (``import_image``; containerd names
 them ``docker.io/<repo>:<tag>``) and pods use them with ``imagePullPolicy: Never``.
 
+The node's files live under the cache folder (``WORKERPOOLS_CACHE``), so a session with a cache
+of its own has a node of its own; ``WORKERPOOLS_REALNODE_BRIDGE`` names its bridge, so another
+cache's node stopping (which deletes its bridge) leaves this one's network alone. Only one of
+them can run at a time: they share ``SUBNET``.
+
 Local bed only: the kubelet authenticates with the admin kubeconfig and serves its API
 anonymously with AlwaysAllow, on 127.0.0.1.
 """
@@ -50,7 +55,7 @@ from testbed.temporal import free_port
 NODE_NAME = "real-0"
 NODE_POOL = "real"
 TAINT_KEY = "workerpools.dev/real-node"
-BRIDGE = "twpbr0"
+BRIDGE = os.environ.get("WORKERPOOLS_REALNODE_BRIDGE") or "twpbr0"  # see the docstring
 SUBNET = "10.244.77.0/24"
 GATEWAY = "10.244.77.1"
 PAUSE_IMAGE = "workerpools/pause:1"
