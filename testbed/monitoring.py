@@ -1,6 +1,7 @@
 """prometheus-operator and Prometheus on the local bed, for the live alert test.
 
-Both are built from their Go modules by hack/build-monitoring.sh (cached; `make tools`).
+All three (with kube-state-metrics) are built from their Go modules by hack/build-monitoring.sh
+(cached; `make tools`).
 prometheus-operator runs as a process against the bed's API server and does its whole job: it
 reconciles a `Prometheus` object, the chart's ServiceMonitor and PrometheusRule and the pools'
 ServiceMonitors into the Prometheus config Secret and the rule-file ConfigMaps, exactly as in a
@@ -33,12 +34,13 @@ from typing import IO, Any
 import yaml
 
 from testbed.cluster import REPO_ROOT, cache_root, kubectl, read_versions, wait_established
+from testbed.forward import free_port_on
 from testbed.keda import run_build_script
 from testbed.proc import stop as stop_process
 from testbed.temporal import free_port
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-monitoring.sh"
-BINARIES = ("prometheus", "prometheus-operator")
+BINARIES = ("prometheus", "prometheus-operator", "kube-state-metrics")
 RULES_DIR = "/etc/prometheus/rules"  # where the operator's StatefulSet mounts the rule files
 NOWHERE = {"workerpools.dev/prometheus-runs-on-the-host": "true"}  # no node has this label
 # What the config reloader expands from the pod's environment: its name, and its shard (one).
@@ -116,6 +118,29 @@ class PrometheusOperator:
              f"--web.listen-address=127.0.0.1:{self.port}",
              "--log-format=json"],
             env={"KUBECONFIG": kubeconfig, "PATH": "/usr/bin:/bin"},
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace_s=10)
+        self._log.close()
+
+
+class KubeStateMetrics:
+    """kube-state-metrics as a process, exporting the pods of `namespaces` on `host` (the
+    bridge, where a Service's hand-made EndpointSlice can name it, as for the operator)."""
+
+    def __init__(self, kubeconfig: str, namespaces: list[str], host: str, log: Path) -> None:
+        self.host, self.port = host, free_port_on(host)
+        self._log: IO[bytes] = log.open("ab")
+        self.log_path = log
+        self.proc = subprocess.Popen(
+            [str(bin_dir() / "kube-state-metrics"),
+             f"--kubeconfig={kubeconfig}",
+             f"--namespaces={','.join(namespaces)}",
+             "--resources=pods",
+             f"--host={host}", f"--port={self.port}",
+             "--telemetry-host=127.0.0.1", f"--telemetry-port={free_port()}"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -242,8 +267,11 @@ class HostPrometheus:
                     self._log.write(f"sync failed: {exc!r}\n".encode())
 
     def api(self, path: str, **params: str) -> Any:
+        if self.proc is not None and self.proc.poll() is not None:
+            # Not "no answer yet": say so at once instead of waiting out a probe.
+            raise RuntimeError(f"Prometheus exited ({self.proc.returncode}):\n{self.log_tail()}")
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as r:
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=30) as r:
             body = json.loads(r.read())
         if body.get("status") != "success":
             raise RuntimeError(f"{path}: {body}")

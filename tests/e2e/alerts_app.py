@@ -3,7 +3,8 @@ the real node in a ConfigMap (stdlib + temporalio), imported as `e2eapp.alerts_a
 
 Each workflow is one real cause of one or more of the chart's alerts: work that holds the only
 activity slot, an activity that always fails and is retried every second, a workflow that takes
-another path on replay, and a quick workflow to pile up as backlog.
+another path on replay, and a quick workflow to pile up as backlog. `Chat` calls the runtime's
+own OpenAIChat activity (worker_runtime.llm.openai), for the dashboard's LLM panels.
 """
 
 from __future__ import annotations
@@ -82,4 +83,18 @@ class Nondeterministic:
             )
         await workflow.execute_activity(
             noop, retry_policy=ONCE, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
+@workflow.defn
+class Chat:
+    """One chat completion through the runtime's OpenAIChat activity (registered by name)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(
+            "OpenAIChat",
+            {"messages": [{"role": "user", "content": "hello"}]},
+            retry_policy=ONCE,
+            start_to_close_timeout=timedelta(seconds=60),
         )
