@@ -574,11 +574,14 @@ class LocalCluster:
     def down(self) -> None:
         """Stop every component and delete kwokctl's files; verify no process is left.
 
-        The real kubelet node (testbed/realnode.py), if one runs, goes first.
+        The real kubelet node (testbed/realnode.py) goes first if it is joined to this bed (or
+        not running): one joined to another bed is that bed's, with its tests' pods on it.
         """
         from testbed.realnode import RealNode
 
-        RealNode(self.cache).stop(self.kubeconfig)
+        node = RealNode(self.cache)
+        if node.serves() in (None, str(self.kubeconfig)):
+            node.stop(self.kubeconfig)
         self._owned_marker.unlink(missing_ok=True)
         shutil.rmtree(self._leases, ignore_errors=True)
         if self.exists():

@@ -12,6 +12,11 @@ The node is labelled ``workerpools.dev/node-pool=real`` and tainted ``workerpool
 are unaffected. Images come from the local Docker engine (``import_image``; containerd names
 them ``docker.io/<repo>:<tag>``) and pods use them with ``imagePullPolicy: Never``.
 
+The node's files live under the cache folder (``WORKERPOOLS_CACHE``), so a session with a cache
+of its own has a node of its own; ``WORKERPOOLS_REALNODE_BRIDGE`` names its bridge, so another
+cache's node stopping (which deletes its bridge) leaves this one's network alone. Only one of
+them can run at a time: they share ``SUBNET``.
+
 Local bed only: the kubelet authenticates with the admin kubeconfig and serves its API
 anonymously with AlwaysAllow, on 127.0.0.1.
 """
@@ -50,7 +55,7 @@ from testbed.temporal import free_port
 NODE_NAME = "real-0"
 NODE_POOL = "real"
 TAINT_KEY = "workerpools.dev/real-node"
-BRIDGE = "twpbr0"
+BRIDGE = os.environ.get("WORKERPOOLS_REALNODE_BRIDGE") or "twpbr0"  # see the docstring
 SUBNET = "10.244.77.0/24"
 GATEWAY = "10.244.77.1"
 PAUSE_IMAGE = "workerpools/pause:1"
@@ -217,6 +222,13 @@ class RealNode:
                 self._pid("kubelet", self.kubelet_bin) is not None
                 and self._pid("containerd", CONTAINERD) is not None
             )
+            bed, users = self.serves(), self.other_users()
+            if running and bed is not None and bed != str(kubeconfig) and users:
+                # Restarting it for this bed would kill the pods of the sessions on that one.
+                raise TestbedError(
+                    f"the real node is joined to another bed ({bed}) and used by the pytest "
+                    f"sessions {users}: wait for them to end, or run on that bed"
+                )
             if running and not self.node_ready(kubeconfig):
                 # Possibly only slow, or the API server restarting: a restart would kill the
                 # pods of every other session using the node, so give it a minute first.
@@ -232,6 +244,21 @@ class RealNode:
             for stale in [p for p in leases.iterdir() if not _pid_alive(p.name)]:
                 stale.unlink(missing_ok=True)  # sessions that died without releasing
             (leases / str(os.getpid())).touch()
+
+    def serves(self) -> str | None:
+        """The kubeconfig of the bed the running kubelet joined; None when it does not run."""
+        pid = self._pid("kubelet", self.kubelet_bin)
+        flags = _cmdline(pid).split() if pid is not None else []
+        return next((f.split("=", 1)[1] for f in flags if f.startswith("--kubeconfig=")), None)
+
+    def other_users(self) -> list[str]:
+        """Pids of the other live sessions that hold a lease on the node."""
+        leases = self.home / "users"
+        if not leases.is_dir():
+            return []
+        return sorted(
+            p.name for p in leases.iterdir() if p.name != str(os.getpid()) and _pid_alive(p.name)
+        )
 
     def release(self, kubeconfig: str | Path) -> bool:
         """Drop this process's lease; stop the node if tests started it and nobody is left."""

@@ -127,6 +127,28 @@ def test_chart_alert_labels_and_disabled_alerts() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning"), "the rule's own label wins"
 
 
+def test_chart_for_overrides_change_only_the_named_alerts_for() -> None:
+    """prometheusRule.forOverrides (what the live alert test lowers) replaces `for:` of the
+    named alerts only, adds one where the shipped rule has none, and leaves every expression."""
+    helm = require_tool("helm")
+    out = subprocess.run(
+        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
+         "--set", "prometheusRule.enabled=true",
+         "--set", "prometheusRule.forOverrides.TemporalWorkerPoolNoPollers=20s",
+         "--set", "prometheusRule.forOverrides.TemporalWorkerPoolNonDeterminism=1m",
+         "--show-only", "templates/prometheusrule.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    shipped = {r["alert"]: r for g in yaml.safe_load(out)["spec"]["groups"] for r in g["rules"]}
+    original = {r["alert"]: r for g in rules()["groups"] for r in g["rules"]}
+    assert shipped["TemporalWorkerPoolNoPollers"]["for"] == "20s"
+    assert shipped["TemporalWorkerPoolNonDeterminism"]["for"] == "1m"
+    for name, rule in original.items():
+        assert shipped[name]["expr"] == rule["expr"]
+        if name not in ("TemporalWorkerPoolNoPollers", "TemporalWorkerPoolNonDeterminism"):
+            assert shipped[name].get("for") == rule.get("for"), name
+
+
 RUNBOOKS = ROOT / "docs" / "runbooks"
 RUNBOOK_BASE = "https://github.com/workerpools/temporal-workerpools/blob/main/docs/runbooks"
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from testbed import cluster
 from testbed.cluster import KWOK_NODE_ANNOTATION, POOL_LABEL, LocalCluster
 from testbed.realnode import (
     BRIDGE,
@@ -111,3 +115,42 @@ def test_an_accidental_pull_goes_to_a_closed_loopback_port(tmp_path: Path) -> No
     assert {"docker.io", "registry.k8s.io", "quay.io", "ghcr.io"} <= set(hosts)
     for text in hosts.values():
         assert tomllib.loads(text)["server"] == "http://127.0.0.1:1"
+
+
+def test_a_node_joined_to_another_bed_in_use_is_refused_not_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarting it for a second bed would kill the first bed's pods under its tests."""
+    n = node(tmp_path)
+    (n.home / "users").mkdir(parents=True)
+    (n.home / "users" / str(os.getppid())).touch()  # another live session holds it
+    monkeypatch.setattr(RealNode, "_pid", lambda self, name, binary: 4242)
+    monkeypatch.setattr(RealNode, "serves", lambda self: "/beds/first/kubeconfig")
+    monkeypatch.setattr(RealNode, "node_ready", lambda self, kubeconfig: False)
+    started: list[str] = []
+    monkeypatch.setattr(RealNode, "start", lambda self, kubeconfig: started.append(kubeconfig))
+    with pytest.raises(cluster.TestbedError, match=r"another bed \(/beds/first/kubeconfig\)"):
+        n.acquire("/beds/second/kubeconfig")
+    assert started == []
+    # Nobody else on it: this bed may take it over.
+    (n.home / "users" / str(os.getppid())).unlink()
+    monkeypatch.setattr(RealNode, "healthy", lambda self, kubeconfig: False)
+    n.acquire("/beds/second/kubeconfig")
+    assert started == ["/beds/second/kubeconfig"]
+
+
+def test_a_bed_going_down_leaves_a_node_joined_to_another_bed_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Private beds share the machine's node: the last session of one must not stop another's."""
+    bed = LocalCluster("mine", cache=tmp_path)
+    stopped: list[object] = []
+    monkeypatch.setattr(RealNode, "stop", lambda self, kubeconfig=None: stopped.append(kubeconfig))
+    monkeypatch.setattr(LocalCluster, "exists", lambda self: False)
+    monkeypatch.setattr(LocalCluster, "processes", lambda self: [])
+    monkeypatch.setattr(RealNode, "serves", lambda self: "/beds/other/kubeconfig.yaml")
+    bed.down()
+    assert stopped == []
+    monkeypatch.setattr(RealNode, "serves", lambda self: str(bed.kubeconfig))
+    bed.down()
+    assert stopped == [bed.kubeconfig]
