@@ -144,8 +144,6 @@ class BacklogPoller:
         # cut another tenant's back-off short).
         self._ok_at: dict[str, float] = {}
         self.calls: CallCounter[QueueKey] = CallCounter()  # RPCs per queue (benchmarks read it)
-        # Versioned pools: by (fingerprint, deployment, build, types) and (fingerprint, queue).
-        self._versions: dict[tuple[str, ...], _Cached] = {}
 
     async def observe(
         self,
@@ -462,7 +460,9 @@ class VersionPoller:
         quoted = _quote(task_queue)
         if quoted is None:
             return None
-        key = (conn.fingerprint(), "workers", task_queue)
+        # The answer is filtered to `deployment`: two deployments' pools on one queue must not
+        # share it.
+        key = (conn.fingerprint(), "workers", deployment, task_queue)
 
         async def fetch() -> dict[str, WorkerUse] | None:
             client = await poller.clients.get(conn)
