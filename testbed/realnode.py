@@ -169,6 +169,8 @@ def _succeeds(cmd: list[str]) -> bool:
 class RealNode:
     """The kubelet + containerd pair of node ``real-0``; all its files under one scratch folder."""
 
+    settle_s = 60.0  # how long a running node that is not Ready is given before a restart
+
     def __init__(self, cache: Path | None = None) -> None:
         self.cache = cache or cache_root()
         version = read_versions()["KUBERNETES_VERSION"]
@@ -234,7 +236,10 @@ class RealNode:
                 # pods of every other session using the node, so give it a minute first.
                 with contextlib.suppress(TestbedError):
                     wait_until(
-                        lambda: self.healthy(kubeconfig), timeout=60, interval=2, what="node"
+                        lambda: self.healthy(kubeconfig),
+                        timeout=self.settle_s,
+                        interval=2,
+                        what="node",
                     )
             if not self.healthy(kubeconfig):
                 self.start(kubeconfig)

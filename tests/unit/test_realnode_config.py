@@ -135,6 +135,7 @@ def test_a_node_joined_to_another_bed_in_use_is_refused_not_restarted(
     # Nobody else on it: this bed may take it over.
     (n.home / "users" / str(os.getppid())).unlink()
     monkeypatch.setattr(RealNode, "healthy", lambda self, kubeconfig: False)
+    monkeypatch.setattr(RealNode, "settle_s", 0.0)  # not the minute a slow node is given
     n.acquire("/beds/second/kubeconfig")
     assert started == ["/beds/second/kubeconfig"]
 
