@@ -202,6 +202,24 @@ def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
     }
 
 
+def autoscaled_versioned_pool(
+    name: str,
+    queue: str,
+    server: TemporalDevServer,
+    app: str,
+    autoscaling: dict[str, Any],
+    **versioning: Any,
+) -> dict[str, Any]:
+    """`versioned_pool` whose builds KEDA or an HPA scales (no spec.replicas), rolled out all
+    at once and retired as soon as a build drains (sunset delays 0)."""
+    sunset = {"scaleDownDelaySeconds": 0, "deleteDelaySeconds": 0}
+    body = versioned_pool(name, queue, server, app, **{"strategy": "AllAtOnce", "sunset": sunset,
+                                                       **versioning})  # fmt: skip
+    del body["spec"]["replicas"]
+    body["spec"]["autoscaling"] = autoscaling
+    return body
+
+
 def pool_status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
     return dict(cluster.get("temporalworkerpool", name, namespace=ns).get("status") or {})
 

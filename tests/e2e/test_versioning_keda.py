@@ -21,19 +21,16 @@ Missing KEDA binaries skip locally and fail under CI=true (make setup builds the
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
-from testbed import keda as kedabed
 from testbed.builds import BuildWorkers
 from testbed.operator import OperatorProcess
-from testbed.pytest_cluster import KubeCluster, _fail_or_skip
+from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
 from tests.builders import pool_status as status
@@ -44,26 +41,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("po
 
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-
-
-@pytest.fixture(scope="module")
-def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """KEDA running and aggregated for this module; removed afterwards."""
-    if not kube_cluster.local:
-        pytest.skip("KEDA on the bed needs the local control plane (network namespace)")
-    if os.geteuid() != 0:
-        _fail_or_skip("KEDA on the bed needs root: testbed/keda.py creates a network namespace")
-    missing = kedabed.missing_binaries()
-    if missing:
-        _fail_or_skip(
-            f"KEDA binaries missing in {kedabed.bin_dir()} ({', '.join(missing)}): "
-            "run `make tools` (hack/build-keda.sh, ~10 min cold)"
-        )
-    try:
-        with kedabed.running_keda(kube_cluster.kubeconfig, tmp_path_factory.mktemp("keda")) as k:
-            yield k
-    except RuntimeError as exc:
-        pytest.fail(f"KEDA did not start on the bed:\n{exc}", pytrace=False)
 
 
 async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
