@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -123,6 +124,25 @@ def replicas_owners(kube: Cluster, namespace: str, name: str) -> set[tuple[str, 
         for m in json.loads(out)["metadata"]["managedFields"]
         if "f:replicas" in (m.get("fieldsV1", {}).get("f:spec") or {})
     }
+
+
+def deployment_replicas(kube: Cluster, namespace: str, name: str) -> int:
+    """The Deployment's spec.replicas (Kubernetes' default of 1 when unset)."""
+    return int(kube.get("deployment", name, namespace=namespace)["spec"].get("replicas", 1))
+
+
+async def never_below(
+    kube: Cluster, namespace: str, name: str, floor: int, seconds: float
+) -> list[int]:
+    """Sample the Deployment's replicas for `seconds`; fail at once if they drop below floor."""
+    seen: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = await asyncio.to_thread(deployment_replicas, kube, namespace, name)
+        seen.append(r)
+        assert r >= floor, f"replicas dropped to {r} (history {seen})"
+        await asyncio.sleep(0.3)
+    return seen
 
 
 # --- RBAC: what the kind registry needs, as (group, resource, verb) triples ---------------------

@@ -37,8 +37,15 @@ from testbed.operator import deployed_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
-from tests.builders import autoscaled_versioned_pool
+from tests.builders import (
+    autoscaled_versioned_pool,
+    deployment_replicas,
+    never_below,
+    patch_spec,
+    replicas_owners,
+)
 from tests.builders import pool_status as status
+from workerpool_operator.names import MANAGERS
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("pool_crd")]
@@ -49,6 +56,66 @@ MIN, MAX = 1, 3
 # 400m of a 200m request = 200 % against a 50 % target: ceil(n x 4) -> capped at MAX.
 # 10m = 5 %: ceil(n x 0.1) = MIN.
 REQUEST, BUSY, IDLE, TARGET = "200m", "400m", "10m", 50
+
+
+async def test_builtin_to_hpa_hands_each_builds_replicas_over(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_temporal_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """A versioned Builtin pool runs its current build at 3 (its minReplicas); switching it to
+    HPA applies that build's Deployment without replicas from then on. The operator hands the
+    count to its handover manager first, so it is never reset to 1. This test runs before the
+    module's metrics-server starts: the HPA has no metrics, so it does not act, and whatever
+    the Deployment shows is the handover's doing (as test_trust.py does unversioned)."""
+    kube, ns, name = kube_cluster, namespace, "switch"
+    queue = f"vhpa-{uuid.uuid4().hex[:8]}"
+    server = versioning_temporal_server
+    builtin = {"engine": "Builtin", "minReplicas": 3, "maxReplicas": 5}
+    body = autoscaled_versioned_pool(name, queue, server, V1, builtin)
+    # The requests are there from the start: they are part of the build (the pod template).
+    body["spec"]["resources"] = {"requests": {"cpu": REQUEST, "memory": "100Mi"}}
+    workers = BuildWorkers(kube.kubeconfig, ns, name, server, tmp_path)
+
+    def current() -> str | None:
+        st = status(kube, ns, name)
+        same = st.get("currentBuildId") == st.get("targetBuildId")
+        return str(st["currentBuildId"]) if same and st.get("currentBuildId") else None
+
+    def build_deployment(build: str) -> str | None:
+        for dep in workers.deployments():
+            if dep["metadata"]["labels"][BUILD_ID_LABEL] == build:
+                return str(dep["metadata"]["name"])
+        return None
+
+    def state() -> str:
+        st = status(kube, ns, name)
+        deps = {d["metadata"]["name"]: d["spec"].get("replicas") for d in workers.deployments()}
+        return json.dumps({k: st.get(k) for k in ("currentBuildId", "versionReplicas")}) + (
+            f"\nDeployments {deps}"
+        )
+
+    try:
+        kube.apply([body], namespace=ns)
+        async with deployed_operator(kube, ns, tmp_path) as op:
+            build = await eventually(current, "the build current", state)
+            dep = build_deployment(build)
+            assert dep is not None
+            await eventually(lambda: deployment_replicas(kube, ns, dep) == 3,
+                             "Builtin keeps the build at its minReplicas 3", state)  # fmt: skip
+
+            hpa = {"engine": "HPA", "minReplicas": 1, "maxReplicas": 5, "cpuUtilization": TARGET}
+            patch_spec(kube, ns, name, {"autoscaling": hpa})
+            await eventually(lambda: kube.exists("hpa", dep, namespace=ns), "the build's HPA",
+                             state)  # fmt: skip
+            assert current() == build, "the engine is not part of the build"
+            await never_below(kube, ns, dep, 3, 10)
+            owners = replicas_owners(kube, ns, dep)
+            assert (op.manager(MANAGERS.handover), "Apply") in owners, owners
+            assert (op.manager(MANAGERS.operator), "Apply") not in owners, owners
+    finally:
+        workers.close()
 
 
 async def test_hpa_per_build_through_a_rollout_each_scaled_on_its_own_pods(
