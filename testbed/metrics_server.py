@@ -31,7 +31,7 @@ import os
 import ssl
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,37 @@ def simulated_usage(
         )  # fmt: skip
 
 
-def set_usage(kubeconfig: str, namespace: str, *, cpu: str, memory: str) -> dict[str, Any]:
-    """Create or replace the namespace's simulated usage (see `simulated_usage`)."""
+def set_usage(
+    kubeconfig: str,
+    namespace: str,
+    *,
+    cpu: str,
+    memory: str,
+    cpu_by_label: tuple[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Create or replace the namespace's simulated usage (see `simulated_usage`).
+
+    `cpu_by_label=(label, {value: cpu})`: a pod whose `label` has one of the values uses that
+    CPU instead of `cpu` (a kwok CEL expression, evaluated per pod at each scrape, so pods that
+    a scale-up adds take it too): one build busy, another idle, in one namespace."""
+    cpu_usage: dict[str, str] = {"value": cpu}
+    if cpu_by_label is not None:
+        label, by_value = cpu_by_label
+        labels = "pod.metadata.labels"
+        expression = f"Quantity({json.dumps(cpu)})"
+        for value, busy in by_value.items():
+            expression = (
+                f"({json.dumps(label)} in {labels} && {labels}[{json.dumps(label)}] == "
+                f"{json.dumps(value)}) ? Quantity({json.dumps(busy)}) : ({expression})"
+            )
+        cpu_usage = {"expression": expression}
     doc = {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "ClusterResourceUsage",
         "metadata": {"name": usage_name(namespace)},
         "spec": {
             "selector": {"matchNamespaces": [namespace]},
-            "usages": [{"usage": {"cpu": {"value": cpu}, "memory": {"value": memory}}}],
+            "usages": [{"usage": {"cpu": cpu_usage, "memory": {"value": memory}}}],
         },
     }
     kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(doc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -125,6 +126,25 @@ def replicas_owners(kube: Cluster, namespace: str, name: str) -> set[tuple[str, 
     }
 
 
+def deployment_replicas(kube: Cluster, namespace: str, name: str) -> int:
+    """The Deployment's spec.replicas (Kubernetes' default of 1 when unset)."""
+    return int(kube.get("deployment", name, namespace=namespace)["spec"].get("replicas", 1))
+
+
+async def never_below(
+    kube: Cluster, namespace: str, name: str, floor: int, seconds: float
+) -> list[int]:
+    """Sample the Deployment's replicas for `seconds`; fail at once if they drop below floor."""
+    seen: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = await asyncio.to_thread(deployment_replicas, kube, namespace, name)
+        seen.append(r)
+        assert r >= floor, f"replicas dropped to {r} (history {seen})"
+        await asyncio.sleep(0.3)
+    return seen
+
+
 # --- RBAC: what the kind registry needs, as (group, resource, verb) triples ---------------------
 
 Triple = tuple[str, str, str]
@@ -200,6 +220,24 @@ def versioned_pool(name: str, queue: str, server: TemporalDevServer, app: str,
             "versioning": {"defaultBehavior": "Pinned", **versioning},
         },
     }
+
+
+def autoscaled_versioned_pool(
+    name: str,
+    queue: str,
+    server: TemporalDevServer,
+    app: str,
+    autoscaling: dict[str, Any],
+    **versioning: Any,
+) -> dict[str, Any]:
+    """`versioned_pool` whose builds KEDA or an HPA scales (no spec.replicas), rolled out all
+    at once and retired as soon as a build drains (sunset delays 0)."""
+    sunset = {"scaleDownDelaySeconds": 0, "deleteDelaySeconds": 0}
+    body = versioned_pool(name, queue, server, app, **{"strategy": "AllAtOnce", "sunset": sunset,
+                                                       **versioning})  # fmt: skip
+    del body["spec"]["replicas"]
+    body["spec"]["autoscaling"] = autoscaling
+    return body
 
 
 def pool_status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:

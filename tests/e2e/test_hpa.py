@@ -14,8 +14,6 @@ Missing metrics-server skips locally and fails under CI=true (make setup builds 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import pytest
 
 from testbed import metrics_server as msbed
 from testbed.operator import deployed_operator
-from testbed.pytest_cluster import KubeCluster, _fail_or_skip
+from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
 from tests.builders import condition_of
@@ -56,28 +54,6 @@ CASES = {
     "memory": Case("memory", {"cpu": "1", "memory": "100Mi"}, 50,
                    {"cpu": "10m", "memory": "150Mi"}, 150, {"cpu": "10m", "memory": "10Mi"}),
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def metrics_server(
-    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[msbed.MetricsServer]:
-    """metrics-server scraping kwok, aggregated as metrics.k8s.io, for this module."""
-    if not kube_cluster.local:
-        pytest.skip("metrics-server on the bed needs the local control plane (kwok, netns)")
-    if os.geteuid() != 0:
-        _fail_or_skip("metrics-server on the bed needs root: it creates a network namespace")
-    if msbed.missing():
-        _fail_or_skip(
-            f"metrics-server missing in {msbed.bin_dir()}: run `make tools` "
-            "(hack/build-metrics-server.sh, about 2 min cold)"
-        )
-    workdir = tmp_path_factory.mktemp("metrics-server")
-    try:
-        with msbed.running_metrics_server(kube_cluster.kubeconfig, workdir) as running:
-            yield running
-    except RuntimeError as exc:
-        pytest.fail(f"metrics-server did not start on the bed:\n{exc}", pytrace=False)
 
 
 def current_utilization(hpa: dict[str, Any], resource: str) -> int | None:
@@ -178,7 +154,8 @@ async def test_hpa_engine_scales_the_pool_on_real_resource_metrics(
             assert scaled["status"]["desiredReplicas"] == MAX
 
             # Idle workers: far below the target, back to minReplicas (scale-down window 0).
-            msbed.set_usage(kube.kubeconfig, namespace, **case.idle)
+            msbed.set_usage(kube.kubeconfig, namespace, cpu=case.idle["cpu"],
+                            memory=case.idle["memory"])  # fmt: skip
             await eventually(lambda: replicas() == MIN, f"the HPA scales {MAX} -> {MIN}", state)
             idle = current_utilization(hpa(), case.resource)
             assert idle is not None, hpa().get("status")

@@ -15,7 +15,6 @@ Missing KEDA binaries skip locally and fail under CI=true (make setup builds the
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,13 +24,13 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from testbed import keda as kedabed
 from testbed.certs import issue, make_ca
 from testbed.forward import Forwarder, forwarding
 from testbed.operator import deployed_operator
-from testbed.pytest_cluster import KubeCluster, _fail_or_skip
+from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests.e2e.beds import keda_on_bed
 from workerpool_operator.api import v1alpha1 as api
 
 pytestmark = pytest.mark.e2e
@@ -44,16 +43,6 @@ API_KEY = "test-api-key-not-a-secret"
 @pytest.fixture(scope="module")
 def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """KEDA running and aggregated for this module; removed afterwards."""
-    if not kube_cluster.local:
-        pytest.skip("KEDA on the bed needs the local control plane (network namespace)")
-    if os.geteuid() != 0:
-        _fail_or_skip("KEDA on the bed needs root: testbed/keda.py creates a network namespace")
-    missing = kedabed.missing_binaries()
-    if missing:
-        _fail_or_skip(
-            f"KEDA binaries missing in {kedabed.bin_dir()} ({', '.join(missing)}): "
-            "run `make tools` (hack/build-keda.sh, ~10 min cold)"
-        )
     workdir = tmp_path_factory.mktemp("keda")
     # The TLS front of the dev server is signed by this CA; KEDA trusts it through --ca-dir.
     pki = workdir / "temporal-pki"
@@ -62,11 +51,8 @@ def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     trust = workdir / "temporal-trust"
     trust.mkdir()
     shutil.copy(ca.cert, trust / "ca.crt")
-    try:
-        with kedabed.running_keda(kube_cluster.kubeconfig, workdir, ca_dirs=(trust,)) as running:
-            yield running, leaf, ca
-    except RuntimeError as exc:
-        pytest.fail(f"KEDA did not start on the bed:\n{exc}", pytrace=False)
+    with keda_on_bed(kube_cluster, workdir, ca_dirs=(trust,)) as running:
+        yield running, leaf, ca
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ listens, so it holds replicas (clamped into [min, max]) instead of scaling on a 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -17,7 +15,8 @@ from testbed.operator import running_operator
 from testbed.pytest_cluster import KubeCluster
 from testbed.wait import eventually
 from tests import builders
-from tests.builders import NOWHERE, condition, patch_spec, replicas_owners
+from tests.builders import NOWHERE, condition, never_below, patch_spec, replicas_owners
+from tests.builders import deployment_replicas as replicas
 from workerpool_operator.names import MANAGERS
 
 pytestmark = pytest.mark.e2e
@@ -35,24 +34,6 @@ def operator(cluster: KubeCluster, namespace: str) -> Any:
 def pool(name: str, **spec: Any) -> dict[str, Any]:
     """A pool whose Temporal is unreachable: the Builtin scaler holds its replicas."""
     return builders.pool(name, connection=NOWHERE, **spec)
-
-
-def replicas(cluster: KubeCluster, ns: str, name: str) -> int:
-    return int(cluster.get("deployment", name, namespace=ns)["spec"].get("replicas", 1))
-
-
-async def never_below(
-    cluster: KubeCluster, ns: str, name: str, floor: int, seconds: float
-) -> list[int]:
-    """Sample the Deployment's replicas for `seconds`; fail at once if they drop below floor."""
-    seen = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        r = await asyncio.to_thread(replicas, cluster, ns, name)
-        seen.append(r)
-        assert r >= floor, f"replicas dropped to {r} (history {seen})"
-        await asyncio.sleep(0.3)
-    return seen
 
 
 async def test_switching_engines_never_drops_replicas_and_hands_the_field_over(

@@ -2,17 +2,19 @@
 real KEDA (hack/build-keda.sh, testbed/keda.py) scaling each build's Deployment on its own
 Worker Deployment Version's backlog, and real workers polling.
 
-The operator process (scoped to the test's namespace, field managers of its own), KEDA's
-operator and metrics API server aggregated by the bed's kube-apiserver (the bed's real
-kube-controller-manager runs the HPA that KEDA creates), and the Temporal dev server with
-versioning's drainage and poller TTLs lowered. kwok pods run no code, so testbed/builds.py runs
+The operator as deployed (`deployed_operator`: scoped to the test's namespace, field managers
+of its own), KEDA's operator and metrics API server aggregated by the bed's kube-apiserver (the
+bed's real kube-controller-manager runs the HPA that KEDA creates), and the Temporal dev server
+with versioning's drainage and poller TTLs lowered. kwok pods run no code, so testbed/builds.py runs
 one real runtime process per build Deployment above 0 replicas and stops it at 0.
 
 The story: build 1 is current with three pinned workflows waiting for a signal; build 2 is
 rolled out (AllAtOnce). Build 2's ScaledObject appears with its build ID; build 1 drains with a
 backlog of 0 and keeps its worker (minReplicaCount 1 while its exact pinned count is open);
-build 2 is scaled to 0 by KEDA, then taken up again by KEDA from a real backlog of new
-workflows on its version; once build 1's pinned workflows finish, its ScaledObject goes and the
+build 2 is scaled to 0 by KEDA, then taken up again from a real backlog of new workflows on its
+version, held there (its new pods get no worker, as Pending pods would): KEDA activates it
+0 -> 1 and its HPA takes it 1 -> 4 on that version's backlog, while build 1 stays at 1; then
+its worker runs them. Once build 1's pinned workflows finish, its ScaledObject goes and the
 build is retired.
 
 Missing KEDA binaries skip locally and fail under CI=true (make setup builds them).
@@ -21,49 +23,27 @@ Missing KEDA binaries skip locally and fail under CI=true (make setup builds the
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
-from testbed import keda as kedabed
 from testbed.builds import BuildWorkers
-from testbed.operator import OperatorProcess
-from testbed.pytest_cluster import KubeCluster, _fail_or_skip
+from testbed.operator import deployed_operator
+from testbed.pytest_cluster import KubeCluster
 from testbed.temporal import TemporalDevServer
 from testbed.wait import eventually
+from tests.builders import autoscaled_versioned_pool
 from tests.builders import pool_status as status
-from tests.builders import versioned_pool
 from workerpool_operator.versioning.build_id import BUILD_ID_LABEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.temporal, pytest.mark.usefixtures("pool_crd")]
 
 V1 = "tests.runtime.versioned_v1"
 V2 = "tests.runtime.versioned_v2"
-
-
-@pytest.fixture(scope="module")
-def keda(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """KEDA running and aggregated for this module; removed afterwards."""
-    if not kube_cluster.local:
-        pytest.skip("KEDA on the bed needs the local control plane (network namespace)")
-    if os.geteuid() != 0:
-        _fail_or_skip("KEDA on the bed needs root: testbed/keda.py creates a network namespace")
-    missing = kedabed.missing_binaries()
-    if missing:
-        _fail_or_skip(
-            f"KEDA binaries missing in {kedabed.bin_dir()} ({', '.join(missing)}): "
-            "run `make tools` (hack/build-keda.sh, ~10 min cold)"
-        )
-    try:
-        with kedabed.running_keda(kube_cluster.kubeconfig, tmp_path_factory.mktemp("keda")) as k:
-            yield k
-    except RuntimeError as exc:
-        pytest.fail(f"KEDA did not start on the bed:\n{exc}", pytrace=False)
+MAX, PER_REPLICA, NEW = 4, 2, 8  # 8 new workflows at 2 per replica: 4 replicas
 
 
 async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
@@ -79,23 +59,14 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
     deployment = f"{ns}/{name}"
 
     def pool(app: str) -> dict[str, Any]:
-        sunset = {"scaleDownDelaySeconds": 0, "deleteDelaySeconds": 0}
-        body = versioned_pool(name, queue, server, app, strategy="AllAtOnce", sunset=sunset)
-        del body["spec"]["replicas"]
-        body["spec"]["autoscaling"] = {
-            "engine": "KEDA",
-            "minReplicas": 0,
-            "maxReplicas": 4,
-            "targetBacklogPerReplica": 2,
-            "pollIntervalSeconds": 2,
-            "scaleDownStabilizationSeconds": 20,  # KEDA's cooldown before the last replica
-        }
-        return body
+        return autoscaled_versioned_pool(
+            name, queue, server, app,
+            {"engine": "KEDA", "minReplicas": 0, "maxReplicas": MAX,
+             "targetBacklogPerReplica": PER_REPLICA, "pollIntervalSeconds": 2,
+             # KEDA's cooldown before the last replica goes
+             "scaleDownStabilizationSeconds": 20},
+        )  # fmt: skip
 
-    op = OperatorProcess(
-        kube_cluster.kubeconfig, "versioning-keda", "-n", ns, "--cluster-name", "e2e",
-        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
-    )  # fmt: skip
     workers = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
     client = await Client.connect(server.address, namespace=server.namespace)
 
@@ -131,85 +102,105 @@ async def test_keda_scaled_object_per_build_through_a_rollout_from_real_backlog(
         return str(st["currentBuildId"]) if same and st.get("currentBuildId") else None
 
     try:
-        kube_cluster.apply([pool(V1)], namespace=ns)
-        v1 = await eventually(current, "build 1 current", state)
-        # Its ScaledObject names its Worker Deployment Version and targets its Deployment.
-        so1 = await eventually(lambda: scaled_objects().get(v1), "build 1's ScaledObject", state)
-        meta = so1["spec"]["triggers"][0]["metadata"]
-        assert (meta["workerDeploymentName"], meta["taskQueue"]) == (deployment, queue)
-        assert so1["spec"]["scaleTargetRef"]["name"] == so1["metadata"]["name"]
-        assert build_replicas(v1) is not None
-        assert not kube_cluster.exists("scaledobject", name, namespace=ns)  # none pool-wide
-
-        # Three workflows pinned to build 1, waiting for a signal: work, but no backlog. A
-        # workflow is pinned by its first workflow task on a build-1 worker; KEDA may have
-        # scaled build 1 to 0 (current, minReplicas 0), and then brings it back on that backlog.
-        pinned = [
-            await client.start_workflow(
-                "OrderFlow", f"old-{i}", id=f"{queue}-old-{i}", task_queue=queue
+        async with deployed_operator(kube_cluster, ns, tmp_path, "--cluster-name", "e2e") as op:
+            kube_cluster.apply([pool(V1)], namespace=ns)
+            v1 = await eventually(current, "build 1 current", state)
+            # Its ScaledObject names its Worker Deployment Version and targets its Deployment.
+            so1 = await eventually(
+                lambda: scaled_objects().get(v1), "build 1's ScaledObject", state
             )
-            for i in range(3)
-        ]
+            meta = so1["spec"]["triggers"][0]["metadata"]
+            assert (meta["workerDeploymentName"], meta["taskQueue"]) == (deployment, queue)
+            assert so1["spec"]["scaleTargetRef"]["name"] == so1["metadata"]["name"]
+            assert build_replicas(v1) is not None
+            assert not kube_cluster.exists("scaledobject", name, namespace=ns)  # none pool-wide
 
-        def open_pinned(build: str) -> int | None:
-            for v in status(kube_cluster, ns, name).get("versions") or []:
-                if v["buildId"] == build and v.get("openPinnedWorkflows") is not None:
-                    return int(v["openPinnedWorkflows"])
-            return None
+            # Three workflows pinned to build 1, waiting for a signal: work, but no backlog. A
+            # workflow is pinned by its first workflow task on a build-1 worker; KEDA may have
+            # scaled build 1 to 0 (current, minReplicas 0), and then brings it back on that backlog.
+            pinned = [
+                await client.start_workflow(
+                    "OrderFlow", f"old-{i}", id=f"{queue}-old-{i}", task_queue=queue
+                )
+                for i in range(3)
+            ]
 
-        await eventually(lambda: open_pinned(v1) == 3, "3 workflows pinned to build 1", state)
+            def open_pinned(build: str) -> int | None:
+                for v in status(kube_cluster, ns, name).get("versions") or []:
+                    if v["buildId"] == build and v.get("openPinnedWorkflows") is not None:
+                        return int(v["openPinnedWorkflows"])
+                return None
 
-        # Build 2: its own ScaledObject, with its build ID, while build 1's stays.
-        kube_cluster.apply([pool(V2)], namespace=ns)
-        v2 = await eventually(lambda: (c := current()) != v1 and c, "build 2 current", state)
-        so2 = await eventually(lambda: scaled_objects().get(v2), "build 2's ScaledObject", state)
-        assert so2["spec"]["triggers"][0]["metadata"]["workerDeploymentBuildId"] == v2
-        assert so2["metadata"]["name"] != so1["metadata"]["name"]
+            await eventually(lambda: open_pinned(v1) == 3, "3 workflows pinned to build 1", state)
 
-        # Build 1 drains: the exact count says 3 pinned workflows are open, so its
-        # ScaledObject keeps a worker although its backlog is 0.
-        drain = await eventually(
-            lambda: (so := scaled_objects().get(v1)) is not None
-            and so["spec"]["minReplicaCount"] == 1 and so,
-            "build 1's ScaledObject at minReplicaCount 1 while it drains", state,
-        )  # fmt: skip
-        assert drain["spec"]["scaleTargetRef"]["name"] == so1["metadata"]["name"]
-        await eventually(lambda: (build_replicas(v1) or 0) >= 1, "build 1 kept up", state)
+            # Build 2: its own ScaledObject, with its build ID, while build 1's stays.
+            kube_cluster.apply([pool(V2)], namespace=ns)
+            v2 = await eventually(lambda: (c := current()) != v1 and c, "build 2 current", state)
+            so2 = await eventually(
+                lambda: scaled_objects().get(v2), "build 2's ScaledObject", state
+            )
+            assert so2["spec"]["triggers"][0]["metadata"]["workerDeploymentBuildId"] == v2
+            assert so2["metadata"]["name"] != so1["metadata"]["name"]
 
-        # Build 2 is current with minReplicas 0 and no backlog: KEDA takes it to 0, and its
-        # worker stops. Build 1 keeps its worker for the pinned work.
-        await eventually(lambda: build_replicas(v2) == 0, "KEDA scales build 2 to 0", state)
-        await eventually(lambda: v2 not in workers.running(), "build 2's worker stopped", state)
-        assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
-        assert v1 in workers.running()
+            # Build 1 drains: the exact count says 3 pinned workflows are open, so its
+            # ScaledObject keeps a worker although its backlog is 0.
+            drain = await eventually(
+                lambda: (so := scaled_objects().get(v1)) is not None
+                and so["spec"]["minReplicaCount"] == 1 and so,
+                "build 1's ScaledObject at minReplicaCount 1 while it drains", state,
+            )  # fmt: skip
+            assert drain["spec"]["scaleTargetRef"]["name"] == so1["metadata"]["name"]
+            await eventually(lambda: (build_replicas(v1) or 0) >= 1, "build 1 kept up", state)
 
-        # Real backlog on build 2's version: eight new workflows, which only a build-2 worker
-        # may take (new work goes to the current build). KEDA's scaler reads that version's
-        # backlog and activates build 2's Deployment 0 -> 1; its worker then runs them.
-        before = workers.started.get(v2, 0.0)
-        for i in range(8):
-            await client.start_workflow("Smoke", id=f"{queue}-new-{i}", task_queue=queue)
-        await eventually(lambda: workers.started.get(v2, 0.0) > before,
-                         "KEDA scales build 2 0 -> 1 on its version's backlog", state)  # fmt: skip
-        for i in range(8):
-            assert await client.get_workflow_handle(f"{queue}-new-{i}").result() == "ok"
-        # The HPA KEDA made for build 2 scales on that version's own metric (deployment name and
-        # build ID in its name), so the two builds' HPAs never read each other's backlog.
-        hpa = kube_cluster.get("hpa", f"keda-hpa-{so2['metadata']['name']}", namespace=ns)
-        metric = hpa["spec"]["metrics"][0]["external"]["metric"]["name"]
-        assert metric.endswith(v2.replace(".", "-")), metric
-        assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
+            # Build 2 is current with minReplicas 0 and no backlog: KEDA takes it to 0, and its
+            # worker stops. Build 1 keeps its worker for the pinned work.
+            await eventually(lambda: build_replicas(v2) == 0, "KEDA scales build 2 to 0", state)
+            await eventually(lambda: v2 not in workers.running(), "build 2's worker stopped", state)
+            assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
+            assert v1 in workers.running()
 
-        # The pinned workflows finish on build 1; then its ScaledObject goes and it retires.
-        for handle in pinned:
-            await handle.signal("finish")
-        assert [await h.result() for h in pinned] == [f"v1:old-{i}" for i in range(3)]
-        await eventually(lambda: v1 not in scaled_objects(), "build 1's ScaledObject removed",
-                         state)  # fmt: skip
-        await eventually(lambda: build_replicas(v1) is None, "build 1's Deployment retired",
-                         state)  # fmt: skip
-        assert v2 in scaled_objects()
-        assert op.tracebacks() == 0
+            # Real backlog on build 2's version: eight new workflows, which only a build-2 worker
+            # may take (new work goes to the current build). Build 2's pods get no worker yet
+            # (as Pending pods on a full node), so the backlog stays: KEDA's scaler reads that
+            # version's backlog and activates build 2's Deployment 0 -> 1, then the HPA KEDA
+            # made for it takes it 1 -> 4 (8 tasks at 2 per replica) on the same metric. Build
+            # 1, draining with no backlog of its own, stays at 1.
+            before = workers.started.get(v2, 0.0)
+            workers.hold_new = True
+            for i in range(NEW):
+                await client.start_workflow("Smoke", id=f"{queue}-new-{i}", task_queue=queue)
+            seen: list[int | None] = []
+
+            def sized() -> bool:
+                seen.append(build_replicas(v2))
+                return seen[-1] == MAX and build_replicas(v1) == 1
+
+            await eventually(sized, f"KEDA and its HPA scale build 2 0 -> 1 -> {MAX} on its "
+                             "version's backlog, build 1 at 1", state)  # fmt: skip
+            assert workers.started.get(v2, 0.0) == before, "the backlog was not held"
+            hpa = kube_cluster.get("hpa", f"keda-hpa-{so2['metadata']['name']}", namespace=ns)
+            assert hpa["status"]["desiredReplicas"] == MAX, (hpa["status"], seen)
+            # Build 2's worker comes: it runs the eight workflows, so KEDA's backlog was theirs.
+            workers.hold_new = False
+            await eventually(lambda: workers.started.get(v2, 0.0) > before,
+                             "build 2's worker started", state)  # fmt: skip
+            for i in range(NEW):
+                assert await client.get_workflow_handle(f"{queue}-new-{i}").result() == "ok"
+            # The HPA KEDA made for build 2 scales on that version's own metric (deployment name and
+            # build ID in its name), so the two builds' HPAs never read each other's backlog.
+            metric = hpa["spec"]["metrics"][0]["external"]["metric"]["name"]
+            assert metric.endswith(v2.replace(".", "-")), metric
+            assert (build_replicas(v1) or 0) >= 1, "a draining build was scaled down"
+
+            # The pinned workflows finish on build 1; then its ScaledObject goes and it retires.
+            for handle in pinned:
+                await handle.signal("finish")
+            assert [await h.result() for h in pinned] == [f"v1:old-{i}" for i in range(3)]
+            await eventually(lambda: v1 not in scaled_objects(), "build 1's ScaledObject removed",
+                             state)  # fmt: skip
+            await eventually(lambda: build_replicas(v1) is None, "build 1's Deployment retired",
+                             state)  # fmt: skip
+            assert v2 in scaled_objects()
+            assert op.tracebacks() == 0
     finally:
         workers.close()
-        op.stop()

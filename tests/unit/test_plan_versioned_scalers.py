@@ -14,9 +14,16 @@ import pytest
 
 from tests import builders
 from workerpool_operator.api import v1alpha1 as api
-from workerpool_operator.kinds import DEPLOYMENT, HPA, SCALED_OBJECT, TRIGGER_AUTH
+from workerpool_operator.kinds import DEPLOYMENT, HPA, REPLICAS_OWNERS, SCALED_OBJECT, TRIGGER_AUTH
+from workerpool_operator.names import MANAGERS
 from workerpool_operator.reasons import Reason
-from workerpool_operator.reconcile.model import Observed, Plan, Revocation, VersioningObserved
+from workerpool_operator.reconcile.model import (
+    Handover,
+    Observed,
+    Plan,
+    Revocation,
+    VersioningObserved,
+)
 from workerpool_operator.reconcile.plan import plan
 from workerpool_operator.reconcile.revoke import revocations
 from workerpool_operator.render import Capabilities
@@ -340,3 +347,33 @@ def test_render_build_scaler_table(engine: str, least: int, field: str, expected
             "b-7",
         )
         assert "authenticationRef" not in out["spec"]["triggers"][0]
+
+
+@pytest.mark.parametrize("engine", ["KEDA", "HPA"])
+def test_builtin_to_keda_or_hpa_hands_the_target_builds_replicas_over(engine: str) -> None:
+    """A versioned Builtin pool's target build runs 5 replicas under the operator's apply.
+    Switching to KEDA or HPA applies that Deployment without replicas from then on: without a
+    handover, server-side apply would drop the field and Kubernetes reset it to 1. The count
+    is handed over first, to the handover manager, as for an unversioned pool."""
+    builtin = scaled_body("Builtin", minReplicas=1)
+    target = target_of(builtin)
+    name = deployment_name("orders", target)
+    current = temporal((target, "Current"), current=target, open_={target: 0})
+    first = plan(builtin, KEDA, Observed(versioning=current))
+    dep = next(w.manifest for w in first.writes if w.kind is DEPLOYMENT)
+    live_dep = built({**dep, "spec": {**dep["spec"], "replicas": 5}}, ready=5)
+    live_dep[REPLICAS_OWNERS] = ["workerpool-operator/Apply"]
+    assert first.handover is None  # Builtin: the operator applies the replicas itself
+
+    switched = scaled_body(engine, minReplicas=1)
+    assert target_of(switched) == target  # the engine is not part of the build
+    p = plan(switched, KEDA, Observed(builds=(live_dep,), versioning=current))
+    assert p.handover == Handover(5, MANAGERS.handover, deployment=name)
+    written = next(w.manifest for w in p.writes if w.kind is DEPLOYMENT)
+    assert written["metadata"]["name"] == name
+    assert "replicas" not in written["spec"]  # the reconciler lets go of the field
+    assert name in scalers(p)
+    # Once the handover manager holds the field too, nothing more is handed over.
+    live_dep[REPLICAS_OWNERS] = ["workerpool-operator/Apply", f"{MANAGERS.handover}/Apply"]
+    again = plan(switched, KEDA, Observed(builds=(live_dep,), versioning=current))
+    assert again.handover is None

@@ -271,3 +271,34 @@ async def test_pools_naming_one_deployment_share_one_build_that_any_member_chang
     assert again.group is not None
     assert again.group.build_id != first  # so the workflow pool runs a new build too
     assert reads(frontend) == 2  # another target: Temporal read afresh
+
+
+async def test_a_pool_joining_a_group_reads_the_verdict_the_other_members_recorded() -> None:
+    """A fixed build ID keeps the group's build when a pool with an earlier name joins and
+    becomes its driver; the build the group rejected stays rejected (routing.py reads
+    `Group.rejected`), from the record in the other member's status."""
+    versioning = {"deploymentName": "shop/orders", "buildId": "v7"}
+    orders = builders.pool("orders", "shop", connection={"address": "temporal:7233"},
+                           workflows=("app:Wf",), versioning=versioning)  # fmt: skip
+    orders["metadata"]["generation"] = 3
+    orders["status"] = {"versions": [
+        {"buildId": "v7", "state": "Draining", "rejected": "3 of 10 failed",
+         "rejectedGeneration": 3},
+        {"buildId": "v6", "state": "Current"},
+    ]}  # fmt: skip
+    joining = builders.pool("activities", "shop", connection={"address": "temporal:7233"},
+                            workflows=(), activities=["app.acts:ACTIVITIES"],
+                            versioning=versioning)  # fmt: skip
+    view = View()
+    view.pools = [joining, orders]
+    read = await driver_for(Frontend("v6"), Clock(), [], view).observe(joining)
+    assert read is not None
+    assert read.group is not None
+    assert (read.group.driver, read.group.build_id) == ("activities", "v7")
+    assert read.group.rejected == {"v7": "3 of 10 failed"}
+    # Once the other member's spec changes (a newer generation), its record no longer stands.
+    orders["metadata"]["generation"] = 4
+    lifted = await driver_for(Frontend("v6"), Clock(), [], view).observe(joining)
+    assert lifted is not None
+    assert lifted.group is not None
+    assert lifted.group.rejected == {}

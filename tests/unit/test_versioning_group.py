@@ -9,7 +9,7 @@ import pytest
 
 from workerpool_operator.api.versioning import VersioningSpec
 from workerpool_operator.versioning.build_id import group_build_id
-from workerpool_operator.versioning.group import Group, Member, form, state
+from workerpool_operator.versioning.group import Group, Member, form, standing_verdicts, state
 
 DEP = "team/orders"
 
@@ -160,3 +160,33 @@ def test_holder(case: str, ready: dict[str, int], polled: set[str] | None, held:
 def test_state(current: str, ramping: str | None, held: str, want: str) -> None:
     assert state(grp(), held, current, ramping) == want
     assert state(replace(grp(), problem="p"), held, current, ramping) == "Invalid"
+
+
+# --- the group's verdict ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("row", "generation", "stands"),
+    [
+        ({"buildId": "B", "rejected": "3 of 10 failed", "rejectedGeneration": 7}, 7, True),
+        ({"buildId": "B", "rejected": "3 of 10 failed", "rejectedGeneration": 7}, 6, True),
+        # The pool's spec changed since: its record is lifted.
+        ({"buildId": "B", "rejected": "3 of 10 failed", "rejectedGeneration": 7}, 8, False),
+        ({"buildId": "B", "state": "Draining"}, 1, False),
+        ({"buildId": "B", "rejected": "gate failed"}, 1, False),  # no generation: not a verdict
+    ],
+)
+def test_standing_verdicts(row: dict[str, Any], generation: int, stands: bool) -> None:
+    got = standing_verdicts([row, {"buildId": "A", "state": "Current"}], generation)
+    assert got == ({"B": row["rejected"]} if stands else {})
+
+
+def test_any_members_standing_verdict_is_the_groups() -> None:
+    g = form(DEP, [member("wf", rejected={"B": "wf's words"}), member("act"),
+                   member("zeta", rejected={"B": "zeta's words", "C": "gate failed"})])  # fmt: skip
+    assert g is not None
+    assert g.driver == "act"  # the driver has no record of its own
+    assert g.rejected == {"B": "wf's words", "C": "gate failed"}
+    none = form(DEP, [member("wf"), member("act")])
+    assert none is not None
+    assert none.rejected == {}

@@ -10,7 +10,7 @@ import pytest
 
 from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
 from workerpool_operator.reasons import Reason
-from workerpool_operator.versioning.group import Group
+from workerpool_operator.versioning.group import Group, standing_verdicts
 from workerpool_operator.versioning.model import (
     AnalysisObservation,
     BuildDeployment,
@@ -731,3 +731,69 @@ def test_an_invalid_group_routes_nothing() -> None:
     p = plan(inp(REGISTERED, group=g, polled=frozenset({"orders-q", "zeta-q"})))
     assert not any(isinstance(c, SetCurrent | SetRamping | SetManager) for c in p.calls)
     assert rollout(p).reason == Reason.RELEASE_GROUP_INVALID
+
+
+# --- a release group's verdict outlives its driver ------------------------------------------------
+
+ROLLED_BACK = temporal(("A", "Current"), ("B", "Draining"))
+
+
+def recorded(p: RoutingPlan, generation: int) -> dict[str, str]:
+    """What the group reads from a member whose status.versions the plan `p` wrote."""
+    rows = [v.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for v in status_versions(p, {})]  # fmt: skip
+    return standing_verdicts(rows, generation)
+
+
+def test_every_member_records_the_verdict_so_it_outlives_the_driver() -> None:
+    """`act` drives and rolls B back; `orders` follows. Then `act` is deleted and `orders`,
+    alone, drives: it must not ramp B again (the spec did not change)."""
+    g = grp()
+    judged = plan(inp(RAMPING_B, spec=ANALYZED, pool="act", group=g, generation=7,
+                      analysis=AnalysisObservation(closed=10, failed=3)))  # fmt: skip
+    assert judged.calls == (SetRamping(None, 0.0),)
+    verdict = recorded(judged, 7)
+    assert set(verdict) == {"B"}
+    # The follower reads the driver's status and records the verdict at its own generation.
+    followed = plan(inp(ROLLED_BACK, spec=ANALYZED, pool="orders", generation=4,
+                        group=replace(g, rejected=verdict)))  # fmt: skip
+    entry = version(followed, "B")
+    assert (entry.rejected, entry.rejected_generation) == (verdict["B"], 4)
+    # The driver is gone: `orders` alone, with only its own status.
+    alone = plan(inp(ROLLED_BACK, spec=ANALYZED, generation=4,
+                     previous=status_versions(followed, {})))  # fmt: skip
+    assert alone.calls == ()
+    assert rollout(alone).reason == Reason.ANALYSIS_FAILED
+    assert version(alone, "B").rejected == verdict["B"]
+
+
+def test_a_new_driver_reads_the_groups_verdict_from_the_other_members() -> None:
+    """A pool with an earlier name joins (a fixed build ID keeps the group's build): it drives
+    now, has no status of its own, and must not ramp the build the group rejected."""
+    g = replace(grp(), members=("aaa", "act", "orders"), rejected={"B": "3 of 10 failed"},
+                queues={"aaa": "aaa-q", "act": "act-q", "orders": "orders-q"},
+                ready={"aaa": 1, "act": 1, "orders": 1})  # fmt: skip
+    p = plan(inp(ROLLED_BACK, spec=ANALYZED, pool="aaa", group=g, generation=1, previous=(),
+                 polled=frozenset({"aaa-q", "act-q", "orders-q"})))  # fmt: skip
+    assert p.calls == ()
+    assert rollout(p).reason == Reason.ANALYSIS_FAILED
+    assert "3 of 10 failed" in rollout(p).message
+    entry = version(p, "B")
+    assert (entry.rejected, entry.rejected_generation) == ("3 of 10 failed", 1)
+
+
+def test_the_groups_verdict_is_lifted_once_every_record_of_it_is() -> None:
+    """A member whose spec changed keeps its lifted record as it is (it does not stamp the
+    verdict afresh from the others); once no member's record stands, B is judged afresh."""
+    mine = [VersionStatus(build_id="B", state="Draining", rejected="3 of 10 failed",
+                          rejected_generation=7)]  # fmt: skip
+    others = replace(grp(), rejected={"B": "3 of 10 failed"})
+    held = plan(inp(ROLLED_BACK, spec=ANALYZED, pool="act", group=others, generation=8,
+                    previous=mine, polled=frozenset({"act-q", "orders-q"})))  # fmt: skip
+    assert held.calls == ()
+    assert version(held, "B").rejected_generation == 7  # still lifted on this member's side
+    assert recorded(held, 8) == {}
+    lifted = plan(inp(ROLLED_BACK, spec=ANALYZED, pool="act", group=grp(), generation=8,
+                      previous=mine, polled=frozenset({"act-q", "orders-q"})))  # fmt: skip
+    assert lifted.calls == (SetRamping("B", 10.0),)
+    assert version(lifted, "B").rejected is None

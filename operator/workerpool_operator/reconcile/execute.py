@@ -54,11 +54,13 @@ class Executor:
         pool = p.pool
         if p.handover is not None:
             h = p.handover
-            await self.kube.apply_replicas(ns, name, h.replicas, h.manager)
+            target = h.deployment or name
+            await self.kube.apply_replicas(ns, target, h.replicas, h.manager)
             log.info(
                 "handed spec.replicas over",
-                extra={"pool": f"{ns}/{name}", "replicas": h.replicas, "to": h.manager},
-            )
+                extra={"pool": f"{ns}/{name}", "deployment": target, "replicas": h.replicas,
+                       "to": h.manager},
+            )  # fmt: skip
 
         # Every child the caches do not hold is looked up first, all at once: a name someone
         # else holds (an object the label-selected caches do not see) is a conflict. Knowing

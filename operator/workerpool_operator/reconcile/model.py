@@ -79,10 +79,13 @@ class Handover:
     current value: our scaler with its own manager, or, for KEDA/HPA, a handover manager whose
     ownership the HPA controller's first /scale write that changes the value takes over. (An
     Update that sets a field to the value it already has would own nothing: apply it is.)
+    A versioned pool switching from Builtin to KEDA or HPA hands over its target build's
+    Deployment (`deployment`), the one the routing pass applies without replicas from then on.
     """
 
     replicas: int
     manager: str
+    deployment: str = ""  # "": the pool's own Deployment
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from workerpool_operator.reconcile.versioned import (
     leaving,
     plan_builds,
     routing_conditions,
+    scaler_owned,
 )
 from workerpool_operator.render import Capabilities, desired_children
 from workerpool_operator.render.autoscaling import plan_autoscaling
@@ -292,6 +293,13 @@ def plan(
     engine = engine_of(pool)
     if versioned:
         deployment = plan_builds(out, pool, pool_body, observed, digest, keda_installed=caps.keda)
+        if deployment is not None and scaler_owned(pool):
+            # Builtin -> KEDA/HPA: the target build's Deployment is applied without replicas
+            # from now on; its current count is handed over first, as for a pool's own.
+            handover = _handover(pool, deployment, managers)
+            if handover is not None:
+                name = str(deployment["metadata"]["name"])
+                out.handover = replace(handover, deployment=name)
     else:
         if leaving_to is not None:
             plan_builds(out, pool, pool_body, observed, digest)

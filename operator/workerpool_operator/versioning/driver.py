@@ -49,7 +49,7 @@ from workerpool_operator.versioning.execute import (
     observe_pool,
     start_gate,
 )
-from workerpool_operator.versioning.group import Group, Member, form
+from workerpool_operator.versioning.group import Group, Member, form, standing_verdicts
 from workerpool_operator.versioning.model import (
     DEFAULT_VERSION_CAP,
     Call,
@@ -209,8 +209,16 @@ class VersioningDriver:
                 for k, v in (meta.get("annotations") or {}).items()
                 if k in (PROMOTE_ANNOTATION, ABORT_ANNOTATION)
             }
+            verdicts = standing_verdicts(
+                (body.get("status") or {}).get("versions") or [], int(meta.get("generation") or 0)
+            )
             member = Member(
-                name, pool.spec.versioning, pool.spec.task_queue, ready=ready, annotations=asked
+                name,
+                pool.spec.versioning,
+                pool.spec.task_queue,
+                ready=ready,
+                annotations=asked,
+                rejected=verdicts,
             )
             resolved = self.view.resolve(pool, body)
             if isinstance(resolved, Unresolved):

@@ -14,6 +14,13 @@ both run the same build ID and both have polled. So the group has:
   then the first member that is not there holds the group (`Group.holder`). Without the hold,
   a workflow of the new build could schedule an activity that only old workers serve.
 
+- one verdict: a build that analysis or a gate rolled back is the group's, not the driver's.
+  Every member records it in its own status.versions (`rejected`, at its own generation), and
+  the group holds it while any member's record stands (`Group.rejected`): a new driver (the old
+  one deleted, or a pool with an earlier name joining) reads it from the others and does not
+  ramp the build again. It is lifted once every member that recorded it has a newer spec (a
+  change to spec.versioning, which the members share, does that), as for a pool alone.
+
 Every member's spec.versioning must be the same (`problem` names the first field that is not):
 the rollout is one, so its strategy, steps, gates, analysis and sunset are too. Admission cannot
 check this (a CEL rule sees one object), so it is a status condition and an Event.
@@ -43,6 +50,7 @@ class Member:
     problem: str = ""  # why its template could not be rendered (its connection, ...)
     ready: Mapping[str, int] = field(default_factory=dict)  # build -> ready pods of its Deployment
     annotations: Mapping[str, str] = field(default_factory=dict)  # its promote/abort annotations
+    rejected: Mapping[str, str] = field(default_factory=dict)  # build -> verdict it still holds
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class Group:
     # (annotation, member, value): the promote/abort annotations on any member, which the
     # driver acts on (`kubectl annotate` on whichever pool one looks at).
     annotations: tuple[tuple[str, str, str], ...] = ()
+    # build -> why analysis or a gate rolled it back, while any member's record of it stands.
+    rejected: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def driver(self) -> str:
@@ -79,6 +89,17 @@ class Group:
                     f"{queue} yet"
                 )
         return ""
+
+
+def standing_verdicts(versions: Sequence[Mapping[str, Any]], generation: int) -> dict[str, str]:
+    """build -> verdict, from one pool's status.versions: the records made at its generation
+    or later (a newer spec lifts that pool's record, as `routing._rejected` has it)."""
+    out: dict[str, str] = {}
+    for v in versions:
+        build, why, at = v.get("buildId"), v.get("rejected"), v.get("rejectedGeneration")
+        if build and why and isinstance(at, int) and at >= generation:
+            out[str(build)] = str(why)
+    return out
 
 
 def _dump(spec: VersioningSpec) -> dict[str, Any]:
@@ -138,6 +159,8 @@ def form(deployment: str, members: Sequence[Member], elsewhere: Sequence[str] = 
         annotations=tuple(
             (key, m.name, value) for m in ordered for key, value in sorted(m.annotations.items())
         ),
+        # The first member's wording when several recorded one build (the same verdict, copied).
+        rejected={b: why for m in reversed(ordered) for b, why in m.rejected.items()},
     )
 
 

@@ -314,7 +314,8 @@ def _route_unversioned(inp: RoutingInput) -> _Routing:
 
 
 def _rejected(inp: RoutingInput) -> str | None:
-    """Why analysis rolled the target back at this generation (stored in status), if it did."""
+    """Why analysis or a gate rolled the target back at this generation (stored in status), if
+    it did; in a release group, the group's verdict (any member's standing record)."""
     for v in inp.previous:
         if (
             v.build_id == inp.target_build
@@ -323,6 +324,8 @@ def _rejected(inp: RoutingInput) -> str | None:
             and v.rejected_generation >= inp.generation
         ):
             return v.rejected
+    if inp.group is not None:
+        return inp.group.rejected.get(inp.target_build)
     return None
 
 
@@ -513,6 +516,11 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             rejected_at = previous[build].rejected_generation
             if build == target and _rejected(inp) is None:
                 rejected, rejected_at = None, None  # the spec changed: judged afresh
+        elif inp.group is not None and build in inp.group.rejected:
+            # The group's verdict, recorded here too: it outlives any one member (the driver
+            # included). A record of this pool's own, even one its newer spec lifted, is kept
+            # as it is above, so a lifted member never stamps the verdict afresh.
+            rejected, rejected_at = inp.group.rejected[build], inp.generation
         versions.append(
             VersionPlan(
                 build_id=build,
