@@ -1,4 +1,5 @@
-"""The pure halves of execute.py: DescribeWorkerDeployment -> DeploymentState, the count query."""
+"""The pure halves of execute.py: DescribeWorkerDeployment -> DeploymentState, the count query,
+ListWorkers -> the analysis's task counts."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from temporalio.api.deployment.v1 import (
     WorkerDeploymentVersion,
 )
 from temporalio.api.enums.v1 import RoutingConfigUpdateState, WorkerDeploymentVersionStatus
+from temporalio.api.worker.v1 import WorkerHeartbeat, WorkerInfo, WorkerSlotsInfo
 from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentResponse
 
 from workerpool_operator.versioning.execute import (
     deployment_state,
     describe_call,
     pinned_query,
+    task_counts,
+    workers_query,
 )
 from workerpool_operator.versioning.model import (
     DeploymentState,
     SetRamping,
+    TaskCounts,
     VersionSummary,
 )
 
@@ -103,3 +108,50 @@ def test_count_query_and_call_descriptions() -> None:
         'TemporalWorkerDeploymentVersion="ns/orders:1.2-ab" AND ExecutionStatus="Running"'
     )
     assert describe_call(SetRamping(None, 0.0)) == "SetRampingVersion (none) 0%"
+
+
+# --- the analysis's task rules: ListWorkers -> TaskCounts (issue 19) ------------------------------
+
+
+def worker(
+    key: str, build: str, wf: tuple[int, int], act: tuple[int, int], *,
+    deployment: str = "ns/orders", status: int = 1,
+) -> WorkerInfo:  # fmt: skip
+    """One ListWorkers entry: (processed, failed) workflow and activity tasks since it started."""
+    return WorkerInfo(
+        worker_heartbeat=WorkerHeartbeat(
+            worker_instance_key=key,
+            status=status,  # type: ignore[arg-type]
+            deployment_version=WorkerDeploymentVersion(deployment_name=deployment, build_id=build),
+            workflow_task_slots_info=WorkerSlotsInfo(
+                total_processed_tasks=wf[0], total_failed_tasks=wf[1]
+            ),
+            activity_task_slots_info=WorkerSlotsInfo(
+                total_processed_tasks=act[0], total_failed_tasks=act[1]
+            ),
+        )
+    )
+
+
+def test_task_counts_sum_the_builds_workers_and_keep_those_that_exited() -> None:
+    """Counts are summed per build over its workers; a worker that shut down (status 2, as the
+    dev server lists it after it exits) keeps what it did; other builds, other deployments and
+    a worker listed twice do not count again."""
+    listed = [
+        worker("w1", "b", (10, 4), (30, 3)),
+        worker("w2", "b", (6, 0), (10, 0), status=2),  # exited: its last heartbeat
+        worker("w2", "b", (6, 0), (10, 0), status=2),  # the same worker on a second page
+        worker("w3", "a", (100, 50), (100, 50)),  # the current build
+        worker("w4", "b", (100, 50), (100, 50), deployment="ns/other"),
+    ]
+    assert task_counts(listed, "ns/orders", "b") == TaskCounts(
+        workers=2, workflow_processed=16, workflow_failed=4,
+        activity_processed=40, activity_failed=3,
+    )  # fmt: skip
+    assert task_counts([], "ns/orders", "b") == TaskCounts()
+
+
+def test_the_workers_query_names_the_version_on_every_queue() -> None:
+    """One ListWorkers per pass covers every task queue the build's workers poll (a release
+    group's members included), not one queue."""
+    assert workers_query("ns/orders", "b-1") == "DeploymentName = 'ns/orders' AND BuildId = 'b-1'"
