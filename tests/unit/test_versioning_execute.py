@@ -4,7 +4,10 @@ ListWorkers -> the analysis's task counts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.deployment.v1 import (
     RoutingConfig,
@@ -14,11 +17,19 @@ from temporalio.api.deployment.v1 import (
 )
 from temporalio.api.enums.v1 import RoutingConfigUpdateState, WorkerDeploymentVersionStatus
 from temporalio.api.worker.v1 import WorkerHeartbeat, WorkerInfo, WorkerSlotsInfo
-from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentResponse
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentResponse,
+    ListWorkersRequest,
+    ListWorkersResponse,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from workerpool_operator.versioning.execute import (
+    Backoff,
     deployment_state,
     describe_call,
+    observe_tasks,
     pinned_query,
     task_counts,
     workers_query,
@@ -155,3 +166,34 @@ def test_the_workers_query_names_the_version_on_every_queue() -> None:
     """One ListWorkers per pass covers every task queue the build's workers poll (a release
     group's members included), not one queue."""
     assert workers_query("ns/orders", "b-1") == "DeploymentName = 'ns/orders' AND BuildId = 'b-1'"
+
+
+class _Workers:
+    """ListWorkers of a fake frontend: the pages it holds, or the error it answers."""
+
+    def __init__(self, pages: list[list[WorkerInfo]], error: RPCStatusCode | None = None) -> None:
+        self.pages, self.error = pages, error
+        self.asked: list[ListWorkersRequest] = []
+
+    async def list_workers(self, req: ListWorkersRequest) -> ListWorkersResponse:
+        self.asked.append(req)
+        if self.error is not None:
+            raise RPCError("refused", self.error, b"")
+        page = int(req.next_page_token or b"0")
+        token = str(page + 1).encode() if page + 1 < len(self.pages) else b""
+        return ListWorkersResponse(workers_info=self.pages[page], next_page_token=token)
+
+
+def _client(service: _Workers) -> Client:
+    return cast(Client, SimpleNamespace(namespace="default", workflow_service=service))
+
+
+async def test_observe_tasks_reads_every_page_and_backs_off_when_asked() -> None:
+    pages = [[worker("w1", "b", (4, 1), (2, 0))], [worker("w2", "b", (6, 2), (8, 8))]]
+    service = _Workers(pages)
+    assert await observe_tasks(_client(service), "ns/orders", "b") == TaskCounts(2, 10, 3, 10, 8)
+    assert [r.query for r in service.asked] == [workers_query("ns/orders", "b")] * 2
+    # No answer: no task verdict this pass; Temporal's rate limit: the pass backs off.
+    assert await observe_tasks(_client(_Workers([], RPCStatusCode.UNAVAILABLE)), "d", "b") is None
+    with pytest.raises(Backoff):
+        await observe_tasks(_client(_Workers([], RPCStatusCode.RESOURCE_EXHAUSTED)), "d", "b")
