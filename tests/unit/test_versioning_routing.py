@@ -625,14 +625,17 @@ def test_a_build_whose_workflow_tasks_fail_is_rolled_back_at_once() -> None:
         steps=[{"rampPercentage": 10, "pauseSeconds": 60}],
         analysis={"maxWorkflowTaskFailurePercent": 10, "minTasks": 5},
     )
-    seen = AnalysisObservation(0, 0, tasks(wf=(8, 6)))
+    seen = AnalysisObservation(0, 0, TaskCounts(1, 8, 6, 0, 0))
     p = plan(inp(RAMPING_B, spec=judged, analysis=seen, generation=3))
     assert p.calls == (SetRamping(None, 0.0),)
     assert rollout(p).reason == Reason.ANALYSIS_FAILED
     assert "maxWorkflowTaskFailurePercent 10" in rollout(p).message
     assert [e.reason for e in p.events] == [Reason.ANALYSIS_FAILED]
     assert version(p, "B").rejected_generation == 3
-    assert "6 of the 8 workflow tasks" in (version(p, "B").rejected or "")
+    assert version(p, "B").rejected == (
+        "6 of the 8 workflow tasks its workers processed failed (75%, spec.versioning.analysis."
+        "maxWorkflowTaskFailurePercent 10; from the heartbeats of its 1 worker)"
+    )
 
 
 @pytest.mark.parametrize(

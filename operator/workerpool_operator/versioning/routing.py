@@ -386,7 +386,7 @@ def analysis_verdict(rule: AnalysisSpec, seen: AnalysisObservation) -> str | Non
             return (
                 f"{bad} of the {processed} {what} its workers processed failed "
                 f"({100.0 * bad / processed:.0f}%, {field}.{name} {limit}; from the heartbeats "
-                f"of its {tasks.workers} workers)"
+                f"of its {tasks.workers} worker{'' if tasks.workers == 1 else 's'})"
             )
     return None
 
