@@ -27,6 +27,17 @@ Then a bad build (every workflow fails) ramps at 50 % under the same load with
 spec.versioning.analysis on: `bad_build_detect_s` runs from its first failed workflow closing to
 its ramp cleared in Temporal, and `bad_build_failed_workflows` counts what it failed until then.
 
+Then a build whose activity fails on every attempt (`bad_activity`, analysis rule
+maxActivityFailurePercent, read from the workers' heartbeats) ramps at 50 % on a pool of its own
+while OrderFlow workflows start (and are signalled) at `--rate` per second:
+`bad_activity_detect_s` runs from its first failed activity attempt (the ActivityTaskScheduled
+time of the first workflow whose activity needed a retry: its first attempt fails at once) to its
+ramp cleared in Temporal, both server timestamps (goal <= 20 s: twice the runtime's 10 s worker
+heartbeat, which is how often the counts it is judged on move); `bad_activity_workflows` counts
+the workflows
+whose activity failed on it, and `bad_activity_lost` those of them that did not complete (their
+retries go to the current build after the rollback).
+
 Last, per-version Builtin scaling during a ramp (`ramp_scale`): a third pool, Builtin-autoscaled
 (5 tasks per replica, at most 20), build 2 ramping at RAMP_SCALE_PERCENT % of new work while
 build 1 stays current. Its workers are then stopped so the backlog is what the bench starts:
@@ -40,9 +51,11 @@ scaler's lag after each step counts; goal <= 1 replica), `ramp_scale_error_max` 
 of the operator: in `--ramp-scale-only` that pool alone).
 
     python -m bench.bench_rollout [--rollouts 10] [--rate 2] [--window 60] [--ramp-scale-only]
+                                  [--bad-activity-only]
 
-Writes bench-results/rollout.json; medians (p50) over the rollouts. `--ramp-scale-only` runs only
-the last part and writes its keys into the existing file beside the others.
+Writes bench-results/rollout.json; medians (p50) over the rollouts. `--ramp-scale-only` and
+`--bad-activity-only` run only that part and write its keys into the existing file beside the
+others.
 """
 
 from __future__ import annotations
@@ -56,6 +69,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +90,9 @@ BAD_APP = "tests.runtime.versioned_bad"  # every workflow fails: what analysis m
 # The bad build ramps at this share, judged after its first closed workflow (maxFailedPercent
 # 20), while the load runs; the step's pause is long, so only analysis ends the ramp.
 BAD_RAMP = 50
+BAD_ACTIVITY_APP = "tests.runtime.versioned_bad_activity"  # its activity fails on every attempt
+# The bad-activity build is judged once its workers processed this many activity tasks.
+BAD_ACTIVITY_RULE = {"maxActivityFailurePercent": 50, "minTasks": 4}
 WAIT_S = 180.0
 RAMP_SCALE_PERCENT = 30
 RAMP_SCALE_STEPS = (10, 25, 45, 70)  # workflows started by the end of each step
@@ -111,6 +128,25 @@ def pool(
             }
     return {"apiVersion": "workerpools.io/v1alpha1", "kind": "TemporalWorkerPool",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+def bad_activity_pool(
+    name: str, queue: str, server: TemporalDevServer, bad: bool
+) -> dict[str, Any]:
+    """The bad_activity pool: build 1, or (`bad`) the build whose activity always fails, ramped by
+    one long Progressive step under maxActivityFailurePercent (the first build, with no
+    unversioned worker, becomes current at once)."""
+    body = pool(name, queue, server, 0, True)
+    if bad:
+        body["spec"]["workflows"] = [f"{BAD_ACTIVITY_APP}:OrderFlow", f"{BAD_ACTIVITY_APP}:Smoke"]
+        body["spec"]["activities"] = [f"{BAD_ACTIVITY_APP}:ACTIVITIES"]
+    body["spec"]["versioning"] |= {
+        "defaultBehavior": "AutoUpgrade",
+        "strategy": "Progressive",
+        "steps": [{"rampPercentage": BAD_RAMP, "pauseSeconds": 3600}],
+        "analysis": BAD_ACTIVITY_RULE,
+    }
+    return body
 
 
 def ramp_scale_pool(name: str, queue: str, server: TemporalDevServer, i: int) -> dict[str, Any]:
@@ -188,6 +224,119 @@ async def ramp_scale(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: P
         "ramp_scale_steps": list(RAMP_SCALE_STEPS),
         "ramp_scale_final_replicas": {b: replicas_of(b) for b in share},
     }
+
+
+async def bad_activity(
+    kubeconfig: str, ns: str, server: TemporalDevServer, tmp: Path, client: Client, rate: float
+) -> dict[str, Any]:
+    """The bad-activity build ramped under load until analysis rolls it back (module
+    docstring)."""
+    name, queue = "activity", f"ro-a-{uuid.uuid4().hex[:6]}"
+    deployment = f"{ns}/{name}"
+    workers = BuildWorkers(kubeconfig, ns, name, server, tmp, interval=0.1)
+    handles: list[WorkflowHandle[Any, Any]] = []
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        while not stop.is_set():
+            handle = await client.start_workflow(
+                "OrderFlow", f"a{len(handles)}", id=f"{queue}-{len(handles)}", task_queue=queue
+            )
+            await handle.signal("finish")
+            handles.append(handle)
+            await asyncio.sleep(1 / rate)
+
+    async def routing() -> DeploymentState | None:
+        try:
+            return await observe(client, deployment)
+        except Backoff:  # Temporal's read limit: ask again
+            return None
+
+    try:
+        apply(kubeconfig, ns, bad_activity_pool(name, queue, server, False))
+
+        def current() -> Any:
+            return (
+                (get(kubeconfig, "temporalworkerpool", name, ns) or {}).get("status") or {}
+            ).get("currentBuildId")
+
+        await until(current, "bad_activity: build 1 current")
+        loader = asyncio.create_task(load())
+        try:
+            apply(kubeconfig, ns, bad_activity_pool(name, queue, server, True))
+            await until(lambda: _ramping(routing), "the bad-activity build ramping", interval=0.2)
+            state = await until(lambda: _cleared(routing), "the bad-activity build rolled back",
+                                interval=0.2)  # fmt: skip
+        finally:
+            stop.set()
+            await loader
+        outcomes = await asyncio.gather(*(_activity_outcome(h) for h in handles))
+    finally:
+        workers.close()
+    failed = [(at, ok) for at, ok in outcomes if at is not None]
+    rolled_back = state.routing_changed_at
+    first = min((at for at, _ in failed), default=None)
+    return {
+        "bad_activity_detect_s": (
+            round((rolled_back - first).total_seconds(), 2) if first and rolled_back else None
+        ),
+        "bad_activity_workflows": len(failed),
+        "bad_activity_lost": sum(1 for _, ok in outcomes if not ok),
+        "bad_activity_load_per_s": rate,
+        "bad_activity_rule": BAD_ACTIVITY_RULE,
+        "bad_activity_load_workflows": len(handles),
+    }
+
+
+async def _ramping(routing: Any) -> bool:
+    state = await routing()
+    return state is not None and state.ramping_build is not None
+
+
+async def _cleared(routing: Any) -> DeploymentState | None:
+    state = await routing()
+    return state if state is not None and state.ramping_build is None else None
+
+
+async def _activity_outcome(handle: WorkflowHandle[Any, Any]) -> tuple[Any, bool]:
+    """(when its activity was scheduled if its first attempt failed, else None; completed)."""
+    try:
+        await asyncio.wait_for(handle.result(), 180)
+        completed = True
+    except Exception:  # failed or timed out: lost
+        completed = False
+    scheduled, retried = None, False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and scheduled is None:
+            scheduled = event.event_time.ToDatetime(tzinfo=UTC)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            retried = retried or event.activity_task_started_event_attributes.attempt > 1
+    return (scheduled if retried else None), completed
+
+
+async def run_bad_activity(rate: float) -> dict[str, Any]:
+    """Only the bad_activity part, on a bed and a dev server of its own."""
+    cluster = LocalCluster()
+    kubeconfig = str(cluster.acquire())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bad-activity-"))
+    server = TemporalDevServer(tmp / "temporal", dynamic_config=VERSIONING_DYNAMIC_CONFIG)
+    server.start()
+    ns = f"bench-bad-activity-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "namespace", ns)
+    for path in sorted(CRDS.glob("workerpools.io_*.yaml")):
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
+    op = OperatorProcess(kubeconfig, "bench-bad-activity", "-n", ns, log_dir=tmp,
+                         env={"POD_NAMESPACE": ns})  # fmt: skip
+    try:
+        client = await Client.connect(server.address, namespace=server.namespace)
+        return {**await bad_activity(kubeconfig, ns, server, tmp, client, rate),
+                "bad_activity_operator_tracebacks": op.tracebacks()}  # fmt: skip
+    finally:
+        op.stop()
+        kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
+        server.stop()
+        cluster.release()
 
 
 async def run_ramp_scale() -> dict[str, Any]:
@@ -394,6 +543,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(outcome(h) for h in [*load.handles, *pinned]))
         lost = sum(1 for ok, _ in outcomes if not ok) + load.failed_starts
         bad = await bad_build(kubeconfig, ns, server, client, vq, rate)
+        bad_activities = await bad_activity(kubeconfig, ns, server, tmp, client, rate)
         scaled = await ramp_scale(kubeconfig, ns, server, tmp, client, op)
         result = {
             "rollouts": len(rollout_s),
@@ -416,6 +566,7 @@ async def run(rollouts: int, rate: float, window: float) -> dict[str, Any]:
             "rollout_calls": rollout_calls,
             "floor_s": [round(x, 2) for x in floor_s],
             **bad,
+            **bad_activities,
             **scaled,
             "operator_tracebacks": op.tracebacks(),
             "machine": "2-core shared bed (kwok nodes, local workers per build)",
@@ -486,12 +637,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds")
     p.add_argument("--ramp-scale-only", action="store_true",
                    help="only the per-version scaling part; keep the other keys")  # fmt: skip
+    p.add_argument("--bad-activity-only", action="store_true",
+                   help="only the bad-activity analysis part; keep the other keys")  # fmt: skip
     args = p.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "rollout.json"
+    kept = json.loads(out.read_text()) if out.exists() else {}
     if args.ramp_scale_only:
-        kept = json.loads(out.read_text()) if out.exists() else {}
         result = {**kept, **asyncio.run(run_ramp_scale())}
+    elif args.bad_activity_only:
+        result = {**kept, **asyncio.run(run_bad_activity(args.rate))}
     else:
         result = asyncio.run(run(args.rollouts, args.rate, args.window))
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -508,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         ("Temporal calls per minute, rollouts", "temporal_calls_per_pool_per_min_rollout", ""),
         ("bad build: first failure -> rolled back", "bad_build_detect_s", "goal <= 2 s"),
         ("bad build: workflows it failed before that", "bad_build_failed_workflows", ""),
+        ("bad activity: first failure -> rolled back", "bad_activity_detect_s", "goal <= 20 s"),
+        ("bad activity: workflows it failed, lost", "bad_activity_lost", "goal 0"),
         ("ramp: |replicas - share| per version, mean", "ramp_scale_error", "goal <= 1"),
         ("ramp: |replicas - share| per version, max", "ramp_scale_error_max", ""),
     ]

@@ -173,8 +173,10 @@ DOCS: dict[Reason, str] = {
     ),
     Reason.ANALYSIS_FAILED: (
         "Versioned pool: while the new build ramped, more of its closed workflows failed or "
-        "timed out than spec.versioning.analysis allows, so its ramp was cleared at once (the "
-        "current build takes all new work). It is not ramped again until the spec changes."
+        "timed out, or more of its workers' workflow tasks or activity tasks failed, than "
+        "spec.versioning.analysis allows (the message names the rule), so its ramp was cleared "
+        "at once (the current build takes all new work). It is not ramped again until the spec "
+        "changes."
     ),
     Reason.RELEASE_GROUP_HELD: (
         "Versioned pool driving a release group (pools naming one spec.versioning."

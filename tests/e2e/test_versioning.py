@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -496,6 +497,139 @@ async def test_analysis_rolls_a_failing_build_back_during_its_ramp(
     finally:
         builds.close()
         op.stop()
+
+
+BAD_ACTIVITY = "tests.runtime.versioned_bad_activity"
+RENEWAL = "tests.runtime.versioned_renewal"
+
+
+async def test_analysis_rolls_back_a_build_whose_workflow_tasks_or_activities_fail(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    versioning_temporal_server: TemporalDevServer,
+    tmp_path: Path,
+) -> None:
+    """Two failures that close no workflow, so the closed-workflow rule never sees them, each
+    caught by its own rule from the workers' heartbeats while the build ramps, with no
+    workflow lost:
+
+    1. a build whose Renewal workflow is not replay-compatible: v1's AutoUpgrade workflows that
+       the ramp moves to it fail their workflow tasks there (non-determinism) and stay Running;
+       maxWorkflowTaskFailurePercent rolls it back and they retry the task on v1 and finish;
+    2. a build whose activity fails on every attempt (retried, the workflow stays Running):
+       maxActivityFailurePercent rolls it back and the retries finish on v1."""
+    ns, name = namespace, "payments"
+    queue = f"tasks-{uuid.uuid4().hex[:8]}"
+    server = versioning_temporal_server
+    deployment = f"{ns}/{name}"
+    op = OperatorProcess(
+        kube_cluster.kubeconfig, "versioning-task-analysis", "-n", ns, "--cluster-name", "e2e",
+        log_dir=tmp_path, env={"POD_NAMESPACE": ns},
+    )  # fmt: skip
+    builds = BuildWorkers(kube_cluster.kubeconfig, ns, name, server, tmp_path)
+    client = await Client.connect(server.address, namespace=server.namespace)
+    auto = {"defaultBehavior": "AutoUpgrade"}
+    rules = {"strategy": "Progressive", "steps": [{"rampPercentage": 50, "pauseSeconds": 600}],
+             "analysis": {"maxFailedPercent": 20, "minClosedWorkflows": 3,
+                          "maxWorkflowTaskFailurePercent": 20, "maxActivityFailurePercent": 50,
+                          "minTasks": 4}}  # fmt: skip
+
+    def build(app: str, renewal: str, **versioning: Any) -> dict[str, Any]:
+        body = versioned_pool(name, queue, server, app, **auto, **versioning)
+        body["spec"]["workflows"].append(f"{RENEWAL}:{renewal}")
+        return body
+
+    async def state() -> str:
+        st = status(kube_cluster, ns, name)
+        temporal = await describe(client, deployment)
+        return (f"temporal: {temporal}\n" + json.dumps(st, indent=1)[-4000:]
+                + op.log_path.read_text(errors="replace")[-3000:])  # fmt: skip
+
+    def rejected(build: str) -> str:
+        entry = next(v for v in status(kube_cluster, ns, name)["versions"]
+                     if v["buildId"] == build)  # fmt: skip
+        return str(entry.get("rejected") or "")
+
+    async def ramped(what: str, *not_: str) -> str:
+        """The next build ramping at 50 %, in the status and then in Temporal."""
+        target = str((await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("rampPercentage") == 50
+            and st.get("targetBuildId") not in not_ and st,
+            f"{what} ramping at 50 %", state,
+        ))["targetBuildId"])  # fmt: skip
+        await eventually(lambda: _ramping_in_temporal(client, deployment, target),
+                         f"Temporal routing 50 % to {what}", state)  # fmt: skip
+        return target
+
+    async def rolled_back(build: str, rule: str) -> None:
+        await eventually(lambda: rule in rejected(build), f"rolled back by {rule}", state)
+        await eventually(
+            lambda: condition(kube_cluster, ns, name, "VersionRollout").get("reason")
+            == "AnalysisFailed", "the rollback reported", state,
+        )  # fmt: skip
+        after = await describe(client, deployment)
+        assert (after.current_build, after.ramping_build) == (v1, None)
+        assert "closed workflows" not in rejected(build)  # none of its workflows closed
+
+    try:
+        kube_cluster.apply([build(V1, "Renewal")], namespace=ns)
+        v1 = await eventually(
+            lambda: (st := status(kube_cluster, ns, name)).get("currentBuildId")
+            and st["currentBuildId"] == st.get("targetBuildId") and st["currentBuildId"],
+            "build v1 current", state,
+        )  # fmt: skip
+        # 12 renewals charge on v1, then wait for their signal there.
+        renewals = [
+            await client.start_workflow("Renewal", f"r{i}", id=f"{queue}-r{i}", task_queue=queue)
+            for i in range(12)
+        ]
+        for handle in renewals:
+            await eventually(partial(_charged, handle), f"{handle.id} charged on v1", state)
+
+        # 1. Non-determinism: the signal gives each renewal its next workflow task, and the
+        # ramp sends about half of them to the new build, whose code contradicts the history.
+        kube_cluster.apply([build(V1, "RenewalReordered", **rules)], namespace=ns)
+        reordered = await ramped("the reordered build", v1)
+        for handle in renewals:
+            await handle.signal("finish")
+        await rolled_back(reordered, "maxWorkflowTaskFailurePercent")
+        assert "AnalysisFailed" in events(kube_cluster, ns, name)
+        # No workflow lost: those that failed there retry the task on v1 and finish.
+        outcomes = [await asyncio.wait_for(h.result(), 240) for h in renewals]
+        assert outcomes == [f"v1:r{i}" for i in range(12)]
+        assert sum([await nondeterminism(h) for h in renewals]) > 0  # some did fail there
+
+        # 2. Activities: a build whose activity fails on every retry.
+        kube_cluster.apply([build(BAD_ACTIVITY, "Renewal", **rules)], namespace=ns)
+        bad = await ramped("the bad-activity build", v1, reordered)
+        orders = []
+        for i in range(16):
+            handle = await client.start_workflow(
+                "OrderFlow", f"p{i}", id=f"{queue}-p{i}", task_queue=queue
+            )
+            await handle.signal("finish")
+            orders.append(handle)
+        await rolled_back(bad, "maxActivityFailurePercent")
+        # No workflow lost: the retries of those that ran on the bad build go to v1.
+        outcomes = [await asyncio.wait_for(h.result(), 240) for h in orders]
+        assert outcomes == [f"v1:p{i}" for i in range(16)]
+        assert op.tracebacks() == 0
+    finally:
+        builds.close()
+        op.stop()
+
+
+async def _charged(handle: WorkflowHandle[Any, Any]) -> bool:
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            return True
+    return False
+
+
+async def _ramping_in_temporal(client: Client, deployment: str, build: str) -> bool:
+    """The ramp is in Temporal and propagated (the pool's status says so a little earlier)."""
+    seen = await describe(client, deployment)
+    return seen.ramping_build == build and not seen.routing_updating
 
 
 async def _is(probe: Any, value: Any) -> bool:

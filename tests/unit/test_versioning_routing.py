@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workerpool_operator.api.versioning import VersioningSpec, VersionStatus
+from workerpool_operator.api.versioning import AnalysisSpec, VersioningSpec, VersionStatus
 from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.group import Group, standing_verdicts
 from workerpool_operator.versioning.model import (
@@ -22,10 +22,12 @@ from workerpool_operator.versioning.model import (
     SetCurrent,
     SetManager,
     SetRamping,
+    TaskCounts,
     VersionSummary,
     gate_workflow_id,
 )
 from workerpool_operator.versioning.routing import (
+    analysis_verdict,
     plan,
     status_versions,
 )
@@ -552,6 +554,101 @@ def test_no_verdict_keeps_the_ramp(seen: AnalysisObservation | None, why: str) -
     p = plan(inp(RAMPING_B, spec=ANALYZED, analysis=seen, generation=7))
     assert rollout(p).reason == Reason.RAMPING, why
     assert p.calls == ()
+
+
+TASK_RULES = AnalysisSpec.model_validate(
+    {"maxFailedPercent": 20, "minClosedWorkflows": 5, "maxWorkflowTaskFailurePercent": 10,
+     "maxActivityFailurePercent": 50, "minTasks": 20}
+)  # fmt: skip
+
+
+def tasks(wf: tuple[int, int] = (0, 0), act: tuple[int, int] = (0, 0)) -> TaskCounts:
+    """(processed, failed) workflow and activity tasks of the build's 2 workers."""
+    return TaskCounts(2, wf[0], wf[1], act[0], act[1])
+
+
+@pytest.mark.parametrize(
+    ("seen", "verdict"),
+    [
+        # Workflow tasks: non-determinism keeps the workflow Running, nothing closes.
+        (
+            AnalysisObservation(0, 0, tasks(wf=(20, 3))),
+            "3 of the 20 workflow tasks its workers processed failed (15%, "
+            "spec.versioning.analysis.maxWorkflowTaskFailurePercent 10; from the heartbeats of its "
+            "2 workers)",
+        ),
+        (AnalysisObservation(0, 0, tasks(wf=(20, 2))), None),  # 10 % is allowed
+        (AnalysisObservation(0, 0, tasks(wf=(19, 19))), None),  # too few tasks to judge
+        # Activities: retried failures never close the workflow either.
+        (
+            AnalysisObservation(0, 0, tasks(act=(40, 21))),
+            "21 of the 40 activity tasks its workers processed failed (52%, "
+            "spec.versioning.analysis.maxActivityFailurePercent 50; from the heartbeats of its "
+            "2 workers)",
+        ),
+        (AnalysisObservation(0, 0, tasks(act=(40, 20))), None),
+        (AnalysisObservation(0, 0, tasks(act=(5, 5))), None),
+        # The closed-workflow rule is judged first, then workflow tasks, then activities.
+        (
+            AnalysisObservation(10, 3, tasks(wf=(20, 20), act=(40, 40))),
+            "3 of its 10 closed workflows failed or timed out (30%, "
+            "spec.versioning.analysis.maxFailedPercent 20)",
+        ),
+        (AnalysisObservation(10, 0, tasks(wf=(20, 20), act=(40, 40))), "20 of the 20 workflow"),
+        # Visibility did not answer: the task rules still judge; ListWorkers did not: they wait.
+        (AnalysisObservation(None, None, tasks(act=(40, 40))), "40 of the 40 activity"),
+        (AnalysisObservation(10, 3, None), "3 of its 10 closed"),
+        (AnalysisObservation(3, 3, None), None),
+        # A worker reporting more failed than processed tasks counts as all failed, no more.
+        (AnalysisObservation(0, 0, tasks(wf=(20, 25))), "20 of the 20 workflow"),
+    ],
+)
+def test_the_analysis_verdict_names_the_rule_its_counts_and_threshold(
+    seen: AnalysisObservation, verdict: str | None
+) -> None:
+    got = analysis_verdict(TASK_RULES, seen)
+    if verdict is None:
+        assert got is None
+    else:
+        assert (got or "").startswith(verdict), got
+
+
+def test_task_rules_are_off_unless_set() -> None:
+    """An analysis written before the task rules keeps its meaning: only closed workflows."""
+    old = AnalysisSpec.model_validate({"maxFailedPercent": 20})
+    assert analysis_verdict(old, AnalysisObservation(0, 0, tasks((100, 100), (100, 100)))) is None
+
+
+def test_a_build_whose_workflow_tasks_fail_is_rolled_back_at_once() -> None:
+    judged = spec(
+        strategy="Progressive",
+        steps=[{"rampPercentage": 10, "pauseSeconds": 60}],
+        analysis={"maxWorkflowTaskFailurePercent": 10, "minTasks": 5},
+    )
+    seen = AnalysisObservation(0, 0, TaskCounts(1, 8, 6, 0, 0))
+    p = plan(inp(RAMPING_B, spec=judged, analysis=seen, generation=3))
+    assert p.calls == (SetRamping(None, 0.0),)
+    assert rollout(p).reason == Reason.ANALYSIS_FAILED
+    assert "maxWorkflowTaskFailurePercent 10" in rollout(p).message
+    assert [e.reason for e in p.events] == [Reason.ANALYSIS_FAILED]
+    assert version(p, "B").rejected_generation == 3
+    assert version(p, "B").rejected == (
+        "6 of the 8 workflow tasks its workers processed failed (75%, spec.versioning.analysis."
+        "maxWorkflowTaskFailurePercent 10; from the heartbeats of its 1 worker)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("analysis", "field"),
+    [
+        ({"maxWorkflowTaskFailurePercent": 101}, "maxWorkflowTaskFailurePercent"),
+        ({"maxActivityFailurePercent": -1}, "maxActivityFailurePercent"),
+        ({"minTasks": 0}, "minTasks"),
+    ],
+)
+def test_task_rule_bounds(analysis: dict[str, int], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        AnalysisSpec.model_validate(analysis)
 
 
 def test_a_rejected_build_is_not_ramped_again_until_the_spec_changes() -> None:

@@ -113,15 +113,28 @@ class SunsetSpec(Model):
 
 
 class AnalysisSpec(Model):
-    """Judge a ramping build by its own workflows while it ramps: when too many of those that
-    closed on it failed or timed out, the ramp is cleared at once (the current build keeps all
-    new work) and the build is not ramped again until the spec changes."""
+    """Judge a ramping build by its own work while it ramps: when too many of the workflows that
+    closed on it failed or timed out, or (rules off unless set) too many of its workers'
+    workflow tasks or activity tasks failed, the ramp is cleared at once (the current build keeps
+    all new work) and the build is not ramped again until the spec changes."""
 
     max_failed_percent: int = Field(default=5, ge=0, le=100)
     """Highest share (percent) of the new build's closed workflows that may have failed or timed
     out (Temporal visibility by TemporalWorkerDeploymentVersion); above it the build rolls back."""
     min_closed_workflows: int = Field(default=5, ge=1, le=100_000)
     """No verdict before this many workflows have closed on the new build."""
+    max_workflow_task_failure_percent: int | None = Field(default=None, ge=0, le=100)
+    """Highest share (percent) of the workflow tasks the new build's workers processed that may
+    have failed (a non-determinism error, a bug in workflow code: such workflows stay Running,
+    so the closed-workflow rule never sees them); counted from the workers' heartbeats
+    (ListWorkers). Unset: not judged."""
+    max_activity_failure_percent: int | None = Field(default=None, ge=0, le=100)
+    """Highest share (percent) of the activity task attempts the new build's workers processed
+    that may have failed (retried failures included: they do not close the workflow); from the
+    workers' heartbeats. Unset: not judged."""
+    min_tasks: int = Field(default=20, ge=1, le=1_000_000)
+    """No workflow-task or activity verdict before the new build's workers have processed this
+    many tasks of that kind."""
 
 
 _STEPS_SORTED = "self.steps.map(s, s.rampPercentage).isSorted()"

@@ -165,7 +165,12 @@ class VersioningDriver:
         if held is not None and held.basis == basis and self._clock() < held.until:
             return replace(held.observed, now=now)
         taken = self._clock()
-        analysis = versioning is not None and versioning.analysis is not None
+        rules = versioning.analysis if versioning is not None else None
+        analysis = rules is not None
+        task_analysis = rules is not None and (
+            rules.max_workflow_task_failure_percent is not None
+            or rules.max_activity_failure_percent is not None
+        )
         steps = [
             (s.ramp_percentage, gate_workflow_id(deployment, target, i) if s.gate else None)
             for i, s in enumerate(versioning.steps if versioning is not None else ())
@@ -179,6 +184,7 @@ class VersioningDriver:
             analysis=analysis,
             steps=steps,
             grouped=group is not None,
+            task_analysis=task_analysis,
         )
         self._readings[key] = _Reading(observed, basis, taken, until=taken)
         return observed
@@ -248,6 +254,7 @@ class VersioningDriver:
         analysis: bool,
         steps: Sequence[tuple[int, str | None]],
         grouped: bool = False,
+        task_analysis: bool = False,
     ) -> VersioningObserved:
         assert base.connection is not None
         try:
@@ -262,6 +269,7 @@ class VersioningDriver:
                     analysis=analysis,
                     steps=steps,
                     grouped=grouped,
+                    task_analysis=task_analysis,
                 ),
                 TEMPORAL_TIMEOUT_SECONDS,
             )
@@ -277,8 +285,14 @@ class VersioningDriver:
             calls.labels("DescribeWorkflowExecution", "ok").inc()
         if observation.step_gate is not None:
             calls.labels("DescribeWorkflowExecution", "ok").inc()
-        if observation.analysis is not None:
-            calls.labels("CountWorkflowExecutions", "ok").inc(2)
+        judged = observation.analysis
+        if judged is not None:
+            if judged.closed is not None:
+                calls.labels("CountWorkflowExecutions", "ok").inc(2)
+            else:
+                calls.labels("CountWorkflowExecutions", "error").inc()
+            if task_analysis:
+                calls.labels("ListWorkers", "ok" if judged.tasks is not None else "error").inc()
         if observation.temporal.current_build is None or not target:
             calls.labels("DescribeTaskQueue", "ok").inc()
         if observation.polled is not None:

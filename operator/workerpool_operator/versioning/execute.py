@@ -9,7 +9,7 @@ Decisions are made in `routing.py`; here are only the calls and their translatio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import (
     WorkflowExecutionStatus,
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.worker.v1 import WorkerInfo
 from temporalio.api.workflowservice.v1 import (
     CountWorkflowExecutionsRequest,
     DeleteWorkerDeploymentVersionRequest,
@@ -33,6 +34,7 @@ from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentResponse,
     DescribeWorkerDeploymentVersionRequest,
     DescribeWorkflowExecutionRequest,
+    ListWorkersRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentManagerRequest,
     SetWorkerDeploymentRampingVersionRequest,
@@ -53,6 +55,7 @@ from workerpool_operator.versioning.model import (
     SetManager,
     SetRamping,
     StartGate,
+    TaskCounts,
     TemporalStatus,
     VersionSummary,
     next_step,
@@ -191,11 +194,9 @@ def analysis_queries(deployment: str, build: str) -> tuple[str, str]:
     )
 
 
-async def observe_analysis(
-    client: Client, deployment: str, build: str
-) -> AnalysisObservation | None:
-    """The ramping build's closed and failed workflow counts; None when visibility did not
-    answer (no verdict this pass)."""
+async def observe_analysis(client: Client, deployment: str, build: str) -> AnalysisObservation:
+    """The ramping build's closed and failed workflow counts; both None when visibility did not
+    answer (no verdict by that rule this pass)."""
     counts = []
     for query in analysis_queries(deployment, build):
         try:
@@ -205,9 +206,71 @@ async def observe_analysis(
         except RPCError as err:
             if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
                 raise Backoff(RESOURCE_EXHAUSTED_BACKOFF_S, "CountWorkflowExecutions") from err
-            return None
+            return AnalysisObservation()
         counts.append(int(resp.count))
     return AnalysisObservation(closed=counts[0], failed=counts[1])
+
+
+def workers_query(deployment: str, build: str) -> str:
+    """The ListWorkers query for one version's workers, on every task queue they poll (so a
+    release group's build is judged over all its members' queues). The names are
+    admission-checked to carry no quote or backslash."""
+    return f"DeploymentName = '{deployment}' AND BuildId = '{build}'"
+
+
+def task_counts(workers: Iterable[WorkerInfo], deployment: str, build: str) -> TaskCounts:
+    """The build's workers' heartbeat task counts, summed (pure translation of ListWorkers).
+
+    Workers that shut down are kept (their last heartbeat holds what they did before they
+    exited; the dev server lists them with status Shutdown); each worker is counted once by its
+    instance key."""
+    keys: set[str] = set()
+    n = wf_done = wf_failed = act_done = act_failed = 0
+    for info in workers:
+        hb = info.worker_heartbeat
+        version = hb.deployment_version
+        if version.deployment_name != deployment or version.build_id != build:
+            continue
+        if hb.worker_instance_key in keys:
+            continue
+        keys.add(hb.worker_instance_key)
+        n += 1
+        wf, act = hb.workflow_task_slots_info, hb.activity_task_slots_info
+        wf_done += wf.total_processed_tasks
+        wf_failed += wf.total_failed_tasks
+        act_done += act.total_processed_tasks
+        act_failed += act.total_failed_tasks
+    return TaskCounts(n, wf_done, wf_failed, act_done, act_failed)
+
+
+# ListWorkers pages read per pass at most (1000 workers a page).
+_WORKER_PAGES = 5
+
+
+async def observe_tasks(client: Client, deployment: str, build: str) -> TaskCounts | None:
+    """The build's workers' task counts from their heartbeats (`ListWorkers`, all their queues);
+    None when the server did not answer (no verdict by the task rules this pass)."""
+    workers: list[WorkerInfo] = []
+    token = b""
+    for _ in range(_WORKER_PAGES):
+        try:
+            resp = await client.workflow_service.list_workers(
+                ListWorkersRequest(
+                    namespace=client.namespace,
+                    query=workers_query(deployment, build),
+                    page_size=1000,
+                    next_page_token=token,
+                )
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise Backoff(RESOURCE_EXHAUSTED_BACKOFF_S, "ListWorkers") from err
+            return None
+        workers.extend(resp.workers_info)
+        token = resp.next_page_token
+        if not token:
+            break
+    return task_counts(workers, deployment, build)
 
 
 async def unversioned_pollers(client: Client, task_queue: str) -> bool:
@@ -385,11 +448,14 @@ async def observe_pool(
     analysis: bool = False,
     steps: Sequence[tuple[int, str | None]] = (),
     grouped: bool = False,
+    task_analysis: bool = False,
 ) -> Observation:
     """One Describe, one exact count per known version, the gate (when the spec has one and the
     target is not current yet), while nothing is current or the pool left versioning
     (`target_build` "") the unversioned-poller check, and for a release group's member
-    (`grouped`) the queues the registered target has polled while it is not current."""
+    (`grouped`) the queues the registered target has polled while it is not current. While the
+    target ramps under an analysis: its visibility counts, and with `task_analysis` (a task rule
+    is set) one ListWorkers of its workers' heartbeats."""
     state = await observe(client, deployment)
     counts: dict[str, int | None] = {}
     for v in state.versions:
@@ -404,6 +470,9 @@ async def observe_pool(
     ramping = state.ramp_percentage if state.ramping_build == target_build else None
     if analysis and target_build and ramping is not None:
         judged = await observe_analysis(client, deployment, target_build)
+        if task_analysis:
+            tasks = await observe_tasks(client, deployment, target_build)
+            judged = AnalysisObservation(judged.closed, judged.failed, tasks)
     step_gate = None
     index = next_step([pct for pct, _ in steps], ramping)
     if target_build and state.current_build != target_build and index < len(steps):

@@ -77,11 +77,26 @@ class GateObservation:
 
 
 @dataclass(frozen=True)
-class AnalysisObservation:
-    """The ramping target build's closed workflows (visibility counts by version)."""
+class TaskCounts:
+    """What one build's workers report in their heartbeats (ListWorkers), summed over them:
+    task counts since each worker started, failed ones included in the processed ones."""
 
-    closed: int
-    failed: int  # Failed or TimedOut
+    workers: int = 0
+    workflow_processed: int = 0
+    workflow_failed: int = 0
+    activity_processed: int = 0
+    activity_failed: int = 0
+
+
+@dataclass(frozen=True)
+class AnalysisObservation:
+    """The ramping target build's work: its closed workflows (visibility counts by version; None
+    when visibility did not answer) and its workers' task counts (None: not asked, or ListWorkers
+    did not answer)."""
+
+    closed: int | None = None
+    failed: int | None = None  # Failed or TimedOut
+    tasks: TaskCounts | None = None
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workerpool_operator.api.versioning import GateSpec, VersionState, VersionStatus
+from workerpool_operator.api.versioning import (
+    AnalysisSpec,
+    GateSpec,
+    VersionState,
+    VersionStatus,
+)
 from workerpool_operator.reasons import Reason
 from workerpool_operator.versioning.build_id import deployment_name
 from workerpool_operator.versioning.cap import limit_condition, retire_for_room
 from workerpool_operator.versioning.model import (
     _RAMP_EPSILON,
     ROLLOUT_CONDITION,
+    AnalysisObservation,
     BuildDeployment,
     Call,
     Condition,
@@ -332,15 +338,57 @@ def _rejected(inp: RoutingInput) -> str | None:
 def _analysis(inp: RoutingInput) -> str | None:
     """The verdict on the ramping target: why it fails spec.versioning.analysis, or None."""
     rule, seen = inp.spec.analysis, inp.analysis
-    if rule is None or seen is None or seen.closed < rule.min_closed_workflows:
+    if rule is None or seen is None:
         return None
-    if seen.failed * 100 <= rule.max_failed_percent * seen.closed:
+    return analysis_verdict(rule, seen)
+
+
+def analysis_verdict(rule: AnalysisSpec, seen: AnalysisObservation) -> str | None:
+    """The first rule of `rule` the build's observed work breaks (closed workflows, then
+    workflow tasks, then activities), with its counts and threshold; None while every rule
+    holds, has too small a sample, or was not observed."""
+    field = "spec.versioning.analysis"
+    closed, failed = seen.closed, seen.failed
+    if (
+        closed is not None
+        and failed is not None
+        and closed >= rule.min_closed_workflows
+        and failed * 100 > rule.max_failed_percent * closed
+    ):
+        return (
+            f"{failed} of its {closed} closed workflows failed or timed out "
+            f"({100.0 * failed / closed:.0f}%, {field}.maxFailedPercent {rule.max_failed_percent})"
+        )
+    tasks = seen.tasks
+    if tasks is None:
         return None
-    share = 100.0 * seen.failed / seen.closed
-    return (
-        f"{seen.failed} of its {seen.closed} closed workflows failed or timed out ({share:.0f}%, "
-        f"spec.versioning.analysis.maxFailedPercent {rule.max_failed_percent})"
+    judged = (
+        (
+            "workflow tasks",
+            tasks.workflow_processed,
+            tasks.workflow_failed,
+            rule.max_workflow_task_failure_percent,
+            "maxWorkflowTaskFailurePercent",
+        ),
+        (
+            "activity tasks",
+            tasks.activity_processed,
+            tasks.activity_failed,
+            rule.max_activity_failure_percent,
+            "maxActivityFailurePercent",
+        ),
     )
+    for what, processed, bad, limit, name in judged:
+        if limit is None or processed < rule.min_tasks:
+            continue
+        bad = min(bad, processed)  # failed ones are counted among the processed ones
+        if bad * 100 > limit * processed:
+            return (
+                f"{bad} of the {processed} {what} its workers processed failed "
+                f"({100.0 * bad / processed:.0f}%, {field}.{name} {limit}; from the heartbeats "
+                f"of its {tasks.workers} worker{'' if tasks.workers == 1 else 's'})"
+            )
+    return None
 
 
 def _state(
