@@ -8,8 +8,10 @@ each build Deployment the operator keeps above 0 replicas, with that Deployment'
 settings (workflows, activities, Worker Deployment name, build ID, default behavior), and stops
 it when the operator scales the build to 0 or deletes it (testbed/builds.py).
 
-The two builds run tests/runtime/versioned_v1.py and versioned_v2.py, deliberately
-replay-incompatible: a v1 workflow that moved to v2 would fail with a non-determinism error.
+The two builds run tests/runtime/versioned_v1.py and versioned_v2.py, whose `charge` activities
+answer "v1:" and "v2:", so a result names the build that ran it. (v2's extra timer does not make a
+v1 workflow that waits for its signal fail on replay: the SDK accepts it. The build that does fail
+on replay is tests/runtime/versioned_renewal.py, used by the analysis test.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Build 2 of the versioned test app, deliberately NOT replay-compatible with build 1: OrderFlow
-starts with a timer, so a build-1 history replayed here fails with a non-determinism error. A
-pinned workflow started on build 1 therefore only completes if it stays on build 1."""
+"""Build 2 of the versioned test app: its `charge` answers "v2:", so a workflow's result names the
+build that ran its activity. OrderFlow also starts with a timer build 1 never had; a build-1
+workflow still waiting for its signal replays here without a non-determinism error (the SDK
+accepts the new command), so the tests tell the builds apart by the result, not by a failure."""
 
 from __future__ import annotations
 
