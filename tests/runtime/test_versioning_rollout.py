@@ -170,7 +170,7 @@ async def test_all_at_once_then_gated_progressive_keeps_pinned_work_on_its_build
     await until(three_open, "3 workflows counted open on b1")
     assert {await pinned_build(client, w) for w in old} == {"b1"}
 
-    # Build 2 (replay-incompatible), Progressive with a gate: gate first, then 50%, then current.
+    # Build 2, Progressive with a gate: gate first, then 50%, then current.
     spec = VersioningSpec.model_validate(
         {
             "strategy": "Progressive",
