@@ -520,7 +520,12 @@ def test_floors_hold_against_the_scaler() -> None:
 
 
 def test_a_drained_build_goes_to_zero_before_its_sunset_delay() -> None:
-    assert replicas_of(autoscaled({"old": 0}), 2, "Drained", 0)["old"] == 0
+    """Once its count has read 0 for longer than visibility lags (30 s), not at the first 0."""
+    b = autoscaled({"old": 0})
+    assert replicas_of(b, 2, "Drained", 0)["old"] == 2  # first seen drained now
+    b["status"]["versions"] = [{"buildId": "old", "state": "Drained",
+                                "drainedSince": "2026-12-06T11:59:00Z"}]  # fmt: skip
+    assert replicas_of(b, 2, "Drained", 0)["old"] == 0  # 60 s ago, sunset delay 600 s
     # Without a decision the sunset delay keeps it (600 s here).
     assert replicas_of(autoscaled({}), 2, "Drained", 0)["old"] == 2
 

@@ -27,6 +27,7 @@ from workerpool_operator.versioning.model import (
     gate_workflow_id,
 )
 from workerpool_operator.versioning.routing import (
+    DRAINED_GRACE_S,
     analysis_verdict,
     plan,
     status_versions,
@@ -376,6 +377,20 @@ def test_drained_version_sunset_counts_from_first_seen_drained() -> None:
     t_gone = temporal(("B", "Current"), current="B")
     done = plan(inp(t_gone, spec=sunset, previous=seen, build_deployments=no_deploy))
     assert [v.build_id for v in done.versions] == ["B"]
+
+
+def test_the_scalers_zero_for_a_drained_version_waits_out_visibility_lag() -> None:
+    """A workflow pinned to the version a moment ago may not be counted yet: stopping the
+    version's worker on the first 0 would strand it until the count catches up."""
+    t = temporal(("A", "Draining"), ("B", "Current"), current="B")
+    fresh = plan(inp(t, version_replicas={"A": 0, "B": 3}))
+    assert (version(fresh, "A").state, version(fresh, "A").replicas) == ("Drained", 3)
+    assert fresh.requeue_after == pytest.approx(DRAINED_GRACE_S)
+
+    since = (NOW - timedelta(seconds=DRAINED_GRACE_S)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = [VersionStatus(build_id="A", state="Drained", drained_since=since)]
+    later = plan(inp(t, version_replicas={"A": 0, "B": 3}, previous=seen))
+    assert version(later, "A").replicas == 0  # long before sunset.scaleDownDelaySeconds
 
 
 def test_paused_deletes_nothing() -> None:

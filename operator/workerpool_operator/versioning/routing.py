@@ -51,6 +51,12 @@ from workerpool_operator.versioning.model import (
 # state was seen stuck IN_PROGRESS for minutes after a rollback).
 ROUTING_PROPAGATION_S = 10.0
 
+# A version whose exact pinned count first reads 0 is kept this long before the scaler's 0 may
+# bring its sunset forward: visibility lags the workflows it counts (a workflow pinned to the
+# version a moment ago may not be counted yet), and a worker stopped under it strands its work
+# until the count catches up.
+DRAINED_GRACE_S = 30.0
+
 # --- planning ---------------------------------------------------------------------------------
 
 
@@ -541,8 +547,13 @@ def plan(inp: RoutingInput) -> RoutingPlan:
             age = _seconds(inp.now, drained)
             down, gone = spec.sunset.scale_down_delay_seconds, spec.sunset.delete_delay_seconds
             retire = build in over_retention
-            # The scaler's 0 for a version with no pinned work brings its sunset forward.
-            replicas = observed if scaled is None else min(observed, scaled)
+            # The scaler's 0 for a version with no pinned work brings its sunset forward, once
+            # the count has read 0 for longer than visibility lags.
+            replicas = observed
+            if scaled is not None and age >= DRAINED_GRACE_S:
+                replicas = min(observed, scaled)
+            elif scaled is not None and scaled < observed and not paused:
+                keep_wait.append(DRAINED_GRACE_S - age)
             if retire or age >= down:
                 replicas = 0
             elif not paused:
