@@ -139,3 +139,38 @@ async def test_outage_is_an_error_reading_then_recovers(temporal: TemporalDevSer
         assert reading.backlog is not None
     finally:
         await poller.close()
+
+
+async def test_a_pool_at_zero_sees_a_new_backlog_before_the_cached_stats_do(
+    temporal_server: TemporalDevServer,
+) -> None:
+    """The from-0 round's live root-partition hint shows new tasks while the server still
+    answers its cached stats (0). Without the hint both stay 0 until the cache refreshes, so the
+    state asserted here never occurs. A fresh queue per attempt: on a busy machine the cache
+    may refresh before the probe, or every task may land on a non-root partition."""
+    conn = Connection(temporal_server.address, temporal_server.namespace)
+    workflows = served_types(workflows=True, activities=False)
+    seen: list[tuple[int, int]] = []
+    for _ in range(5):
+        queue = f"bp-{uuid.uuid4().hex[:8]}"
+        stats_only, at_zero = BacklogPoller(), BacklogPoller()
+        try:
+            cold = await stats_only.observe(conn, queue, max_age=0.1, types=workflows)
+            assert cold.backlog is not None
+            assert cold.backlog.count == 0
+            await start_workflows(temporal_server.address, queue, 20)
+            for _ in range(10):
+                hinted = await at_zero.observe(conn, queue, max_age=0.1, types=workflows, hint=True)
+                cached = await stats_only.observe(conn, queue, max_age=0.1, types=workflows)
+                assert hinted.backlog is not None
+                assert cached.backlog is not None
+                seen.append((hinted.backlog.count, cached.backlog.count))
+                if hinted.backlog.count > 0 or cached.backlog.count > 0:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await stats_only.close()
+            await at_zero.close()
+        if seen[-1][0] > 0 and seen[-1][1] == 0:
+            return
+    raise AssertionError(f"(hinted, stats-only) backlog counts seen: {seen}")
