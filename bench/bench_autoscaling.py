@@ -15,11 +15,16 @@ Latency from 0: from just before the pool's first `start_workflow` to the moment
 the API server sees the Deployment's `spec.replicas` rise above 0 (written by the operator's
 scaler, or by KEDA's scale loop: 0 -> 1 is KEDA's activation, the HPA only acts from 1).
 Latency from N: once every pool sits at 2 replicas (backlog 10 at 5 per replica; for KEDA the
-HPA took it 1 -> 2), 10 more workflows at a random moment; the clock stops at
+HPA took it 1 -> 2), 10 more workflows at a random moment, started at once; the clock stops at
 `spec.replicas >= 4` (for KEDA: the HPA controller's sync on KEDA's external metric).
 Percentiles are nearest-rank over all trials (30 trials: p95 is the 29th value, not the max);
 a trial not raised within 180 s timed out: it counts as slower than every other (a percentile
 that lands on it is null), `*_timed_out` says how many, and the exit status is 1.
+
+`builtin_timeline`: where a Builtin trial's time goes, p50 and max over the trials, seconds from
+the first `start_workflow`: the poll round that saw the backlog answered (the operator's
+`scaled` log line says how old its reading was), the Deployment written (that line's time), and
+the watch saw it (the figure above).
 
 Temporal calls per queue per minute, measured while every pool idles at 0: each engine's pools
 use their own Temporal namespace on the one dev server, so the server's own frontend counter
@@ -273,6 +278,59 @@ def foreign_operators(own_pid: int, ns: str) -> set[str]:
     return found
 
 
+def scale_up_log(log: Path, ns: str, from_0: bool) -> dict[str, tuple[float, float | None]]:
+    """Per pool, the operator's first scale-up from 0 (or from >= 2 to >= 4): when its log line
+    was written (epoch seconds, just after the Deployment write) and how old the backlog reading
+    behind it was (None for an operator that does not log it)."""
+    from datetime import datetime
+
+    out: dict[str, tuple[float, float | None]] = {}
+    pattern = re.compile(rf"scaled {re.escape(ns)}/([a-z0-9-]+): .*scaling (\d+) -> (\d+)")
+    age = re.compile(r"backlog read ([0-9.]+)s before")
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        m = pattern.search(str(record.get("message", "")))
+        if m is None or m.group(1) in out:
+            continue
+        a, b = int(m.group(2)), int(m.group(3))
+        if (from_0 and a == 0 and b > 0) or (not from_0 and a >= 2 and b >= 4):
+            read = age.search(record["message"])
+            out[m.group(1)] = (
+                datetime.fromisoformat(record["timestamp"]).timestamp(),
+                float(read.group(1)) if read else None,
+            )
+    return out
+
+
+def timeline(
+    starts: Mapping[str, tuple[float, float]],
+    logged: Mapping[str, tuple[float, float | None]],
+    seen: Mapping[str, float],
+) -> dict[str, Any]:
+    """Where a Builtin trial's time goes: start -> the poll round that saw the backlog answered
+    -> the Deployment written (the operator's log line) -> the bench's watch saw it. Medians
+    (and max) over the trials that have every point, seconds from the first start_workflow."""
+    rows: list[tuple[float, float, float]] = []
+    for name, (mono, wall) in starts.items():
+        if name not in logged or name not in seen or logged[name][1] is None:
+            continue
+        written_at, read_age = logged[name]
+        assert read_age is not None
+        written = written_at - wall
+        rows.append((written - read_age, written, seen[name] - mono))
+    if not rows:
+        return {"trials": 0}
+    out: dict[str, Any] = {"trials": len(rows)}
+    for i, point in enumerate(("poll_answered", "replicas_written", "watch_saw")):
+        values = sorted(r[i] for r in rows)
+        out[f"{point}_p50_s"] = round(values[(len(values) - 1) // 2], 2)
+        out[f"{point}_max_s"] = round(values[-1], 2)
+    return out
+
+
 def own_scale_ups(log: Path, ns: str) -> tuple[set[str], set[str]]:
     """Pools the operator under test scaled up from 0, and from 2 to >= 4, per its log."""
     from_0: set[str] = set()
@@ -381,22 +439,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         engine_of = {pool_name(e, i): e for e in ENGINES for i in range(args.trials)}
 
         async def backlog_trials(
-            first: int, arm: Callable[[str], None], reached: Mapping[str, float]
+            first: int, arm: Callable[[str], None], reached: Mapping[str, float], together: bool
         ) -> dict[str, float]:
             """Each pool gets WORKFLOWS_PER_TRIAL more workflows at a random moment of the
             spread (after `arm`, which tells the watch what to wait for); returns when each
-            started, once every pool is in `reached` (or after 180 s)."""
+            started, once every pool is in `reached` (or after 180 s). `together`: the
+            workflows are started at once, not one after another (from N, where the clock
+            needs most of them: one after another it timed the dev server's starts)."""
             starts: dict[str, float] = {}
 
             async def trial(name: str) -> None:
                 await asyncio.sleep(random.uniform(0, args.spread))
                 arm(name)
                 starts[name] = time.monotonic()
-                for k in range(first, first + WORKFLOWS_PER_TRIAL):
-                    await clients[engine_of[name]].start_workflow(
-                        "ShortWorkflow", 1.0, id=f"{queues[name]}-{k}", task_queue=queues[name],
+                starts_wall[name] = (starts[name], time.time())
+                client, queue = clients[engine_of[name]], queues[name]
+                calls = [
+                    client.start_workflow(
+                        "ShortWorkflow", 1.0, id=f"{queue}-{k}", task_queue=queue,
                         rpc_timeout=START_RPC_TIMEOUT,
-                    )  # fmt: skip
+                    )
+                    for k in range(first, first + WORKFLOWS_PER_TRIAL)
+                ]  # fmt: skip
+                if together:
+                    await asyncio.gather(*calls)
+                else:
+                    for call in calls:
+                        await call
+                accepted[name] = time.monotonic() - starts[name]
 
             await asyncio.gather(*(trial(n) for n in names))
             deadline = time.monotonic() + 180
@@ -406,10 +476,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(1)
             return starts
 
+        starts_wall: dict[str, tuple[float, float]] = {}  # name -> (monotonic, epoch) at start
+
         def arm_n(name: str) -> None:
             watch.arm_n[name] = 4
 
-        starts = await backlog_trials(0, watch.armed.add, watch.rose)
+        accepted: dict[str, float] = {}  # seconds from a trial's start to its last start answer
+        starts = await backlog_trials(0, watch.armed.add, watch.rose, together=False)
+        accepted_0 = dict(accepted)
+        starts_wall_0 = {n: starts_wall[n] for n in starts if n.startswith("builtin-")}
         # From N: every pool at ceil(10 / 5) = 2 (KEDA: activation, then the HPA), then 10 more
         # tasks at a random moment; the clock stops at spec.replicas >= 4.
         await wait_all_at_least(watch, names, 2, wait_s=240)
@@ -417,11 +492,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # its metrics server, which asks Temporal, every 15 s).
         calls_at_n = await measure_calls("at N")
         errors_before_n = poll_errors(op)
-        starts_n = await backlog_trials(WORKFLOWS_PER_TRIAL, arm_n, watch.reached_n)
+        starts_n = await backlog_trials(WORKFLOWS_PER_TRIAL, arm_n, watch.reached_n, together=True)
         errors_after_n = poll_errors(op)
         # Trials the operator under test raised itself (its log says "scaling 0 -> k" / "2 -> k"):
         # on a shared bed another operator watching every namespace may raise a pool first.
         own_0, own_n = own_scale_ups(op.log_path, ns)
+        result_timeline = {
+            "from_0": timeline(starts_wall_0, scale_up_log(op.log_path, ns, True), watch.rose),
+            "from_n": timeline(
+                {n: starts_wall[n] for n in starts_n if n.startswith("builtin-")},
+                scale_up_log(op.log_path, ns, False),
+                watch.reached_n,
+            ),
+        }
         result: dict[str, Any] = {"trials": args.trials, "spread_s": args.spread}
         result["builtin_poll_errors"] = errors_after_n
         result["builtin_poll_errors_from_n"] = {
@@ -465,6 +548,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             k: round(v, 1) for k, v in calls_at_n.items()
         }
         result["samples_s"] = samples
+        result["builtin_timeline"] = result_timeline
+        # How long the dev server took to accept each trial's 10 starts (every engine's trials):
+        # a from-N figure near this is the server's, not the scaler's.
+        for phase, took in (("from_0", accepted_0), ("from_n", accepted)):
+            values = sorted(took.values())
+            if values:
+                result[f"start_rpcs_{phase}_p50_s"] = round(values[(len(values) - 1) // 2], 2)
+                result[f"start_rpcs_{phase}_max_s"] = round(values[-1], 2)
         result["foreign_operators"] = sorted(foreign)
         if foreign:
             print(
@@ -560,6 +651,13 @@ def print_table(r: dict[str, Any]) -> None:
         f"Builtin's failed Temporal calls: {r['builtin_poll_errors']} in the run, "
         f"{r['builtin_poll_errors_from_n']} during the from-N trials"
     )
+    for phase, t in r.get("builtin_timeline", {}).items():
+        points = ", ".join(
+            f"{k.removesuffix('_p50_s')} {t[k]} / {t[k.removesuffix('_p50_s') + '_max_s']}"
+            for k in t
+            if k.endswith("_p50_s")
+        )
+        print(f"Builtin {phase}, p50 / max s after the first start ({t['trials']}): {points}")
     timeouts = {k: v for k, v in r.items() if k.endswith("_timed_out") and v}
     if timeouts:
         print(f"TIMED OUT (counted in the percentiles; None = a timed-out trial): {timeouts}")

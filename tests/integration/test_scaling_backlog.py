@@ -44,10 +44,23 @@ async def test_backlog_of_unpolled_queue(temporal_server: TemporalDevServer) -> 
     try:
         await start_workflows(temporal_server.address, queue, 7)
         assert await wait_backlog(poller, conn, queue, 7) == 7
-        # visibility is eventually consistent: a fresh poller (fresh count) until it catches up
+        # With tasks waiting the decision cannot reach 0, so the zero guard's count is not asked.
+        counter = BacklogPoller()
+        waiting = await counter.observe(conn, queue, count_running=True)
+        await counter.close()
+        assert waiting.backlog is not None
+        assert waiting.backlog.count == 7
+        assert waiting.backlog.running_workflows is None
+        assert waiting.backlog.pollers == 0
+        assert waiting.workflow is not None
+        assert waiting.workflow.backlog == 7
+        # An activity-only pool on the queue sees no backlog of its own: its round asks for the
+        # count, which sees the 7 running workflows (visibility is eventually consistent: a
+        # fresh poller, so a fresh count, until it catches up).
+        activities = served_types(workflows=False, activities=True)
         for _ in range(60):
             counter = BacklogPoller()
-            reading = await counter.observe(conn, queue, count_running=True)
+            reading = await counter.observe(conn, queue, count_running=True, types=activities)
             await counter.close()
             assert reading.error is None
             assert reading.backlog is not None
@@ -55,10 +68,8 @@ async def test_backlog_of_unpolled_queue(temporal_server: TemporalDevServer) -> 
                 break
             await asyncio.sleep(0.5)
         assert reading.backlog is not None
+        assert reading.backlog.count == 0
         assert reading.backlog.running_workflows == 7
-        assert reading.backlog.pollers == 0
-        assert reading.workflow is not None
-        assert reading.workflow.backlog == 7
     finally:
         await poller.close()
 
@@ -139,3 +150,38 @@ async def test_outage_is_an_error_reading_then_recovers(temporal: TemporalDevSer
         assert reading.backlog is not None
     finally:
         await poller.close()
+
+
+async def test_a_pool_at_zero_sees_a_new_backlog_before_the_cached_stats_do(
+    temporal_server: TemporalDevServer,
+) -> None:
+    """The from-0 round's live root-partition hint shows new tasks while the server still
+    answers its cached stats (0). Without the hint both stay 0 until the cache refreshes, so the
+    state asserted here never occurs. A fresh queue per attempt: on a busy machine the cache
+    may refresh before the probe, or every task may land on a non-root partition."""
+    conn = Connection(temporal_server.address, temporal_server.namespace)
+    workflows = served_types(workflows=True, activities=False)
+    seen: list[tuple[int, int]] = []
+    for _ in range(5):
+        queue = f"bp-{uuid.uuid4().hex[:8]}"
+        stats_only, at_zero = BacklogPoller(), BacklogPoller()
+        try:
+            cold = await stats_only.observe(conn, queue, max_age=0.1, types=workflows)
+            assert cold.backlog is not None
+            assert cold.backlog.count == 0
+            await start_workflows(temporal_server.address, queue, 20)
+            for _ in range(10):
+                hinted = await at_zero.observe(conn, queue, max_age=0.1, types=workflows, hint=True)
+                cached = await stats_only.observe(conn, queue, max_age=0.1, types=workflows)
+                assert hinted.backlog is not None
+                assert cached.backlog is not None
+                seen.append((hinted.backlog.count, cached.backlog.count))
+                if hinted.backlog.count > 0 or cached.backlog.count > 0:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await stats_only.close()
+            await at_zero.close()
+        if seen[-1][0] > 0 and seen[-1][1] == 0:
+            return
+    raise AssertionError(f"(hinted, stats-only) backlog counts seen: {seen}")

@@ -8,7 +8,13 @@ from typing import Any, cast
 
 from workerpool_operator.scaling.decide import History
 from workerpool_operator.scaling.loop import PoolState, Scaler
-from workerpool_operator.scaling.observe import BacklogPoller
+from workerpool_operator.scaling.observe import (
+    MIN_POLL_SECONDS,
+    SERVER_STATS_CACHE_SECONDS,
+    BacklogPoller,
+    poll_period,
+    served_types,
+)
 from workerpool_operator.temporal.clients import TemporalClients
 from workerpool_operator.temporal.connections import Connection
 
@@ -93,3 +99,127 @@ def test_only_a_spec_change_brings_a_pools_next_step_forward() -> None:
     assert state.next_at == 100.0
     scaler.pool_event(key, "MODIFIED", builtin_pool(2, backlog=20))  # the spec changed
     assert state.next_at == 0.0
+
+
+class HintClient:
+    """A server whose stats are still cached at 0 while the root partition already holds 3."""
+
+    def __init__(self) -> None:
+        self.asked_hint: list[bool] = []
+
+        async def describe(request: Any, **__: Any) -> Any:
+            self.asked_hint.append(bool(request.include_task_queue_status))
+            stats = SimpleNamespace(
+                approximate_backlog_count=0,
+                approximate_backlog_age=SimpleNamespace(
+                    ToTimedelta=lambda: SimpleNamespace(total_seconds=lambda: 0.0)
+                ),
+                tasks_add_rate=0.0,
+                tasks_dispatch_rate=0.0,
+            )
+            status = SimpleNamespace(
+                backlog_count_hint=3 if request.include_task_queue_status else 0
+            )
+            return SimpleNamespace(stats=stats, pollers=[], task_queue_status=status)
+
+        self.workflow_service = SimpleNamespace(describe_task_queue=describe)
+
+
+async def test_a_pool_at_zero_reads_the_live_hint_and_others_do_not() -> None:
+    """From 0 the first worker waits on the poll, and the stats are cached for ~5 s: a round
+    for a pool at 0 also reads the root partition's live count; other rounds stay stats-only."""
+    fake = HintClient()
+
+    async def connect(address: str, **kwargs: Any) -> Any:
+        return fake
+
+    poller = BacklogPoller(clients=TemporalClients(connect=connect))
+    conn = Connection("temporal:7233", "default")
+    workflows = served_types(workflows=True, activities=False)
+    plain = await poller.observe(conn, "q1", max_age=60, types=workflows)
+    at_zero = await poller.observe(conn, "q2", max_age=60, types=workflows, hint=True)
+    assert plain.backlog is not None
+    assert at_zero.backlog is not None
+    assert (plain.backlog.count, at_zero.backlog.count) == (0, 3)
+    assert fake.asked_hint == [False, True]  # one call per round either way
+    await poller.close()
+
+
+def test_a_pool_at_zero_is_polled_twice_as_often_and_still_gets_fresh_stats() -> None:
+    for interval in (1, 5, 7, 30, 300):
+        period = poll_period(interval)
+        assert period >= MIN_POLL_SECONDS > SERVER_STATS_CACHE_SECONDS
+        assert poll_period(interval, at_zero=True) == period / 2
+        # every other round at zero is past the server's stats cache
+        assert 2 * poll_period(interval, at_zero=True) > SERVER_STATS_CACHE_SECONDS
+
+
+async def test_the_step_that_leaves_a_pool_at_zero_sets_the_faster_period() -> None:
+    key = ("ns", "p")
+    body = {"metadata": {"namespace": "ns", "name": "p"},
+            "spec": {"autoscaling": {"engine": "Builtin", "pollIntervalSeconds": 5}}}  # fmt: skip
+    view = SimpleNamespace(pool_keys=lambda: [], pool=lambda k: body)
+    now = [1000.0]
+    scaler = Scaler(cast(Any, None), cast(Any, view), BacklogPoller(), clock=lambda: now[0])
+    for replicas_after, period in ((0, 2.625), (2, 5.25), (0, 2.625)):
+
+        async def step(k: Any, state: PoolState, replicas: int = replicas_after) -> None:
+            state.at_zero = replicas == 0
+
+        scaler.step = step  # type: ignore[method-assign,assignment]
+        state = PoolState(running=True)
+        await scaler._step_logged(key, state)
+        assert (state.next_at - now[0], state.running) == (period, False)
+
+
+async def test_the_running_count_is_asked_only_after_a_round_with_no_backlog() -> None:
+    """The zero guard's visibility count matters only when the decision could go to 0, which a
+    backlog rules out: pools above 0 with tasks waiting asked every 15 s, and on the dev server
+    each count took seconds and slowed every other call (the bench's from-N minutes)."""
+    backlog = [5]
+    counted: list[int] = []
+
+    class Fake:
+        def __init__(self) -> None:
+            async def describe(*_: Any, **__: Any) -> Any:
+                stats = SimpleNamespace(
+                    approximate_backlog_count=backlog[0],
+                    approximate_backlog_age=SimpleNamespace(
+                        ToTimedelta=lambda: SimpleNamespace(total_seconds=lambda: 0.0)
+                    ),
+                    tasks_add_rate=0.0,
+                    tasks_dispatch_rate=0.0,
+                )
+                return SimpleNamespace(stats=stats, pollers=[])
+
+            self.workflow_service = SimpleNamespace(describe_task_queue=describe)
+
+        async def count_workflows(self, query: str, **_: Any) -> Any:
+            counted.append(backlog[0])
+            return SimpleNamespace(count=2)
+
+    fake = Fake()
+
+    async def connect(address: str, **kwargs: Any) -> Any:
+        return fake
+
+    now = [0.0]
+    poller = BacklogPoller(clients=TemporalClients(connect=connect), clock=lambda: now[0])
+    conn = Connection("temporal:7233", "default")
+    workflows = served_types(workflows=True, activities=False)
+    for t in (0.0, 20.0, 40.0):  # every round past the count's 15 s age, tasks waiting
+        now[0] = t
+        r = await poller.observe(conn, "q", max_age=5.25, count_running=True, types=workflows)
+        assert r.backlog is not None
+        assert r.backlog.count == 5
+    assert counted == []
+    backlog[0] = 0
+    now[0] = 60.0
+    r = await poller.observe(conn, "q", max_age=5.25, count_running=True, types=workflows)
+    assert r.backlog is not None
+    assert (r.backlog.count, r.backlog.running_workflows) == (0, 2)  # the guard holds a replica
+    assert counted == [0]
+    now[0] = 61.0  # a fresh empty reading and a fresh count: served from the cache
+    await poller.observe(conn, "q", max_age=5.25, count_running=True, types=workflows)
+    assert counted == [0]
+    await poller.close()

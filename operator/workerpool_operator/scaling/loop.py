@@ -91,6 +91,7 @@ class PoolState:
     next_at: float = 0.0
     running: bool = False
     versions: dict[str, History] = field(default_factory=dict)  # versioned pools, by build
+    at_zero: bool = False  # the last step left the pool at 0 replicas: the faster period
 
     def follow(self, identity: tuple[str, str]) -> None:
         """Another queue or server (renamed queue, other connection): forget the history, whose
@@ -283,9 +284,6 @@ class Scaler:
     async def _step_logged(self, key: tuple[str, str], state: PoolState) -> None:
         period = MIN_POLL_SECONDS
         try:
-            body = self.view.pool(key)
-            with contextlib.suppress(Exception):
-                period = poll_period((body or {})["spec"]["autoscaling"]["pollIntervalSeconds"])
             await self.step(key, state)
         except NotLeader:
             pass
@@ -294,12 +292,16 @@ class Scaler:
         except Exception:
             log.exception("autoscaler step failed for %s/%s", *key)
         finally:
+            with contextlib.suppress(Exception):
+                spec = (self.view.pool(key) or {})["spec"]["autoscaling"]
+                period = poll_period(spec["pollIntervalSeconds"], at_zero=state.at_zero)
             state.next_at = self.clock() + period
             state.running = False
 
     async def step(self, key: tuple[str, str], state: PoolState) -> Decision | None:
         """One observe -> decide -> report -> write round for one pool."""
         ns, name = key
+        state.at_zero = False
         per_version = versioned_target(self.view, key)
         if per_version is not None:
             return await self.step_versions(key, state, *per_version)
@@ -332,7 +334,9 @@ class Scaler:
             reading = await self.poller.observe(
                 conn,
                 pool.spec.task_queue,
-                max_age=poll_period(spec.poll_interval_seconds),
+                max_age=poll_period(spec.poll_interval_seconds, at_zero=current == 0),
+                # from 0 the first worker waits on this poll: read the live root-partition hint
+                hint=current == 0,
                 # the guard's count only matters on the way to zero (visibility is rate limited)
                 count_running=policy.min_replicas == 0
                 and current > 0
@@ -348,6 +352,7 @@ class Scaler:
             )
         decision = decide(observation, state.history, policy, self.clock())
         state.history = decision.history
+        state.at_zero = decision.replicas == 0
 
         metrics.DECISIONS.labels(ns, name, decision.direction).inc()
         metrics.DESIRED.labels(ns, name).set(decision.replicas)
@@ -358,7 +363,13 @@ class Scaler:
             if pool.spec.versioning is None:  # a versioned pool's builds are the reconciler's
                 await self.kube.apply_replicas(ns, name, decision.replicas, self.manager)
             state.last_scale_time = rfc3339(time.time())
-            log.info("scaled %s/%s: %s", ns, name, decision.message)
+            # How old the reading behind the write is (the bench's per-trial timeline).
+            age = (
+                f" (backlog read {time.time() - reading.observed_at:.2f}s before)"
+                if reading
+                else ""
+            )
+            log.info("scaled %s/%s: %s%s", ns, name, decision.message, age)
             await self.kube.try_event(
                 {"apiVersion": api.API_VERSION, "kind": api.KIND, **body},
                 reason=Reason.SCALED_UP if decision.replicas > current else Reason.SCALED_DOWN,

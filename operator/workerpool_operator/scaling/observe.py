@@ -10,10 +10,12 @@ poll (in parallel): the workflow type when the pool registers workflows, the act
 registers activities. A backlog of a type the pool does not poll is work its workers could never
 take, so it is neither fetched nor scaled on (and a workflow-only pool costs one call per round,
 not two; the single-call ENHANCED mode that KEDA uses is deprecated in Temporal's API). Plus,
-only when a caller is about to consider scaling to zero, a visibility count
-of the running workflows on the queue (the zero guard's signal, see docs/autoscaling.md), at
-most once per `COUNT_MAX_AGE_SECONDS`: visibility APIs have a low per-namespace rate limit
-(the dev server answers "namespace rate limit exceeded" well before DescribeTaskQueue does).
+only when a caller is about to consider scaling to zero (a pool above 0 at `minReplicas: 0`) and
+the round's stats show no backlog, a visibility count of the running workflows on the queue (the
+zero guard's signal, see docs/autoscaling.md), after the stats and at most once per
+`COUNT_MAX_AGE_SECONDS`: visibility APIs have a low per-namespace rate limit (the dev server
+answers "namespace rate limit exceeded" well before DescribeTaskQueue does) and cost the server
+the most.
 A failed count does not fail the reading: scale-up still works, and the guard treats the count
 as unknown (busy).
 
@@ -23,6 +25,14 @@ p < 5 s sees fresh stats only every ceil(5 / p) * p seconds (p = 4 s: every 8 s)
 exactly 5 s phase-locks with the cache and now and then sees a change a whole period late. So
 the engine polls every max(pollIntervalSeconds, 5.25 s): every poll then gets freshly computed
 stats, the fewest calls for the best latency (see bench/bench_autoscaling.py for the numbers).
+
+From zero that period is the whole wait for the first worker, and the stats cannot be read any
+fresher. So a pool at 0 replicas is polled twice as often (`poll_period(..., at_zero=True)`), and
+each of its rounds also asks for the root partition's `task_queue_status.backlog_count_hint`
+(same call, `include_task_queue_status`): the partition keeps that count live, uncached, and it
+shows a new task within ~0.5 s, but only the tasks written to the root partition (the stats see
+the others). Such a round's backlog is the larger of the two. Two half periods still exceed the
+cache, so every other round also gets freshly computed stats.
 
 Failures come back as a `Reading` with `error` set (the decision then keeps the replicas); the
 queue is retried with exponential backoff, and as soon as a round through the same connection
@@ -80,9 +90,11 @@ def served_types(workflows: bool, activities: bool) -> frozenset[TaskQueueType.V
     return frozenset(types) or BOTH_TYPES
 
 
-def poll_period(interval_seconds: float) -> float:
-    """Seconds between polls for a pool asking for `interval_seconds` (see module docstring)."""
-    return max(float(interval_seconds), MIN_POLL_SECONDS)
+def poll_period(interval_seconds: float, *, at_zero: bool = False) -> float:
+    """Seconds between polls for a pool asking for `interval_seconds`; half that for a pool at
+    0 replicas, whose rounds read the uncached root-partition hint (see module docstring)."""
+    period = max(float(interval_seconds), MIN_POLL_SECONDS)
+    return period / 2 if at_zero else period
 
 
 class TemporalCallError(Exception):
@@ -153,9 +165,11 @@ class BacklogPoller:
         max_age: float = MIN_POLL_SECONDS,
         count_running: bool = False,
         types: frozenset[TaskQueueType.ValueType] = BOTH_TYPES,
+        hint: bool = False,
     ) -> Reading:
         """The backlog of `types` on the queue, fetched at most once per `max_age` across all
-        callers.
+        callers; with `hint` (a pool at 0) a fetched round also reads the root partition's live
+        backlog hint.
 
         A reading younger than `max_age` minus a small tolerance (so a caller looping at
         `max_age` does not just miss it) is returned from the cache.
@@ -172,12 +186,14 @@ class BacklogPoller:
         want_count = count_running and now - entry.count_at >= COUNT_MAX_AGE_SECONDS
         if last is not None:
             tolerance = min(1.0, 0.2 * max_age)
-            if now - last.fetched_at < max_age - tolerance and not want_count:
+            # A stale count only matters after a round that saw no backlog (see _fetch).
+            empty = last.backlog is not None and last.backlog.count == 0
+            if now - last.fetched_at < max_age - tolerance and not (want_count and empty):
                 return last
             if last.error is not None and now < entry.retry_at and not self._back(conn, last):
                 return last
         entry.inflight = asyncio.create_task(
-            self._round(conn, task_queue, entry, key, want_count, types)
+            self._round(conn, task_queue, entry, key, want_count, types, hint)
         )
         return await asyncio.shield(entry.inflight)
 
@@ -215,10 +231,13 @@ class BacklogPoller:
         key: QueueKey,
         want_count: bool,
         types: frozenset[TaskQueueType.ValueType],
+        hint: bool,
     ) -> Reading:
         started = self._clock()
         try:
-            reading = await self._fetch(conn, task_queue, entry, want_count, key, started, types)
+            reading = await self._fetch(
+                conn, task_queue, entry, want_count, key, started, types, hint
+            )
         except asyncio.CancelledError:
             entry.inflight = None
             raise
@@ -249,6 +268,7 @@ class BacklogPoller:
         key: QueueKey,
         started: float,
         types: frozenset[TaskQueueType.ValueType],
+        hint: bool,
     ) -> Reading:
         client = await self.clients.get(conn)
 
@@ -263,6 +283,7 @@ class BacklogPoller:
                         ),
                         task_queue_type=kind,
                         report_stats=True,
+                        include_task_queue_status=hint,
                     ),
                     timeout=self._rpc_timeout,
                 )
@@ -271,8 +292,9 @@ class BacklogPoller:
                 raise TemporalCallError(f"DescribeTaskQueue: {exc}") from exc
             metrics.TEMPORAL_CALLS.labels("DescribeTaskQueue", "ok").inc()
             s = resp.stats
+            live = int(resp.task_queue_status.backlog_count_hint) if hint else 0
             return TypeStats(
-                backlog=int(s.approximate_backlog_count),
+                backlog=max(int(s.approximate_backlog_count), live),
                 age_seconds=s.approximate_backlog_age.ToTimedelta().total_seconds(),
                 add_rate=float(s.tasks_add_rate),
                 dispatch_rate=float(s.tasks_dispatch_rate),
@@ -303,8 +325,14 @@ class BacklogPoller:
         async def maybe(kind: TaskQueueType.ValueType) -> TypeStats | None:
             return await describe(kind) if kind in types else None
 
-        wf, act, _ = await asyncio.gather(maybe(WORKFLOW), maybe(ACTIVITY), count())
+        wf, act = await asyncio.gather(maybe(WORKFLOW), maybe(ACTIVITY))
         polled = [s for s in (wf, act) if s is not None]
+        if sum(s.backlog for s in polled) == 0:
+            # Only a round with no backlog can lead to 0 replicas, the one decision the count
+            # guards: with tasks waiting it is not asked. Visibility counts are the dev server's
+            # costliest read (seconds each on SQLite with a few thousand workflows), and pools
+            # sitting above 0 with a backlog asking every 15 s slowed every call to the server.
+            await count()
         backlog = Backlog(
             count=sum(s.backlog for s in polled),
             age_seconds=max(s.age_seconds for s in polled),
