@@ -6,6 +6,11 @@
 # no registry to pull that image from, so it and `make release` build the same three images
 # offline instead (hack/offline.Dockerfile, run by hack/build-images.sh; docs/runtime.md says
 # which is which). Both give the same layout: a venv in /opt/venv, the code in /app, UID 10001.
+# PYTHON_IMAGE may be any Debian-like image with python3 and its venv module (the official one,
+# or the bed's debootstrap base: tests/runtime/test_dockerfile.py builds it so). Packages come
+# from PyPI unless the pip settings below say otherwise: a mirror or private index
+# (--build-arg PIP_INDEX_URL=...), or a wheelhouse served over HTTP (PIP_NO_INDEX=1
+# PIP_FIND_LINKS=http://...).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS base
@@ -19,32 +24,39 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/home/app
 
-# The project wheel, built once from the sources; each image installs it with its extras.
+# Each image's stages follow its venv stage: Docker's legacy builder (no BuildKit) runs every
+# stage before the target, so `--target operator` then installs no runtime packages.
+# The project wheel, built once from the sources; each image installs it (by path, so the pip
+# settings alone say where its dependencies come from) with its extras.
 FROM base AS wheel
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator operator
 COPY worker_runtime worker_runtime
-RUN pip wheel -q --no-deps -w /wheels .
+RUN python3 -m venv /opt/build && /opt/build/bin/pip wheel -q --no-deps -w /wheels .
 
 FROM base AS operator-venv
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 COPY --from=wheel /wheels /wheels
-RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[operator]'
-
-FROM base AS runtime-venv
-COPY --from=wheel /wheels /wheels
-RUN python -m venv /opt/venv && pip install -q --find-links /wheels 'temporal-workerpools[openai,tracing]'
-
-FROM base AS runtime-gpu-venv
-COPY --from=wheel /wheels /wheels
-RUN python -m venv /opt/venv \
-    && pip install -q --find-links /wheels 'temporal-workerpools[openai,llm,tracing]'
+RUN python3 -m venv /opt/venv && w=$(echo /wheels/*.whl) && pip install -q "$w[operator]"
 
 FROM base AS operator
 COPY --from=operator-venv /opt/venv /opt/venv
 USER 10001:10001
 EXPOSE 8080 8081
 ENTRYPOINT ["workerpool-operator"]
+
+FROM base AS runtime-venv
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
+COPY --from=wheel /wheels /wheels
+RUN python3 -m venv /opt/venv && w=$(echo /wheels/*.whl) && pip install -q "$w[openai,tracing]"
 
 FROM base AS runtime
 COPY --from=runtime-venv /opt/venv /opt/venv
@@ -56,6 +68,14 @@ ENV PYTHONPATH=/app
 USER 10001:10001
 EXPOSE 9090
 ENTRYPOINT ["worker-runtime"]
+
+FROM base AS runtime-gpu-venv
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
+COPY --from=wheel /wheels /wheels
+RUN python3 -m venv /opt/venv && w=$(echo /wheels/*.whl) \
+    && pip install -q "$w[openai,llm,tracing]"
 
 FROM runtime AS runtime-gpu
 COPY --from=runtime-gpu-venv /opt/venv /opt/venv

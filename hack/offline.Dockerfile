@@ -8,6 +8,14 @@
 # (build/wheelhouse/<target>, see hack/build-images.sh), the OS from BASE_IMAGE, which
 # hack/build-base-image.sh makes with debootstrap. Every image runs as UID 10001, not root.
 ARG BASE_IMAGE=workerpools/base:bookworm
+# The wheelhouse folder in the context: build/wheelhouse-<arch> for another architecture.
+ARG WHEELS=build/wheelhouse
+# runtime-gpu starts from the `python` stage with its third-party packages (torch, transformers,
+# the CUDA wheels: gigabytes) already in /opt/venv. hack/build-images.sh makes that image by
+# running pip in the `python` stage's image with the wheelhouse mounted, not copied, so the wheels
+# are never sent as build context nor left behind as a layer, and it is reused until the pinned
+# package list or the stage changes.
+ARG GPU_DEPS_IMAGE=workerpools/runtime-gpu-deps:unset
 
 FROM ${BASE_IMAGE} AS python
 # minbase has no useradd: write the account directly (UID/GID 10001, as the operator renders).
@@ -23,7 +31,8 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     HOME=/home/app
 
 FROM python AS operator
-COPY build/wheelhouse/operator /tmp/wheels
+ARG WHEELS
+COPY ${WHEELS}/operator /tmp/wheels
 RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[operator]' \
     && rm -rf /tmp/wheels
 USER 10001:10001
@@ -31,7 +40,8 @@ EXPOSE 8080 8081
 ENTRYPOINT ["workerpool-operator"]
 
 FROM python AS runtime
-COPY build/wheelhouse/runtime /tmp/wheels
+ARG WHEELS
+COPY ${WHEELS}/runtime /tmp/wheels
 RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,tracing]' \
     && rm -rf /tmp/wheels
 # The examples the sample pools name (examples.three_queues, examples.gpu_llm_job). Your own
@@ -43,8 +53,15 @@ USER 10001:10001
 EXPOSE 9090
 ENTRYPOINT ["worker-runtime"]
 
-FROM runtime AS runtime-gpu
-USER root
+FROM ${GPU_DEPS_IMAGE} AS runtime-gpu
+# The runtime stage's layout, on the GPU packages' venv.
+COPY examples /app/examples
+WORKDIR /app
+ENV PYTHONPATH=/app
+EXPOSE 9090
+ENTRYPOINT ["worker-runtime"]
+# Only the project wheel is here: with --no-index, a dependency missing from the venv fails the
+# build instead of being fetched.
 COPY build/wheelhouse/runtime-gpu /tmp/wheels
 RUN pip install -q --no-index --find-links /tmp/wheels 'temporal-workerpools[openai,llm,tracing]' \
     && rm -rf /tmp/wheels

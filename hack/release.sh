@@ -15,6 +15,12 @@
 #   PLAIN_HTTP      1: the registry speaks plain HTTP (a loopback test registry); default: 1 when
 #                   REGISTRY is on 127.0.0.1 or localhost, else 0
 #   SKIP_BUILD      1: the images already exist in the local Docker engine at this version
+#   ARCHS           Debian architectures of operator and runtime (default: this machine's). With
+#                   more than one (`ARCHS="amd64 arm64"`, `make release-multiarch`), each is built
+#                   (hack/build-images.sh ARCH=...; a foreign one under qemu-user-static), pushed
+#                   as <name>:<version>-<arch>, SBOM-attested and signed by digest, and
+#                   <name>:<version> becomes an image index of them (crane index append), signed
+#                   too. runtime-gpu stays single-architecture (this machine's).
 #   OUT             where SBOMs, the chart package and release.txt go (default build/release)
 # Signatures are not uploaded to a transparency log (--tlog-upload=false): verify with the
 # public key and --insecure-ignore-tlog, as the README's install section does.
@@ -29,6 +35,8 @@ export COSIGN_PASSWORD="${COSIGN_PASSWORD:-}"
 python="${PYTHON:-python3}"
 version=$(cd "$root" && "$python" -c 'import worker_runtime; print(worker_runtime.__version__)')
 read -r -a images <<< "${IMAGES:-operator runtime runtime-gpu}"
+host_arch=$(dpkg --print-architecture)
+read -r -a archs <<< "${ARCHS:-$host_arch}"
 out="${OUT:-$root/build/release}"
 case "$REGISTRY" in
   127.0.0.1*|localhost*) plain="${PLAIN_HTTP:-1}" ;;
@@ -49,28 +57,54 @@ fi
 declare -A repo=([operator]=workerpools/operator [runtime]=workerpools/worker-runtime
   [runtime-gpu]=workerpools/worker-runtime-gpu)
 rm -rf "$out" && mkdir -p "$out"
+multiarch=()  # the images built for every architecture in ARCHS (not runtime-gpu)
+for t in "${images[@]}"; do [ "$t" = runtime-gpu ] || multiarch+=("$t"); done
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   IMG_TAG="$version" PYTHON="$python" bash "$here/build-images.sh" "${images[@]}"
+  for a in "${archs[@]}"; do
+    if [ "$a" != "$host_arch" ] && [ ${#multiarch[@]} -gt 0 ]; then
+      ARCH="$a" IMG_TAG="$version" PYTHON="$python" bash "$here/build-images.sh" "${multiarch[@]}"
+    fi
+  done
 fi
 
 sign() {  # sign REF@DIGEST with the release key (no transparency log)
   "${cosign[@]}" sign --yes --key "$COSIGN_KEY" --tlog-upload=false "${cosign_reg[@]}" "$1" >/dev/null
 }
 
-for t in "${images[@]}"; do
-  local_ref="${repo[$t]}:$version"
-  ref="$REGISTRY/${repo[$t]}:$version"
-  archive="$out/$t.tar"
-  start=$(date +%s)
-  docker save -o "$archive" "$local_ref"
-  "${crane[@]}" push "$archive" "$ref" >/dev/null
-  digest=$("${crane[@]}" digest "$ref")
+# publish LOCAL_REF REF SBOM: push one local image, attest its SBOM, sign it; prints the digest.
+publish() {
+  local archive="$out/image.tar" digest
+  docker save -o "$archive" "$1"
+  "${crane[@]}" push "$archive" "$2" >/dev/null
+  digest=$("${crane[@]}" digest "$2")
   # The SBOM of exactly what was pushed: the same archive, scanned offline.
-  "$bin/syft" scan "docker-archive:$archive" -q -o "spdx-json=$out/$t.spdx.json"
+  "$bin/syft" scan "docker-archive:$archive" -q -o "spdx-json=$3"
   rm -f "$archive"
-  sign "$ref@$digest"
+  sign "$2@$digest"
   "${cosign[@]}" attest --yes --key "$COSIGN_KEY" --tlog-upload=false "${cosign_reg[@]}" \
-    --type spdxjson --predicate "$out/$t.spdx.json" "$ref@$digest" >/dev/null
+    --type spdxjson --predicate "$3" "$2@$digest" >/dev/null
+  echo "$digest"
+}
+
+for t in "${images[@]}"; do
+  ref="$REGISTRY/${repo[$t]}:$version"
+  start=$(date +%s)
+  if [ ${#archs[@]} -eq 1 ] || [ "$t" = runtime-gpu ]; then
+    digest=$(publish "${repo[$t]}:$version" "$ref" "$out/$t.spdx.json")
+  else
+    manifests=()
+    for a in "${archs[@]}"; do
+      local_ref="${repo[$t]}:$version"; [ "$a" = "$host_arch" ] || local_ref+="-$a"
+      d=$(publish "$local_ref" "$ref-$a" "$out/$t-$a.spdx.json")
+      manifests+=(-m "$ref-$a@$d")
+      log "$t ($a): $ref-$a@$d pushed, SBOM attested, signed"
+    done
+    # The index names each image's platform from its config (linux/amd64, linux/arm64).
+    "${crane[@]}" index append --docker-empty-base "${manifests[@]}" -t "$ref" >/dev/null
+    digest=$("${crane[@]}" digest "$ref")
+    sign "$ref@$digest"
+  fi
   echo "$ref@$digest" >> "$out/release.txt"
   log "$t: $ref@$digest pushed, SBOM attested, signed in $(( $(date +%s) - start )) s"
 done

@@ -13,8 +13,10 @@ mirror for the test (nothing is imported with `ctr`; the pod's imageID is the pu
 Bed-only differences from the README, each needed on a shared bed: the registry speaks plain
 HTTP (`--plain-http`, `--allow-http-registry`), the CRDs are the bed's (`crds.install=false`),
 the operator watches only this test's namespace, and the sample pool gets the bed's Temporal
-address and the real node's placement. The test builds two of the three images (operator,
-runtime); `make release` builds runtime-gpu as well (torch is gigabytes, and no pool here uses it).
+address and the real node's placement. All three images are published, signed and attested,
+runtime-gpu included; its torch and CUDA packages (gigabytes) come from the dependency image
+hack/build-images.sh caches, so a warm run rebuilds only the project's layer. No pool here runs
+the GPU image (there is no GPU): its signature and SBOM are what is checked.
 """
 
 from __future__ import annotations
@@ -51,12 +53,21 @@ VERSION = worker_runtime.__version__
 CHART = "workerpool-operator"
 RELEASE = "workerpool-operator"  # the README's release name
 SA = RELEASE  # fullname == release name when the release is named like the chart
+IMAGES = ("operator", "runtime", "runtime-gpu")  # hack/release.sh's targets: all of them
+# Each image's repository and what its SBOM must list (the project, and what the image is for).
+REPOS = {
+    "workerpools/operator": {"temporal-workerpools", "kopf", "pydantic"},
+    "workerpools/worker-runtime": {"temporal-workerpools", "temporalio", "httpx"},
+    "workerpools/worker-runtime-gpu": {"temporal-workerpools", "temporalio", "torch",
+                                       "transformers"},
+}  # fmt: skip
 # The README's install section, as the test runs it (checked against README.md below).
 VERIFY = "cosign verify --key cosign.pub --insecure-ignore-tlog"
 README_STEPS = (
     f'{VERIFY} "$REGISTRY/charts/workerpool-operator:$VERSION"',
     f'{VERIFY} "$REGISTRY/workerpools/operator:$VERSION"',
     f'{VERIFY} "$REGISTRY/workerpools/worker-runtime:$VERSION"',
+    f'{VERIFY} "$REGISTRY/workerpools/worker-runtime-gpu:$VERSION"',
     'helm install workerpool-operator "oci://$REGISTRY/charts/workerpool-operator" \\',
     '  --version "$VERSION" -n workerpools-system --create-namespace',
     "kubectl apply -f manifests/samples/cpu-pool.yaml",
@@ -123,7 +134,7 @@ def release(
         out = work / "out"
         published = subprocess.run(
             ["bash", str(ROOT / "hack" / "release.sh")],
-            env={**env, "REGISTRY": registry.address, "IMAGES": "operator runtime",
+            env={**env, "REGISTRY": registry.address, "IMAGES": " ".join(IMAGES),
                  "COSIGN_KEY": str(work / "release" / "cosign.key"), "OUT": str(out),
                  "PYTHON": sys.executable},
             capture_output=True, text=True, timeout=3600, check=False,
@@ -137,12 +148,13 @@ def release(
         keys = work / "release"
         yield Release(registry, release_tools, keys / "cosign.key", keys / "cosign.pub",
                       work / "other" / "cosign.pub", out, refs)  # fmt: skip
+    # The pushed blobs (gigabytes with the GPU image) do not outlive the module.
+    shutil.rmtree(work / "blobs", ignore_errors=True)
 
 
 def test_release_is_signed_with_an_sbom_and_a_foreign_key_is_refused(release: Release) -> None:
     reg = release.registry.address
-    assert set(release.refs) == {"workerpools/operator", "workerpools/worker-runtime",
-                                 "charts/workerpool-operator"}, release.refs  # fmt: skip
+    assert set(release.refs) == {*REPOS, "charts/workerpool-operator"}, release.refs
     for repo in release.refs:
         ref = f"{reg}/{repo}:{VERSION}"
         ok = release.verify(ref, release.pub)
@@ -153,7 +165,7 @@ def test_release_is_signed_with_an_sbom_and_a_foreign_key_is_refused(release: Re
         assert signed == {release.refs[repo]}, (repo, signed)
         foreign = release.verify(ref, release.other_pub)
         assert foreign.returncode != 0, f"{ref} verified with a key that did not sign it"
-    for repo in ("workerpools/operator", "workerpools/worker-runtime"):
+    for repo, expected in REPOS.items():
         ref = f"{reg}/{repo}@{release.refs[repo]}"
         att = release.cosign("verify-attestation", "--key", str(release.pub), "--type", "spdxjson",
                              "--insecure-ignore-tlog", "--allow-http-registry",
@@ -163,7 +175,7 @@ def test_release_is_signed_with_an_sbom_and_a_foreign_key_is_refused(release: Re
         sbom = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
         packages = {p["name"] for p in sbom["packages"]}
         # The SBOM describes the image's Python environment, the project itself included.
-        assert {"temporalio", "temporal-workerpools", "pydantic"} <= packages, sorted(packages)
+        assert expected <= packages, (repo, sorted(packages))
 
 
 def test_readme_install_section_is_what_this_module_runs() -> None:
@@ -242,8 +254,7 @@ def test_install_from_the_registry_runs_a_pool_on_the_real_node(
     started = time.monotonic()
     with real_node.mirror("docker.io", release.registry.url):
         # --- the README: verify, install, apply the sample pool --------------------------------
-        for repo in ("charts/workerpool-operator", "workerpools/operator",
-                     "workerpools/worker-runtime"):  # fmt: skip
+        for repo in ("charts/workerpool-operator", *REPOS):
             ok = release.verify(f"{reg}/{repo}:{VERSION}", release.pub)
             assert ok.returncode == 0, ok.stderr
         subprocess.run(
