@@ -119,6 +119,10 @@ e2e: venv controlplane tools realnode ## Integration, e2e, hostile-input and cra
 e2e-alerts: setup monitoring ## The chart's alerts fire and resolve on a live Prometheus (about 20 min: the rules' rate windows; not part of make test)
 	WORKERPOOLS_LIVE_ALERTS=1 $(PY) -m pytest tests/e2e/test_alerts_live.py $(PYTEST_ARGS)
 
+.PHONY: e2e-release-gpu
+e2e-release-gpu: setup ## The release test with runtime-gpu published, signed and attested too (6 GB image: about 8 min warm, 17 cold; not part of make test)
+	WORKERPOOLS_RELEASE_GPU=1 $(PY) -m pytest tests/e2e/test_release.py $(PYTEST_ARGS)
+
 .PHONY: e2e-multiarch
 e2e-multiarch: venv release-tools ## A release with amd64 + arm64 image indexes on a loopback registry; the arm64 Python runs under qemu (slow; not part of make test)
 	bash hack/setup-docker.sh
