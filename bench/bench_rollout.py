@@ -69,6 +69,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -314,54 +315,52 @@ async def _activity_outcome(handle: WorkflowHandle[Any, Any]) -> tuple[Any, bool
     return (scheduled if retried else None), completed
 
 
-async def run_bad_activity(rate: float) -> dict[str, Any]:
-    """Only the bad_activity part, on a bed and a dev server of its own."""
+# One part run on a bed and a dev server of its own: (kubeconfig, ns, server, tmp, client, op).
+Part = Callable[
+    [str, str, TemporalDevServer, Path, Client, OperatorProcess], Awaitable[dict[str, Any]]
+]
+
+
+async def run_alone(name: str, part: Part) -> dict[str, Any]:
+    """Only one part (`name`: its key prefix), on a bed and a dev server of its own, with the
+    operator scoped to the part's namespace; its tracebacks as `<name>_operator_tracebacks`."""
     cluster = LocalCluster()
     kubeconfig = str(cluster.acquire())
-    tmp = Path(tempfile.mkdtemp(prefix="bench-bad-activity-"))
+    slug = name.replace("_", "-")
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{slug}-"))
     server = TemporalDevServer(tmp / "temporal", dynamic_config=VERSIONING_DYNAMIC_CONFIG)
     server.start()
-    ns = f"bench-bad-activity-{uuid.uuid4().hex[:6]}"
+    ns = f"bench-{slug}-{uuid.uuid4().hex[:6]}"
     kubectl(kubeconfig, "create", "namespace", ns)
     for path in sorted(CRDS.glob("workerpools.io_*.yaml")):
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(path))
     wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
-    op = OperatorProcess(kubeconfig, "bench-bad-activity", "-n", ns, log_dir=tmp,
+    op = OperatorProcess(kubeconfig, f"bench-{slug}", "-n", ns, log_dir=tmp,
                          env={"POD_NAMESPACE": ns})  # fmt: skip
     try:
         client = await Client.connect(server.address, namespace=server.namespace)
-        return {**await bad_activity(kubeconfig, ns, server, tmp, client, rate),
-                "bad_activity_operator_tracebacks": op.tracebacks()}  # fmt: skip
+        return {**await part(kubeconfig, ns, server, tmp, client, op),
+                f"{name}_operator_tracebacks": op.tracebacks()}  # fmt: skip
     finally:
         op.stop()
         kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
         server.stop()
         cluster.release()
+
+
+async def run_bad_activity(rate: float) -> dict[str, Any]:
+    """Only the bad_activity part, on a bed and a dev server of its own."""
+
+    async def part(kubeconfig: str, ns: str, server: TemporalDevServer, tmp: Path,
+                   client: Client, op: OperatorProcess) -> dict[str, Any]:  # fmt: skip
+        return await bad_activity(kubeconfig, ns, server, tmp, client, rate)
+
+    return await run_alone("bad_activity", part)
 
 
 async def run_ramp_scale() -> dict[str, Any]:
     """Only the ramp_scale part, on a bed and a dev server of its own."""
-    cluster = LocalCluster()
-    kubeconfig = str(cluster.acquire())
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ramp-scale-"))
-    server = TemporalDevServer(tmp / "temporal", dynamic_config=VERSIONING_DYNAMIC_CONFIG)
-    server.start()
-    ns = f"bench-ramp-scale-{uuid.uuid4().hex[:6]}"
-    kubectl(kubeconfig, "create", "namespace", ns)
-    for path in sorted(CRDS.glob("workerpools.io_*.yaml")):
-        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(path))
-    wait_established(kubeconfig, "temporalworkerpools.workerpools.io")
-    op = OperatorProcess(kubeconfig, "bench-ramp-scale", "-n", ns, log_dir=tmp,
-                         env={"POD_NAMESPACE": ns})  # fmt: skip
-    try:
-        client = await Client.connect(server.address, namespace=server.namespace)
-        return {**await ramp_scale(kubeconfig, ns, server, tmp, client, op),
-                "ramp_scale_operator_tracebacks": op.tracebacks()}  # fmt: skip
-    finally:
-        op.stop()
-        kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
-        server.stop()
-        cluster.release()
+    return await run_alone("ramp_scale", ramp_scale)
 
 
 def apply(kubeconfig: str, ns: str, body: dict[str, Any]) -> None:
