@@ -9,7 +9,7 @@ import contextlib
 import logging
 
 from workerpool_operator import metrics, trust
-from workerpool_operator.kinds import DEPLOYMENT, POOL, SCALED_OBJECT, TRIGGER_AUTH
+from workerpool_operator.kinds import DEPLOYMENT, PDB, POOL, SCALED_OBJECT, TRIGGER_AUTH
 from workerpool_operator.kube.client import Kube
 from workerpool_operator.kube.errors import ApiError, ServerError, TooManyRequests, Unauthorized
 from workerpool_operator.names import LEGACY_FINALIZER
@@ -100,8 +100,10 @@ class Executor:
         # what a child points at exists before it: the ServiceAccount before the Deployment
         # (its pods run as it), the Deployment before what scales it. KEDA resolves a
         # ScaledObject's TriggerAuthentication when it first sees it: the ScaledObject goes
-        # last, and not at all while its TriggerAuthentication is refused.
-        targets = trust.TARGETS_DEPLOYMENT
+        # last, and not at all while its TriggerAuthentication is refused. The PDB names no
+        # object, only the pool's pod labels: it goes first, so the pods are covered from the
+        # moment they exist, and a new pool's writes take three round trips, not four.
+        targets = trust.TARGETS_DEPLOYMENT - {PDB}
         phases = [
             [w for w in p.writes if w.kind is not DEPLOYMENT and w.kind not in targets],
             [w for w in p.writes if w.kind is DEPLOYMENT],
