@@ -547,28 +547,33 @@ async def drive_alerts(
         f'{{namespace="{ns}", service="backlog"}}'
     )
 
-    # The workers' alerts resolve while the workers are still scraped: the rate windows empty
-    # out. Only then may Temporal go away (the workers go unready with it).
-    await asyncio.gather(
+    # The workers' alerts resolve as their rate windows empty out, the operator's once the
+    # second operator is gone. Meanwhile Temporal becomes unreachable: the workers go unready
+    # but stay scraped (prometheus-operator's scrape config keeps not-ready endpoints), so
+    # their windows empty all the same.
+    quiet = asyncio.ensure_future(asyncio.gather(
         two_leaders(),
         ledger.gone("WorkerPoolOperatorReconcileErrors"),
         ledger.gone("TemporalWorkerPoolActivityScheduleToStartHigh"),
         ledger.gone("TemporalWorkerPoolActivityFailureRate"),
         ledger.gone("TemporalWorkerPoolNonDeterminism"),
-        eventually(lambda: prom.query(wft_series), "the backlog workers' task series scraped",
-                   wait_s=WAIT_S, not_yet=unanswered),
-        eventually(lambda: not alerts_of(prom, wft), f"{wft} not active before the outage",
-                   ledger.state, wait_s=WAIT_S, interval=2, not_yet=unanswered),
-    )  # fmt: skip
+    ))  # fmt: skip
 
-    # --- Temporal unreachable for the operator's scaler and every worker -------------------
-    fwd.stop()
-    # Workflows started meanwhile (the client does not go through the forwarder): no worker
-    # can take their tasks until it is back, then the backlog pool's take them late.
-    for _ in range(6):
-        await start("Quick", pool="backlog")
-    await ledger.firing("WorkerPoolOperatorScalerPollErrors")
-    fwd.start()
+    async def outage() -> None:
+        """Temporal unreachable for the operator's scaler and every worker, then back."""
+        await eventually(lambda: prom.query(wft_series), "the backlog workers' task series "
+                         "scraped", wait_s=WAIT_S, not_yet=unanswered)  # fmt: skip
+        await eventually(lambda: not alerts_of(prom, wft), f"{wft} not active before the outage",
+                         ledger.state, wait_s=WAIT_S, interval=2, not_yet=unanswered)  # fmt: skip
+        fwd.stop()
+        ledger.note("Temporal unreachable")
+        # Workflows started meanwhile (the client does not go through the forwarder): no
+        # worker can take their tasks until it is back, then the backlog pool's take them late.
+        for _ in range(6):
+            await start("Quick", pool="backlog")
+        await ledger.firing("WorkerPoolOperatorScalerPollErrors")
+        fwd.start()
+        ledger.note("Temporal back")
 
     async def tasks_waited() -> None:
         await ledger.firing(wft, pool="backlog")
@@ -577,12 +582,17 @@ async def drive_alerts(
     async def operator_down() -> None:
         """Last for the operator: its other alerts must resolve on their own first."""
         await ledger.gone("WorkerPoolOperatorScalerPollErrors")
+        await quiet
         op.kill()
         await ledger.firing("WorkerPoolOperatorNoLeader")
         op.restart()
         await ledger.gone("WorkerPoolOperatorNoLeader")
 
-    await asyncio.gather(tasks_waited(), operator_down())
+    try:
+        await outage()
+        await asyncio.gather(quiet, tasks_waited(), operator_down())
+    finally:
+        quiet.cancel()
 
 
 # --- fixtures --------------------------------------------------------------------------------
