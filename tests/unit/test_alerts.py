@@ -149,6 +149,50 @@ def test_chart_for_overrides_change_only_the_named_alerts_for() -> None:
             assert shipped[name].get("for") == rule.get("for"), name
 
 
+def test_chart_window_overrides_change_only_the_named_alerts_range_selectors(
+    promtool: str, tmp_path: Path
+) -> None:
+    """prometheusRule.windowOverrides (what the live alert test shortens) rewrites every range
+    selector of the named alerts only: not a bracket of a regular expression in the same
+    expression, not `for:`, not another alert; promtool still accepts the rules."""
+    helm = require_tool("helm")
+    out = subprocess.run(
+        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
+         "--set", "prometheusRule.enabled=true",
+         "--set", "prometheusRule.windowOverrides.TemporalWorkerPoolActivityFailureRate=1m",
+         "--set", "prometheusRule.windowOverrides.TemporalWorkerPoolWorkerRestarts=2m30s",
+         "--show-only", "templates/prometheusrule.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    groups = yaml.safe_load(out)["spec"]["groups"]
+    shipped = {r["alert"]: r for g in groups for r in g["rules"]}
+    original = {r["alert"]: r for g in rules()["groups"] for r in g["rules"]}
+    failures = original["TemporalWorkerPoolActivityFailureRate"]["expr"]
+    assert failures.count("[5m]") == 3
+    assert shipped["TemporalWorkerPoolActivityFailureRate"]["expr"] == failures.replace(
+        "[5m]", "[1m]"
+    )
+    restarts = original["TemporalWorkerPoolWorkerRestarts"]["expr"]
+    assert "[15m]" in restarts
+    assert "[a-z0-9]" in restarts  # a bracket that is no range selector
+    assert shipped["TemporalWorkerPoolWorkerRestarts"]["expr"] == restarts.replace(
+        "[15m]", "[2m30s]"
+    )
+    for name, rule in original.items():
+        assert shipped[name].get("for") == rule.get("for"), name
+        if name not in (
+            "TemporalWorkerPoolActivityFailureRate",
+            "TemporalWorkerPoolWorkerRestarts",
+        ):
+            assert shipped[name]["expr"] == rule["expr"], name
+    (tmp_path / "rendered.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "rendered.yaml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 RUNBOOKS = ROOT / "docs" / "runbooks"
 RUNBOOK_BASE = "https://github.com/workerpools/temporal-workerpools/blob/main/docs/runbooks"
 
