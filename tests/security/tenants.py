@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from testbed import wait
 from tests import builders
 from tests.security.attacks import until
 from tests.security.conftest import REPO_ROOT, Bed
@@ -46,6 +47,16 @@ def admission_policy(bed: Bed, namespace: str) -> Iterator[str]:
     finally:
         for d in docs:
             bed.kube.run("delete", d["kind"], d["metadata"]["name"], "--ignore-not-found")
+        # The API server stops enforcing a deleted policy a moment later, as it starts one: wait
+        # until a pool it refuses (named after the reserved ServiceAccount) is admitted again
+        # (a dry run: nothing is created), so the next test in `namespace` never meets it.
+        probe = yaml.safe_dump(pool("default"))
+        wait.until(
+            lambda: bed.kube.run(
+                "create", "--dry-run=server", "-n", namespace, "-f", "-", input=probe
+            ).returncode == 0,
+            f"the admission policy bound to {namespace} to be gone",
+        )  # fmt: skip
 
 
 def pool(name: str, **spec: Any) -> dict[str, Any]:
