@@ -95,29 +95,29 @@ def test_promtool_unit_tests(promtool: str, tmp_path: Path) -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_chart_ships_the_rules_unchanged() -> None:
-    helm = require_tool("helm")
-    out = subprocess.run(
-        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
-         "--set", "prometheusRule.enabled=true", "--show-only", "templates/prometheusrule.yaml"],
+def rendered_rule(*values: str) -> str:
+    """The chart's PrometheusRule as `helm template` renders it with these `--set` values."""
+    sets = [a for v in ("prometheusRule.enabled=true", *values) for a in ("--set", v)]
+    return subprocess.run(
+        [require_tool("helm"), "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
+         *sets, "--show-only", "templates/prometheusrule.yaml"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+
+
+def test_chart_ships_the_rules_unchanged() -> None:
+    out = rendered_rule()
     shipped = yaml.safe_load(out)
     assert shipped["kind"] == "PrometheusRule"
     assert shipped["spec"]["groups"] == rules()["groups"]
 
 
 def test_chart_alert_labels_and_disabled_alerts() -> None:
-    helm = require_tool("helm")
-    out = subprocess.run(
-        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
-         "--set", "prometheusRule.enabled=true",
-         "--set", "prometheusRule.alertLabels.team=platform",
-         "--set", "prometheusRule.alertLabels.severity=page",
-         "--set", "prometheusRule.disabledAlerts={TemporalWorkerPoolGPUCapacityPending}",
-         "--show-only", "templates/prometheusrule.yaml"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    out = rendered_rule(
+        "prometheusRule.alertLabels.team=platform",
+        "prometheusRule.alertLabels.severity=page",
+        "prometheusRule.disabledAlerts={TemporalWorkerPoolGPUCapacityPending}",
+    )
     shipped = {r["alert"]: r for g in yaml.safe_load(out)["spec"]["groups"] for r in g["rules"]}
     assert set(shipped) == (POOL_ALERTS | OPERATOR_ALERTS) - {
         "TemporalWorkerPoolGPUCapacityPending"
@@ -130,15 +130,10 @@ def test_chart_alert_labels_and_disabled_alerts() -> None:
 def test_chart_for_overrides_change_only_the_named_alerts_for() -> None:
     """prometheusRule.forOverrides (what the live alert test lowers) replaces `for:` of the
     named alerts only, adds one where the shipped rule has none, and leaves every expression."""
-    helm = require_tool("helm")
-    out = subprocess.run(
-        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
-         "--set", "prometheusRule.enabled=true",
-         "--set", "prometheusRule.forOverrides.TemporalWorkerPoolNoPollers=20s",
-         "--set", "prometheusRule.forOverrides.TemporalWorkerPoolNonDeterminism=1m",
-         "--show-only", "templates/prometheusrule.yaml"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    out = rendered_rule(
+        "prometheusRule.forOverrides.TemporalWorkerPoolNoPollers=20s",
+        "prometheusRule.forOverrides.TemporalWorkerPoolNonDeterminism=1m",
+    )
     shipped = {r["alert"]: r for g in yaml.safe_load(out)["spec"]["groups"] for r in g["rules"]}
     original = {r["alert"]: r for g in rules()["groups"] for r in g["rules"]}
     assert shipped["TemporalWorkerPoolNoPollers"]["for"] == "20s"
@@ -155,15 +150,10 @@ def test_chart_window_overrides_change_only_the_named_alerts_range_selectors(
     """prometheusRule.windowOverrides (what the live alert test shortens) rewrites every range
     selector of the named alerts only: not a bracket of a regular expression in the same
     expression, not `for:`, not another alert; promtool still accepts the rules."""
-    helm = require_tool("helm")
-    out = subprocess.run(
-        [helm, "template", "wp", str(ROOT / "charts" / "workerpool-operator"),
-         "--set", "prometheusRule.enabled=true",
-         "--set", "prometheusRule.windowOverrides.TemporalWorkerPoolActivityFailureRate=1m",
-         "--set", "prometheusRule.windowOverrides.TemporalWorkerPoolWorkerRestarts=2m30s",
-         "--show-only", "templates/prometheusrule.yaml"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    out = rendered_rule(
+        "prometheusRule.windowOverrides.TemporalWorkerPoolActivityFailureRate=1m",
+        "prometheusRule.windowOverrides.TemporalWorkerPoolWorkerRestarts=2m30s",
+    )
     groups = yaml.safe_load(out)["spec"]["groups"]
     shipped = {r["alert"]: r for g in groups for r in g["rules"]}
     original = {r["alert"]: r for g in rules()["groups"] for r in g["rules"]}
