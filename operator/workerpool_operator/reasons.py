@@ -229,7 +229,9 @@ DOCS: dict[Reason, str] = {
     ),
     Reason.PROMOTION_REFUSED: (
         "Versioned pool: Temporal refused a routing change (the message has its answer, such as "
-        "a stale conflict token or a version that is not present); retried on the next pass."
+        "a stale conflict token, a version that is not present, or a build whose workers have "
+        "not polled every task queue yet); retried on the next pass. Meanwhile "
+        "status.currentBuildId and status.rampPercentage show the routing Temporal kept."
     ),
     Reason.VERSION_LIMIT_NEAR: (
         "Versioned pool (condition VersionLimit and a Warning Event): versions that hold work "

@@ -195,6 +195,39 @@ def test_a_refused_routing_change_is_reported() -> None:
     assert "stale token" in by_type["Ready"]["message"]
 
 
+def test_a_refused_promotion_leaves_the_status_on_the_build_temporal_has_current() -> None:
+    """Temporal refuses SetCurrentVersion while the new build's workers have not polled every
+    task queue: the status names the build Temporal still routes to, not the one the call
+    meant to make current (the next pass reads Temporal afresh)."""
+    b = versioned_body()
+    target = target_of(b)
+    owner = [{"controller": True, "uid": UID}]
+    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
+                 "ownerReferences": owner}, "spec": {"replicas": 2}}, ready=2)  # fmt: skip
+    first = plan(b, Capabilities(), Observed(versioning=temporal()))
+    new = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=2)
+    obs = temporal(("old", "Current"), (target, "Inactive"), current="old",
+                   open_={"old": 0, target: 0})  # fmt: skip
+    p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=obs))
+    assert p.versioned is not None
+    assert SetCurrent(target) in p.versioned.routing.calls
+
+    def states(status: dict[str, Any]) -> dict[str, str]:
+        return {v["buildId"]: v["state"] for v in status["versions"]}
+
+    now = "2026-12-06T12:00:00Z"
+    taken = finish(p, Outcome(), {}, generation=3, now=now)
+    assert taken["currentBuildId"] == target
+    assert states(taken) == {target: "Current", "old": "Drained"}
+    refused = finish(p, Outcome(routing_refused="SetCurrentVersion refused: no pollers"), {},
+                     generation=3, now=now)  # fmt: skip
+    assert refused["currentBuildId"] == "old"
+    assert states(refused) == {target: "Inactive", "old": "Current"}
+    assert refused["targetBuildId"] == target  # what the pool rolls out is unchanged
+    ready = next(c for c in refused["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == Reason.PROMOTION_REFUSED
+
+
 def test_status_never_carries_a_null() -> None:
     """The API server refuses null for a typed status field (rampPercentage: number)."""
     p = plan(versioned_body(), Capabilities(), Observed(versioning=temporal()))

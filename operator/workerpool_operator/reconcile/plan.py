@@ -365,9 +365,17 @@ def finish(
         conditions[api.CONDITION_STALLED] = replace(degraded, type=api.CONDITION_STALLED)
     ordered = [conditions[t] for t in _ORDER if t in conditions]
     ordered += [c for t, c in conditions.items() if t not in _ORDER]
+    fields = dict(p.fields)
+    if outcome.routing_refused and p.versioned is not None:
+        # Temporal kept its routing: the status shows it as read, not as the calls meant it.
+        for key, value in p.versioned.status_if_refused.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
     return {
         "observedGeneration": generation,
-        **p.fields,
+        **fields,
         "conditions": merge_conditions(
             (live_status or {}).get("conditions") or [], ordered, generation=generation, now=now
         ),

@@ -5,7 +5,7 @@ Kubernetes (`RoutingInput`), the calls to make (`SetManager`, `SetCurrent`, `Set
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -193,6 +193,7 @@ class VersionPlan:
     open_pinned: int | None = None
     rejected: str | None = None  # why analysis rolled it back
     rejected_generation: int | None = None
+    read_state: VersionState | None = None  # under Temporal's routing as read (None: `state`)
 
 
 @dataclass(frozen=True)
@@ -219,12 +220,24 @@ class RoutingPlan:
     start_gate: StartGate | None = None
     step: int | None = None  # Progressive: index of the step in force (after the calls)
     requeue_after: float | None = None  # seconds until something is due (a pause, a sunset)
-    current_build: str | None = None
+    current_build: str | None = None  # routing as the calls leave it
     ramp_percentage: float | None = None
+    read_current_build: str | None = None  # routing as Temporal said it was, before the calls
+    read_ramp_percentage: float | None = None
 
     @property
     def routing_changed(self) -> bool:
         return any(isinstance(c, SetCurrent | SetRamping) for c in self.calls)
+
+    def as_read(self) -> RoutingPlan:
+        """The routing as Temporal said it was before this pass's calls: what the status shows
+        when Temporal refuses a call, instead of a build it never made current."""
+        return replace(
+            self,
+            current_build=self.read_current_build,
+            ramp_percentage=self.read_ramp_percentage,
+            versions=tuple(replace(v, state=v.read_state or v.state) for v in self.versions),
+        )
 
 
 def gate_workflow_id(deployment: str, build: str, step: int | None = None) -> str:

@@ -51,6 +51,9 @@ class VersionedPass:
     scale: dict[str, int] = field(default_factory=dict)  # other builds: Deployment -> replicas
     delete: list[str] = field(default_factory=list)  # Deployment names
     status: dict[str, Any] = field(default_factory=dict)  # status fields (camelCase)
+    # The routing fields as Temporal left them when it refuses this pass's calls: the status
+    # never names a build current (or a ramp) that Temporal did not take.
+    status_if_refused: dict[str, Any] = field(default_factory=dict)
     left: bool = False  # the pool left versioning and its last build is retired everywhere
 
 
@@ -175,13 +178,29 @@ def plan_pass(
         return VersionedPass(routing=routing, deployment=deployment, left=True)
     out.status.update(
         workerDeploymentName=deployment,
-        currentBuildId=routing.current_build,
         targetBuildId=target or None,
-        rampPercentage=routing.ramp_percentage,
-        versions=[s.dump() for s in status_versions(routing, deployments)],
-        releaseGroup=None if group is None else group_status(group, routing, observed.polled),
+        **routing_status(routing, deployments, group, observed.polled),
     )
+    if routing.routing_changed:
+        out.status_if_refused.update(
+            routing_status(routing.as_read(), deployments, group, observed.polled)
+        )
     return out
+
+
+def routing_status(
+    routing: RoutingPlan,
+    deployments: Mapping[str, BuildDeployment],
+    group: Group | None,
+    polled: frozenset[str] | None,
+) -> dict[str, Any]:
+    """The status fields that follow Temporal's routing (None: the field is left out)."""
+    return {
+        "currentBuildId": routing.current_build,
+        "rampPercentage": routing.ramp_percentage,
+        "versions": [s.dump() for s in status_versions(routing, deployments)],
+        "releaseGroup": None if group is None else group_status(group, routing, polled),
+    }
 
 
 def group_status(

@@ -480,12 +480,14 @@ def plan(inp: RoutingInput) -> RoutingPlan:
     # Newest first among retired candidates, for spec.versioning.retention.
     idle: list[tuple[datetime, str]] = []
     states: dict[str, VersionState] = {}
+    read_states: dict[str, VersionState] = {}  # before the calls, for a refused pass's status
     since: dict[str, datetime | None] = {}
     for build in builds:
         summary = t.summary(build)
         count = inp.pinned_open.get(build)
         state = _state(build, summary, current, ramping, count)
         states[build] = state
+        read_states[build] = _state(build, summary, t.current_build, t.ramping_build, count)
         drained: datetime | None = None
         if state in ("Drained", "Inactive") and build != target and build not in serving:
             before = previous.get(build)
@@ -591,6 +593,7 @@ def plan(inp: RoutingInput) -> RoutingPlan:
                 open_pinned=count,
                 rejected=rejected,
                 rejected_generation=rejected_at,
+                read_state=read_states[build],
             )
         )
 
@@ -619,6 +622,8 @@ def plan(inp: RoutingInput) -> RoutingPlan:
         requeue_after=min(waits) if waits else None,
         current_build=current,
         ramp_percentage=pct if ramping is not None else None,
+        read_current_build=t.current_build,
+        read_ramp_percentage=t.ramp_percentage if t.ramping_build is not None else None,
     )
 
 
