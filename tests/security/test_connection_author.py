@@ -144,9 +144,14 @@ async def test_only_connection_owners_label_pools_into_a_connection(bed: Bed) ->
         last: list[str] = []
 
         def refused() -> bool:
+            if get(bed, "deployment", name) is not None:
+                # An earlier try's pool was admitted and deleted; its Deployment goes with it,
+                # and the pool below must start from none.
+                return False
             result = author.apply(labelled)
             if result.returncode == 0:  # the policy is not enforced yet
-                bed.kube.run("delete", "twp", name, "-n", bed.team_a, "--wait=true")
+                delete = ("delete", "twp", name, "-n", bed.team_a, "--cascade=foreground")
+                bed.kube.run(*delete, "--wait=true")
                 return False
             last[:] = [result.stderr]
             return "labels under access.workerpools.io/" in result.stderr
