@@ -139,14 +139,21 @@ def test_a_registered_build_is_made_current_and_the_pool_gets_ready() -> None:
     )
 
 
-def test_a_drained_old_build_is_retired() -> None:
-    b = versioned_body()
-    target = target_of(b)
+def old_and_new(b: dict[str, Any], old_replicas: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The pool's target build, and two live build Deployments with their pods up: build `old`
+    (with `old_replicas`) and the target's, as the first pass rendered it."""
     owner = [{"controller": True, "uid": UID}]
     old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
-                 "ownerReferences": owner}, "spec": {"replicas": 1}}, ready=1)  # fmt: skip
+                 "ownerReferences": owner}, "spec": {"replicas": old_replicas}},
+                ready=old_replicas)  # fmt: skip
     first = plan(b, Capabilities(), Observed(versioning=temporal()))
     new = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=2)
+    return target_of(b), old, new
+
+
+def test_a_drained_old_build_is_retired() -> None:
+    b = versioned_body()
+    target, old, new = old_and_new(b, old_replicas=1)
     obs = temporal(("old", "Drained"), (target, "Current"), current=target,
                    open_={"old": 0, target: 0})  # fmt: skip
     p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=obs))
@@ -200,12 +207,7 @@ def test_a_refused_promotion_leaves_the_status_on_the_build_temporal_has_current
     task queue: the status names the build Temporal still routes to, not the one the call
     meant to make current (the next pass reads Temporal afresh)."""
     b = versioned_body()
-    target = target_of(b)
-    owner = [{"controller": True, "uid": UID}]
-    old = built({"metadata": {"name": "orders-old", "labels": {BUILD_ID_LABEL: "old"},
-                 "ownerReferences": owner}, "spec": {"replicas": 2}}, ready=2)  # fmt: skip
-    first = plan(b, Capabilities(), Observed(versioning=temporal()))
-    new = built(next(w.manifest for w in first.writes if w.kind is DEPLOYMENT), ready=2)
+    target, old, new = old_and_new(b, old_replicas=2)
     obs = temporal(("old", "Current"), (target, "Inactive"), current="old",
                    open_={"old": 0, target: 0})  # fmt: skip
     p = plan(b, Capabilities(), Observed(builds=(old, new), versioning=obs))

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from tests import builders
 from workerpool_operator.api import v1alpha1 as api
 from workerpool_operator.kinds import (
     CHILDREN,
@@ -90,16 +91,9 @@ class Bed:
 
 
 def new_pool() -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": {"name": "orders", "namespace": "shop", "uid": UID, "generation": 1},
-        "spec": {
-            "connection": {"address": "temporal:7233"},
-            "taskQueue": "orders",
-            "workflows": ["app:Wf"],
-        },
-    }
+    doc = builders.pool("orders", "shop", connection={"address": "temporal:7233"})
+    doc["metadata"].update(uid=UID, generation=1)
+    return doc
 
 
 def reconciler(bed: Bed) -> Reconciler:
