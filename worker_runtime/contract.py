@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -63,10 +63,29 @@ class _ExactEnv(EnvSettingsSource):
         }
 
 
-class RuntimeSettings(BaseSettings):
+class _ExactSettings(BaseSettings):
+    """Settings read from keyword arguments (tests) and one exact-name env source only: no
+    dotenv file, no secrets dir, no case-insensitive or aliased names."""
+
+    env_source: ClassVar[type[EnvSettingsSource]]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, cls.env_source(settings_cls)
+
+
+class RuntimeSettings(_ExactSettings):
     """Everything the runtime reads from its environment (all names prefixed with TWP_)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    env_source = _ExactEnv
 
     temporal_address: str = Field(description="Temporal frontend host:port.")
     temporal_namespace: str = Field(default="default", description="Temporal namespace.")
@@ -145,18 +164,6 @@ class RuntimeSettings(BaseSettings):
     openai_timeout_seconds: float = Field(default=120.0, gt=0, description="Per-request timeout.")
 
     _split_workflows = field_validator("workflows", "activities", mode="before")(_split_paths)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments (tests) and the exact env names; no dotenv or secrets dir."""
-        return init_settings, _ExactEnv(settings_cls)
 
     @model_validator(mode="after")
     def _check_tuner(self) -> RuntimeSettings:
@@ -284,7 +291,7 @@ class _ExactOtelEnv(EnvSettingsSource):
         return {f: os.environ[n] for f, n in OTEL_ENV.items() if n in os.environ}
 
 
-class TracingSettings(BaseSettings):
+class TracingSettings(_ExactSettings):
     """OpenTelemetry tracing of the worker (standard OTEL_* names, see `OTEL_ENV`).
 
     Tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
@@ -293,6 +300,7 @@ class TracingSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    env_source = _ExactOtelEnv
 
     sdk_disabled: bool = False
     traces_exporter: Literal["otlp", "none"] = Field(
@@ -314,18 +322,6 @@ class TracingSettings(BaseSettings):
     sampler_arg: float | None = Field(
         default=None, ge=0, le=1, description="Ratio of the *traceidratio samplers (0-1)."
     )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments (tests) and the exact OTEL_* names."""
-        return init_settings, _ExactOtelEnv(settings_cls)
 
     @field_validator("endpoint", "traces_endpoint")
     @classmethod

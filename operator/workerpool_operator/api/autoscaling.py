@@ -78,7 +78,14 @@ class AutoscalingSpec(Model):
         description="Scale up from zero only when backlog exceeds this.",
     )
     poll_interval_seconds: int = Field(
-        default=5, ge=1, le=300, description="Builtin engine: seconds between backlog polls."
+        default=5,
+        ge=1,
+        le=300,
+        description=(
+            "Builtin engine: seconds between backlog polls, at least 5.25 (the server's task "
+            "queue stats cache); half the period while the pool is at 0 replicas. See "
+            "docs/autoscaling.md."
+        ),
     )
     scale_up_stabilization_seconds: int = Field(
         default=0, ge=0, le=3600, description="Use the lowest recommendation over this window."
