@@ -97,16 +97,25 @@ gpu_deps() {
   "$python" -m pip download -q -d "$dir" --find-links "$dir" --find-links "$wheels/_project" \
     "${pip_target[@]}" "temporal-workerpools[${extras[runtime-gpu]}]==$version"
   rm -f "$dir"/temporal_workerpools-*.whl
-  # The exact set pip resolves from that wheelhouse (older wheels may linger there), pinned.
+  # The exact set pip resolves from that wheelhouse, pinned (pip download leaves older wheels).
   report=$(mktemp); req="$dir/requirements.txt"
   "$python" -m pip install -q --dry-run --ignore-installed --report "$report" --no-index \
     --find-links "$dir" --find-links "$wheels/_project" "${pip_target[@]}" \
     "temporal-workerpools[${extras[runtime-gpu]}]==$version"
-  "$python" -c 'import json, sys
-pins = sorted("%s==%s" % (i["metadata"]["name"], i["metadata"]["version"])
-              for i in json.load(open(sys.argv[1]))["install"]
-              if i["metadata"]["name"] != "temporal-workerpools")
-print("\n".join(pins))' "$report" > "$req"
+  # Wheels the set does not use (older torch or CUDA releases: GBs each) are removed.
+  "$python" -c 'import json, pathlib, sys, urllib.parse
+items = [i for i in json.load(open(sys.argv[1]))["install"]
+         if i["metadata"]["name"] != "temporal-workerpools"]
+print("\n".join(sorted("%s==%s" % (i["metadata"]["name"], i["metadata"]["version"])
+                       for i in items)))
+folder = pathlib.Path(sys.argv[2]).resolve()
+used = {pathlib.Path(urllib.parse.unquote(urllib.parse.urlparse(
+    (i.get("download_info") or {}).get("url", "")).path)).resolve() for i in items}
+if items and all(p.parent == folder for p in used):
+    for wheel in folder.glob("*.whl"):
+        if wheel.resolve() not in used:
+            wheel.unlink()
+            print("removed unused", wheel.name, file=sys.stderr)' "$report" "$dir" > "$req"
   rm -f "$report"
   python_stage=$(docker build -q -f "$here/offline.Dockerfile" --target python \
     --build-arg "BASE_IMAGE=$base" "$root")
@@ -140,6 +149,22 @@ done
 for t in "${targets[@]}"; do
   start=$(date +%s)
   log "$t: docker build ${image[$t]}:$tag (BuildKit: $DOCKER_BUILDKIT)"
+  old_id=$(docker image inspect -f '{{.Id}}' "${image[$t]}:$tag" 2>/dev/null || true)
   docker build -q -f "$here/offline.Dockerfile" --target "$t" "${build_args[@]}" -t "${image[$t]}:$tag" "$root" >/dev/null
+  # The image this tag named before is untagged now: remove it, or every code change leaves one
+  # behind on the build machine (refused, and kept, while a container or another tag uses it).
+  new_id=$(docker image inspect -f '{{.Id}}' "${image[$t]}:$tag")
+  if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then docker rmi "$old_id" >/dev/null 2>&1 || true; fi
   log "$t: ${image[$t]}:$tag built in $(( $(date +%s) - start )) s"
 done
+# A GPU deps image that no runtime-gpu image is built from any more (its pins changed: about
+# 6 GB each); one still in use is refused by docker and kept.
+if [ -n "${build_args[*]}" ]; then
+  for arg in "${build_args[@]}"; do
+    case "$arg" in GPU_DEPS_IMAGE=*) keep="${arg#GPU_DEPS_IMAGE=}" ;; *) continue ;; esac
+    docker image ls --format '{{.Repository}}:{{.Tag}}' workerpools/runtime-gpu-deps \
+      | { grep -vxF "$keep" || true; } | while read -r stale; do
+        docker rmi "$stale" >/dev/null 2>&1 && log "runtime-gpu: removed $stale" || true
+      done
+  done
+fi
