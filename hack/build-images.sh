@@ -137,9 +137,11 @@ if items and all(p.parent == folder for p in used):
 }
 
 build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "WHEELS=${wheels#"$root"/}" "${foreign[@]}")
+gpu_deps_image=""
 for t in "${wheel_targets[@]}"; do
   if [ "$t" = runtime-gpu ]; then
-    build_args+=(--build-arg "GPU_DEPS_IMAGE=$(gpu_deps)")
+    gpu_deps_image=$(gpu_deps)
+    build_args+=(--build-arg "GPU_DEPS_IMAGE=$gpu_deps_image")
     # The stage installs only the project: every dependency is in the deps image's venv.
     rm -f "$wheels/runtime-gpu"/*.whl
     cp "$project" "$wheels/runtime-gpu/"
@@ -158,13 +160,10 @@ for t in "${targets[@]}"; do
   log "$t: ${image[$t]}:$tag built in $(( $(date +%s) - start )) s"
 done
 # A GPU deps image that no runtime-gpu image is built from any more (its pins changed: about
-# 6 GB each); one still in use is refused by docker and kept.
-if [ -n "${build_args[*]}" ]; then
-  for arg in "${build_args[@]}"; do
-    case "$arg" in GPU_DEPS_IMAGE=*) keep="${arg#GPU_DEPS_IMAGE=}" ;; *) continue ;; esac
-    docker image ls --format '{{.Repository}}:{{.Tag}}' workerpools/runtime-gpu-deps \
-      | { grep -vxF "$keep" || true; } | while read -r stale; do
-        docker rmi "$stale" >/dev/null 2>&1 && log "runtime-gpu: removed $stale" || true
-      done
-  done
+# 6 GB each) loses its tag; docker keeps its layers while an image built on it still exists.
+if [ -n "$gpu_deps_image" ]; then
+  docker image ls --format '{{.Repository}}:{{.Tag}}' workerpools/runtime-gpu-deps \
+    | { grep -vxF "$gpu_deps_image" || true; } | while read -r stale; do
+      docker rmi "$stale" >/dev/null 2>&1 && log "runtime-gpu: removed $stale" || true
+    done
 fi
